@@ -1,0 +1,37 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Dependencies point at the pure model (NetfilterModel); libiptc is imported by one reader file only.
+let package = Package(
+    name: "iptaudit",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "iptaudit", targets: ["iptaudit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CIPTC",
+            pkgConfig: "libip4tc",
+            providers: [.apt(["libiptc-dev"])]
+        ),
+        .target(name: "NetfilterModel"),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC"]),
+        .target(name: "IstioCapture", dependencies: ["NetfilterModel", .product(name: "Yams", package: "Yams")]),
+        .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
+        .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
+        .target(
+            name: "IptauditCommands",
+            dependencies: [
+                "NetfilterModel", "RuleReaders", "IstioCapture", "CaptureVerifier", "Reporters",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "iptaudit", dependencies: ["IptauditCommands"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
+    ]
+)

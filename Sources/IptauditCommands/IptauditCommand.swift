@@ -1,0 +1,6 @@
+import ArgumentParser
+
+public struct IptauditCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "iptaudit")
+    public init() {}
+}

@@ -1,0 +1,112 @@
+/// A rule's place: its chain and 1-based rule number, as `iptables -L --line-numbers` counts.
+public struct RulePosition: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public var chain: ChainName
+    public var number: Int
+    public init(chain: ChainName, number: Int) {
+        self.chain = chain
+        self.number = number
+    }
+    public var description: String { "\(chain.rawValue)#\(number)" }
+    public static func < (a: RulePosition, b: RulePosition) -> Bool { (a.chain, a.number) < (b.chain, b.number) }
+}
+
+/// The jump structure of one table: who references each chain, what each hook reaches,
+/// jumps to chains that do not exist, and jump cycles (which the kernel would refuse, but a dump may hold).
+public struct ChainGraph: Sendable {
+    public let table: Table
+    /// Rules that jump or go to each chain.
+    public let referrers: [ChainName: [RulePosition]]
+    /// For each built-in chain, every chain reachable from it (including itself).
+    public let reachable: [ChainName: Set<ChainName>]
+    /// Jumps whose target chain is not in the table.
+    public let danglingJumps: [RulePosition]
+    /// Each cycle once, as the chain names along it.
+    public let cycles: [[ChainName]]
+
+    public init(_ table: Table) {
+        self.table = table
+        let names = Set(table.chains.map(\.name))
+        var referrers: [ChainName: [RulePosition]] = [:]
+        var edges: [ChainName: [ChainName]] = [:]
+        var dangling: [RulePosition] = []
+        for chain in table.chains {
+            for (i, rule) in chain.rules.enumerated() {
+                guard let target = rule.target.chainReference else { continue }
+                let pos = RulePosition(chain: chain.name, number: i + 1)
+                if names.contains(target) {
+                    referrers[target, default: []].append(pos)
+                    if !(edges[chain.name]?.contains(target) ?? false) { edges[chain.name, default: []].append(target) }
+                } else {
+                    dangling.append(pos)
+                }
+            }
+        }
+        var reachable: [ChainName: Set<ChainName>] = [:]
+        for chain in table.chains where chain.isBuiltin {
+            var seen: Set<ChainName> = [chain.name]
+            var stack = [chain.name]
+            while let c = stack.popLast() {
+                for next in edges[c] ?? [] where seen.insert(next).inserted { stack.append(next) }
+            }
+            reachable[chain.name] = seen
+        }
+        self.referrers = referrers
+        self.reachable = reachable
+        self.danglingJumps = dangling
+        self.cycles = ChainGraph.findCycles(order: table.chains.map(\.name), edges: edges)
+    }
+
+    /// Whether `chain` can be entered from the built-in `hook` chain.
+    public func isReachable(_ chain: ChainName, from hook: ChainName) -> Bool {
+        reachable[hook]?.contains(chain) ?? false
+    }
+
+    /// Built-in chains from which `chain` can be entered.
+    public func hooks(reaching chain: ChainName) -> [ChainName] {
+        table.chains.filter { $0.isBuiltin && isReachable(chain, from: $0.name) }.map(\.name)
+    }
+
+    /// User chains that no built-in chain reaches.
+    public var unreachableChains: [ChainName] {
+        table.chains.filter { c in !c.isBuiltin && !reachable.values.contains { $0.contains(c.name) } }.map(\.name)
+    }
+
+    private static func findCycles(order: [ChainName], edges: [ChainName: [ChainName]]) -> [[ChainName]] {
+        // Tarjan's strongly connected components; a component with more than one chain, or a self-jump, is a cycle.
+        var index = 0
+        var indices: [ChainName: Int] = [:]
+        var low: [ChainName: Int] = [:]
+        var onStack: Set<ChainName> = []
+        var stack: [ChainName] = []
+        var result: [[ChainName]] = []
+
+        func strongConnect(_ v: ChainName) {
+            indices[v] = index
+            low[v] = index
+            index += 1
+            stack.append(v)
+            onStack.insert(v)
+            for w in edges[v] ?? [] {
+                if indices[w] == nil {
+                    strongConnect(w)
+                    low[v] = min(low[v]!, low[w]!)
+                } else if onStack.contains(w) {
+                    low[v] = min(low[v]!, indices[w]!)
+                }
+            }
+            if low[v] == indices[v] {
+                var component: [ChainName] = []
+                while let w = stack.popLast() {
+                    onStack.remove(w)
+                    component.append(w)
+                    if w == v { break }
+                }
+                if component.count > 1 || (edges[v] ?? []).contains(v) {
+                    result.append(component.reversed())
+                }
+            }
+        }
+        for v in order where indices[v] == nil { strongConnect(v) }
+        return result
+    }
+}

@@ -1,0 +1,75 @@
+/// `-i`/`-o`: an interface name, `+` for any suffix, possibly inverted.
+public struct InterfaceMatch: Hashable, Sendable, Codable {
+    /// The name without the trailing `+`.
+    public var name: String
+    public var wildcard: Bool
+    public var inverted: Bool
+    public init(name: String, wildcard: Bool = false, inverted: Bool = false) {
+        self.name = name
+        self.wildcard = wildcard
+        self.inverted = inverted
+    }
+    /// Parses `eth0` or `veth+`.
+    public init(_ text: String, inverted: Bool = false) {
+        if text.hasSuffix("+") {
+            self.init(name: String(text.dropLast()), wildcard: true, inverted: inverted)
+        } else {
+            self.init(name: text, wildcard: false, inverted: inverted)
+        }
+    }
+    public var text: String { wildcard ? name + "+" : name }
+
+    /// Whether a concrete interface name matches (with inversion).
+    public func matches(_ interface: String) -> Bool {
+        let hit = wildcard ? interface.hasPrefix(name) : interface == name
+        return hit != inverted
+    }
+}
+
+/// `-p`: an IP protocol number (0 would mean any and is stored as no match).
+public struct ProtocolMatch: Hashable, Sendable, Codable {
+    public var number: UInt16
+    public var inverted: Bool
+    public init(_ number: UInt16, inverted: Bool = false) {
+        self.number = number
+        self.inverted = inverted
+    }
+    public static let tcp: UInt16 = 6
+    public static let udp: UInt16 = 17
+    public func matches(_ proto: UInt16) -> Bool { (proto == number) != inverted }
+}
+
+/// One rule: the fixed IP header conditions, its matches in order, and its target.
+public struct Rule: Hashable, Sendable, Codable {
+    public var source: AddressMatch?
+    public var destination: AddressMatch?
+    public var inInterface: InterfaceMatch?
+    public var outInterface: InterfaceMatch?
+    public var `protocol`: ProtocolMatch?
+    /// `[!] -f` (IPv4 only): nil when absent, else whether it is inverted.
+    public var fragment: Bool?
+    public var matches: [Match]
+    public var target: Target
+    public var counters: Counters
+
+    public init(source: AddressMatch? = nil, destination: AddressMatch? = nil, inInterface: InterfaceMatch? = nil,
+                outInterface: InterfaceMatch? = nil, protocol: ProtocolMatch? = nil, fragment: Bool? = nil,
+                matches: [Match] = [], target: Target = .continue, counters: Counters = .zero) {
+        self.source = source
+        self.destination = destination
+        self.inInterface = inInterface
+        self.outInterface = outInterface
+        self.protocol = `protocol`
+        self.fragment = fragment
+        self.matches = matches
+        self.target = target
+        self.counters = counters
+    }
+
+    /// The same rule with counters cleared, for comparisons that must ignore traffic.
+    public var withoutCounters: Rule {
+        var r = self
+        r.counters = .zero
+        return r
+    }
+}

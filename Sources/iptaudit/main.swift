@@ -1,0 +1,3 @@
+import IptauditCommands
+
+await IptauditCommand.main()

@@ -1,0 +1,73 @@
+import Testing
+@testable import NetfilterModel
+
+@Suite struct SaveSyntaxTests {
+    @Test func rendersIstioSelfCallRuleInIptablesOrder() throws {
+        let rule = Rule(
+            destination: AddressMatch(address: IPAddress("127.0.0.1")!, prefixLength: 32, inverted: true),
+            outInterface: InterfaceMatch("lo"),
+            protocol: ProtocolMatch(ProtocolMatch.tcp),
+            matches: [.tcp(TCPMatch(destinationPort: PortMatch(15008, inverted: true))),
+                      .owner(OwnerMatch(uid: IDRangeMatch(1337)))],
+            target: .jump("ISTIO_IN_REDIRECT"))
+        #expect(SaveSyntax.render(rule, in: "ISTIO_OUTPUT", family: .ipv4)
+            == "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT")
+    }
+
+    @Test func rendersStatisticProbabilityLikePrintf() {
+        // kube-proxy writes 0.33333333349; the kernel keeps round(p * 2^31).
+        #expect(SaveSyntax.probabilityText(715_827_883) == "0.33333333349")
+        #expect(SaveSyntax.probabilityText(1 << 30) == "0.50000000000")
+        #expect(SaveSyntax.probabilityText(0) == "0.00000000000")
+    }
+
+    @Test func quotesLikeXtablesSaveString() {
+        #expect(SaveSyntax.quoted("InboundCapture") == " InboundCapture")
+        #expect(SaveSyntax.quoted("a b") == " \"a b\"")
+        #expect(SaveSyntax.quoted("") == " \"\"")
+        #expect(SaveSyntax.quoted("q\"'\\") == " \"q\\\"\\'\\\\\"")
+    }
+
+    @Test func tableListsBuiltinsFirstThenUserChainsByName() {
+        var t = Table(family: .ipv4, name: .nat, chains: [
+            Chain(name: "ISTIO_REDIRECT", rules: [Rule(protocol: ProtocolMatch(6), target: .redirect(PortRewriteTarget(ports: 15001...15001)))]),
+            Chain(name: "ISTIO_INBOUND"),
+            Chain(name: .output, policy: .accept, rules: [Rule(target: .jump("ISTIO_OUTPUT"))]),
+            Chain(name: .prerouting, policy: .accept),
+        ])
+        t.sortChains()
+        #expect(SaveSyntax.render(t) == """
+            *nat
+            :PREROUTING ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :ISTIO_INBOUND - [0:0]
+            :ISTIO_REDIRECT - [0:0]
+            -A OUTPUT -j ISTIO_OUTPUT
+            -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
+            COMMIT
+
+            """)
+    }
+}
+
+@Suite struct ChainGraphTests {
+    @Test func findsReferrersReachabilityDanglingJumpsAndCycles() {
+        let t = Table(family: .ipv4, name: .nat, chains: [
+            Chain(name: .prerouting, policy: .accept, rules: [Rule(target: .jump("A"))]),
+            Chain(name: .output, policy: .accept, rules: [Rule(target: .jump("B")), Rule(target: .jump("MISSING"))]),
+            Chain(name: "A", rules: [Rule(target: .goto("B"))]),
+            Chain(name: "B", rules: [Rule(target: .jump("C"))]),
+            Chain(name: "C", rules: [Rule(target: .jump("B"))]),
+            Chain(name: "ORPHAN"),
+        ])
+        let g = ChainGraph(t)
+        #expect(g.referrers["B"] == [RulePosition(chain: .output, number: 1), RulePosition(chain: "A", number: 1),
+                                     RulePosition(chain: "C", number: 1)])
+        #expect(g.isReachable("C", from: .prerouting))
+        #expect(!g.isReachable("A", from: .output))
+        #expect(g.hooks(reaching: "A") == [.prerouting])
+        #expect(g.danglingJumps == [RulePosition(chain: .output, number: 2)])
+        #expect(g.cycles == [["B", "C"]])
+        #expect(g.unreachableChains == ["ORPHAN"])
+    }
+}
