@@ -70,11 +70,19 @@ public enum Backend: String, Sendable, Codable, Hashable {
 /// Tables read from one place, with the backend each came from.
 public struct Ruleset: Hashable, Sendable, Codable {
     public var tables: [Table]
+    /// The backend each family's tables were read from.
     public var backends: [Family: Backend]
+    /// Backends found holding rules, per family; more than one means the rules are split (a defect in itself).
+    public var populatedBackends: [Family: [Backend]]
+    /// Policy routing of the namespace, on a live read (TPROXY needs it).
+    public var policyRouting: PolicyRouting?
 
-    public init(tables: [Table] = [], backends: [Family: Backend] = [:]) {
+    public init(tables: [Table] = [], backends: [Family: Backend] = [:], populatedBackends: [Family: [Backend]] = [:],
+                policyRouting: PolicyRouting? = nil) {
         self.tables = tables
         self.backends = backends
+        self.populatedBackends = populatedBackends
+        self.policyRouting = policyRouting
     }
 
     public func table(_ name: TableName, family: Family) -> Table? {
