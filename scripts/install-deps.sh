@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages iptaudit builds and tests with. Skips apt entirely when all are present.
+set -euo pipefail
+
+packages=(
+  pkg-config libiptc-dev   # libiptc headers and pkg-config files, for the legacy-table reader
+  iptables                 # iptables-legacy-save/-restore and iptables-nft-save/-restore, used by the readers and tests
+  nftables ipset           # nf_tables CLI and ipsets, for backend and `-m set` tests
+  iproute2 util-linux      # ip netns / ip rule; unshare, nsenter, setpriv
+  graphviz                 # dot, to render capture graphs
+  libxml2-utils            # xmllint, a real XML consumer for the JUnit report tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
