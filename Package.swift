@@ -33,5 +33,6 @@ let package = Package(
         .executableTarget(name: "iptaudit", dependencies: ["IptauditCommands"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
+        .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel"]),
     ]
 )

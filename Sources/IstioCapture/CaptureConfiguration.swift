@@ -108,6 +108,12 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     /// The proxy container's real identity, when known from the pod spec; used to check the owner rules cover it.
     public var proxyRunAsUser: UInt32?
     public var proxyRunAsGroup: UInt32?
+    /// `--iptables-trace-logging` (1.14-1.22): an NFLOG rule (group 1337) above each key rule.
+    public var traceLogging: Bool = false
+    /// `--native-nftables` (master): the rules go to `inet istio-proxy-*` nftables tables, not iptables.
+    public var nativeNftables: Bool = false
+    /// Env `ISTIO_META_DNS_CONNTRACK_ZONE`: 1.10 adds the DNS conntrack-zone rules only when it is true.
+    public var legacyDNSConntrackZones: Bool = false
 
     public init() {}
 

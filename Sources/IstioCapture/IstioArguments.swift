@@ -1,0 +1,342 @@
+import NetfilterModel
+
+/// Reads istio-iptables' command line (as istio-init's `args`, or pasted text) into a `CaptureConfiguration`.
+///
+/// The flag set is the union of istio-iptables 1.10 through master, in pflag's syntax: `-p 15001`, `-p15001`,
+/// `-p=15001`, `--envoy-port 15001`, `--envoy-port=15001`, booleans as `--redirect-dns` or `--redirect-dns=false`.
+/// Flags that do not change the installed rules (logging, validation, dry run, reconcile, ...) are accepted and
+/// ignored; anything else is an error naming the flag, as istio-iptables itself would refuse to start.
+public enum IstioArguments {
+    /// Parses a command line as a shell would split it (quotes, backslashes, empty values like `-x ""`).
+    public static func parse(_ text: String) throws(IstioCaptureError) -> CaptureConfiguration {
+        try parse(arguments: ShellWords.split(text))
+    }
+
+    /// Parses an argument vector, such as a manifest's `args` list. A leading `istio-iptables` (or a path to it,
+    /// or `pilot-agent istio-iptables`) is skipped.
+    public static func parse(arguments: [String]) throws(IstioCaptureError) -> CaptureConfiguration {
+        try parse(arguments: arguments, environment: [:])
+    }
+
+    /// Parses an argument vector with istio-iptables' environment. As in istio-iptables, the environment sets
+    /// defaults and flags given on the command line win over it.
+    public static func parse(arguments: [String], environment: [String: String],
+                             base: CaptureConfiguration = CaptureConfiguration()) throws(IstioCaptureError) -> CaptureConfiguration {
+        var config = base
+        try config.applyEnvironment(environment)
+        var words = arguments[...]
+        while let first = words.first, isProgramName(first) { words = words.dropFirst() }
+
+        var uids: [UInt32]?
+        var gids: [UInt32]?
+        var index = words.startIndex
+        while index < words.endIndex {
+            let word = words[index]
+            index += 1
+            if word == "--" {
+                if index < words.endIndex { throw .unexpectedArgument(words[index]) }
+                break
+            }
+            guard word.hasPrefix("-"), word != "-" else { throw .unexpectedArgument(word) }
+
+            // Split `--name=value`, `-x=value` and `-xvalue` into the flag and its attached value.
+            let name: String
+            var attached: String?
+            if word.hasPrefix("--") {
+                let body = word.dropFirst(2)
+                if let eq = body.firstIndex(of: "=") {
+                    name = String(body[..<eq])
+                    attached = String(body[body.index(after: eq)...])
+                } else {
+                    name = String(body)
+                }
+            } else {
+                let body = word.dropFirst()
+                name = String(body.prefix(1))
+                let rest = body.dropFirst()
+                if !rest.isEmpty { attached = rest.hasPrefix("=") ? String(rest.dropFirst()) : String(rest) }
+            }
+            let isLong = word.hasPrefix("--")
+            guard let flag = Flag.lookup(name, long: isLong) else { throw .unknownFlag((isLong ? "--" : "-") + name) }
+            let shown = flag.display
+
+            if flag.isBoolean {
+                let value: Bool
+                if let attached {
+                    guard let b = parseBool(attached) else {
+                        throw .invalidValue(flag: shown, value: attached, reason: "expected true or false")
+                    }
+                    value = b
+                } else {
+                    value = true
+                }
+                switch flag.knob {
+                case .redirectDNS: config.redirectDNS = value
+                case .captureAllDNS: config.captureAllDNS = value
+                case .dropInvalid: config.dropInvalid = value
+                case .dualStack: config.dualStack = value
+                case .traceLogging: config.traceLogging = value
+                case .nativeNftables: config.nativeNftables = value
+                default: break
+                }
+                continue
+            }
+
+            let value: String
+            if let attached {
+                value = attached
+            } else {
+                guard index < words.endIndex else { throw .missingValue(flag: shown) }
+                value = words[index]
+                index += 1
+            }
+            switch flag.knob {
+            case .proxyPort: config.proxyPort = try port(value, flag: shown)
+            case .inboundCapturePort: config.inboundCapturePort = try port(value, flag: shown)
+            case .inboundTunnelPort: config.inboundTunnelPort = try port(value, flag: shown)
+            case .proxyUID: uids = try ids(value, flag: shown)
+            case .proxyGID: gids = try ids(value, flag: shown)
+            case .interceptionMode:
+                switch value {
+                case "", "REDIRECT": config.interceptionMode = .redirect
+                case "TPROXY": config.interceptionMode = .tproxy
+                default: throw .invalidValue(flag: shown, value: value, reason: "expected REDIRECT or TPROXY")
+                }
+            case .tproxyMark: config.tproxyMark = try number(value, flag: shown)
+            case .tproxyRouteTable: config.tproxyRouteTable = try number(value, flag: shown)
+            case .inboundPortsInclude:
+                config.inboundPortsInclude = value == "*" ? .all : .some(try ports(value, flag: shown))
+            case .inboundPortsExclude: config.inboundPortsExclude = try ports(value, flag: shown)
+            case .outboundPortsInclude: config.outboundPortsInclude = try ports(value, flag: shown)
+            case .outboundPortsExclude: config.outboundPortsExclude = try ports(value, flag: shown)
+            case .outboundIPRangesInclude:
+                config.outboundIPRangesInclude = value == "*" ? .all : .some(try cidrs(value, flag: shown))
+            case .outboundIPRangesExclude:
+                if value == "*" { throw .invalidValue(flag: shown, value: value, reason: "excluded ranges cannot be \"*\"") }
+                config.outboundIPRangesExclude = try cidrs(value, flag: shown)
+            case .rerouteVirtualInterfaces: config.rerouteVirtualInterfaces = try interfaces(value, flag: shown)
+            case .excludeInterfaces: config.excludeInterfaces = try interfaces(value, flag: shown)
+            default: break
+            }
+        }
+        // istio-iptables: an empty or absent -u means the istio-proxy user (1337); -g defaults to -u.
+        if let uids { config.proxyUIDs = uids.isEmpty ? [1337] : uids }
+        if let gids, !gids.isEmpty {
+            config.proxyGIDs = gids
+        } else {
+            config.proxyGIDs = config.proxyUIDs
+        }
+        return config
+    }
+
+    // MARK: the flag table
+
+    enum Knob {
+        case proxyPort, inboundCapturePort, inboundTunnelPort, proxyUID, proxyGID, interceptionMode
+        case tproxyMark, tproxyRouteTable, inboundPortsInclude, inboundPortsExclude, outboundPortsInclude
+        case outboundPortsExclude, outboundIPRangesInclude, outboundIPRangesExclude, rerouteVirtualInterfaces
+        case excludeInterfaces, redirectDNS, captureAllDNS, dropInvalid, dualStack, traceLogging, nativeNftables
+        /// Accepted because istio-iptables accepts it, but it does not change the rules.
+        case ignored
+    }
+
+    struct Flag {
+        var long: String
+        var short: Character?
+        var isBoolean: Bool
+        var knob: Knob
+        var display: String { short.map { "-\($0)/--\(long)" } ?? "--\(long)" }
+
+        static func lookup(_ name: String, long: Bool) -> Flag? {
+            if long { return all.first { $0.long == name } }
+            return all.first { $0.short.map(String.init) == name }
+        }
+
+        static let all: [Flag] = [
+            Flag(long: "envoy-port", short: "p", isBoolean: false, knob: .proxyPort),
+            Flag(long: "inbound-capture-port", short: "z", isBoolean: false, knob: .inboundCapturePort),
+            Flag(long: "inbound-tunnel-port", short: "e", isBoolean: false, knob: .inboundTunnelPort),
+            Flag(long: "proxy-uid", short: "u", isBoolean: false, knob: .proxyUID),
+            Flag(long: "proxy-gid", short: "g", isBoolean: false, knob: .proxyGID),
+            Flag(long: "istio-inbound-interception-mode", short: "m", isBoolean: false, knob: .interceptionMode),
+            Flag(long: "istio-inbound-tproxy-mark", short: "t", isBoolean: false, knob: .tproxyMark),
+            Flag(long: "istio-inbound-tproxy-route-table", short: "r", isBoolean: false, knob: .tproxyRouteTable),
+            Flag(long: "istio-inbound-ports", short: "b", isBoolean: false, knob: .inboundPortsInclude),
+            Flag(long: "istio-local-exclude-ports", short: "d", isBoolean: false, knob: .inboundPortsExclude),
+            Flag(long: "istio-exclude-interfaces", short: "c", isBoolean: false, knob: .excludeInterfaces),
+            Flag(long: "istio-service-cidr", short: "i", isBoolean: false, knob: .outboundIPRangesInclude),
+            Flag(long: "istio-service-exclude-cidr", short: "x", isBoolean: false, knob: .outboundIPRangesExclude),
+            Flag(long: "istio-outbound-ports", short: "q", isBoolean: false, knob: .outboundPortsInclude),
+            Flag(long: "istio-local-outbound-ports-exclude", short: "o", isBoolean: false, knob: .outboundPortsExclude),
+            Flag(long: "kube-virt-interfaces", short: "k", isBoolean: false, knob: .rerouteVirtualInterfaces),
+            Flag(long: "redirect-dns", short: nil, isBoolean: true, knob: .redirectDNS),
+            Flag(long: "capture-all-dns", short: nil, isBoolean: true, knob: .captureAllDNS),
+            Flag(long: "drop-invalid", short: nil, isBoolean: true, knob: .dropInvalid),
+            Flag(long: "dual-stack", short: nil, isBoolean: true, knob: .dualStack),
+            Flag(long: "iptables-trace-logging", short: nil, isBoolean: true, knob: .traceLogging),
+            Flag(long: "native-nftables", short: nil, isBoolean: true, knob: .nativeNftables),
+            // Flags that do not shape the rules.
+            Flag(long: "dry-run", short: "n", isBoolean: true, knob: .ignored),
+            Flag(long: "restore-format", short: "f", isBoolean: true, knob: .ignored),
+            Flag(long: "skip-rule-apply", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "run-validation", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "cni-mode", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "reconcile", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "cleanup-only", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "force-apply", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "clean", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "log_as_json", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "iptables-probe-port", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "probe-timeout", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "network-namespace", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "force-iptables-binary", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "iptables-version", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "output-paths", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_output_level", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_stacktrace_level", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_caller", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_target", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_rotate", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_rotate_max_age", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_rotate_max_size", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "log_rotate_max_backups", short: nil, isBoolean: false, knob: .ignored),
+        ]
+    }
+
+    // MARK: value parsing
+
+    static func isProgramName(_ word: String) -> Bool {
+        let base = word.split(separator: "/").last.map(String.init) ?? word
+        return base == "istio-iptables" || base == "pilot-agent"
+    }
+
+    /// Go's `strconv.ParseBool`, which pflag and Istio's env helpers use.
+    static func parseBool(_ text: String) -> Bool? {
+        switch text {
+        case "1", "t", "T", "TRUE", "true", "True": return true
+        case "0", "f", "F", "FALSE", "false", "False": return false
+        default: return nil
+        }
+    }
+
+    /// Comma list with empty items dropped (istio-iptables' `config.Split`).
+    static func items(_ text: String) -> [String] {
+        text.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    static func port(_ text: String, flag: String) throws(IstioCaptureError) -> UInt16 {
+        guard let p = UInt16(text), p != 0 else { throw .invalidValue(flag: flag, value: text, reason: "expected a port number 1-65535") }
+        return p
+    }
+
+    static func ports(_ text: String, flag: String) throws(IstioCaptureError) -> [UInt16] {
+        var out: [UInt16] = []
+        for item in items(text) {
+            guard let p = UInt16(item), p != 0 else {
+                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not a port number")
+            }
+            out.append(p)
+        }
+        return out
+    }
+
+    static func ids(_ text: String, flag: String) throws(IstioCaptureError) -> [UInt32] {
+        var out: [UInt32] = []
+        for item in items(text) {
+            guard let id = UInt32(item) else {
+                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not a numeric id")
+            }
+            out.append(id)
+        }
+        return out
+    }
+
+    /// A decimal or `0x` hexadecimal number, as iptables accepts for marks and routing tables.
+    static func number(_ text: String, flag: String) throws(IstioCaptureError) -> UInt32 {
+        let n = text.hasPrefix("0x") || text.hasPrefix("0X") ? UInt32(text.dropFirst(2), radix: 16) : UInt32(text)
+        guard let n else { throw .invalidValue(flag: flag, value: text, reason: "expected a number") }
+        return n
+    }
+
+    static func cidrs(_ text: String, flag: String) throws(IstioCaptureError) -> [String] {
+        var out: [String] = []
+        for item in items(text) {
+            guard CIDR(item) != nil else {
+                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not an address/prefix-length CIDR")
+            }
+            out.append(item)
+        }
+        return out
+    }
+
+    static func interfaces(_ text: String, flag: String) throws(IstioCaptureError) -> [String] {
+        let names = items(text)
+        for name in names where name.count > 15 || name.contains(where: { $0 == " " || $0 == "/" }) {
+            throw .invalidValue(flag: flag, value: text, reason: "\"\(name)\" is not an interface name")
+        }
+        return names
+    }
+}
+
+/// A CIDR as istio-iptables reads it (Go's `netip.ParsePrefix`): `ADDR/LEN`, the address as written.
+struct CIDR: Hashable {
+    var address: IPAddress
+    var prefixLength: Int
+
+    init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPAddress(parts[0]), !parts[1].isEmpty,
+              parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let len = Int(parts[1]),
+              len <= address.family.addressBits else { return nil }
+        self.address = address
+        self.prefixLength = len
+    }
+
+    var family: Family { address.family }
+
+    /// Whether the written address is a loopback address (Go's `Addr.IsLoopback`): 127/8 or ::1.
+    var isLoopback: Bool {
+        family == .ipv4 ? address.value >> 24 == 127 : address.value == 1
+    }
+
+    /// The `-d` match iptables stores (address masked to the prefix).
+    var match: AddressMatch { AddressMatch(address: address, prefixLength: prefixLength) }
+}
+
+extension CaptureConfiguration {
+    /// Applies istio-iptables' environment knobs: `ISTIO_META_DNS_CAPTURE`, `INVALID_DROP`, `ISTIO_DUAL_STACK`,
+    /// `ISTIO_OUTBOUND_OWNER_GROUPS`, `ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE`, `ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR`
+    /// and 1.10's `ISTIO_META_DNS_CONNTRACK_ZONE`.
+    ///
+    /// Unparsable booleans are ignored, as istio-iptables ignores them. Variables that are absent leave the
+    /// configuration unchanged; to let flags win over the environment, use `IstioArguments.parse(arguments:environment:)`.
+    public mutating func applyEnvironment(_ environment: [String: String]) throws(IstioCaptureError) {
+        func bool(_ name: String) -> Bool? { environment[name].flatMap(IstioArguments.parseBool) }
+        if let b = bool("ISTIO_META_DNS_CAPTURE") { redirectDNS = b }
+        if let b = bool("INVALID_DROP") { dropInvalid = b }
+        if let b = bool("ISTIO_DUAL_STACK") { dualStack = b }
+        if let b = bool("ISTIO_META_DNS_CONNTRACK_ZONE") { legacyDNSConntrackZones = b }
+        if let include = environment["ISTIO_OUTBOUND_OWNER_GROUPS"] {
+            if include == "*" {
+                ownerGroupsInclude = .all
+            } else {
+                let groups = IstioArguments.items(include)
+                guard groups.count <= 64 else {
+                    throw .invalidEnvironment(name: "ISTIO_OUTBOUND_OWNER_GROUPS", value: include,
+                                              reason: "at most 64 groups can be captured, got \(groups.count)")
+                }
+                ownerGroupsInclude = .some(groups)
+            }
+        }
+        if let exclude = environment["ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE"] {
+            ownerGroupsExclude = IstioArguments.items(exclude)
+        }
+        if let cidr = environment["ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR"] {
+            guard let c = CIDR(cidr), c.family == .ipv4, c.isLoopback, (8...32).contains(c.prefixLength) else {
+                throw .invalidEnvironment(name: "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", value: cidr,
+                                          reason: "expected an IPv4 loopback CIDR with a prefix length of 8 to 32")
+            }
+            hostIPv4LoopbackCIDR = cidr
+        }
+    }
+}

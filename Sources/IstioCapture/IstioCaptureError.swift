@@ -1,0 +1,45 @@
+/// Why a capture configuration could not be built from istio-iptables arguments, environment or a manifest.
+/// Each message names the offending flag, variable or annotation so the user can fix the input.
+public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A flag istio-iptables does not know (it would refuse to start too).
+    case unknownFlag(String)
+    /// A flag that takes a value came last.
+    case missingValue(flag: String)
+    /// A flag value istio-iptables would reject or that cannot shape rules.
+    case invalidValue(flag: String, value: String, reason: String)
+    /// A bare word where a flag was expected (istio-iptables takes no positional arguments).
+    case unexpectedArgument(String)
+    /// Shell syntax the splitter could not finish (an unterminated quote).
+    case unbalancedQuote(String)
+    /// An environment variable whose value istio-iptables would reject.
+    case invalidEnvironment(name: String, value: String, reason: String)
+    /// The manifest is not YAML/JSON, or holds no pod spec.
+    case invalidManifest(String)
+    /// An annotation the istio-cni plugin would reject (the pod would fail to start).
+    case invalidAnnotation(key: String, value: String, reason: String)
+    /// The pod gets no sidecar capture rules at all.
+    case noSidecarCapture(String)
+
+    public var description: String {
+        switch self {
+        case .unknownFlag(let flag):
+            return "unknown istio-iptables flag \(flag)"
+        case .missingValue(let flag):
+            return "flag \(flag) needs a value"
+        case .invalidValue(let flag, let value, let reason):
+            return "invalid value \"\(value)\" for \(flag): \(reason)"
+        case .unexpectedArgument(let word):
+            return "unexpected argument \"\(word)\": istio-iptables takes only flags"
+        case .unbalancedQuote(let text):
+            return "unterminated quote in arguments: \(text)"
+        case .invalidEnvironment(let name, let value, let reason):
+            return "invalid value \"\(value)\" for environment variable \(name): \(reason)"
+        case .invalidManifest(let reason):
+            return "cannot read the manifest: \(reason)"
+        case .invalidAnnotation(let key, let value, let reason):
+            return "invalid annotation \(key)=\"\(value)\": \(reason) (istio-cni would refuse the pod)"
+        case .noSidecarCapture(let reason):
+            return "pod has no Istio sidecar capture: \(reason)"
+        }
+    }
+}
