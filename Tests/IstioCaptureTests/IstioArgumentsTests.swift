@@ -1,0 +1,163 @@
+import IstioCapture
+import Testing
+
+@Suite struct IstioArgumentsTests {
+    @Test(arguments: [
+        "-p 15002",
+        "-p15002",
+        "-p=15002",
+        "--envoy-port 15002",
+        "--envoy-port=15002",
+        "istio-iptables --envoy-port=15002",
+        "/usr/local/bin/istio-iptables -p 15002",
+        "pilot-agent istio-iptables -p '15002'",
+    ])
+    func shortLongAndAttachedForms(_ text: String) throws {
+        let c = try IstioArguments.parse(text)
+        #expect(c.proxyPort == 15002)
+        #expect(c.inboundCapturePort == 15006)
+    }
+
+    @Test func everyRuleShapingFlag() throws {
+        let c = try IstioArguments.parse("""
+            istio-iptables -p 1 -z 2 -e 3 -u 10,11 -g 20 -m TPROXY -t 0x10 -r 200 -b 80,,443 -d 9,8 \
+              -q 7 -o 6,5 -i 10.0.0.0/8,2001:db8::/32 -x 10.1.0.0/16 -k vnet0,vnet1 -c eth9 \
+              --redirect-dns --capture-all-dns --drop-invalid --dual-stack --iptables-trace-logging --native-nftables
+            """)
+        #expect(c.proxyPort == 1)
+        #expect(c.inboundCapturePort == 2)
+        #expect(c.inboundTunnelPort == 3)
+        #expect(c.proxyUIDs == [10, 11])
+        #expect(c.proxyGIDs == [20])
+        #expect(c.interceptionMode == .tproxy)
+        #expect(c.tproxyMark == 16)
+        #expect(c.tproxyRouteTable == 200)
+        #expect(c.inboundPortsInclude == .some([80, 443]))
+        #expect(c.inboundPortsExclude == [9, 8])
+        #expect(c.outboundPortsInclude == [7])
+        #expect(c.outboundPortsExclude == [6, 5])
+        #expect(c.outboundIPRangesInclude == .some(["10.0.0.0/8", "2001:db8::/32"]))
+        #expect(c.outboundIPRangesExclude == ["10.1.0.0/16"])
+        #expect(c.rerouteVirtualInterfaces == ["vnet0", "vnet1"])
+        #expect(c.excludeInterfaces == ["eth9"])
+        #expect(c.redirectDNS && c.captureAllDNS && c.dropInvalid && c.dualStack && c.traceLogging && c.nativeNftables)
+    }
+
+    @Test func longFlagNames() throws {
+        let c = try IstioArguments.parse(arguments: [
+            "--inbound-capture-port", "16006", "--inbound-tunnel-port=16008", "--proxy-uid", "1000", "--proxy-gid", "2000",
+            "--istio-inbound-interception-mode=REDIRECT", "--istio-inbound-ports", "*", "--istio-local-exclude-ports", "15090",
+            "--istio-service-cidr=*", "--istio-service-exclude-cidr", "192.168.0.0/16", "--istio-outbound-ports", "3306",
+            "--istio-local-outbound-ports-exclude", "5432", "--kube-virt-interfaces", "net1", "--istio-exclude-interfaces", "net2",
+            "--istio-inbound-tproxy-mark", "1400", "--istio-inbound-tproxy-route-table", "140",
+        ])
+        #expect(c.inboundCapturePort == 16006)
+        #expect(c.inboundTunnelPort == 16008)
+        #expect(c.proxyUIDs == [1000] && c.proxyGIDs == [2000])
+        #expect(c.inboundPortsInclude == .all)
+        #expect(c.outboundIPRangesInclude == .all)
+        #expect(c.outboundIPRangesExclude == ["192.168.0.0/16"])
+        #expect(c.outboundPortsInclude == [3306] && c.outboundPortsExclude == [5432])
+        #expect(c.rerouteVirtualInterfaces == ["net1"] && c.excludeInterfaces == ["net2"])
+        #expect(c.tproxyMark == 1400 && c.tproxyRouteTable == 140)
+    }
+
+    @Test func quotesAndEmptyValues() throws {
+        let c = try IstioArguments.parse(#"-i '*' -x "" -b '' -d "15090,15021""#)
+        #expect(c.outboundIPRangesInclude == .all)
+        #expect(c.outboundIPRangesExclude.isEmpty)
+        #expect(c.inboundPortsInclude == .none)
+        #expect(c.inboundPortsExclude == [15090, 15021])
+
+        let empty = try IstioArguments.parse(#"-i "" -b * -x '10.0.0.0/8'"#)
+        #expect(empty.outboundIPRangesInclude == .none)
+        #expect(empty.inboundPortsInclude == .all)
+        #expect(empty.outboundIPRangesExclude == ["10.0.0.0/8"])
+    }
+
+    @Test func shellEscapes() throws {
+        // A backslash-newline continues the line; a backslash makes the next character literal.
+        let c = try IstioArguments.parse("istio-iptables -p 15001 \\\n  -i \\* -x \"\" -d 1\\,2")
+        #expect(c.outboundIPRangesInclude == .all)
+        #expect(c.inboundPortsExclude == [1, 2])
+        #expect(throws: IstioCaptureError.unbalancedQuote("-i '*")) { try IstioArguments.parse("-i '*") }
+    }
+
+    @Test func booleanValues() throws {
+        #expect(try IstioArguments.parse("--redirect-dns=false").redirectDNS == false)
+        #expect(try IstioArguments.parse("--redirect-dns=true").redirectDNS == true)
+        #expect(try IstioArguments.parse("--drop-invalid=1").dropInvalid == true)
+        #expect(throws: IstioCaptureError.invalidValue(flag: "--redirect-dns", value: "yes", reason: "expected true or false")) {
+            try IstioArguments.parse("--redirect-dns=yes")
+        }
+    }
+
+    @Test func gidDefaultsToUID() throws {
+        #expect(try IstioArguments.parse("-u 1000670000").proxyGIDs == [1000670000])
+        #expect(try IstioArguments.parse("-u 3,4 -g ''").proxyGIDs == [3, 4])
+        #expect(try IstioArguments.parse("-u 3 -g 7").proxyGIDs == [7])
+        let defaults = try IstioArguments.parse("")
+        #expect(defaults.proxyUIDs == [1337] && defaults.proxyGIDs == [1337])
+        #expect(try IstioArguments.parse("-u ''").proxyUIDs == [1337])
+    }
+
+    @Test func ignoredFlagsDoNotShapeRules() throws {
+        let ignored = try IstioArguments.parse("""
+            -p 15001 --log_output_level=default:info --run-validation --skip-rule-apply --restore-format=true \
+            --force-apply --reconcile --iptables-probe-port 15002 --probe-timeout=5s -n --dry-run --cni-mode \
+            --log_as_json --network-namespace /var/run/netns/x --cleanup-only -f
+            """)
+        #expect(ignored == (try IstioArguments.parse("-p 15001")))
+    }
+
+    @Test func unknownFlagsAreNamed() {
+        #expect(throws: IstioCaptureError.unknownFlag("--envoy-prot")) { try IstioArguments.parse("--envoy-prot 15001") }
+        #expect(throws: IstioCaptureError.unknownFlag("-Z")) { try IstioArguments.parse("-Z 1") }
+        #expect(throws: IstioCaptureError.unknownFlag("--bogus")) { try IstioArguments.parse("--bogus=1") }
+        #expect(throws: IstioCaptureError.unexpectedArgument("15001")) { try IstioArguments.parse("-n 15001") }
+        #expect(throws: IstioCaptureError.missingValue(flag: "-p/--envoy-port")) { try IstioArguments.parse("-u 1 -p") }
+    }
+
+    @Test func invalidValues() {
+        #expect(throws: IstioCaptureError.self) { try IstioArguments.parse("-p 70000") }
+        #expect(throws: IstioCaptureError.self) { try IstioArguments.parse("-m NONE") }
+        #expect(throws: IstioCaptureError.self) { try IstioArguments.parse("-x '*'") }
+        #expect(throws: IstioCaptureError.self) { try IstioArguments.parse("-i 10.0.0.1") }
+        #expect(throws: IstioCaptureError.self) { try IstioArguments.parse("-u istio-proxy") }
+        #expect(throws: IstioCaptureError.self) { try IstioArguments.parse("-b 80,http") }
+    }
+
+    @Test func environmentKnobs() throws {
+        var c = try IstioArguments.parse("-p 15001")
+        try c.applyEnvironment([
+            "ISTIO_META_DNS_CAPTURE": "true", "INVALID_DROP": "True", "ISTIO_DUAL_STACK": "1",
+            "ISTIO_OUTBOUND_OWNER_GROUPS": "java,,202", "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE": "888",
+            "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR": "127.0.0.1/8", "ISTIO_META_DNS_CONNTRACK_ZONE": "true",
+        ])
+        #expect(c.redirectDNS && c.dropInvalid && c.dualStack && c.legacyDNSConntrackZones)
+        #expect(c.ownerGroupsInclude == .some(["java", "202"]))
+        #expect(c.ownerGroupsExclude == ["888"])
+        #expect(c.hostIPv4LoopbackCIDR == "127.0.0.1/8")
+
+        // Unparsable booleans are ignored, as istio-iptables ignores them.
+        var ignored = CaptureConfiguration()
+        try ignored.applyEnvironment(["ISTIO_META_DNS_CAPTURE": "maybe", "ISTIO_OUTBOUND_OWNER_GROUPS": "*"])
+        #expect(!ignored.redirectDNS && ignored.ownerGroupsInclude == .all)
+
+        #expect(throws: IstioCaptureError.self) {
+            var bad = CaptureConfiguration()
+            try bad.applyEnvironment(["ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR": "10.0.0.0/8"])
+        }
+        #expect(throws: IstioCaptureError.self) {
+            var bad = CaptureConfiguration()
+            try bad.applyEnvironment(["ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR": "127.0.0.1/7"])
+        }
+    }
+
+    @Test func flagsWinOverEnvironment() throws {
+        let c = try IstioArguments.parse(arguments: ["--redirect-dns=false"], environment: ["ISTIO_META_DNS_CAPTURE": "true"])
+        #expect(!c.redirectDNS)
+        let fromEnv = try IstioArguments.parse(arguments: [], environment: ["ISTIO_META_DNS_CAPTURE": "true"])
+        #expect(fromEnv.redirectDNS)
+    }
+}

@@ -1,0 +1,218 @@
+import IstioCapture
+import NetfilterModel
+import TestSupport
+import Testing
+
+@Suite struct PodManifestTests {
+    static let injected = Fixtures.files(under: "istio/master/injected-workloads", suffix: ".injected").map(\.lastPathComponent)
+
+    static func manifest(_ file: String) throws -> PodManifest {
+        try PodManifest(yaml: Fixtures.text("istio/master/injected-workloads/\(file)"))
+    }
+
+    @Test(arguments: injected)
+    func everyInjectedWorkloadParses(_ file: String) throws {
+        let m = try Self.manifest(file)
+        #expect(m.kind == "Deployment")
+        #expect(m.proxyContainer?.image == "registry.istio.io/testing/proxyv2:latest")
+        if file.hasPrefix("init-no-intercept") {
+            #expect(throws: IstioCaptureError.noSidecarCapture("sidecar.istio.io/interceptionMode is NONE")) {
+                try m.captureConfiguration()
+            }
+        } else {
+            let c = try m.captureConfiguration()
+            // Every injected workload gets at least the outbound hook.
+            let nat = ExpectedRules.tables(for: c).first { $0.name == .nat }
+            #expect(nat?.chain(.output)?.rules.isEmpty == false)
+        }
+    }
+
+    @Test func istioInitForm() throws {
+        let m = try Self.manifest("hello.yaml.injected")
+        #expect(m.istioInitContainer != nil)
+        let c = try m.captureConfiguration()
+        #expect(c.installer == .istioInit)
+        #expect(c.istioVersion == .latest)
+        #expect(c.interceptionMode == .redirect)
+        #expect(c.inboundPortsInclude == .all)
+        #expect(c.inboundPortsExclude == [15090, 15021, 15020])
+        #expect(c.outboundIPRangesInclude == .all)
+        #expect(c.outboundIPRangesExclude.isEmpty)
+        #expect(c.outboundPortsExclude.isEmpty)
+        #expect(c.proxyUIDs == [1337] && c.proxyGIDs == [1337])
+        #expect(c.proxyRunAsUser == 1337 && c.proxyRunAsGroup == 1337)
+        #expect(!c.ipv6Enabled)
+    }
+
+    @Test func cniFormFromAnnotations() throws {
+        let m = try Self.manifest("hello.yaml.cni.injected")
+        #expect(m.istioInitContainer == nil && m.validationContainer != nil)
+        let c = try m.captureConfiguration()
+        #expect(c.installer == .istioCNI)
+        #expect(c.inboundPortsInclude == .all)
+        #expect(c.inboundPortsExclude == [15020, 15021, 15090])
+        #expect(c.outboundIPRangesInclude == .all)
+        // The plugin's own default, which istio-init does not have.
+        #expect(c.outboundPortsExclude == [15020])
+        #expect(c.proxyUIDs == [1337] && c.proxyGIDs == [1337])
+    }
+
+    /// The injector's CNI-mode pod carries the annotations of a default pod, so the plugin must program
+    /// exactly the rules of the corpus' `basic` CNI golden.
+    @Test func cniFormMatchesTheBasicGolden() throws {
+        let c = try Self.manifest("hello.yaml.cni.injected").captureConfiguration()
+        let live = Corpus.tables(inSave: try Fixtures.text("istio/master/live-save/cni-sidecar-iptables/basic.ipv4.save"))
+        let tables = ExpectedRules.tables(for: c)
+        #expect(tables.map(\.name.rawValue).sorted() == live.keys.sorted())
+        for t in tables { #expect(SaveSyntax.render(t) == live[t.name.rawValue]) }
+    }
+
+    @Test func tproxyForm() throws {
+        let c = try Self.manifest("hello-tproxy.yaml.injected").captureConfiguration()
+        #expect(c.installer == .istioInit)
+        #expect(c.interceptionMode == .tproxy)
+        #expect(c.proxyUIDs == [1337] && c.proxyGIDs == [1337])
+        // The proxy runs as root with GID 1337: only the GID owner rules recognise it.
+        #expect(c.proxyRunAsUser == 0 && c.proxyRunAsGroup == 1337)
+        #expect(ExpectedRules.tables(for: c).contains { $0.name == .mangle && $0.chain(.istioTProxyName) != nil })
+    }
+
+    @Test func customRunAsUser() throws {
+        let cni = try Self.manifest("proxy-override-runas.yaml.cni.injected").captureConfiguration()
+        #expect(cni.installer == .istioCNI)
+        #expect(cni.proxyUIDs == [1234] && cni.proxyGIDs == [4321])
+        #expect(cni.proxyRunAsUser == 1234 && cni.proxyRunAsGroup == 4321)
+
+        let tproxy = try Self.manifest("proxy-override-runas.yaml.tproxy.injected").captureConfiguration()
+        #expect(tproxy.installer == .istioInit)
+        #expect(tproxy.interceptionMode == .tproxy)
+        // istio-init's -u 1234 (and -g defaulting to it) while the container runs as 0:4321.
+        #expect(tproxy.proxyUIDs == [1234] && tproxy.proxyGIDs == [1234])
+        #expect(tproxy.proxyRunAsUser == 0 && tproxy.proxyRunAsGroup == 4321)
+    }
+
+    @Test(arguments: ["hello-openshift.yaml.injected", "hello-openshift-custom-injection.yaml.injected"])
+    func openShiftCustomUID(_ file: String) throws {
+        let c = try Self.manifest(file).captureConfiguration()
+        #expect(c.installer == .istioCNI)
+        #expect(c.proxyUIDs == [1000629999] && c.proxyGIDs == [1000629999])
+        #expect(c.proxyRunAsUser == 1000629999)
+    }
+
+    @Test func openShiftTProxyFallsBackTo1337() throws {
+        // runAsUser 0 counts as unset for the plugin.
+        let c = try Self.manifest("hello-openshift-tproxy.yaml.injected").captureConfiguration()
+        #expect(c.installer == .istioCNI && c.interceptionMode == .tproxy)
+        #expect(c.proxyUIDs == [1337] && c.proxyGIDs == [1337])
+        #expect(c.proxyRunAsUser == 0 && c.proxyRunAsGroup == 1337)
+    }
+
+    @Test func virtualInterfacesAndTrafficAnnotations() throws {
+        #expect(try Self.manifest("reroute-virtual-interfaces.yaml.injected").captureConfiguration().rerouteVirtualInterfaces == ["net0ps2"])
+        #expect(try Self.manifest("kubevirtInterfaces.yaml.injected").captureConfiguration().rerouteVirtualInterfaces == ["net1"])
+        let t = try Self.manifest("traffic-annotations.yaml.injected").captureConfiguration()
+        #expect(t.outboundIPRangesInclude == .some(["127.0.0.1/24", "10.96.0.1/24"]))
+        #expect(t.outboundIPRangesExclude == ["10.96.0.2/24", "10.96.0.3/24"])
+        #expect(t.inboundPortsInclude == .some([1, 2, 3]))
+        #expect(t.outboundPortsExclude == [7, 8, 9])
+        let empty = try Self.manifest("traffic-annotations-empty-includes.yaml.injected").captureConfiguration()
+        #expect(empty.inboundPortsInclude == .none && empty.outboundIPRangesInclude == .none)
+    }
+
+    static let plainPod = """
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: plain
+        spec:
+          containers:
+          - name: app
+            image: nginx:1.27
+        """
+
+    @Test func podWithoutSidecar() throws {
+        let m = try PodManifest(yaml: Self.plainPod)
+        #expect(m.proxyContainer == nil)
+        #expect(throws: IstioCaptureError.self) { try m.captureConfiguration() }
+        do {
+            _ = try m.captureConfiguration()
+        } catch {
+            #expect(error.description.hasPrefix("pod has no Istio sidecar capture"))
+        }
+    }
+
+    @Test func notAManifest() {
+        #expect(throws: IstioCaptureError.self) { try PodManifest(yaml: "kind: ConfigMap\ndata: {}\n") }
+        #expect(throws: IstioCaptureError.self) { try PodManifest(yaml: "{ not yaml: [") }
+    }
+
+    static let livePodJSON = """
+        {"apiVersion": "v1", "kind": "List", "items": [{
+          "apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": "web-0", "annotations": {"sidecar.istio.io/status": "{}"}},
+          "spec": {
+            "initContainers": [{"name": "istio-init", "image": "docker.io/istio/proxyv2:1.22.8-distroless",
+              "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "",
+                       "-b", "*", "-d", "15090,15021,15020", "--log_output_level=default:info"],
+              "env": [{"name": "ISTIO_META_DNS_CAPTURE", "value": "true"}]}],
+            "containers": [{"name": "app", "image": "app"},
+              {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.8-distroless",
+               "env": [{"name": "ISTIO_DUAL_STACK", "value": "true"}, {"name": "POD_IP", "valueFrom": {"fieldRef": {}}}],
+               "securityContext": {"runAsUser": 1337, "runAsGroup": 1337}}]},
+          "status": {"podIPs": [{"ip": "10.244.0.7"}, {"ip": "fd00:10:244::7"}]}}]}
+        """
+
+    @Test func livePodAsJSONList() throws {
+        let m = try PodManifest(yaml: Self.livePodJSON)
+        #expect(m.kind == "Pod" && m.name == "web-0")
+        #expect(m.istioVersion == IstioVersion(1, 22, 8))
+        #expect(m.proxyContainer?.environment == ["ISTIO_DUAL_STACK": "true"])
+        let c = try m.captureConfiguration(dnsServers: ["10.96.0.10", "fd00:10:96::a"])
+        #expect(c.istioVersion == IstioVersion(1, 22, 8))
+        // Env from istio-init and, for knobs it lacks, the proxy: DNS capture and dual stack.
+        #expect(c.redirectDNS && c.dualStack)
+        // Dual stack: any IPv6 pod address turns IPv6 rules on.
+        #expect(c.ipv6Enabled)
+        #expect(c.dnsServersIPv4 == ["10.96.0.10"] && c.dnsServersIPv6 == ["fd00:10:96::a"])
+        #expect(ExpectedRules.tables(for: c).contains { $0.family == .ipv6 })
+    }
+
+    @Test func ipv6NeedsTheFirstAddressWithoutDualStack() throws {
+        let json = Self.livePodJSON.replacingOccurrences(of: #"{"name": "ISTIO_DUAL_STACK", "value": "true"}, "#, with: "")
+        #expect(try PodManifest(yaml: json).captureConfiguration().ipv6Enabled == false)
+        let v6First = json.replacingOccurrences(of: #"[{"ip": "10.244.0.7"}, {"ip": "fd00:10:244::7"}]"#,
+                                                with: #"[{"ip": "fd00:10:244::7"}, {"ip": "10.244.0.7"}]"#)
+        #expect(try PodManifest(yaml: v6First).captureConfiguration().ipv6Enabled == true)
+    }
+
+    @Test(arguments: [
+        ("docker.io/istio/proxyv2:1.22.8", IstioVersion(1, 22, 8)),
+        ("gcr.io/istio-release/proxyv2:1.26.3-distroless", IstioVersion(1, 26, 3)),
+        ("localhost:5000/istio/proxyv2:1.18.7@sha256:abcd", IstioVersion(1, 18, 7)),
+        ("localhost:5000/istio/proxyv2", nil),
+        ("docker.io/istio/proxyv2:latest", nil),
+    ] as [(String, IstioVersion?)])
+    func versionFromImageTag(_ image: String, _ version: IstioVersion?) {
+        let m = PodManifest(containers: [.init(name: "istio-proxy", image: image)])
+        #expect(m.istioVersion == version)
+    }
+
+    @Test func cniRejectsWhatThePluginRejects() throws {
+        func pod(_ annotations: [String: String], env: [String: String] = [:], args: [String] = ["proxy", "sidecar"]) -> PodManifest {
+            PodManifest(annotations: ["sidecar.istio.io/status": "{}"].merging(annotations) { $1 },
+                        initContainers: [.init(name: "istio-validation")],
+                        containers: [.init(name: "istio-proxy", args: args, environment: env)])
+        }
+        #expect(throws: IstioCaptureError.self) { try pod(["traffic.sidecar.istio.io/excludeInboundPorts": "80,http"]).captureConfiguration() }
+        #expect(throws: IstioCaptureError.self) { try pod(["traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0"]).captureConfiguration() }
+        #expect(throws: IstioCaptureError.self) { try pod(["sidecar.istio.io/interceptionMode": "tproxy"]).captureConfiguration() }
+        #expect(throws: IstioCaptureError.self) { try pod([:], env: ["DISABLE_ENVOY": "true"]).captureConfiguration() }
+        #expect(throws: IstioCaptureError.self) { try pod([:], args: ["proxy", "router"]).captureConfiguration() }
+        let dns = try pod([:], env: ["ISTIO_META_DNS_CAPTURE": "true", "INVALID_DROP": "true"]).captureConfiguration()
+        #expect(dns.redirectDNS && dns.captureAllDNS && dns.dropInvalid)
+    }
+}
+
+extension ChainName {
+    static let istioTProxyName: ChainName = "ISTIO_TPROXY"
+}
