@@ -8,6 +8,9 @@ import NetfilterModel
 /// loopback CIDR and source-matched DNS answer zones; 1.26 and later with `ISTIO_OUTPUT_DNS` chains,
 /// an all-protocol OUTPUT jump and `ISTIO_DROP`. The istio-cni plugin runs the same code, so the installer
 /// only matters for how the configuration was derived (see `PodManifest`).
+///
+/// With `nativeNftables` istio-iptables writes no iptables rules at all; the tables returned are then the
+/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (model doc §10).
 public enum ExpectedRules {
     /// Maps an owner-group name to its GID, as iptables does at load time with the pod image's `/etc/group`.
     public typealias GroupResolver = @Sendable (String) -> UInt32?
