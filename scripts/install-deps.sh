@@ -8,7 +8,8 @@ packages=(
   nftables ipset           # nf_tables CLI and ipsets, for backend and `-m set` tests
   iproute2 util-linux      # ip netns / ip rule; unshare, nsenter, setpriv
   graphviz                 # dot, to render capture graphs
-  libxml2-utils            # xmllint, a real XML consumer for the JUnit report tests
+  libxml2-utils            # xmllint, to check report XML is well formed
+  python3-junitparser      # a real JUnit consumer, to check `verify --format junit`
 )
 
 missing=()
