@@ -12,6 +12,13 @@ public enum IstioArguments {
         try parse(arguments: ShellWords.split(text))
     }
 
+    /// Parses a pasted command line with istio-iptables' environment over a base configuration
+    /// (the CLI's `--istio-args` on top of what a pod manifest says).
+    public static func parse(_ text: String, environment: [String: String],
+                             base: CaptureConfiguration) throws(IstioCaptureError) -> CaptureConfiguration {
+        try parse(arguments: ShellWords.split(text), environment: environment, base: base)
+    }
+
     /// Parses an argument vector, such as a manifest's `args` list. A leading `istio-iptables` (or a path to it,
     /// or `pilot-agent istio-iptables`) is skipped.
     public static func parse(arguments: [String]) throws(IstioCaptureError) -> CaptureConfiguration {
