@@ -160,7 +160,8 @@ public enum SaveSyntax {
             case .random(let p):
                 return " --mode random" + (st.inverted ? " !" : "") + " --probability " + probabilityText(p)
             case .nth(let every, let packet):
-                return " --mode nth" + (st.inverted ? " !" : "") + " --every \(every)" + (packet != 0 ? " --packet \(packet)" : "")
+                // iptables 1.8.9 requires --packet with --every and always saves it, 0 included.
+                return " --mode nth" + (st.inverted ? " !" : "") + " --every \(every) --packet \(packet)"
             }
         case .set(let m):
             var s = (m.inverted ? " !" : "") + " --match-set \(m.name) " + m.directions.map(\.rawValue).joined(separator: ",")
@@ -323,7 +324,7 @@ public enum SaveSyntax {
             if !n.prefix.isEmpty { s += " --nflog-prefix" + quoted(n.prefix) }
             if n.group != 0 { s += " --nflog-group \(n.group)" }
             if n.sizeSet { s += " --nflog-size \(n.length)" } else if n.length != 0 { s += " --nflog-range \(n.length)" }
-            if n.threshold != 1 { s += " --nflog-threshold \(n.threshold)" }
+            if n.threshold != 0 { s += " --nflog-threshold \(n.threshold)" }
             return s
         case .reject(let r): return " -j REJECT --reject-with \(r.with)"
         case .unrecognized(let u):

@@ -133,8 +133,9 @@ public struct NFLogTarget: Hashable, Sendable, Codable {
     /// Copy length: `--nflog-size` when `sizeSet`, else the legacy `--nflog-range`.
     public var length: UInt32
     public var sizeSet: Bool
+    /// `--nflog-threshold`; iptables 1.8.9 leaves it 0 unless given, and prints it whenever it is not 0.
     public var threshold: UInt16
-    public init(group: UInt16 = 0, prefix: String = "", length: UInt32 = 0, sizeSet: Bool = false, threshold: UInt16 = 1) {
+    public init(group: UInt16 = 0, prefix: String = "", length: UInt32 = 0, sizeSet: Bool = false, threshold: UInt16 = 0) {
         self.group = group
         self.prefix = prefix
         self.length = length
