@@ -34,5 +34,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
+        .testTarget(name: "RuleReadersTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
     ]
 )
