@@ -9,8 +9,7 @@ import Testing
 /// 1.8.9 prints in its own way (`--packet 0`, `--nflog-threshold`, `--zone-orig 0`).
 @Suite("Legacy reader: option edges read back as iptables-legacy-save prints them")
 struct LegacyReaderEdgeTests {
-    static let rules: [Family: String] = [
-        .ipv4: """
+    static let ipv4 = """
             *nat
             :E - [0:0]
             -A E -m statistic --mode nth --every 5 --packet 0
@@ -61,8 +60,8 @@ struct LegacyReaderEdgeTests {
             -A E -g E
             COMMIT
 
-            """,
-        .ipv6: """
+            """
+    static let ipv6 = """
             *nat
             :E - [0:0]
             -A E -p tcp -j DNAT --to-destination [fd00::1]:100-200/150
@@ -89,13 +88,12 @@ struct LegacyReaderEdgeTests {
             -A E -j NOTRACK
             COMMIT
 
-            """,
-    ]
+            """
 
     @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), arguments: [Family.ipv4, .ipv6])
     func edgesReadBackIdentically(_ family: Family) throws {
         let ns = try TestNamespace()
-        try ns.mustRun([LegacyLive.restoreCommand(family)], stdin: try #require(Self.rules[family]))
+        try ns.mustRun([LegacyLive.restoreCommand(family)], stdin: family == .ipv4 ? Self.ipv4 : Self.ipv6)
         let ruleset = try LegacyLive.read(ns, families: [family])
         let compared = try LegacyLive.expectIdenticalToSave(ruleset, in: ns, family: family)
         #expect(compared == (family == .ipv4 ? 4 : 3))
