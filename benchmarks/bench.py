@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of iptaudit against iptables-legacy-save, in the same run, on the same tables.
+
+Loads each workload into a private network namespace (`ip netns add`), then times, alternating runs:
+  * `iptables-legacy-save -t nat`                      (the reference decoder)
+  * `iptaudit show --format save --table nat --netns`   (libiptc read + render)
+  * `iptaudit verify --netns ...`                       (read + symbolic verification + report)
+and prints medians and ratios to the reference. Needs root. Python 3 standard library only.
+
+Usage: benchmarks/bench.py [--runs N] [--binary PATH] [--services N]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOLDEN = os.path.join(ROOT, "Tests/Fixtures/istio/master/cni-sidecar-iptables/basic.txt.golden")
+LOADER = os.path.join(ROOT, "Tests/Fixtures/istio/load-golden.sh")
+GENERATOR = os.path.join(ROOT, "scripts/gen-kube-proxy-rules.py")
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+class Namespace:
+    def __init__(self):
+        self.name = "iptaudit-bench-%d" % os.getpid()
+        self.lock = tempfile.NamedTemporaryFile(prefix="iptaudit-bench-lock-").name
+        run(["ip", "netns", "add", self.name])
+
+    def exec(self, argv, **kw):
+        env = dict(os.environ, XTABLES_LOCKFILE=self.lock)
+        return run(["ip", "netns", "exec", self.name] + argv, env=env, **kw)
+
+    def close(self):
+        subprocess.run(["ip", "netns", "delete", self.name])
+
+
+def timed(argv, env=None):
+    start = time.perf_counter()
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    elapsed = time.perf_counter() - start
+    if p.returncode not in (0, 1):  # verify exits 1 when it has findings; that is a result, not a failure
+        sys.exit("benchmark command failed (%d): %s\n%s" % (p.returncode, " ".join(argv), p.stderr.decode()))
+    return elapsed
+
+
+def measure(ns, binary, runs):
+    env = dict(os.environ, XTABLES_LOCKFILE=ns.lock)
+    commands = {
+        "iptables-legacy-save -t nat": ["ip", "netns", "exec", ns.name, "iptables-legacy-save", "-t", "nat"],
+        "iptaudit show --format save": [binary, "show", "--netns", "/run/netns/" + ns.name, "--backend", "legacy",
+                                        "--format", "save", "--table", "nat", "--family", "ipv4"],
+        "iptaudit verify": [binary, "verify", "--netns", "/run/netns/" + ns.name, "--backend", "legacy",
+                            "--format", "json", "--no-ipv6"],
+    }
+    samples = {k: [] for k in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():  # interleaved, so drift hits every command alike
+            samples[name].append(timed(argv, env))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--binary", default=os.path.join(ROOT, ".build/release/iptaudit"))
+    ap.add_argument("--services", type=int, default=10000, help="kube-proxy services (3 endpoints each: ~10 rules per service)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench.py needs root (it creates a network namespace)")
+    if not os.access(args.binary, os.X_OK):
+        sys.exit("no iptaudit binary at %s: run `swift build -c release` first" % args.binary)
+
+    workloads = []
+    ns = Namespace()
+    try:
+        ns.exec(["sh", LOADER, GOLDEN, "4", "legacy"])
+        rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
+        workloads.append(("pod (Istio default sidecar, nat)", rules, measure(ns, args.binary, args.runs)))
+        restore = run([sys.executable, GENERATOR, "--services", str(args.services), "--endpoints", "3"]).stdout
+        ns.exec(["iptables-legacy-restore", "--noflush"], input=restore)
+        rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
+        workloads.append(("pod + kube-proxy-style nat", rules, measure(ns, args.binary, max(3, args.runs // 2))))
+    finally:
+        ns.close()
+
+    print("workload                           rules  command                        median      ratio")
+    for name, rules, medians in workloads:
+        ref = medians["iptables-legacy-save -t nat"]
+        for cmd, m in medians.items():
+            print("%-34s %6d  %-30s %8.1f ms  %6.2fx" % (name, rules, cmd, m * 1000, m / ref))
+            name = ""
+
+
+if __name__ == "__main__":
+    main()
