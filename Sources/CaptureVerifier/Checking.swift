@@ -1,0 +1,201 @@
+import IstioCapture
+import NetfilterModel
+
+/// What one obligation found in one family.
+struct CheckOutput {
+    var findings: [Finding] = []
+    var proven: [String] = []
+    var notes: [String] = []
+    /// Set when the obligation does not apply to this family (and why).
+    var notApplicable: String?
+
+    static func notApplicable(_ reason: String) -> CheckOutput {
+        var o = CheckOutput()
+        o.notApplicable = reason
+        return o
+    }
+}
+
+/// A judgement on one outcome: what is wrong with it.
+struct Violation {
+    var kind: FindingKind
+    var severity: Severity
+    /// Completes "<witness> …", e.g. "is not redirected to Envoy's outbound listener (15001)".
+    var problem: String
+    var fix: String?
+}
+
+extension FamilyContext {
+    var familyName: String { family == .ipv4 ? "IPv4" : "IPv6" }
+
+    /// "reaches REDIRECT --to-ports 15002 at nat ISTIO_REDIRECT#1".
+    func ending(_ o: Outcome) -> String {
+        if let s = o.decidingStep {
+            switch s.action {
+            case .verdict(let v): return "it reaches \(v) at \(s.table) \(s.chain)#\(s.ruleNumber ?? 0)"
+            case .return: return "it is returned by \(s.table) \(s.chain)#\(s.ruleNumber ?? 0) and ends at \(o.verdict)"
+            case .jump(let c), .goto(let c): return "it falls out of \(c) (entered from \(s.table) \(s.chain)#\(s.ruleNumber ?? 0)) and ends at \(o.verdict)"
+            default: break
+            }
+        }
+        if let p = o.path.last { return "it ends at \(o.verdict) of \(p.table) \(p.chain)" }
+        return "no table holds a rule for it (\(o.verdict))"
+    }
+
+    /// Evaluates a packet class and reports every outcome the judge rejects: one finding per deciding rule and
+    /// kind, with the most realistic witness of that group.
+    func check(_ cls: PacketSet, _ pipeline: Pipeline, obligation: ObligationID,
+               _ judge: (Outcome) -> Violation?) -> [Finding] {
+        check(evaluate(cls, pipeline), pipeline, obligation: obligation, judge)
+    }
+
+    func check(_ outcomes: [Outcome], _ pipeline: Pipeline, obligation: ObligationID,
+               _ judge: (Outcome) -> Violation?) -> [Finding] {
+        struct Key: Hashable {
+            var kind: FindingKind
+            var table: TableName?
+            var position: RulePosition?
+            var verdict: Verdict
+        }
+        var groups: [Key: (Violation, [Outcome])] = [:]
+        var order: [Key] = []
+        for o in outcomes {
+            guard var v = judge(o) else { continue }
+            let step = o.decidingStep
+            if let step, isForeign(step), v.kind != .foreignRule {
+                v = Violation(kind: .foreignRule, severity: v.severity,
+                              problem: v.problem + ", because a rule Istio did not install decides it first",
+                              fix: "Remove that rule or move it below Istio's jump, and find what installs it "
+                                + "(another CNI plugin, an init container, a node agent).")
+            }
+            let key = Key(kind: v.kind, table: step?.table, position: step?.position, verdict: o.verdict)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: (v, [])].1.append(o)
+        }
+        return order.compactMap { key in
+            guard let (v, outcomes) = groups[key] else { return nil }
+            let best = outcomes.map { ($0, witnessPacket($0)) }.max { a, b in
+                realism(a.1) < realism(b.1)
+            }
+            guard let (outcome, packet) = best else { return nil }
+            return finding(v, outcome: outcome, packet: packet, pipeline: pipeline, obligation: obligation)
+        }
+    }
+
+    func realism(_ p: Packet) -> Int {
+        var s = 0
+        if p.protocolNumber == ProtocolMatch.tcp { s += 2 }
+        if [9080, 8080, 80, 443].contains(p.destinationPort) { s += 1 }
+        if p.outInterface == "eth0" || p.inInterface == "eth0" { s += 1 }
+        if p.uid == 1000 || p.uid == nil { s += 1 }
+        if p.destination == Packet.podAddress(family) { s += 1 }
+        return s
+    }
+
+    func finding(_ v: Violation, outcome: Outcome, packet: Packet, pipeline: Pipeline, obligation: ObligationID) -> Finding {
+        var severity = v.severity
+        var message = "\(packet) \(v.problem): \(ending(outcome))."
+        if outcome.dependsOnUnknownMatch {
+            let what = outcome.assumptions.map(\.description).joined(separator: "; ")
+            message += " This depends on matches iptaudit cannot evaluate (\(what))."
+            if severity == .error { severity = .warning }
+        }
+        let step = outcome.decidingStep
+        let location = step ?? outcome.path.last { if case .policy = $0.action { true } else { false } }
+        let witness = Witness(packet: packet, text: packet.description, verdict: outcome.verdict, pipeline: pipeline,
+                              assumptions: outcome.assumptions)
+        return Finding(kind: v.kind, severity: severity, family: family, table: location?.table, chain: location?.chain,
+                       ruleNumber: step?.ruleNumber, ruleText: step.flatMap(ruleText(at:)), witness: witness,
+                       path: outcome.path, message: message, fix: v.fix, obligation: obligation)
+    }
+
+    /// A finding about the rules themselves (no packet shows it).
+    func structural(_ kind: FindingKind, _ severity: Severity, table: TableName?, chain: ChainName?, rule: Int? = nil,
+                    message: String, fix: String?, obligation: ObligationID) -> Finding {
+        var text: String?
+        if let rule, let t = table, let c = chain, let r = self.table(t)?.chain(c)?.rules[safe: rule - 1] {
+            text = SaveSyntax.render(r, in: c, family: family)
+        }
+        return Finding(kind: kind, severity: severity, family: family, table: table, chain: chain, ruleNumber: rule,
+                       ruleText: text, message: message, fix: fix, obligation: obligation)
+    }
+
+    // MARK: which rules are Istio's
+
+    /// Whether a step's rule is one Istio would not have installed, in a place where it pre-empts Istio:
+    /// a built-in chain or a non-Istio user chain.
+    func isForeign(_ step: TraceStep) -> Bool {
+        guard let rule = rule(at: step) else { return false }
+        return !isIstioRule(rule, table: step.table, chain: step.chain)
+    }
+
+    func isIstioRule(_ rule: Rule, table: TableName, chain: ChainName) -> Bool {
+        if chain.rawValue.hasPrefix("ISTIO_") { return true }
+        if let c = rule.target.chainReference, c.rawValue.hasPrefix("ISTIO_") { return true }
+        if expectedKeys.contains(ExpectedRuleKey(table: table, chain: chain, rule: rule.normalized)) { return true }
+        let interfaces = Set(config.excludeInterfaces + config.rerouteVirtualInterfaces)
+        let ruleInterfaces = [rule.inInterface, rule.outInterface].compactMap { $0 }
+        let onlyInterface = rule.source == nil && rule.destination == nil && rule.protocol == nil && rule.matches.isEmpty
+        switch rule.target {
+        case .return where onlyInterface && !ruleInterfaces.isEmpty && ruleInterfaces.allSatisfy({ !$0.inverted && interfaces.contains($0.name) }):
+            return true
+        case .log, .nflog, .continue:
+            return true
+        case .redirect(let r) where table == .nat && r.ports == FamilyContext.dnsProxyPort...FamilyContext.dnsProxyPort && rule.mentionsPort53:
+            return true
+        case .return where table == .nat && chain == .output && rule.mentionsPort53 && rule.hasOwnerMatch:
+            return true
+        case .ct where table == .raw:
+            return true
+        case .connmark where table == .mangle:
+            return true
+        case .mark(let m) where table == .mangle && (m.value == FamilyContext.selfCallMark || m.value == config.tproxyMark):
+            return true
+        case .return where table == .mangle && rule.matches.contains(where: { if case .mark = $0 { true } else { false } }):
+            return true
+        case .drop where table == .mangle && rule.matchesInvalidState:
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+struct ExpectedRuleKey: Hashable {
+    var table: TableName
+    var chain: ChainName
+    var rule: Rule
+}
+
+extension Rule {
+    /// The rule as compared with Istio's expectations: no counters, no comments.
+    var normalized: Rule {
+        var r = withoutCounters
+        r.matches = r.matches.filter { if case .comment = $0 { false } else { true } }
+        return r
+    }
+
+    var mentionsPort53: Bool {
+        matches.contains { m in
+            switch m {
+            case .tcp(let t): t.destinationPort?.range == 53...53
+            case .udp(let u): u.destinationPort?.range == 53...53
+            default: false
+            }
+        }
+    }
+    var hasOwnerMatch: Bool { matches.contains { if case .owner = $0 { true } else { false } } }
+    var matchesInvalidState: Bool {
+        matches.contains { m in
+            switch m {
+            case .conntrack(let c): c.states.map { $0.value.contains(.invalid) && !$0.inverted } ?? false
+            case .state(let s): s.states.contains(.invalid) && !s.inverted
+            default: false
+            }
+        }
+    }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}

@@ -1,0 +1,256 @@
+import IstioCapture
+import NetfilterModel
+
+/// Inputs beyond the configuration that sharpen the checks.
+public struct VerifierOptions: Sendable {
+    /// Owner-group names as the pod image's `/etc/group` resolves them (iptables stores numbers).
+    /// Without them a named group is matched against the numeric owner rules found in `ISTIO_OUTPUT`.
+    public var groupIDs: [String: UInt32]
+    public init(groupIDs: [String: UInt32] = [:]) { self.groupIDs = groupIDs }
+}
+
+/// The configuration seen from one family, with the version-dependent facts of model doc §9.
+struct FamilyContext {
+    let family: Family
+    let config: CaptureConfiguration
+    let tables: [Table]
+    let expected: [Table]
+    /// Every rule of `expected`, for "did Istio install this?".
+    let expectedKeys: Set<ExpectedRuleKey>
+    let space: PacketSpace
+    let evaluator: SymbolicEvaluator
+    let options: VerifierOptions
+    /// The namespace's `ip rule`/routes, when read live (TPROXY depends on them).
+    let policyRouting: PolicyRouting?
+
+    var version: IstioVersion { config.istioVersion }
+    func atLeast(_ minor: Int) -> Bool { version >= IstioVersion(1, minor, 0) }
+    var tproxyMode: Bool { config.interceptionMode == .tproxy }
+
+    /// L: `127.0.0.1/32` (or the configured IPv4 loopback CIDR from 1.22), `::1/128`.
+    let loopback: AddressMatch
+    /// 127.0.0.0/8 or ::1/128: what the kernel routes over `lo` anyway.
+    let loopbackNet: AddressMatch
+    /// 127.0.0.6 / ::6: the source Envoy binds to forward inbound connections to the app.
+    let passthroughSource: AddressMatch
+    let excludeCIDRs: [AddressMatch]
+    /// nil: every destination (`-i '*'`).
+    let includeCIDRs: [AddressMatch]?
+    /// A loopback range in either family's include list removes the app `lo` RETURNs.
+    let includesLoopback: Bool
+    let dnsServers: [AddressMatch]
+    /// DNS capture is on (1.26+ turns it off when there is neither a server nor capture-all).
+    let dnsOn: Bool
+    /// This family's DNS traffic reaches 15053 (it has servers, or capture-all).
+    let dnsActive: Bool
+    let proxyUIDs: [UInt32]
+    let proxyGIDs: [UInt32]
+    /// The proxy container's real identity, when the pod spec says (gid falls back to the image's 1337 group).
+    let realIdentity: (uid: UInt32, gid: UInt32)?
+    /// Numeric owner groups the filter captures (nil: every group) and the ones it never captures.
+    let ownerGroupsIncluded: [UInt32]?
+    let ownerGroupsExcluded: [UInt32]
+    let unresolvedGroups: [String]
+    /// Inbound ports never captured with `-b '*'` (1.10 also returned port 22).
+    let inboundExcluded: [UInt16]
+
+    static let dnsProxyPort: UInt16 = 15053
+    static let selfCallMark: UInt32 = 1338
+
+    init(family: Family, config: CaptureConfiguration, tables: [Table], options: VerifierOptions, policyRouting: PolicyRouting? = nil) {
+        self.family = family
+        self.policyRouting = policyRouting
+        self.config = config
+        self.tables = tables
+        self.options = options
+        let v = config.istioVersion
+        func parse(_ list: [String]) -> [AddressMatch] {
+            list.compactMap { AddressMatch($0) }.filter { $0.address.family == family }
+        }
+        if family == .ipv6 {
+            loopback = AddressMatch("::1/128")!
+            loopbackNet = AddressMatch("::1/128")!
+            passthroughSource = AddressMatch("::6/128")!
+        } else {
+            let configured = v >= IstioVersion(1, 22, 0) ? AddressMatch(config.hostIPv4LoopbackCIDR) : nil
+            loopback = configured.flatMap { $0.address.family == .ipv4 ? $0 : nil } ?? AddressMatch("127.0.0.1/32")!
+            loopbackNet = AddressMatch("127.0.0.0/8")!
+            passthroughSource = AddressMatch("127.0.0.6/32")!
+        }
+        excludeCIDRs = parse(config.outboundIPRangesExclude)
+        includeCIDRs = config.outboundIPRangesInclude.isAll ? nil : parse(config.outboundIPRangesInclude.items)
+        includesLoopback = config.outboundIPRangesInclude.items.compactMap { AddressMatch($0) }.contains { c in
+            c.address.family == .ipv4 ? (c.address.value >> 24) == 127 : c.address.value == 1
+        }
+        dnsServers = parse(family == .ipv4 ? config.dnsServersIPv4 : config.dnsServersIPv6).map {
+            AddressMatch(address: $0.address, prefixLength: family.addressBits)
+        }
+        let on = config.redirectDNS && (v < IstioVersion(1, 26, 0) || config.captureAllDNS
+            || !config.dnsServersIPv4.isEmpty || !config.dnsServersIPv6.isEmpty)
+        dnsOn = on
+        dnsActive = on && (config.captureAllDNS || !dnsServers.isEmpty)
+        proxyUIDs = config.proxyUIDs
+        proxyGIDs = config.proxyGIDs
+        if let u = config.proxyRunAsUser ?? (config.proxyRunAsGroup != nil ? config.proxyUIDs.first : nil) {
+            realIdentity = (u, config.proxyRunAsGroup ?? config.proxyGIDs.first ?? u)
+        } else {
+            realIdentity = nil
+        }
+
+        // Owner groups: numeric, or resolved by the options; else read back from the numeric owner rules.
+        var unresolved: [String] = []
+        func resolve(_ names: [String]) -> [UInt32] {
+            names.compactMap { n in
+                if let g = options.groupIDs[n] ?? UInt32(n) { return g }
+                unresolved.append(n)
+                return nil
+            }
+        }
+        let nat = tables.first { $0.name == .nat }
+        let ownerRules = nat?.chain("ISTIO_OUTPUT")?.rules ?? []
+        var included: [UInt32]? = config.ownerGroupsInclude.isAll ? nil : resolve(config.ownerGroupsInclude.items)
+        var excluded = resolve(config.ownerGroupsExclude)
+        if !unresolved.isEmpty {
+            let known = Set(config.proxyGIDs + (included ?? []) + excluded)
+            var found: [UInt32] = []
+            for r in ownerRules where r.target == .return {
+                for case .owner(let o) in r.matches {
+                    if let g = o.gid, g.range.count == 1, o.uid == nil, !known.contains(g.range.lowerBound) {
+                        if config.ownerGroupsInclude.isAll ? !g.inverted : g.inverted { found.append(g.range.lowerBound) }
+                    }
+                }
+            }
+            if included != nil { included! += found } else { excluded += found }
+        }
+        ownerGroupsIncluded = included
+        ownerGroupsExcluded = excluded
+        unresolvedGroups = unresolved
+        inboundExcluded = config.inboundPortsExclude + (v < IstioVersion(1, 14, 0) ? [22] : [])
+
+        let resolver: ExpectedRules.GroupResolver = { [groupIDs = options.groupIDs] name in groupIDs[name] ?? UInt32(name) }
+        expected = ExpectedRules.tables(for: config, family: family, groupResolver: resolver)
+        expectedKeys = Set(expected.flatMap { t in
+            t.chains.flatMap { c in c.rules.map { ExpectedRuleKey(table: t.name, chain: c.name, rule: $0.normalized) } }
+        })
+
+        var hints = SpaceHints()
+        hints.addresses = [loopback, loopbackNet, passthroughSource] + excludeCIDRs + (includeCIDRs ?? []) + dnsServers
+        hints.ports = [53, FamilyContext.dnsProxyPort, config.proxyPort, config.inboundCapturePort, config.inboundTunnelPort,
+                       15020, 15021, 15090, 22] + config.outboundPortsExclude + config.outboundPortsInclude
+            + config.inboundPortsInclude.items + config.inboundPortsExclude
+        hints.ids = config.proxyUIDs + config.proxyGIDs + [1000] + excluded + (included ?? [])
+            + [config.proxyRunAsUser, config.proxyRunAsGroup].compactMap { $0 }
+        hints.interfaces = ["lo", "eth0"] + config.excludeInterfaces + config.rerouteVirtualInterfaces
+        hints.marks = [0, config.tproxyMark, FamilyContext.selfCallMark]
+        hints.protocols = [ProtocolMatch.tcp, ProtocolMatch.udp]
+        let space = PacketSpace(family: family, tables: tables, hints: hints)
+        self.space = space
+        evaluator = SymbolicEvaluator(space: space, tables: tables)
+    }
+
+    func table(_ name: TableName) -> Table? { tables.first { $0.name == name } }
+
+    /// Whether this family carries any of Istio's chains.
+    var hasIstioRules: Bool {
+        tables.contains { t in t.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }
+    }
+
+    // MARK: packet classes
+
+    var tcp: AtomSet { space.atoms(protocols: [ProtocolMatch.tcp]) }
+    var udp: AtomSet { space.atoms(protocols: [ProtocolMatch.udp]) }
+    func ports(_ p: [UInt16]) -> AtomSet { space.atoms(ports: p) }
+    func sourcePorts(_ p: [UInt16]) -> AtomSet { space.atoms(ports: p, field: .sourcePort) }
+    func uids(_ ids: [UInt32]) -> AtomSet { space.atoms(ids: ids, field: .uid) }
+    func gids(_ ids: [UInt32]) -> AtomSet { space.atoms(ids: ids, field: .gid) }
+    func destinations(_ cidrs: [AddressMatch]) -> AtomSet { space.atoms(.destination, inside: cidrs) }
+    func sources(_ cidrs: [AddressMatch]) -> AtomSet { space.atoms(.source, inside: cidrs) }
+    func out(_ names: [String]) -> AtomSet { space.atoms(.outInterface, interfaces: { names.contains($0) }) }
+    func into(_ names: [String]) -> AtomSet { space.atoms(.inInterface, interfaces: { names.contains($0) }) }
+    var lo: [String] { ["lo"] }
+
+    /// Packets that start here: no mark, no connmark.
+    var unmarked: PacketBox {
+        space.universe.with(.mark, space.atoms(.mark, marks: { $0 == 0 }))
+            .with(.connmark, space.atoms(.connmark, marks: { $0 == 0 }))
+    }
+    /// The first packet of a connection a local socket opens (nat OUTPUT sees it).
+    var localNew: PacketBox {
+        unmarked.with(.inInterface, space.noInterface(.inInterface))
+            .without(.outInterface, space.noInterface(.outInterface))
+            .with(.ctState, space.atoms(states: [.new]))
+    }
+    /// The first packet of a connection arriving from the network (not on `lo`).
+    var inboundNew: PacketBox {
+        unmarked.with(.outInterface, space.noInterface(.outInterface))
+            .without(.inInterface, space.noInterface(.inInterface))
+            .without(.inInterface, into(lo))
+            .with(.ctState, space.atoms(states: [.new]))
+            .without(.destination, destinations([loopbackNet]))
+    }
+    /// Not the proxy by any configured id.
+    func application(_ b: PacketBox) -> PacketBox {
+        b.without(.uid, uids(proxyUIDs)).without(.gid, gids(proxyGIDs))
+    }
+    /// The application traffic the owner-group filter lets through to capture.
+    func capturedGroups(_ b: PacketBox) -> PacketBox {
+        var r = b.without(.gid, gids(ownerGroupsExcluded))
+        if let inc = ownerGroupsIncluded { r = r.with(.gid, gids(inc)) }
+        return r
+    }
+    /// Owned by a configured proxy id (uid in P with any gid, or gid in G).
+    func proxyOwned(_ b: PacketBox) -> PacketSet {
+        PacketSet([b.with(.uid, uids(proxyUIDs)), b.without(.uid, uids(proxyUIDs)).with(.gid, gids(proxyGIDs))])
+    }
+    /// The DNS traffic this family sends to the agent: port 53 to a server (any destination with capture-all).
+    func dnsBound(_ b: PacketBox) -> PacketSet {
+        guard dnsActive else { return PacketSet() }
+        var d = b.with(.destinationPort, ports([53])).with(.l4Protocol, tcp | udp)
+        if !config.captureAllDNS { d = d.with(.destination, destinations(dnsServers)) }
+        return PacketSet([d])
+    }
+
+    // MARK: evaluation
+
+    func evaluate(_ set: PacketSet, _ pipeline: Pipeline) -> [Outcome] { evaluator.evaluate(set, pipeline: pipeline) }
+    func evaluate(_ box: PacketBox, _ pipeline: Pipeline) -> [Outcome] { evaluate(PacketSet([box]), pipeline) }
+
+    /// The rule a step points at.
+    func rule(at step: TraceStep) -> Rule? {
+        guard let n = step.ruleNumber, let c = table(step.table)?.chain(step.chain), n >= 1, n <= c.rules.count else { return nil }
+        return c.rules[n - 1]
+    }
+    func ruleText(at step: TraceStep) -> String? {
+        rule(at: step).map { SaveSyntax.render($0, in: step.chain, family: family) }
+    }
+
+    /// The most realistic member of an outcome: TCP, port 9080, `eth0`, UID 1000 where the class allows.
+    func witnessPacket(_ outcome: Outcome) -> Packet {
+        let candidates = outcome.packets.boxes.map { space.representative(of: $0) }
+        func score(_ p: Packet) -> Int {
+            var s = 0
+            if p.protocolNumber == ProtocolMatch.tcp { s += 2 }
+            if [9080, 8080, 80, 443].contains(p.destinationPort) { s += 1 }
+            if p.outInterface == "eth0" || p.inInterface == "eth0" { s += 1 }
+            if p.uid == 1000 || p.uid == nil { s += 1 }
+            if p.destination == Packet.podAddress(family) { s += 1 }
+            if p.sourcePort == Packet.ephemeralPort { s += 1 }
+            return s
+        }
+        return candidates.max { score($0) < score($1) } ?? space.representative(of: space.universe)
+    }
+}
+
+extension PacketBox {
+    func with(_ f: PacketField, _ atoms: AtomSet) -> PacketBox {
+        var b = self
+        b[f] = b[f] & atoms
+        return b
+    }
+    func without(_ f: PacketField, _ atoms: AtomSet) -> PacketBox { with(f, atoms.complement) }
+}
+
+extension PacketSet {
+    func with(_ f: PacketField, _ atoms: AtomSet) -> PacketSet { PacketSet(boxes.map { $0.with(f, atoms) }) }
+    func without(_ f: PacketField, _ atoms: AtomSet) -> PacketSet { with(f, atoms.complement) }
+}

@@ -1,0 +1,73 @@
+import IstioCapture
+import NetfilterModel
+
+/// Rule sets the obligations' examples start from: what istio-iptables installs for a configuration
+/// (from `ExpectedRules`, rendered as iptables-save prints it), edited line by line into broken variants.
+public enum ExampleRules {
+    /// The sidecar injector's defaults (`-b '*' -d 15090,15021,15020 -i '*'`), current shape.
+    public static var pod: CaptureConfiguration { .injectorDefault }
+
+    /// The injector defaults with DNS capture of every port-53 packet, as istio-cni configures it.
+    public static var dnsPod: CaptureConfiguration {
+        var c = CaptureConfiguration.injectorDefault
+        c.redirectDNS = true
+        c.captureAllDNS = true
+        return c
+    }
+
+    /// The injector defaults in TPROXY mode.
+    public static var tproxyPod: CaptureConfiguration {
+        var c = CaptureConfiguration.injectorDefault
+        c.interceptionMode = .tproxy
+        return c
+    }
+
+    /// The injector defaults on a dual-stack pod.
+    public static var dualStackPod: CaptureConfiguration {
+        var c = CaptureConfiguration.injectorDefault
+        c.ipv6Enabled = true
+        return c
+    }
+
+    /// `iptables-save` text of what Istio installs for a configuration, for one family.
+    public static func save(_ config: CaptureConfiguration, family: Family = .ipv4) -> String {
+        ExpectedRules.tables(for: config, family: family, groupResolver: { UInt32($0) })
+            .map { SaveSyntax.render($0) }.joined()
+    }
+
+    /// An example whose rules are what Istio installs for `config`, edited by `edit`.
+    static func example(_ name: String, _ config: CaptureConfiguration, _ expectation: ObligationExample.Expectation,
+                        ipv6 edit6: ((String) -> String)? = nil, _ edit: (String) -> String = { $0 }) -> ObligationExample {
+        let v6 = config.ipv6Enabled ? (edit6 ?? { $0 })(save(config, family: .ipv6)) : nil
+        return ObligationExample(name, configuration: config, ipv4: edit(save(config)), ipv6: v6, expectation)
+    }
+}
+
+extension String {
+    /// The text without the line (exactly as written); unchanged if absent, which makes a failing example pass
+    /// and its test fail.
+    func removingLine(_ line: String) -> String {
+        split(separator: "\n", omittingEmptySubsequences: false).filter { $0 != line }.joined(separator: "\n")
+    }
+    /// The text with one line replaced.
+    func replacingLine(_ line: String, with replacement: String) -> String {
+        split(separator: "\n", omittingEmptySubsequences: false).map { $0 == line ? Substring(replacement) : $0 }
+            .joined(separator: "\n")
+    }
+    /// The text with a line inserted before the first occurrence of another.
+    func inserting(_ newLine: String, before line: String) -> String {
+        var lines = split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let i = lines.firstIndex(of: line) { lines.insert(newLine, at: i) }
+        return lines.joined(separator: "\n")
+    }
+    /// The text with a line inserted after the first occurrence of another.
+    func inserting(_ newLine: String, after line: String) -> String {
+        var lines = split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let i = lines.firstIndex(of: line) { lines.insert(newLine, at: i + 1) }
+        return lines.joined(separator: "\n")
+    }
+    /// The text with a line moved to just after another.
+    func movingLine(_ line: String, after anchor: String) -> String {
+        removingLine(line).inserting(line, after: anchor)
+    }
+}

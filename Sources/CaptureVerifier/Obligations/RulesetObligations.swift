@@ -1,0 +1,235 @@
+import IstioCapture
+import NetfilterModel
+
+/// §13.20: Istio's chains are reachable, hold what istio-iptables installs, and nothing is left over.
+/// Differences that no other obligation traced to a verdict are `rule-drift` (informational).
+enum ChainHygiene: Obligation {
+    static let description = ObligationDescription(
+        id: "chain-hygiene", title: "Istio's chains hold what istio-iptables installs", invariant: 20,
+        quantifiesOver: ["every ISTIO_* chain and every rule, compared with the rules istio-iptables installs for the configuration "
+            + "(runs of consecutive RETURN rules compared as sets)"],
+        kinds: [.ruleDrift],
+        examples: [
+            ExampleRules.example("default pod", ExampleRules.pod, .passes),
+            ExampleRules.example("leftover chain", ExampleRules.pod, .fails(.ruleDrift, .info)) {
+                $0.inserting(":ISTIO_OLD - [0:0]", before: ":ISTIO_OUTPUT - [0:0]")
+            },
+            ExampleRules.example("jump to a missing chain", ExampleRules.pod, .fails(.ruleDrift, .warning)) {
+                $0.inserting("-A OUTPUT -j ISTIO_GONE", before: "-A OUTPUT -j ISTIO_OUTPUT")
+            },
+        ])
+
+    static func check(_ run: VerificationRun) -> CheckOutput {
+        guard !run.checked.isEmpty else { return .notApplicable("no family to check") }
+        var out = CheckOutput()
+        // Rules other findings already point at are explained there.
+        let cited = Set(run.results.values.flatMap(\.findings).compactMap { f -> String? in
+            guard let t = f.table, let c = f.chain, let n = f.ruleNumber else { return nil }
+            return "\(f.family)|\(t)|\(c)|\(n)"
+        })
+        let id = description.id
+        for ctx in run.checked {
+            var drift = 0
+            let tableNames = Set(ctx.tables.map(\.name) + ctx.expected.map(\.name)).sorted()
+            for name in tableNames {
+                let actual = ctx.table(name) ?? Table(family: ctx.family, name: name, chains: [])
+                let expected = ctx.expected.first { $0.name == name } ?? Table(family: ctx.family, name: name, chains: [])
+                let graph = ChainGraph(actual)
+                for pos in graph.danglingJumps {
+                    out.findings.append(ctx.structural(.ruleDrift, .warning, table: name, chain: pos.chain, rule: pos.number,
+                        message: "\(name) \(pos) jumps to a chain that does not exist; the jump does nothing.", fix: Fix.reinstall, obligation: id))
+                }
+                for cycle in graph.cycles {
+                    out.findings.append(ctx.structural(.ruleDrift, .warning, table: name, chain: cycle.first, rule: nil,
+                        message: "\(name) chains \(cycle.map(\.rawValue).joined(separator: " → ")) jump in a cycle (the kernel refuses such a table).",
+                        fix: Fix.reinstall, obligation: id))
+                }
+                let expectedGraph = ChainGraph(expected)
+                for chain in actual.chains where chain.name.rawValue.hasPrefix("ISTIO_") {
+                    if expected.chain(chain.name) == nil {
+                        out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
+                            message: "\(name) \(chain.name) is not a chain istio-iptables creates for this configuration (left over from an earlier one?).",
+                            fix: "Remove it, or reinstall the rules with the current configuration.", obligation: id))
+                        drift += 1
+                    } else if graph.unreachableChains.contains(chain.name), !expectedGraph.unreachableChains.contains(chain.name) {
+                        out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
+                            message: "\(name) \(chain.name) is not reached from any hook chain.", fix: Fix.reinstall, obligation: id))
+                        drift += 1
+                    }
+                }
+                for chain in expected.chains where actual.chain(chain.name) == nil {
+                    out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
+                        message: "\(name) \(chain.name) is missing; istio-iptables creates it for this configuration.", fix: Fix.reinstall, obligation: id))
+                    drift += 1
+                }
+                for chain in actual.chains {
+                    guard let exp = expected.chain(chain.name) else {
+                        if !chain.name.rawValue.hasPrefix("ISTIO_") {
+                            // A built-in chain Istio does not touch, or someone else's chain: report only its rules.
+                            for (i, r) in chain.rules.enumerated() where !ctx.isIstioRule(r, table: name, chain: chain.name) {
+                                guard !cited.contains("\(ctx.family)|\(name)|\(chain.name)|\(i + 1)") else { continue }
+                                out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name, rule: i + 1,
+                                    message: "\(name) \(chain.name)#\(i + 1) is not a rule istio-iptables installs.", fix: nil, obligation: id))
+                                drift += 1
+                            }
+                        }
+                        continue
+                    }
+                    let (extra, missing) = diff(actual: chain.rules, expected: exp.rules, family: ctx.family)
+                    for i in extra where !cited.contains("\(ctx.family)|\(name)|\(chain.name)|\(i + 1)") {
+                        out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name, rule: i + 1,
+                            message: "\(name) \(chain.name)#\(i + 1) is not a rule istio-iptables installs for this configuration.",
+                            fix: nil, obligation: id))
+                        drift += 1
+                    }
+                    for r in missing {
+                        out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
+                            message: "istio-iptables installs `\(SaveSyntax.render(r, in: chain.name, family: ctx.family))`, which is absent.",
+                            fix: Fix.reinstall, obligation: id))
+                        drift += 1
+                    }
+                }
+            }
+            if drift == 0, out.findings.allSatisfy({ $0.family != ctx.family }) {
+                out.proven.append("\(ctx.familyName): the rules are exactly what istio-iptables \(ctx.version) installs for this configuration")
+            }
+        }
+        return out
+    }
+
+    /// Rules of `actual` not in `expected` (indices) and rules of `expected` not in `actual`, by longest common
+    /// subsequence over normalized rules; consecutive RETURNs are sorted first, since their order is immaterial.
+    static func diff(actual: [Rule], expected: [Rule], family: Family) -> (extra: [Int], missing: [Rule]) {
+        func canonical(_ rules: [Rule]) -> [(Int, Rule)] {
+            var out: [(Int, Rule)] = []
+            var run: [(Int, Rule)] = []
+            func flush() {
+                out += run.sorted { SaveSyntax.ruleSpec($0.1, family: family) < SaveSyntax.ruleSpec($1.1, family: family) }
+                run = []
+            }
+            for (i, r) in rules.enumerated() {
+                let n = r.normalized
+                if n.target == .return { run.append((i, n)) } else { flush(); out.append((i, n)) }
+            }
+            flush()
+            return out
+        }
+        let a = canonical(actual), e = canonical(expected)
+        var lcs = Array(repeating: Array(repeating: 0, count: e.count + 1), count: a.count + 1)
+        for i in stride(from: a.count - 1, through: 0, by: -1) {
+            for j in stride(from: e.count - 1, through: 0, by: -1) {
+                lcs[i][j] = a[i].1 == e[j].1 ? lcs[i + 1][j + 1] + 1 : max(lcs[i + 1][j], lcs[i][j + 1])
+            }
+        }
+        var extra: [Int] = [], missing: [Rule] = []
+        var i = 0, j = 0
+        while i < a.count || j < e.count {
+            if i < a.count, j < e.count, a[i].1 == e[j].1 {
+                i += 1; j += 1
+            } else if j < e.count, i == a.count || lcs[i][j + 1] >= lcs[i + 1][j] {
+                missing.append(e[j].1); j += 1
+            } else {
+                extra.append(a[i].0); i += 1
+            }
+        }
+        return (extra.sorted(), missing)
+    }
+}
+
+/// §13.24: Istio's rules live in one backend per family.
+enum OneBackend: Obligation {
+    static let description = ObligationDescription(
+        id: "one-backend", title: "Istio's rules live in one backend per family", invariant: 24,
+        quantifiesOver: ["each family's backends found holding rules (live reads only)"],
+        kinds: [.backendSplit], examples: [])
+
+    static func check(_ run: VerificationRun) -> CheckOutput {
+        let populated = run.ruleset.populatedBackends
+        guard !populated.isEmpty else { return .notApplicable("the rules were read from a saved dump; backends were not probed") }
+        var out = CheckOutput()
+        for (family, backends) in populated.sorted(by: { $0.key < $1.key }) {
+            let name = family == .ipv4 ? "IPv4" : "IPv6"
+            if Set(backends).count > 1 {
+                out.findings.append(Finding(kind: .backendSplit, severity: .error, family: family,
+                    message: "\(name) rules exist in \(backends.map(\.rawValue).joined(separator: " and ")) at once: the kernel evaluates both, "
+                        + "in an order no one chose, and a reader of one backend misses the other.",
+                    fix: "Remove the rules from one backend (iptables-legacy -F / iptables-nft -F in the pod's namespace) and reinstall Istio's.",
+                    obligation: description.id))
+            } else if let read = run.ruleset.backends[family], let only = backends.first, read != only, read != .text {
+                out.findings.append(Finding(kind: .backendSplit, severity: .error, family: family,
+                    message: "\(name) rules live in \(only.rawValue) but were read from \(read.rawValue): the verified tables are not the ones in force.",
+                    fix: "Read the \(only.rawValue) backend (iptaudit picks it when given --backend auto).", obligation: description.id))
+            } else {
+                out.proven.append("\(name): rules only in \(backends.first?.rawValue ?? "no backend")")
+            }
+        }
+        return out
+    }
+}
+
+/// §13.18: both families are captured the same way.
+enum FamilyParity: Obligation {
+    static let description = ObligationDescription(
+        id: "family-parity", title: "IPv4 and IPv6 are captured alike", invariant: 18,
+        quantifiesOver: ["each obligation's result in IPv4 against IPv6", "the application traffic of a configured family that has no rules"],
+        kinds: [.familyAsymmetry],
+        examples: [
+            ExampleRules.example("dual-stack pod", ExampleRules.dualStackPod, .passes),
+            ExampleRules.example("IPv6 REDIRECT removed", ExampleRules.dualStackPod, .fails(.familyAsymmetry, .error), ipv6: {
+                $0.removingLine("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001")
+            }),
+            ExampleRules.example("IPv6 rules missing", ExampleRules.dualStackPod, .fails(.familyAsymmetry, .error), ipv6: { _ in "" }),
+        ])
+
+    static func check(_ run: VerificationRun) -> CheckOutput {
+        var out = CheckOutput()
+        let id = description.id
+        for (family, _) in run.skipped {
+            let ctx = FamilyContext(family: family, config: run.config, tables: run.ruleset.tables.filter { $0.family == family },
+                                    options: run.options, policyRouting: run.ruleset.policyRouting)
+            let other = family == .ipv4 ? "IPv6" : "IPv4"
+            let cls = ctx.outboundCaptureClass.isEmpty ? PacketSet([ctx.application(ctx.localNew).with(.l4Protocol, ctx.tcp)]) : ctx.outboundCaptureClass
+            let found = ctx.check(cls, .localOutput, obligation: id) { o in
+                guard o.verdict.capturePort == nil else { return nil }
+                return Violation(kind: .familyAsymmetry, severity: .error,
+                                 problem: "is not captured: the pod has \(ctx.familyName) but only \(other) has Istio's rules, so all its \(ctx.familyName) traffic bypasses the mesh",
+                                 fix: "Istio adds ip6tables rules only when it detects an IPv6 pod address (ISTIO_DUAL_STACK for dual-stack); reinstall the rules.")
+            }
+            out.findings += found.isEmpty ? [ctx.structural(.familyAsymmetry, .error, table: nil, chain: nil,
+                message: "\(ctx.familyName) has no Istio rules while \(other) has them.", fix: Fix.reinstall, obligation: id)] : found
+        }
+        let configured = Set(run.config.families)
+        for ctx in run.checked where !configured.contains(ctx.family) {
+            out.findings.append(ctx.structural(.familyAsymmetry, .warning, table: nil, chain: nil,
+                message: "\(ctx.familyName) holds Istio rules but the configuration says the pod is \(configured.contains(.ipv6) ? "IPv6" : "IPv4")-only; "
+                    + "the configuration's IPv6 detection may be wrong.",
+                fix: "Pass the pod's addresses (or ISTIO_DUAL_STACK) so the configuration matches.", obligation: id))
+        }
+        if run.checked.count == 2 {
+            for obligation in Obligations.all {
+                let oid = obligation.description.id
+                guard oid != id, let result = run.results[oid], result.notApplicable == nil else { continue }
+                let byFamily = Dictionary(grouping: result.findings.filter { $0.severity == .error }, by: \.family)
+                guard byFamily.count == 1, let (bad, findings) = byFamily.first, let first = findings.first else { continue }
+                let good = bad == .ipv4 ? "IPv6" : "IPv4"
+                // The obligation must have applied to the passing family too.
+                let goodFamily: Family = bad == .ipv4 ? .ipv6 : .ipv4
+                if let perFamily = run.perFamily[oid], perFamily[goodFamily]?.notApplicable != nil || perFamily[goodFamily] == nil { continue }
+                var f = first
+                f.kind = .familyAsymmetry
+                f.obligation = id
+                f.message = "\(bad == .ipv4 ? "IPv4" : "IPv6") fails \(oid) while \(good) passes it: " + first.message
+                f.fix = first.fix
+                out.findings.append(f)
+            }
+        }
+        if out.findings.isEmpty {
+            if run.checked.count == 2 {
+                out.proven.append("IPv4 and IPv6 pass and fail the same obligations")
+            } else {
+                return .notApplicable("only \(run.checked.first?.familyName ?? "no family") is configured and present")
+            }
+        }
+        return out
+    }
+}

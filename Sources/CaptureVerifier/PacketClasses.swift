@@ -1,0 +1,77 @@
+import IstioCapture
+import NetfilterModel
+
+/// The packet classes the obligations quantify over, built from the configuration (model doc §13 notation:
+/// P/G proxy ids, L loopback CIDR, X `-x`, I `-i`, Q `-q`, O `-o`, E `-c`, K `-k`).
+extension FamilyContext {
+    /// (4) What outbound capture must catch: application TCP, passing the owner-group filter, not out `lo`
+    /// (unless a loopback range is included) or an excluded interface, dport not in O, destination not in L or
+    /// X, and destination in I (or I is `*`) or dport in Q. DNS the agent takes instead is left out.
+    var outboundCaptureClass: PacketSet {
+        guard includeCIDRs.map({ !$0.isEmpty }) ?? true || !config.outboundPortsInclude.isEmpty else { return PacketSet() }
+        var b = capturedGroups(application(localNew)).with(.l4Protocol, tcp)
+            .without(.outInterface, out(config.excludeInterfaces))
+            .without(.destinationPort, ports(config.outboundPortsExclude))
+            .without(.destination, destinations([loopback] + excludeCIDRs))
+        if !includesLoopback { b = b.without(.outInterface, out(lo)) }
+        var set: PacketSet
+        if let inc = includeCIDRs {
+            set = PacketSet([b.with(.destination, destinations(inc))])
+                .union(PacketSet([b.with(.destinationPort, ports(config.outboundPortsInclude))]))
+        } else {
+            set = PacketSet([b])
+        }
+        // Envoy's forwards from 127.0.0.6 over lo always return, whoever owns them.
+        set = set.subtracting(space.universe.with(.outInterface, out(lo)).with(.source, sources([passthroughSource])))
+        return set.subtracting(dnsBound(space.universe))
+    }
+
+    /// (13) DNS queries the agent must get: application TCP/UDP port 53 to a nameserver (any with capture-all),
+    /// through the owner-group filter, not out an excluded interface.
+    var dnsCaptureClass: PacketSet {
+        dnsBound(capturedGroups(application(localNew)).without(.outInterface, out(config.excludeInterfaces)))
+    }
+
+    /// (9) The proxy calling its own pod (an app calling its own Service): TCP owned by the first proxy UID, out
+    /// `lo`, to a non-loopback address, not from 127.0.0.6, port not the tunnel port (1.18+) nor 53 with DNS.
+    var selfCallClass: PacketSet {
+        guard let first = proxyUIDs.first else { return PacketSet() }
+        return PacketSet([selfCallBox.with(.uid, uids([first]))])
+    }
+
+    /// The self-call conditions without the owner.
+    var selfCallBox: PacketBox {
+        var b = localNew.with(.l4Protocol, tcp).with(.outInterface, out(lo))
+            .without(.source, sources([passthroughSource])).without(.destination, destinations([loopback]))
+        if atLeast(18) { b = b.without(.destinationPort, ports([config.inboundTunnelPort])) }
+        if dnsOn { b = b.without(.destinationPort, ports([53])) }
+        return b
+    }
+
+    /// Everything some obligation requires to be captured (a foreign rule pre-empting any of it is an error).
+    var captureRequired: PacketSet {
+        outboundCaptureClass.union(dnsCaptureClass).union(selfCallClass)
+    }
+
+    /// How a pipeline for locally generated traffic that may loop back over `lo` must be walked in this mode:
+    /// TPROXY captures the proxy-to-self leg on the receive side.
+    var loopbackPipeline: Pipeline { tproxyMode ? .localOutputThenLoopback : .localOutput }
+
+    func list(_ ports: [UInt16]) -> String { ports.map(String.init).joined(separator: ",") }
+    func list(_ cidrs: [AddressMatch]) -> String { cidrs.map(\.cidrText).joined(separator: ",") }
+}
+
+/// Fix hints shared by several obligations.
+enum Fix {
+    static let reinstall = "Reinstall Istio's rules (restart the pod so istio-init or istio-cni programs them again) and find what changed them."
+    static let outbound = "Outbound capture follows traffic.sidecar.istio.io/includeOutboundIPRanges (-i), excludeOutboundIPRanges (-x), "
+        + "includeOutboundPorts (-q) and excludeOutboundPorts (-o); if those are right, reinstall the rules."
+    static let owner = "Make istio-iptables' -u/-g (injector: the proxy UID; istio-cni: the istio-proxy container's "
+        + "securityContext runAsUser/runAsGroup) match the identity the proxy really runs as, then reinstall the rules."
+    static let inbound = "Inbound capture follows traffic.sidecar.istio.io/includeInboundPorts (-b) and excludeInboundPorts (-d); "
+        + "if those are right, reinstall the rules."
+    static let dns = "DNS capture follows the proxy's ISTIO_META_DNS_CAPTURE (--redirect-dns, and --capture-all-dns with istio-cni); "
+        + "if that is right, reinstall the rules."
+    static let tproxy = "TPROXY needs matching -t (mark), -r (route table) and the ip rule/route istio-iptables adds; "
+        + "reinstall the rules (sidecar.istio.io/interceptionMode selects the mode)."
+}

@@ -1,0 +1,149 @@
+import IstioCapture
+import NetfilterModel
+
+/// One obligation of model doc §13: its description (with examples) and its check.
+protocol Obligation: Sendable {
+    static var description: ObligationDescription { get }
+    static func check(_ run: VerificationRun) -> CheckOutput
+}
+
+/// An obligation checked family by family.
+protocol FamilyObligation: Obligation {
+    static func check(_ ctx: FamilyContext) -> CheckOutput
+}
+
+extension FamilyObligation {
+    static func check(_ run: VerificationRun) -> CheckOutput {
+        merge(run.checked.map { ($0, check($0)) }, skipped: run.skipped)
+    }
+}
+
+/// One result from the per-family ones: findings side by side, proofs and notes labelled by family.
+func merge(_ outputs: [(FamilyContext, CheckOutput)], skipped: [(Family, String)]) -> CheckOutput {
+        var merged = CheckOutput()
+        var reasons: [String] = []
+        var applicable = false
+        for (ctx, out) in outputs {
+            if let why = out.notApplicable {
+                reasons.append("\(ctx.familyName): \(why)")
+                continue
+            }
+            applicable = true
+            merged.findings += out.findings
+            merged.proven += out.proven.map { "\(ctx.familyName): \($0)" }
+            merged.notes += out.notes.map { "\(ctx.familyName): \($0)" }
+        }
+        for (family, why) in skipped { reasons.append("\(family == .ipv4 ? "IPv4" : "IPv6"): \(why)") }
+        if !applicable {
+            merged.notApplicable = reasons.isEmpty ? "no family to check" : reasons.joined(separator: "; ")
+        } else {
+            merged.notes += reasons
+        }
+        return merged
+}
+
+/// Everything the checks share: the ruleset, the configuration, one context per family.
+struct VerificationRun {
+    let ruleset: Ruleset
+    let config: CaptureConfiguration
+    let options: VerifierOptions
+    /// Families whose rules are checked.
+    let checked: [FamilyContext]
+    /// Configured families left out, and why (family parity reports them).
+    let skipped: [(Family, String)]
+    /// Results of the obligations already run (family parity compares them), merged and per family.
+    var results: [ObligationID: CheckOutput] = [:]
+    var perFamily: [ObligationID: [Family: CheckOutput]] = [:]
+
+    init(ruleset: Ruleset, config: CaptureConfiguration, options: VerifierOptions) {
+        self.ruleset = ruleset
+        self.config = config
+        self.options = options
+        var contexts: [FamilyContext] = []
+        var skipped: [(Family, String)] = []
+        let present = Set(ruleset.families.filter { f in
+            ruleset.tables.contains { $0.family == f && $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }
+        })
+        for family in Family.allCases {
+            let configured = config.families.contains(family)
+            guard configured || present.contains(family) else { continue }
+            if configured, !present.contains(family), !present.isEmpty {
+                skipped.append((family, "no Istio rules in this family (see family-parity)"))
+                continue
+            }
+            contexts.append(FamilyContext(family: family, config: config, tables: ruleset.tables.filter { $0.family == family },
+                                          options: options, policyRouting: ruleset.policyRouting))
+        }
+        checked = contexts
+        self.skipped = skipped
+    }
+
+    func context(_ family: Family) -> FamilyContext? { checked.first { $0.family == family } }
+}
+
+/// Every obligation, in report order.
+enum Obligations {
+    static let all: [any Obligation.Type] = [
+        OutboundHook.self, InboundHook.self, RedirectTargets.self, OutboundCompleteness.self, ExclusionsWin.self,
+        ProxyNotCaptured.self, BothIdentities.self, InboundForwardSource.self, SelfCall.self, AppLocalTraffic.self,
+        LoopbackDestination.self, InboundPorts.self, DNSCapture.self, DNSConntrackZones.self,
+        InterfaceExclusions.self, VirtualInterfaces.self, TProxyConsistency.self, DropInvalid.self,
+        UDPNeverToEnvoy.self, OneBackend.self,
+        // These two read the others' results: drift already explained is not repeated; parity compares families.
+        ChainHygiene.self, FamilyParity.self,
+    ]
+}
+
+/// The obligations' descriptions (ids, titles, packet classes, examples), for docs, JUnit and the test suite.
+public var obligationDescriptions: [ObligationDescription] { Obligations.all.map { $0.description } }
+
+/// Checks a pod's tables against the capture configuration: every obligation of model doc §13 that applies,
+/// by exhaustive symbolic evaluation of the packet classes it quantifies over. Pure.
+public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration) -> VerificationReport {
+    verify(ruleset, configuration: configuration, options: VerifierOptions())
+}
+
+public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration, options: VerifierOptions) -> VerificationReport {
+    var run = VerificationRun(ruleset: ruleset, config: configuration, options: options)
+    var results: [ObligationResult] = []
+    for obligation in Obligations.all {
+        let d = obligation.description
+        let out: CheckOutput
+        if let familyObligation = obligation as? any FamilyObligation.Type {
+            let outputs = run.checked.map { ($0, familyObligation.check($0)) }
+            run.perFamily[d.id] = Dictionary(outputs.map { ($0.0.family, $0.1) }, uniquingKeysWith: { a, _ in a })
+            out = merge(outputs, skipped: run.skipped)
+        } else {
+            out = obligation.check(run)
+        }
+        run.results[d.id] = out
+        let status: ObligationStatus
+        if out.notApplicable != nil {
+            status = .notApplicable
+        } else if out.findings.contains(where: { $0.severity == .error }) {
+            status = .failed
+        } else {
+            status = .passed
+        }
+        results.append(ObligationResult(id: d.id, title: d.title, invariant: d.invariant, status: status,
+                                        findings: out.findings, proven: status == .passed ? out.proven : [],
+                                        notes: (out.notApplicable.map { [$0] } ?? []) + out.notes))
+    }
+    // Each finding once: the same kind at the same rule with the same witness verdict is the same defect.
+    var seen: Set<String> = []
+    var findings: [Finding] = []
+    for f in results.flatMap(\.findings) {
+        let key = "\(f.kind)|\(f.family)|\(f.location)|\(f.witness?.verdict.description ?? f.message)"
+        if seen.insert(key).inserted { findings.append(f) }
+    }
+    findings = findings.enumerated().sorted { a, b in
+        a.element.severity != b.element.severity ? a.element.severity > b.element.severity : a.offset < b.offset
+    }.map(\.element)
+    return VerificationReport(
+        configuration: ExpectedRules.describe(configuration),
+        families: run.checked.map(\.family),
+        obligations: results,
+        findings: findings,
+        ok: !findings.contains { $0.severity == .error },
+        proven: results.filter { $0.status == .passed }.flatMap(\.proven))
+}
