@@ -158,6 +158,7 @@ private struct DocumentReader {
     var state = State()
     var part: Part
     var snapshot = State()
+    var snapshotPending = false
     let markerMode: Bool
 
     init(parser: SaveTextParser, lines: [Substring]) {
@@ -220,6 +221,7 @@ private struct DocumentReader {
     private mutating func startPart(at i: Int, family: Family?, note: String) throws(LineProblem) {
         try endPart()
         snapshot = state
+        snapshotPending = false
         if let family {
             part = Part(start: i, family: family, explicit: true, guessing: false, note: note)
         } else {
@@ -264,6 +266,7 @@ private struct DocumentReader {
             return
         }
         if text.hasPrefix("*") {
+            takePendingSnapshot()
             try header(text, at: i)
             return
         }
@@ -284,7 +287,15 @@ private struct DocumentReader {
             try commandLine(Array(tokens.dropFirst()), family: family, at: i)
             return
         }
+        takePendingSnapshot()
         try ruleLine(text, line: n)
+    }
+
+    private mutating func takePendingSnapshot() {
+        if snapshotPending {
+            snapshot = state
+            snapshotPending = false
+        }
     }
 
     /// `iptables`, `ip6tables` (also with a path or a `-legacy` / `-nft` suffix) start a command line.
@@ -374,6 +385,11 @@ private struct DocumentReader {
 
     private mutating func ruleLine(_ text: Substring, line n: Int) throws(LineProblem) {
         guard let open = state.open else {
+            let words = text.split(separator: " ", maxSplits: 2)
+            if ["add", "insert", "flush", "delete", "table"].contains(words.first ?? ""),
+               words.count > 1, ["table", "chain", "rule", "ruleset", "inet", "ip", "ip6"].contains(words[1]) {
+                throw LineProblem("this is nftables syntax (input for nft -f), not iptables-save or iptables-restore text")
+            }
             throw LineProblem("rule outside a table: expected a *table line (such as *nat) before it")
         }
         var rest = text
@@ -427,8 +443,9 @@ private struct DocumentReader {
         let parsed = try parseRule(tokens, table: state.done[index], context: explicitContext, commandLine: true, counters: nil)
         if let only = parsed.onlyFamily, only != family { return }
         try state.done[index].apply(parsed.command, line: n)
-        snapshot = state
         part = Self.defaultPart(start: i + 1, family: parser.family)
+        // Taken at the next line that is not a command: a copy per command line would copy the table each time.
+        snapshotPending = true
     }
 }
 

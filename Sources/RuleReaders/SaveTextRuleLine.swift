@@ -232,6 +232,7 @@ struct RuleLineParser {
             return .rule(option)
         }
         let key = String(name.dropFirst(2))
+        guard !key.isEmpty else { throw LineProblem("unknown option \"--\": expected an option name after it") }
         if let exact = RuleOption.long.first(where: { $0.0 == key }) { return .rule(exact.1) }
         if let hit = exactExtensionOption(key) { return hit }
         if let last = slots.indices.last, slots[last].isUnknown { return .unknown(last) }

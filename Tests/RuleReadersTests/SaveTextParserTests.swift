@@ -90,6 +90,7 @@ struct SaveTextNormalisationTests {
         .init("-A X -j LOG --log-pre x", "-A X -j LOG --log-prefix x"),
         .init("-A X -p tcp --tcp-flags all none", "-A X -p tcp -m tcp --tcp-flags FIN,SYN,RST,PSH,ACK,URG NONE"),
         .init("-A X -p tcp ! --syn", "-A X -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN"),
+        .init("-A X -p tcp --tcp-flags NONE NONE", "-A X -p tcp -m tcp"),
         .init("-A X -p tcp -m multiport --dport 5,6", "-A X -p tcp -m multiport --dports 5,6"),
         .init("-A X -p tcp -m multiport --dports 1:2,3,4,5,6,7,8,9,10,11,12,13,14",
               "-A X -p tcp -m multiport --dports 1:2,3,4,5,6,7,8,9,10,11,12,13,14"),
@@ -354,6 +355,12 @@ struct SaveTextFamilyTests {
         #expect(tables.map { "\($0.family) \($0.name)" } == ["ipv4 nat", "ipv4 filter", "ipv6 nat"])
     }
 
+    @Test func commandLinesSurviveAnIPv6RestartOfTheNextPart() throws {
+        let text = "iptables -t nat -A OUTPUT -j RETURN\n*filter\n-A INPUT -j REJECT\n-A INPUT -s ::1 -j ACCEPT\nCOMMIT\n"
+        let tables = try testParser().parse(text)
+        #expect(tables.map { "\($0.family) \($0.name) \($0.ruleCount)" } == ["ipv4 nat 1", "ipv6 filter 2"])
+    }
+
     @Test func restoreStubHoldsBothFamilies() throws {
         let tables = try corpusParser("tproxy.golden").parse(try Fixtures.text("istio/master/sidecar-iptables/tproxy.golden"))
         #expect(tables.map { "\($0.family) \($0.name)" }
@@ -497,6 +504,8 @@ struct SaveTextMalformedTests {
         .init("implicit match after ! -p tcp", "*filter\n-A INPUT ! -p tcp --dport 80\nCOMMIT\n", line: 2, "cannot follow \"! -p\""),
         .init("tcp-reset without -p tcp", "*filter\n-A INPUT -p udp -j REJECT --reject-with tcp-reset\nCOMMIT\n", line: 2, "needs -p tcp"),
         .init("goto to a missing chain", "*filter\n-A INPUT -g NOWHERE\n\nCOMMIT\n", line: 4, "goes to chain NOWHERE (-g)"),
+        .init("nftables script", "add table inet istio-proxy-nat\n", line: 1, "nftables syntax"),
+        .init("bare double dash", "*filter\n-A INPUT --\nCOMMIT\n", line: 2, "unknown option \"--\""),
         .init("command line inside a table", "*nat\niptables -t nat -A OUTPUT -j ACCEPT\nCOMMIT\n", line: 2, "has no COMMIT before this command line"),
     ]
 
