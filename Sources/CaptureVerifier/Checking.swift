@@ -87,7 +87,7 @@ extension FamilyContext {
         if p.protocolNumber == ProtocolMatch.tcp { s += 2 }
         if [9080, 8080, 80, 443].contains(p.destinationPort) { s += 1 }
         if p.outInterface == "eth0" || p.inInterface == "eth0" { s += 1 }
-        if p.uid == 1000 || p.uid == nil { s += 1 }
+        if p.uid == nil || p.uid == p.gid { s += 1 }
         if p.destination == Packet.podAddress(family) { s += 1 }
         return s
     }

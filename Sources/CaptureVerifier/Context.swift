@@ -224,20 +224,10 @@ struct FamilyContext {
         rule(at: step).map { SaveSyntax.render($0, in: step.chain, family: family) }
     }
 
-    /// The most realistic member of an outcome: TCP, port 9080, `eth0`, UID 1000 where the class allows.
+    /// The most realistic member of an outcome: TCP, port 9080, `eth0`, one identity, where the class allows.
     func witnessPacket(_ outcome: Outcome) -> Packet {
-        let candidates = outcome.packets.boxes.map { space.representative(of: $0) }
-        func score(_ p: Packet) -> Int {
-            var s = 0
-            if p.protocolNumber == ProtocolMatch.tcp { s += 2 }
-            if [9080, 8080, 80, 443].contains(p.destinationPort) { s += 1 }
-            if p.outInterface == "eth0" || p.inInterface == "eth0" { s += 1 }
-            if p.uid == 1000 || p.uid == nil { s += 1 }
-            if p.destination == Packet.podAddress(family) { s += 1 }
-            if p.sourcePort == Packet.ephemeralPort { s += 1 }
-            return s
-        }
-        return candidates.max { score($0) < score($1) } ?? space.representative(of: space.universe)
+        outcome.packets.boxes.map { space.representative(of: $0) }.max { realism($0) < realism($1) }
+            ?? space.representative(of: space.universe)
     }
 }
 
@@ -248,6 +238,12 @@ extension PacketBox {
         return b
     }
     func without(_ f: PacketField, _ atoms: AtomSet) -> PacketBox { with(f, atoms.complement) }
+    /// The box with a field replaced (not narrowed).
+    func setting(_ f: PacketField, _ atoms: AtomSet) -> PacketBox {
+        var b = self
+        b[f] = atoms
+        return b
+    }
 }
 
 extension PacketSet {

@@ -37,7 +37,7 @@ public enum ExampleRules {
 
     /// An example whose rules are what Istio installs for `config`, edited by `edit`.
     static func example(_ name: String, _ config: CaptureConfiguration, _ expectation: ObligationExample.Expectation,
-                        ipv6 edit6: ((String) -> String)? = nil, _ edit: (String) -> String = { $0 }) -> ObligationExample {
+                        ipv4 edit: (String) -> String = { $0 }, ipv6 edit6: ((String) -> String)? = nil) -> ObligationExample {
         let v6 = config.ipv6Enabled ? (edit6 ?? { $0 })(save(config, family: .ipv6)) : nil
         return ObligationExample(name, configuration: config, ipv4: edit(save(config)), ipv6: v6, expectation)
     }

@@ -30,6 +30,7 @@ extension FamilyContext {
     /// through the owner-group filter, not out an excluded interface.
     var dnsCaptureClass: PacketSet {
         dnsBound(capturedGroups(application(localNew)).without(.outInterface, out(config.excludeInterfaces)))
+            .subtracting(space.universe.with(.outInterface, out(lo)).with(.source, sources([passthroughSource])))
     }
 
     /// (9) The proxy calling its own pod (an app calling its own Service): TCP owned by the first proxy UID, out
@@ -43,6 +44,7 @@ extension FamilyContext {
     var selfCallBox: PacketBox {
         var b = localNew.with(.l4Protocol, tcp).with(.outInterface, out(lo))
             .without(.source, sources([passthroughSource])).without(.destination, destinations([loopback]))
+            .without(.destinationPort, ports(config.outboundPortsExclude))
         if atLeast(18) { b = b.without(.destinationPort, ports([config.inboundTunnelPort])) }
         if dnsOn { b = b.without(.destinationPort, ports([53])) }
         return b

@@ -567,3 +567,23 @@ enum ConnmarkEffect {
         }
     }
 }
+
+extension PacketSpace {
+    /// Whether a concrete packet (its values as it entered) belongs to a packet set.
+    public func contains(_ set: PacketSet, _ packet: Packet) -> Bool {
+        guard let point = box(for: packet) else { return false }
+        return set.boxes.contains { b in
+            PacketField.allCases.allSatisfy { f in
+                let own = b.input(f)
+                return !(point[f] & own).isEmpty && (point[f] & own) == point[f]
+            }
+        }
+    }
+
+    /// A packet built from one atom per field (its representative), for sampling the space.
+    public func packet(atoms: [PacketField: Int]) -> Packet {
+        var b = universe
+        for (f, a) in atoms { b[f] = AtomSet(capacity: atomCount(f), atoms: [a]) }
+        return representative(of: b)
+    }
+}

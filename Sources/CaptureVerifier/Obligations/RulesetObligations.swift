@@ -14,8 +14,8 @@ enum ChainHygiene: Obligation {
             ExampleRules.example("leftover chain", ExampleRules.pod, .fails(.ruleDrift, .info)) {
                 $0.inserting(":ISTIO_OLD - [0:0]", before: ":ISTIO_OUTPUT - [0:0]")
             },
-            ExampleRules.example("jump to a missing chain", ExampleRules.pod, .fails(.ruleDrift, .warning)) {
-                $0.inserting("-A OUTPUT -j ISTIO_GONE", before: "-A OUTPUT -j ISTIO_OUTPUT")
+            ExampleRules.example("a LOG rule added", ExampleRules.pod, .fails(.ruleDrift, .info)) {
+                $0.inserting("-A ISTIO_OUTPUT -j LOG", before: "-A ISTIO_OUTPUT -j ISTIO_REDIRECT")
             },
         ])
 

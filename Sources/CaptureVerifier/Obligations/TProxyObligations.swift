@@ -41,7 +41,7 @@ enum TProxyConsistency: FamilyObligation {
                              fix: Fix.tproxy)
         }
         // (b) packets of established connections are diverted with the mark.
-        var established = inbound.with(.ctState, ctx.space.atoms(states: [.established, .related]))
+        var established = inbound.setting(.ctState, ctx.space.atoms(states: [.established, .related]))
         established = established.with(.destinationPort, tproxyCapturedPorts(ctx))
         out.findings += ctx.check(PacketSet([established]), .inbound, obligation: description.id) { o in
             if marked(o, .mark), o.verdict.continues || o.verdict.capturePort != nil { return nil }
@@ -53,7 +53,7 @@ enum TProxyConsistency: FamilyObligation {
         let replies = ctx.unmarked.with(.inInterface, ctx.space.noInterface(.inInterface))
             .without(.outInterface, ctx.space.noInterface(.outInterface)).without(.outInterface, ctx.out(ctx.lo + c.excludeInterfaces))
             .with(.l4Protocol, ctx.tcp).with(.ctState, ctx.space.atoms(states: [.established]))
-            .with(.connmark, ctx.space.atoms(.connmark, marks: { $0 == m }))
+            .setting(.connmark, ctx.space.atoms(.connmark, marks: { $0 == m }))
         out.findings += ctx.check(PacketSet([replies]), .single(.mangle, .output), obligation: description.id) { o in
             if marked(o, .mark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
@@ -62,7 +62,7 @@ enum TProxyConsistency: FamilyObligation {
         }
         // (d) marked inbound packets save the mark on the connection.
         let premarked = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(c.excludeInterfaces))
-            .with(.mark, ctx.space.atoms(.mark, marks: { $0 == m }))
+            .setting(.mark, ctx.space.atoms(.mark, marks: { $0 == m }))
         out.findings += ctx.check(PacketSet([premarked]), .single(.mangle, .prerouting), obligation: description.id) { o in
             if marked(o, .connmark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
