@@ -23,6 +23,8 @@ struct Violation {
     /// Completes "<witness> …", e.g. "is not redirected to Envoy's outbound listener (15001)".
     var problem: String
     var fix: String?
+    /// The rule to blame when it is not the one that decided (an owner rule naming the wrong id).
+    var at: TraceStep? = nil
 }
 
 extension FamilyContext {
@@ -62,13 +64,19 @@ extension FamilyContext {
         for o in outcomes {
             guard var v = judge(o) else { continue }
             let step = o.decidingStep
-            if let step, isForeign(step), v.kind != .foreignRule {
+            if v.kind != .foreignRule, v.kind != .ownerMatchGap, let stranger = strangerOwnerStep(o),
+               let text = ruleText(at: stranger) {
+                v = Violation(kind: .ownerMatchGap, severity: v.severity,
+                              problem: v.problem + ", because `\(text)` names an owner that is not a configured proxy id",
+                              fix: Fix.owner, at: stranger)
+            } else if let step, isForeign(step), v.kind != .foreignRule {
                 v = Violation(kind: .foreignRule, severity: v.severity,
                               problem: v.problem + ", because a rule Istio did not install decides it first",
                               fix: "Remove that rule or move it below Istio's jump, and find what installs it "
                                 + "(another CNI plugin, an init container, a node agent).")
             }
-            let key = Key(kind: v.kind, table: step?.table, position: step?.position, verdict: o.verdict)
+            let blamed = v.at ?? step
+            let key = Key(kind: v.kind, table: blamed?.table, position: blamed?.position, verdict: o.verdict)
             if groups[key] == nil { order.append(key) }
             groups[key, default: (v, [])].1.append(o)
         }
@@ -100,7 +108,7 @@ extension FamilyContext {
             message += " This depends on matches iptaudit cannot evaluate (\(what))."
             if severity == .error { severity = .warning }
         }
-        let step = outcome.decidingStep
+        let step = v.at ?? outcome.decidingStep
         let location = step ?? outcome.path.last { if case .policy = $0.action { true } else { false } }
         let witness = Witness(packet: packet, text: packet.description, verdict: outcome.verdict, pipeline: pipeline,
                               assumptions: outcome.assumptions)
@@ -118,6 +126,22 @@ extension FamilyContext {
         }
         return Finding(kind: kind, severity: severity, family: family, table: table, chain: chain, ruleNumber: rule,
                        ruleText: text, message: message, fix: fix, obligation: obligation)
+    }
+
+    /// The first rule on the path that tests a socket owner the configuration does not name (not a proxy id,
+    /// not an owner group): the owner rules were written for another identity.
+    func strangerOwnerStep(_ o: Outcome) -> TraceStep? {
+        let uids = Set(proxyUIDs + [realIdentity?.uid].compactMap { $0 })
+        let gids = Set(proxyGIDs + ownerGroupsExcluded + (ownerGroupsIncluded ?? []) + [realIdentity?.gid].compactMap { $0 })
+        func foreign(_ r: IDRangeMatch?, _ known: Set<UInt32>) -> Bool {
+            guard let r else { return false }
+            return !(r.range.count == 1 && known.contains(r.range.lowerBound))
+        }
+        for step in o.path where step.ruleNumber != nil {
+            guard let rule = rule(at: step) else { continue }
+            for case .owner(let m) in rule.matches where foreign(m.uid, uids) || foreign(m.gid, gids) { return step }
+        }
+        return nil
     }
 
     // MARK: which rules are Istio's

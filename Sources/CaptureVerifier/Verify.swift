@@ -133,7 +133,7 @@ public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration, opti
     var seen: Set<String> = []
     var findings: [Finding] = []
     for f in results.flatMap(\.findings) {
-        let key = "\(f.kind)|\(f.family)|\(f.location)|\(f.witness?.verdict.description ?? f.message)"
+        let key = "\(f.kind)|\(f.severity)|\(f.family)|\(f.location)|\(f.witness?.verdict.description ?? f.message)"
         if seen.insert(key).inserted { findings.append(f) }
     }
     findings = findings.enumerated().sorted { a, b in
