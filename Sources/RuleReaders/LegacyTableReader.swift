@@ -50,6 +50,9 @@ public struct LegacyTableReader: RulesetReader {
             return Set(text.split(separator: "\n").map { TableName(String($0)) })
         case .failure(let err) where err.code == ENOENT:
             return []
+        case .failure(let err) where err.code == EACCES || err.code == EPERM:
+            // The names file is root-only (0440): the same privilege libiptc would need.
+            throw .insufficientPrivilege(detail: "cannot read \(path): \(String(cString: strerror(err.code)))")
         case .failure(let err):
             throw .unavailable(family: family, table: nil, reason: "cannot read \(path): \(String(cString: strerror(err.code)))")
         }

@@ -1,3 +1,3 @@
 import IptauditCommands
 
-await IptauditCommand.main()
+IptauditCommand.main()

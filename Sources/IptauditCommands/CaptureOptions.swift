@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import IstioCapture
+import NetfilterModel
+
+/// The pod's capture configuration: pasted istio-iptables arguments, a pod manifest, individual knobs,
+/// or — with none of them — Istio's default sidecar injection.
+struct CaptureOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("istio-iptables arguments, as the istio-init container's args (a leading `istio-iptables` is fine).", valueName: "args"))
+    var istioArgs: String?
+
+    @Option(help: ArgumentHelp("Pod manifest (YAML or JSON, as `kubectl get pod -o yaml` prints it; - for stdin).", valueName: "file"))
+    var pod: String?
+
+    @Option(help: ArgumentHelp("The pod's resolv.conf nameservers, comma separated (DNS capture matches them).", valueName: "list"))
+    var dnsServers: String?
+
+    @Flag(inversion: .prefixedNo, help: "Whether the pod has IPv6 (then Istio installs ip6tables rules too).")
+    var ipv6: Bool?
+
+    @Option(help: ArgumentHelp("An environment knob istio-iptables reads (ISTIO_META_DNS_CAPTURE=true, INVALID_DROP=true, ...); repeatable.", valueName: "key=value"))
+    var istioEnv: [String] = []
+
+    @Option(help: ArgumentHelp("Istio version, as in the proxy image tag (1.22.8); shapes differ between minors.", valueName: "version"))
+    var istioVersion: String?
+
+    func validate() throws {
+        if let v = istioVersion, IstioVersion(v) == nil { throw ValidationError("--istio-version: expected a version like 1.22.8, got '\(v)'") }
+        for kv in istioEnv where !kv.contains("=") { throw ValidationError("--istio-env: expected KEY=VALUE, got '\(kv)'") }
+        for s in dnsList where IPAddress(s) == nil { throw ValidationError("--dns-servers: '\(s)' is not an IP address") }
+    }
+
+    var dnsList: [String] { (dnsServers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    var environment: [String: String] {
+        var env: [String: String] = [:]
+        for kv in istioEnv {
+            let parts = kv.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            env[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return env
+    }
+
+    /// Builds the configuration; `evidence` lets a live read fill runtime inputs the user did not give.
+    func configuration(evidence: RuntimeEvidence = RuntimeEvidence()) throws -> CaptureConfiguration {
+        let dns = dnsList.isEmpty ? evidence.dnsServers : dnsList
+        var config = CaptureConfiguration.injectorDefault
+        var manifest: PodManifest?
+        if let pod {
+            let loaded = try loadManifest(pod, dnsServers: dns)
+            manifest = loaded.0
+            config = loaded.1
+        }
+        if let istioArgs {
+            var base = CaptureConfiguration()
+            base.istioVersion = config.istioVersion
+            base.proxyRunAsUser = config.proxyRunAsUser
+            base.proxyRunAsGroup = config.proxyRunAsGroup
+            base.ipv6Enabled = config.ipv6Enabled
+            var env = manifest?.proxyContainer?.environment ?? [:]
+            for (k, v) in environment { env[k] = v }
+            let parsed = Result { () throws(IstioCaptureError) in try IstioArguments.parse(istioArgs, environment: env, base: base) }
+            switch parsed {
+            case .success(let c): config = c
+            case .failure(let e): throw ValidationError("--istio-args: \(e.description)")
+            }
+        } else if !environment.isEmpty {
+            let applied = Result { () throws(IstioCaptureError) in
+                var c = config
+                try c.applyEnvironment(environment)
+                return c
+            }
+            switch applied {
+            case .success(let c): config = c
+            case .failure(let e): throw ValidationError("--istio-env: \(e.description)")
+            }
+        }
+        if let v = istioVersion.flatMap(IstioVersion.init) { config.istioVersion = v }
+        if !dns.isEmpty {
+            config.dnsServersIPv4 = dns.filter { IPAddress($0)?.family == .ipv4 }
+            config.dnsServersIPv6 = dns.filter { IPAddress($0)?.family == .ipv6 }
+        }
+        if let ipv6 { config.ipv6Enabled = ipv6 } else if evidence.ipv6 == true { config.ipv6Enabled = true }
+        return config
+    }
+
+    /// Reads and interprets the pod manifest; failures exit 2 with the file named.
+    private func loadManifest(_ path: String, dnsServers: [String]) throws -> (PodManifest, CaptureConfiguration) {
+        let text = try readInput(path)
+        let result = Result { () throws(IstioCaptureError) -> (PodManifest, CaptureConfiguration) in
+            let m = try PodManifest(yaml: text)
+            return (m, try m.captureConfiguration(dnsServers: dnsServers))
+        }
+        switch result {
+        case .success(let r): return r
+        case .failure(let e):
+            printError("iptaudit: \(path): \(e.description)")
+            throw ExitCodes.unreadable
+        }
+    }
+
+    private func readInput(_ path: String) throws -> String {
+        do {
+            if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            printError("iptaudit: \(path): cannot read the pod manifest: \(error.localizedDescription)")
+            throw ExitCodes.unreadable
+        }
+    }
+}
+
+/// What a live read can tell about the pod when the user did not say: its nameservers and whether it has IPv6.
+struct RuntimeEvidence {
+    var dnsServers: [String] = []
+    var ipv6: Bool?
+}
+

@@ -1,0 +1,30 @@
+import ArgumentParser
+import IstioCapture
+import NetfilterModel
+import Reporters
+
+/// `iptaudit expect`: the rule set Istio installs for a configuration, in iptables-save syntax.
+struct ExpectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "expect",
+        abstract: "Print the rules Istio installs for a pod's configuration (both families, every table), in iptables-save syntax.")
+
+    @OptionGroup var capture: CaptureOptions
+    @Option(help: "Which table.") var table: TableChoice = .all
+    @Option(help: "Which address family.") var family: FamilyChoice = .all
+
+    func run() throws {
+        let config = try capture.configuration()
+        var ruleset = Ruleset()
+        ruleset.tables = ExpectedRules.tables(for: config)
+            .filter { table.tables.contains($0.name) && family.families.contains($0.family) }
+        for f in Family.allCases where ruleset.tables.contains(where: { $0.family == f }) { ruleset.backends[f] = .text }
+        var out = ExpectedRules.describe(config).map { "# " + $0 + "\n" }.joined()
+        for f in Family.allCases {
+            let tables = ruleset.tables.filter { $0.family == f }
+            guard !tables.isEmpty else { continue }
+            out += "# \(f.saveCommand)\n" + tables.map { SaveSyntax.render($0) }.joined()
+        }
+        emit(out)
+    }
+}

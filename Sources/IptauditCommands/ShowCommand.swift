@@ -1,0 +1,48 @@
+import ArgumentParser
+import NetfilterModel
+import Reporters
+import RuleReaders
+
+/// `iptaudit show`: print the tables as read, in save syntax, as a listing, or as JSON.
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print the tables as iptaudit reads them (save syntax, an annotated listing, or JSON).")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case save, list, json }
+
+    @OptionGroup var source: SourceOptions
+    @Option(help: "Which table.") var table: TableChoice = .all
+    @Option(help: "Which address family (with --input: also forces the family of the text).") var family: FamilyChoice = .all
+    @Option(help: "save: iptables-save syntax; list: a numbered listing; json: the normalized model.") var format: Format = .list
+
+    func run() throws {
+        let request = ReadRequest(tables: table.tables, families: family.families)
+        var (ruleset, sourceDescription) = try source.read(request, family: family.forced)
+        ruleset.tables = ruleset.tables.filter { request.tables.contains($0.name) && request.families.contains($0.family) }
+        warnAboutSplitBackends(ruleset)
+        if ruleset.tables.isEmpty {
+            printError("iptaudit: no \(table == .all ? "" : table.rawValue + " ")tables with rules found (\(sourceDescription)).")
+        }
+        switch format {
+        case .save: emit(ShowRendering.save(ruleset, source: sourceDescription))
+        case .list: emit(RulesetListing.render(ruleset))
+        case .json: emit(RulesetJSON.render(ruleset, source: sourceDescription))
+        }
+    }
+}
+
+enum ShowRendering {
+    /// Save syntax per family, each family introduced by a comment naming the backend it came from.
+    static func save(_ ruleset: Ruleset, source: String) -> String {
+        var out = ""
+        for family in Family.allCases {
+            let tables = ruleset.tables.filter { $0.family == family }
+            guard !tables.isEmpty else { continue }
+            let backend = ruleset.backends[family].map(RulesetListing.describe) ?? "unknown backend"
+            out += "# \(family.saveCommand) — \(backend), \(source)\n"
+            for table in tables { out += SaveSyntax.render(table) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import NetfilterModel
+import RuleReaders
+
+extension BackendChoice: ExpressibleByArgument {}
+
+/// Where the rules come from: the live namespace (default), another namespace, or saved dumps.
+struct SourceOptions: ParsableArguments {
+    @Option(name: .customLong("input"), help: ArgumentHelp(
+        "Read iptables-save output or an iptables-restore script instead of the live tables (repeatable; - for stdin).",
+        valueName: "file"))
+    var inputs: [String] = []
+
+    @Option(help: ArgumentHelp("Read the network namespace at this path (/proc/PID/ns/net, /run/netns/NAME).", valueName: "path"))
+    var netns: String?
+
+    @Option(help: ArgumentHelp("Read the network namespace of this process (any process of the pod, seen from the node).", valueName: "pid"))
+    var pid: Int32?
+
+    @Option(help: "Rule store on a live read: auto looks at both legacy x_tables and nf_tables.")
+    var backend: BackendChoice = .auto
+
+    func validate() throws {
+        if !inputs.isEmpty && (netns != nil || pid != nil) {
+            throw ValidationError("--input reads saved rules; it cannot be combined with --netns or --pid")
+        }
+        if netns != nil && pid != nil { throw ValidationError("give --netns or --pid, not both") }
+        if let pid, pid <= 0 { throw ValidationError("--pid must be a process id, got \(pid)") }
+    }
+
+    var namespacePath: String? { netns ?? pid.map { "/proc/\($0)/ns/net" } }
+
+    /// The reader for these options; `family` forces the family of text input.
+    func reader(family: Family?) -> any RulesetReader {
+        if !inputs.isEmpty { return TextRulesetReader(inputs: inputs, family: family) }
+        return LiveRulesetReader(backend: backend, namespacePath: namespacePath)
+    }
+
+    /// Reads, turning failures into the documented exit code with a one-line-first message.
+    func read(_ request: ReadRequest, family: Family?) throws -> (Ruleset, String) {
+        let reader = reader(family: family)
+        do {
+            let ruleset = try reader.read(request)
+            return (ruleset, reader.sourceDescription)
+        } catch {
+            printError("iptaudit: \(error.description)")
+            throw ExitCodes.unreadable
+        }
+    }
+}
+
+/// Address families on the command line.
+enum FamilyChoice: String, ExpressibleByArgument, CaseIterable {
+    case ipv4, ipv6, all
+    var families: [Family] {
+        switch self {
+        case .ipv4: [.ipv4]
+        case .ipv6: [.ipv6]
+        case .all: [.ipv4, .ipv6]
+        }
+    }
+    var forced: Family? {
+        switch self {
+        case .ipv4: .ipv4
+        case .ipv6: .ipv6
+        case .all: nil
+        }
+    }
+}
+
+/// Tables on the command line.
+enum TableChoice: String, ExpressibleByArgument, CaseIterable {
+    case nat, mangle, raw, filter, all
+    var tables: [TableName] { self == .all ? TableName.standard : [TableName(rawValue)] }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+}
+
+/// Writes to stdout without buffering surprises when output is piped.
+func emit(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+/// Warns on stderr when a family's rules are split between legacy and nf_tables.
+func warnAboutSplitBackends(_ ruleset: Ruleset) {
+    for (family, backends) in ruleset.populatedBackends.sorted(by: { $0.key < $1.key }) where backends.count > 1 {
+        let chosen = ruleset.backends[family].map { $0 == .legacy ? "legacy x_tables" : "nf_tables" } ?? "?"
+        printError("iptaudit: warning: \(family) rules exist in both legacy x_tables and nf_tables; reading \(chosen) (the one holding Istio's chains). The kernel applies both: see the backend-split finding of `iptaudit verify`.")
+    }
+}
