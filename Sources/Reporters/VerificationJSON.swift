@@ -1,0 +1,138 @@
+import CaptureVerifier
+import NetfilterModel
+
+/// `verify --format json`: a private, explicit schema (docs/json-schema.md) with a `schemaVersion`,
+/// so the report's shape does not change when the internal types do.
+public enum VerificationJSON {
+    public static let schemaVersion = 1
+
+    public static func render(_ report: VerificationReport, ruleset: Ruleset, source: String) -> String {
+        RulesetJSON.encode(Document(report, ruleset: ruleset, source: source))
+    }
+
+    struct Document: Encodable {
+        var schemaVersion = VerificationJSON.schemaVersion
+        var ok: Bool
+        var source: String
+        var backends: [String: String]
+        var configuration: [String]
+        var families: [String]
+        var summary: Summary
+        var findings: [FindingDoc]
+        var obligations: [ObligationDoc]
+        var proven: [String]
+
+        init(_ r: VerificationReport, ruleset: Ruleset, source: String) {
+            ok = r.ok
+            self.source = source
+            backends = Dictionary(uniqueKeysWithValues: ruleset.backends.map { ($0.key.rawValue, $0.value.rawValue) })
+            configuration = r.configuration
+            families = r.families.map(\.rawValue)
+            summary = Summary(
+                errors: r.findings.filter { $0.severity == .error }.count,
+                warnings: r.findings.filter { $0.severity == .warning }.count,
+                info: r.findings.filter { $0.severity == .info }.count,
+                obligationsPassed: r.obligations.filter { $0.status == .passed }.count,
+                obligationsFailed: r.obligations.filter { $0.status == .failed }.count,
+                obligationsNotApplicable: r.obligations.filter { $0.status == .notApplicable }.count)
+            findings = r.findings.map(FindingDoc.init)
+            obligations = r.obligations.map(ObligationDoc.init)
+            proven = r.proven
+        }
+    }
+
+    struct Summary: Encodable {
+        var errors: Int
+        var warnings: Int
+        var info: Int
+        var obligationsPassed: Int
+        var obligationsFailed: Int
+        var obligationsNotApplicable: Int
+    }
+
+    struct FindingDoc: Encodable {
+        var kind: String
+        var severity: String
+        var family: String
+        var table: String?
+        var chain: String?
+        var ruleNumber: Int?
+        var ruleText: String?
+        var witness: WitnessDoc?
+        var path: [String]
+        var message: String
+        var fix: String?
+        var obligation: String
+        init(_ f: Finding) {
+            kind = f.kind.rawValue
+            severity = f.severity.rawValue
+            family = f.family.rawValue
+            table = f.table?.rawValue
+            chain = f.chain?.rawValue
+            ruleNumber = f.ruleNumber
+            ruleText = f.ruleText
+            witness = f.witness.map(WitnessDoc.init)
+            path = f.path.map(\.description)
+            message = f.message
+            fix = f.fix
+            obligation = f.obligation.rawValue
+        }
+    }
+
+    struct WitnessDoc: Encodable {
+        var text: String
+        var verdict: String
+        var packet: PacketDoc
+        init(_ w: Witness) {
+            text = w.text
+            verdict = w.verdict.description
+            packet = PacketDoc(w.packet)
+        }
+    }
+
+    struct PacketDoc: Encodable {
+        var family: String
+        var `protocol`: String
+        var source: String
+        var destination: String
+        var sourcePort: Int
+        var destinationPort: Int
+        var inInterface: String?
+        var outInterface: String?
+        var uid: UInt32?
+        var gid: UInt32?
+        var mark: String
+        init(_ p: Packet) {
+            family = p.family.rawValue
+            self.protocol = SaveSyntax.protocolName(p.protocolNumber)
+            source = p.source.description
+            destination = p.destination.description
+            sourcePort = Int(p.sourcePort)
+            destinationPort = Int(p.destinationPort)
+            inInterface = p.inInterface
+            outInterface = p.outInterface
+            uid = p.uid
+            gid = p.gid
+            mark = "0x" + String(p.mark, radix: 16)
+        }
+    }
+
+    struct ObligationDoc: Encodable {
+        var id: String
+        var title: String
+        var invariant: Int
+        var status: String
+        var findings: Int
+        var proven: [String]
+        var notes: [String]
+        init(_ o: ObligationResult) {
+            id = o.id.rawValue
+            title = o.title
+            invariant = o.invariant
+            status = o.status.rawValue
+            findings = o.findings.count
+            proven = o.proven
+            notes = o.notes
+        }
+    }
+}

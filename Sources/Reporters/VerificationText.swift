@@ -1,0 +1,112 @@
+import CaptureVerifier
+import NetfilterModel
+
+/// The human report of `iptaudit verify`: the chains involved in findings listed the way people read
+/// `iptables -t nat -L`, with the deciding rules marked in place, then each finding explained with its
+/// witness packet, path and fix. A clean pod gets a short summary of what was proven.
+public enum VerificationText {
+    public struct Style: Sendable {
+        public var color: Bool
+        public init(color: Bool) { self.color = color }
+        func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        func bold(_ s: String) -> String { paint(s, "1") }
+        func severity(_ sev: Severity) -> String {
+            switch sev {
+            case .error: paint("error", "1;31")
+            case .warning: paint("warning", "1;33")
+            case .info: paint("info", "36")
+            }
+        }
+        func ok(_ s: String) -> String { paint(s, "1;32") }
+    }
+
+    public static func render(_ report: VerificationReport, ruleset: Ruleset, source: String, style: Style = Style(color: false)) -> String {
+        var out: [String] = []
+        out.append(style.bold("iptaudit verify") + " — \(source)")
+        for line in report.configuration { out.append("  " + line) }
+        for family in report.families {
+            if let b = ruleset.backends[family] { out.append("  \(family): rules read from \(RulesetListing.describe(b))") }
+        }
+        out.append("")
+
+        let numbered = Array(report.findings.enumerated())
+        if !numbered.isEmpty {
+            out += listing(numbered, ruleset: ruleset, style: style)
+            out.append(style.bold("Findings"))
+            out.append("")
+            for (i, f) in numbered { out += explain(f, number: i + 1, style: style) }
+        }
+
+        let passed = report.obligations.filter { $0.status == .passed }.count
+        let failed = report.obligations.filter { $0.status == .failed }.count
+        let skipped = report.obligations.filter { $0.status == .notApplicable }.count
+        let errors = report.findings.filter { $0.severity == .error }.count
+        let warnings = report.findings.filter { $0.severity == .warning }.count
+        if report.ok {
+            out.append(style.ok("Capture proven") + " for \(report.families.map(\.rawValue).joined(separator: " and ")): "
+                + "\(passed) obligations hold, \(skipped) not applicable"
+                + (warnings > 0 ? ", \(warnings) warning\(warnings == 1 ? "" : "s")" : "") + ".")
+            for p in report.proven { out.append("  ✓ " + p) }
+        } else {
+            out.append(style.paint("Capture NOT proven", "1;31") + ": \(errors) error\(errors == 1 ? "" : "s"), "
+                + "\(warnings) warning\(warnings == 1 ? "" : "s"); obligations: \(passed) hold, \(failed) fail, \(skipped) not applicable.")
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Each chain that a finding's rule or path touches, all its rules, the deciding rules marked.
+    static func listing(_ findings: [(offset: Int, element: Finding)], ruleset: Ruleset, style: Style) -> [String] {
+        struct ChainKey: Hashable { var family: Family; var table: TableName; var chain: ChainName }
+        var order: [ChainKey] = []
+        var marks: [ChainKey: [Int: [String]]] = [:]
+        func note(_ key: ChainKey) { if !order.contains(key) { order.append(key) } }
+        for (i, f) in findings {
+            for step in f.path { note(ChainKey(family: f.family, table: step.table, chain: step.chain)) }
+            if let t = f.table, let c = f.chain {
+                let key = ChainKey(family: f.family, table: t, chain: c)
+                note(key)
+                if let n = f.ruleNumber { marks[key, default: [:]][n, default: []].append("[\(i + 1)] \(f.kind)") }
+            }
+        }
+        var out: [String] = []
+        var lastTable: (Family, TableName)?
+        for key in order {
+            guard let table = ruleset.table(key.table, family: key.family), let chain = table.chain(key.chain) else { continue }
+            if lastTable.map({ $0 != (key.family, key.table) }) ?? true {
+                out.append(style.bold("\(key.family == .ipv4 ? "IPv4" : "IPv6") table \(key.table)"))
+                lastTable = (key.family, key.table)
+            }
+            let graph = ChainGraph(table)
+            var header = "Chain \(chain.name)"
+            if let p = chain.policy { header += " (policy \(p.rawValue))" } else {
+                let refs = graph.referrers[chain.name] ?? []
+                header += " (\(refs.count) reference\(refs.count == 1 ? "" : "s")\(refs.isEmpty ? "" : ": " + refs.map(\.description).joined(separator: ", ")))"
+            }
+            out.append(header)
+            if chain.rules.isEmpty { out.append("      (no rules)") }
+            for (i, rule) in chain.rules.enumerated() {
+                let text = SaveSyntax.render(rule, in: chain.name, family: table.family)
+                let mark = marks[key]?[i + 1].map { "   " + style.paint("◀ " + $0.joined(separator: ", "), "1;31") } ?? ""
+                out.append(String(repeating: " ", count: max(0, 4 - "\(i + 1)".count)) + "\(i + 1)  " + text + mark)
+            }
+            out.append("")
+        }
+        return out
+    }
+
+    static func explain(_ f: Finding, number: Int, style: Style) -> [String] {
+        var out: [String] = []
+        let where_ = f.location.isEmpty ? "" : " at \(f.location)"
+        out.append("[\(number)] \(style.severity(f.severity)) \(style.bold(f.kind.rawValue)) (\(f.family))\(where_)")
+        out.append("    " + f.message)
+        if let r = f.ruleText { out.append("    rule:    " + r) }
+        if let w = f.witness {
+            out.append("    witness: " + w.text)
+            out.append("    outcome: " + w.verdict.description)
+        }
+        if !f.path.isEmpty { out.append("    path:    " + f.path.map(\.description).joined(separator: " → ")) }
+        if let fix = f.fix { out.append("    fix:     " + fix) }
+        out.append("")
+        return out
+    }
+}
