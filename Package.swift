@@ -33,6 +33,7 @@ let package = Package(
         .executableTarget(name: "iptaudit", dependencies: ["IptauditCommands"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
+        .testTarget(name: "ReportersTests", dependencies: ["TestSupport", "Reporters", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),

@@ -9,7 +9,7 @@ packages=(
   iproute2 util-linux      # ip netns / ip rule; unshare, nsenter, setpriv
   graphviz                 # dot, to render capture graphs
   libxml2-utils            # xmllint, to check report XML is well formed
-  python3 python3-junitparser  # the kube-proxy rule generator and benchmarks; a real JUnit consumer for `verify --format junit`
+  python3 python3-junitparser python3-jsonschema  # kube-proxy generator and benchmarks; a real JUnit consumer and a JSON Schema validator for the report tests
 )
 
 missing=()
