@@ -6,7 +6,8 @@ import NetfilterModel
 /// The pod's capture configuration: pasted istio-iptables arguments, a pod manifest, individual knobs,
 /// or — with none of them — Istio's default sidecar injection.
 struct CaptureOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("istio-iptables arguments, as the istio-init container's args (a leading `istio-iptables` is fine).", valueName: "args"))
+    // Unconditional: the value itself starts with a dash (`--istio-args "-p 15001 -u 1337"`).
+    @Option(parsing: .unconditional, help: ArgumentHelp("istio-iptables arguments, as the istio-init container's args (a leading `istio-iptables` is fine).", valueName: "args"))
     var istioArgs: String?
 
     @Option(help: ArgumentHelp("Pod manifest (YAML or JSON, as `kubectl get pod -o yaml` prints it; - for stdin).", valueName: "file"))
@@ -47,7 +48,11 @@ struct CaptureOptions: ParsableArguments {
         var config = CaptureConfiguration.injectorDefault
         var manifest: PodManifest?
         if let pod {
-            let loaded = try loadManifest(pod, dnsServers: dns)
+            let loaded = try loadManifest(pod, text: readInput(pod), dnsServers: dns)
+            manifest = loaded.0
+            config = loaded.1
+        } else if let saved = evidence.manifest {
+            let loaded = try loadManifest(saved.name, text: saved.text, dnsServers: dns)
             manifest = loaded.0
             config = loaded.1
         }
@@ -85,8 +90,7 @@ struct CaptureOptions: ParsableArguments {
     }
 
     /// Reads and interprets the pod manifest; failures exit 2 with the file named.
-    private func loadManifest(_ path: String, dnsServers: [String]) throws -> (PodManifest, CaptureConfiguration) {
-        let text = try readInput(path)
+    private func loadManifest(_ path: String, text: String, dnsServers: [String]) throws -> (PodManifest, CaptureConfiguration) {
         let result = Result { () throws(IstioCaptureError) -> (PodManifest, CaptureConfiguration) in
             let m = try PodManifest(yaml: text)
             return (m, try m.captureConfiguration(dnsServers: dnsServers))
@@ -114,5 +118,7 @@ struct CaptureOptions: ParsableArguments {
 struct RuntimeEvidence {
     var dnsServers: [String] = []
     var ipv6: Bool?
+    /// A pod manifest kept with the rules (a capture bundle), used when `--pod` is not given.
+    var manifest: (name: String, text: String)?
 }
 

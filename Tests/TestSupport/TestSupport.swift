@@ -4,6 +4,9 @@ import Foundation
 public enum Fixtures {
     public static let root: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    /// The repository's root (for `examples/`, `docs/`, `scripts/`).
+    public static let repository: URL = root.deletingLastPathComponent().deletingLastPathComponent()
+    public static func repositoryPath(_ relative: String) -> String { repository.appendingPathComponent(relative).path }
     /// Istio's golden rule sets, with `cases.json` and the live `iptables-save` dumps (see its README).
     public static let istio = root.appendingPathComponent("istio")
     public static let loadGolden = istio.appendingPathComponent("load-golden.sh")

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `iptaudit expect` and `verify` through the executable, with the capture configuration taken from real
+/// injected manifests (`--pod`) or pasted istio-iptables arguments (`--istio-args`).
+@Suite struct VerifyCLITests {
+    static let workloads = "istio/master/injected-workloads/"
+
+    /// Writes `iptaudit expect` for a pod to a temp file.
+    static func expected(_ args: [String]) throws -> String {
+        let r = try Binary.run(["expect"] + args)
+        try #require(r.status == 0, "\(r.stderr)")
+        let file = NSTemporaryDirectory() + "/iptaudit-expect-\(UUID().uuidString).save"
+        try r.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    static func json(_ r: CommandResult) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+    }
+
+    static func kinds(_ doc: [String: Any], severity: String = "error") -> Set<String> {
+        Set((doc["findings"] as? [[String: Any]] ?? []).filter { $0["severity"] as? String == severity }.compactMap { $0["kind"] as? String })
+    }
+
+    /// The istio-init form, the istio-cni form (annotations only), a custom proxy runAsUser, OpenShift, TPROXY:
+    /// what Istio installs for each pod verifies against that pod.
+    @Test(arguments: ["hello.yaml.injected", "hello.yaml.cni.injected", "proxy-override-runas.yaml.cni.injected",
+                      "hello-openshift.yaml.injected"])
+    func expectedRulesOfAPodVerifyAgainstIt(_ manifest: String) throws {
+        let pod = Fixtures.url(Self.workloads + manifest).path
+        let rules = try Self.expected(["--pod", pod])
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        let r = try Binary.run(["verify", "--pod", pod, "--input", rules])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("Capture proven"))
+    }
+
+    @Test func cniPodAgainstInitRulesLeaksTheStatusPortExclusion() throws {
+        // istio-cni excludes outbound 15020 by default; istio-init does not: the default rules capture it.
+        let r = try Binary.run(["verify", "--pod", Fixtures.url(Self.workloads + "hello.yaml.cni.injected").path,
+                                "--input", Fixtures.repositoryPath("examples/healthy.save"), "--format", "json"])
+        #expect(r.status == 1)
+        #expect(Self.kinds(try Self.json(r)) == ["exclusion-leak"])
+    }
+
+    @Test func customRunAsUserIsAnOwnerMatchGapAgainstDefaultRules() throws {
+        // The proxy runs as 1234:4321; rules exempting 1337 send Envoy's own traffic back to Envoy.
+        let r = try Binary.run(["verify", "--pod", Fixtures.url(Self.workloads + "proxy-override-runas.yaml.cni.injected").path,
+                                "--input", Fixtures.repositoryPath("examples/healthy.save"), "--format", "json"])
+        #expect(r.status == 1)
+        #expect(Self.kinds(try Self.json(r)).contains("owner-match-gap"))
+    }
+
+    @Test func tproxyPodAgainstRedirectRulesIsNotCapturedInbound() throws {
+        let r = try Binary.run(["verify", "--pod", Fixtures.url(Self.workloads + "hello-tproxy.yaml.injected").path,
+                                "--input", Fixtures.repositoryPath("examples/healthy.save"), "--format", "json"])
+        #expect(r.status == 1)
+        #expect(Self.kinds(try Self.json(r)).contains("tproxy"))
+    }
+
+    @Test func istioArgsAsPastedFromTheInitContainer() throws {
+        let args = "istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x \"\" -b '*' -d 15090,15021,15020 --log_output_level=default:info"
+        #expect(try Binary.run(["verify", "--istio-args", args, "--input", Fixtures.repositoryPath("examples/healthy.save")]).status == 0)
+        // Without the leading program name, and with a dash right after the option.
+        #expect(try Binary.run(["verify", "--istio-args", "-p 15001 -u 1337 -i '*' -b '*' -d 15090,15021,15020",
+                                "--input", Fixtures.repositoryPath("examples/healthy.save")]).status == 0)
+        // A different outbound port is a real difference.
+        let wrong = try Binary.run(["verify", "--istio-args", "-p 15002 -u 1337 -i '*' -b '*' -d 15090,15021,15020",
+                                    "--input", Fixtures.repositoryPath("examples/healthy.save"), "--format", "json"])
+        #expect(wrong.status == 1)
+        #expect(Self.kinds(try Self.json(wrong)).contains("wrong-port"))
+    }
+
+    @Test func badConfigurationInputs() throws {
+        let unknownFlag = try Binary.run(["verify", "--istio-args", "-p 15001 --bogus", "--input", Fixtures.repositoryPath("examples/healthy.save")])
+        #expect(unknownFlag.status == 64)
+        #expect(unknownFlag.stderr.contains("--bogus"))
+        let badPod = try Binary.run(["verify", "--pod", "-", "--input", Fixtures.repositoryPath("examples/healthy.save")], stdin: "kind: Pod\nspec: [1, 2\n")
+        #expect(badPod.status == 2)
+        #expect(badPod.stderr.hasPrefix("iptaudit: -:"))
+        let noSidecar = try Binary.run(["verify", "--pod", Fixtures.url(Self.workloads + "init-no-intercept-no-native-sidecar.yaml.injected").path,
+                                        "--input", Fixtures.repositoryPath("examples/healthy.save")])
+        #expect(noSidecar.status == 2, "\(noSidecar.stderr)")
+    }
+
+    @Test func brokenExampleExitsOneWithBothDefects() throws {
+        let r = try Binary.run(["verify", "--pod", Fixtures.repositoryPath("examples/pod.yaml"), "--input", Fixtures.repositoryPath("examples/broken.save"), "--format", "json"])
+        #expect(r.status == 1)
+        #expect(Self.kinds(try Self.json(r)) == ["foreign-rule", "owner-match-gap"])
+        let junit = try Binary.run(["verify", "--pod", Fixtures.repositoryPath("examples/pod.yaml"), "--input", Fixtures.repositoryPath("examples/broken.save"), "--format", "junit"])
+        #expect(junit.status == 1)
+        #expect(junit.stdout.contains("<failure type=\"foreign-rule\""))
+    }
+}
