@@ -21,7 +21,13 @@ struct SourceOptions: ParsableArguments {
     @Option(help: "Rule store on a live read: auto looks at both legacy x_tables and nf_tables.")
     var backend: BackendChoice = .auto
 
+    @Option(help: ArgumentHelp("Read a bundle written by `iptaudit capture` instead of the live tables (works offline).", valueName: "file"))
+    var bundle: String?
+
     func validate() throws {
+        if bundle != nil && (!inputs.isEmpty || netns != nil || pid != nil) {
+            throw ValidationError("--bundle reads a saved capture; it cannot be combined with --input, --netns or --pid")
+        }
         if !inputs.isEmpty && (netns != nil || pid != nil) {
             throw ValidationError("--input reads saved rules; it cannot be combined with --netns or --pid")
         }
@@ -33,6 +39,7 @@ struct SourceOptions: ParsableArguments {
 
     /// The reader for these options; `family` forces the family of text input.
     func reader(family: Family?) -> any RulesetReader {
+        if let bundle { return BundleRulesetReader(path: bundle, backend: backend) }
         if !inputs.isEmpty { return TextRulesetReader(inputs: inputs, family: family) }
         return LiveRulesetReader(backend: backend, namespacePath: namespacePath)
     }
@@ -43,6 +50,19 @@ struct SourceOptions: ParsableArguments {
         do {
             let ruleset = try reader.read(request)
             return (ruleset, reader.sourceDescription)
+        } catch {
+            printError("iptaudit: \(error.description)")
+            throw ExitCodes.unreadable
+        }
+    }
+}
+
+extension SourceOptions {
+    /// The bundle named by `--bundle`, for the facts beside the tables (runtime inputs, pod manifest); exit 2 if bad.
+    func loadBundle() throws -> CaptureBundle? {
+        guard let bundle else { return nil }
+        do {
+            return try CaptureBundle.load(path: bundle)
         } catch {
             printError("iptaudit: \(error.description)")
             throw ExitCodes.unreadable

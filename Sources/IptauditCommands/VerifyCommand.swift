@@ -14,11 +14,11 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Check the tables against what Istio must have installed for this pod; report every gap with a witness packet and a fix.",
         discussion: "Exit codes: 0 capture proven, 1 findings of error severity, 2 could not read or parse, 64 usage.")
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, junit }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, junit, dot, mermaid, svg }
 
     @OptionGroup var source: SourceOptions
     @OptionGroup var capture: CaptureOptions
-    @Option(help: "text: the human report; json: docs/json-schema.md; junit: one testcase per obligation.")
+    @Option(help: "text: the human report; json: docs/json-schema.md; junit: one testcase per obligation; dot, mermaid, svg: the capture graph with the findings in red.")
     var format: Format = .text
     @Option(help: "Force the family of --input text (normally detected from the content).")
     var family: FamilyChoice = .all
@@ -27,11 +27,14 @@ struct VerifyCommand: ParsableCommand {
         let (ruleset, sourceDescription) = try source.read(ReadRequest(), family: family.forced)
         warnAboutSplitBackends(ruleset)
         var evidence = RuntimeEvidence()
-        if source.inputs.isEmpty {
-            let runtime = RuntimeInputs.gather(pid: source.pid, namespacePath: source.namespacePath)
+        // A bundle brings the runtime inputs and pod manifest of its capture; a live read gathers them now.
+        let bundle = try source.loadBundle()
+        let runtime = bundle.map(\.runtime) ?? (source.inputs.isEmpty ? RuntimeInputs.gather(pid: source.pid, namespacePath: source.namespacePath) : nil)
+        if let runtime {
             evidence.dnsServers = runtime.nameservers
             evidence.ipv6 = runtime.hasGlobalIPv6
         }
+        evidence.manifest = bundle?.podManifest.map { (name: "\(source.bundle ?? "bundle") (pod manifest \($0.fileName))", text: $0.text) }
         // Istio chains in ip6tables mean istio-iptables saw IPv6 on this pod.
         if ruleset.tables.contains(where: { $0.family == .ipv6 && $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }) {
             evidence.ipv6 = true
@@ -46,6 +49,9 @@ struct VerifyCommand: ParsableCommand {
             emit(VerificationJSON.render(report, ruleset: ruleset, source: sourceDescription))
         case .junit:
             emit(VerificationJUnit.render(report, source: sourceDescription))
+        case .dot: emit(try GraphOutput.render(.dot, ruleset: ruleset, report: report, source: sourceDescription))
+        case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, report: report, source: sourceDescription))
+        case .svg: emit(try GraphOutput.render(.svg, ruleset: ruleset, report: report, source: sourceDescription))
         }
         if !report.ok { throw ExitCodes.findings }
     }

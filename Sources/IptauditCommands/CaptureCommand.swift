@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import IstioCapture
+import NetfilterModel
+import RuleReaders
+
+/// `iptaudit capture -o FILE`: one JSON bundle holding everything `verify --bundle` needs later, offline.
+struct CaptureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Save the pod's tables (every backend, both families, counters), policy routing and runtime inputs into one bundle for offline verify/show.",
+        discussion: """
+            The bundle is JSON (docs/bundle-format.md). It holds only allow-listed facts: the rules, ip rule/routes, \
+            resolv.conf nameservers, IPv6 evidence, host name, namespace inode, iptables versions, capture time, and the \
+            pod manifest given with --pod, verbatim. No environment variables, no other files.
+            Exit codes: 0 written, 2 could not read or write, 64 usage.
+            """)
+
+    @OptionGroup var source: SourceOptions
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the bundle here (- for standard output).", valueName: "file"))
+    var output: String
+    @Option(help: ArgumentHelp("Pod manifest to keep in the bundle, verbatim (YAML or JSON; - for stdin); verify uses it unless given its own --pod.", valueName: "file"))
+    var pod: String?
+    @Option(help: "Force the family of --input text (normally detected from the content).")
+    var family: FamilyChoice = .all
+
+    func validate() throws {
+        if source.bundle != nil { throw ValidationError("capture reads live tables or --input; --bundle is already a capture") }
+        if output.isEmpty { throw ValidationError("-o: give a file name") }
+    }
+
+    func run() throws {
+        let manifest = try pod.map(loadManifest)
+        let from: CaptureBundle.CaptureSource = source.inputs.isEmpty
+            ? .live(backend: source.backend, namespacePath: source.namespacePath, pid: source.pid)
+            : .text(inputs: source.inputs, family: family.forced)
+        let version = IptauditCommand.configuration.version
+        let output = self.output
+        let result = Result { () throws(RuleReaderError) -> CaptureBundle in
+            let bundle = try CaptureBundle.capture(from: from, toolVersion: version.isEmpty ? "unknown" : version, podManifest: manifest)
+            if output != "-" { try bundle.write(to: output) }
+            return bundle
+        }
+        let bundle: CaptureBundle
+        switch result {
+        case .success(let b): bundle = b
+        case .failure(let error):
+            printError("iptaudit: \(error.description)")
+            throw ExitCodes.unreadable
+        }
+        if output == "-" { emit(String(decoding: bundle.encoded(), as: UTF8.self) + "\n") }
+        if output != "-" {
+            let tables = bundle.rules.map { "\($0.backend.rawValue) \($0.family.rawValue): \($0.tables.count) tables" }
+            printError("iptaudit: wrote \(output) (\(tables.joined(separator: ", ")))")
+        }
+    }
+
+    /// The manifest text, refused now if it does not parse, so a bundle never carries one verify cannot use.
+    private func loadManifest(_ path: String) throws -> CaptureBundle.PodManifestText {
+        let text: String
+        do {
+            text = path == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                : try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            printError("iptaudit: \(path): cannot read the pod manifest: \(error.localizedDescription)")
+            throw ExitCodes.unreadable
+        }
+        let parsed = Result { () throws(IstioCaptureError) in try PodManifest(yaml: text) }
+        if case .failure(let e) = parsed {
+            printError("iptaudit: \(path): \(e.description)")
+            throw ExitCodes.unreadable
+        }
+        return CaptureBundle.PodManifestText(fileName: path, text: text)
+    }
+}

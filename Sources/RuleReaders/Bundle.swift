@@ -1,0 +1,534 @@
+import Foundation
+import NetfilterModel
+
+/// Everything `iptaudit verify` needs to check a pod later, somewhere else: the tables of every rule store
+/// as iptables-save text, which store was chosen, policy routing, the runtime inputs istio-iptables read,
+/// and where and when it was captured (`iptaudit capture -o FILE`; schema in docs/bundle-format.md).
+///
+/// The bundle is built from an allow-list of fields: no environment, no file other than the rules, the
+/// routing state, resolv.conf's nameserver lines, and a pod manifest the user names.
+public struct CaptureBundle: Sendable, Hashable {
+    /// The schema this build writes and reads; any other version is refused (docs/bundle-format.md, "Versioning").
+    public static let schemaVersion = 1
+    /// What the `kind` field says, so a bundle is recognisable without its file name.
+    public static let kind = "iptaudit-capture-bundle"
+
+    /// Where the rules were read.
+    public enum SourceKind: String, Sendable, Hashable, Codable {
+        /// A live network namespace (this one, `--netns` or `--pid`).
+        case live
+        /// Saved dumps (`--input`).
+        case text
+    }
+
+    public struct Source: Sendable, Hashable {
+        public var kind: SourceKind
+        /// The reader's description at capture time ("network namespace /proc/42/ns/net, backend auto").
+        public var description: String
+        /// `--backend` at capture time (live reads).
+        public var backendOption: BackendChoice?
+        public var namespacePath: String?
+        public var pid: Int32?
+        /// `--input` paths (text reads).
+        public var inputs: [String]
+        public init(kind: SourceKind, description: String, backendOption: BackendChoice? = nil, namespacePath: String? = nil,
+                    pid: Int32? = nil, inputs: [String] = []) {
+            self.kind = kind
+            self.description = description
+            self.backendOption = backendOption
+            self.namespacePath = namespacePath
+            self.pid = pid
+            self.inputs = inputs
+        }
+    }
+
+    /// The first line of each tool's `--version`, nil when it is not installed.
+    public struct IptablesVersions: Sendable, Hashable {
+        public var iptables: String?
+        public var iptablesLegacy: String?
+        public var iptablesNft: String?
+        public init(iptables: String? = nil, iptablesLegacy: String? = nil, iptablesNft: String? = nil) {
+            self.iptables = iptables
+            self.iptablesLegacy = iptablesLegacy
+            self.iptablesNft = iptablesNft
+        }
+    }
+
+    /// Per family: the backend read for verification and the backends found holding rules.
+    public struct FamilyRecord: Sendable, Hashable {
+        public var family: Family
+        public var chosenBackend: Backend
+        /// nil when the reader did not say (a text source whose family holds no rules).
+        public var populatedBackends: [Backend]?
+        public init(family: Family, chosenBackend: Backend, populatedBackends: [Backend]?) {
+            self.family = family
+            self.chosenBackend = chosenBackend
+            self.populatedBackends = populatedBackends
+        }
+    }
+
+    /// The iptables-save text (with counters) of one backend and family.
+    public struct RuleDump: Sendable, Hashable {
+        public var backend: Backend
+        public var family: Family
+        /// Names of the tables in `saveText`, for a reader of the file.
+        public var tables: [TableName]
+        public var saveText: String
+        public init(backend: Backend, family: Family, tables: [TableName], saveText: String) {
+            self.backend = backend
+            self.family = family
+            self.tables = tables
+            self.saveText = saveText
+        }
+    }
+
+    public struct PodManifestText: Sendable, Hashable {
+        /// The path given to `--pod` (`-` for standard input).
+        public var fileName: String
+        public var text: String
+        public init(fileName: String, text: String) {
+            self.fileName = fileName
+            self.text = text
+        }
+    }
+
+    public var toolName: String = "iptaudit"
+    public var toolVersion: String
+    /// RFC 3339 UTC, second precision.
+    public var capturedAt: String
+    public var hostname: String?
+    public var source: Source
+    /// The inode of the network namespace read (live reads); equal inodes mean the same namespace.
+    public var networkNamespaceInode: UInt64?
+    public var iptablesVersions: IptablesVersions
+    public var families: [FamilyRecord]
+    public var rules: [RuleDump]
+    public var policyRouting: PolicyRouting?
+    /// resolv.conf nameservers and IPv6 evidence of a live read; nil for text sources.
+    public var runtime: RuntimeInputs?
+    public var podManifest: PodManifestText?
+
+    public init(toolVersion: String, capturedAt: String, hostname: String?, source: Source, networkNamespaceInode: UInt64?,
+                iptablesVersions: IptablesVersions, families: [FamilyRecord], rules: [RuleDump],
+                policyRouting: PolicyRouting?, runtime: RuntimeInputs?, podManifest: PodManifestText?) {
+        self.toolVersion = toolVersion
+        self.capturedAt = capturedAt
+        self.hostname = hostname
+        self.source = source
+        self.networkNamespaceInode = networkNamespaceInode
+        self.iptablesVersions = iptablesVersions
+        self.families = families
+        self.rules = rules
+        self.policyRouting = policyRouting
+        self.runtime = runtime
+        self.podManifest = podManifest
+    }
+}
+
+// MARK: - Capturing
+
+extension CaptureBundle {
+    /// What to capture from.
+    public enum CaptureSource: Sendable, Hashable {
+        case live(backend: BackendChoice, namespacePath: String?, pid: Int32?)
+        case text(inputs: [String], family: Family?)
+    }
+
+    /// Every table a capture keeps; `security` only where it exists.
+    public static let capturedTables: [TableName] = TableName.standard + [.security]
+
+    /// Reads the source and gathers the allow-listed facts around it.
+    ///
+    /// A live capture reads the tables as `verify` would (for the backend choice and policy routing), then the
+    /// full contents of each backend so a split between legacy and nf_tables survives.
+    public static func capture(from source: CaptureSource, toolVersion: String, podManifest: PodManifestText? = nil,
+                               now: Date = Date()) throws(RuleReaderError) -> CaptureBundle {
+        let request = ReadRequest(tables: capturedTables, families: Family.allCases)
+        var families: [FamilyRecord] = []
+        var dumps: [RuleDump] = []
+        var policyRouting: PolicyRouting?
+        var runtime: RuntimeInputs?
+        var inode: UInt64?
+        let described: Source
+        switch source {
+        case .live(let backend, let namespacePath, let pid):
+            let reader = LiveRulesetReader(backend: backend, namespacePath: namespacePath)
+            let chosen = try reader.read(request)
+            for family in Family.allCases {
+                guard let b = chosen.backends[family] else { continue }
+                families.append(FamilyRecord(family: family, chosenBackend: b, populatedBackends: chosen.populatedBackends[family]))
+            }
+            policyRouting = chosen.policyRouting
+            if backend != .nft {
+                let legacy = try LiveRulesetReader(backend: .legacy, namespacePath: namespacePath, readPolicyRouting: false).read(request)
+                for family in Family.allCases {
+                    dumps.append(dump(legacy.tables.filter { $0.family == family }, backend: .legacy, family: family))
+                }
+            }
+            if backend != .legacy {
+                for family in Family.allCases {
+                    do {
+                        let text = try nftSave(family: family, namespacePath: namespacePath)
+                        let names = try parse(text, family: family, file: "iptables-nft-save").map(\.name)
+                        dumps.append(RuleDump(backend: .nft, family: family, tables: names, saveText: text))
+                    } catch let error {
+                        // As the live reader: without iptables-nft, auto mode keeps the legacy tables alone.
+                        guard backend == .auto, case .unavailable = error else { throw error }
+                    }
+                }
+            }
+            runtime = RuntimeInputs.gather(pid: pid, namespacePath: namespacePath)
+            inode = namespacePath.map(NetworkNamespace.inode(of:)) ?? NetworkNamespace.currentInode()
+            described = Source(kind: .live, description: reader.sourceDescription, backendOption: backend,
+                               namespacePath: namespacePath, pid: pid)
+        case .text(let inputs, let family):
+            let reader = TextRulesetReader(inputs: inputs, family: family)
+            let ruleset = try reader.read(request)
+            for family in Family.allCases {
+                guard let b = ruleset.backends[family] else { continue }
+                families.append(FamilyRecord(family: family, chosenBackend: b, populatedBackends: ruleset.populatedBackends[family]))
+                dumps.append(dump(ruleset.tables.filter { $0.family == family }, backend: b, family: family))
+            }
+            described = Source(kind: .text, description: reader.sourceDescription, inputs: inputs)
+        }
+        return CaptureBundle(toolVersion: toolVersion, capturedAt: timestamp(now), hostname: hostName(), source: described,
+                             networkNamespaceInode: inode, iptablesVersions: iptablesVersions(), families: families,
+                             rules: dumps, policyRouting: policyRouting, runtime: runtime, podManifest: podManifest)
+    }
+
+    /// Tables read through libiptc or from text, in iptables-save 1.8.9 syntax with counters.
+    static func dump(_ tables: [Table], backend: Backend, family: Family) -> RuleDump {
+        RuleDump(backend: backend, family: family, tables: tables.map(\.name),
+                 saveText: tables.map { SaveSyntax.render($0, counters: true) }.joined())
+    }
+
+    /// `iptables-nft-save -c` inside the namespace: the nf_tables side with its counters.
+    static func nftSave(family: Family, namespacePath: String?) throws(RuleReaderError) -> String {
+        let tool = family == .ipv4 ? "iptables-nft-save" : "ip6tables-nft-save"
+        let argv = (namespacePath.map { NetworkNamespace(path: $0).nsenterPrefix } ?? []) + [tool, "-c"]
+        let result: ProcessOutput
+        do {
+            result = try runProcess(argv)
+        } catch {
+            throw .unavailable(family: family, table: nil, reason: "cannot run \(tool): \(error.localizedDescription)")
+        }
+        guard result.status == 0 else {
+            if result.status == 127 || result.stderr.lowercased().contains("no such file") {
+                throw .unavailable(family: family, table: nil, reason: "\(tool) is not installed; install the iptables package")
+            }
+            throw .commandFailed(command: argv.joined(separator: " "), status: result.status, stderr: result.stderr)
+        }
+        return result.stdout
+    }
+
+    static func iptablesVersions() -> IptablesVersions {
+        func version(_ tool: String) -> String? {
+            guard let out = try? runProcess([tool, "--version"]), out.status == 0 else { return nil }
+            return out.stdout.split(separator: "\n").first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        return IptablesVersions(iptables: version("iptables"), iptablesLegacy: version("iptables-legacy"),
+                                iptablesNft: version("iptables-nft"))
+    }
+
+    static func hostName() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: date)
+    }
+}
+
+// MARK: - Reading back
+
+extension CaptureBundle {
+    /// The tables as the reader of the captured source returned them: the chosen backend per family (or the one
+    /// `backend` forces), the recorded populated backends, and the policy routing.
+    public func ruleset(_ request: ReadRequest, backend: BackendChoice = .auto, file: String) throws(RuleReaderError) -> Ruleset {
+        var result = Ruleset()
+        for record in families where request.families.contains(record.family) {
+            let wanted: Backend
+            switch backend {
+            case .auto: wanted = record.chosenBackend
+            case .legacy: wanted = .legacy
+            case .nft: wanted = .nft
+            }
+            guard let dump = rules.first(where: { $0.backend == wanted && $0.family == record.family }) else {
+                throw .unavailable(family: record.family, table: nil,
+                                   reason: "\(file) holds no \(wanted.rawValue) tables for \(record.family) (captured from \(source.description))")
+            }
+            let tables = try Self.parse(dump.saveText, family: dump.family, file: "\(file) [\(dump.backend.rawValue) \(dump.family.rawValue)]")
+            result.tables += tables.filter { request.tables.contains($0.name) }
+            result.backends[record.family] = wanted
+            if let populated = record.populatedBackends { result.populatedBackends[record.family] = populated }
+        }
+        result.policyRouting = policyRouting
+        return result
+    }
+
+    /// Every dump parsed, so a bundle with a broken table is refused when loaded, not half-way through a report.
+    func checkDumps(file: String) throws(RuleReaderError) {
+        for dump in rules {
+            let name = "\(file) [\(dump.backend.rawValue) \(dump.family.rawValue)]"
+            let tables = try Self.parse(dump.saveText, family: dump.family, file: name)
+            if let stray = tables.first(where: { $0.family != dump.family }) {
+                throw .malformed(file: name, line: 0, message: "table \(stray.name) is \(stray.family), in the \(dump.family) dump")
+            }
+        }
+        for record in families where !rules.contains(where: { $0.backend == record.chosenBackend && $0.family == record.family }) {
+            throw .unreadableInput(file: file, reason: "families: \(record.family) names backend \(record.chosenBackend.rawValue), but rules holds no such dump")
+        }
+    }
+
+    static func parse(_ text: String, family: Family, file: String) throws(RuleReaderError) -> [Table] {
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return [] }
+        return try SaveTextParser(fileName: file, family: family).parse(text)
+    }
+}
+
+// MARK: - File format
+
+extension CaptureBundle {
+    /// The JSON of the bundle: sorted keys, pretty-printed, so two captures diff line by line.
+    public func encoded() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        // Every field is a string, number, bool, array or object of those: encoding cannot fail.
+        return (try? encoder.encode(BundleSchema(self))) ?? Data()
+    }
+
+    public func write(to path: String) throws(RuleReaderError) {
+        do {
+            try encoded().write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw .unreadableInput(file: path, reason: "cannot write the bundle: \(error.localizedDescription)")
+        }
+    }
+
+    /// Decodes and checks a bundle; every failure names the file and what is wrong in one line.
+    public static func decode(_ data: Data, file: String) throws(RuleReaderError) -> CaptureBundle {
+        let decoder = JSONDecoder()
+        guard let header = try? decoder.decode(BundleHeader.self, from: data) else {
+            let reason = (try? JSONSerialization.jsonObject(with: data)) == nil
+                ? "not JSON (truncated or not an iptaudit bundle)"
+                : "not an iptaudit bundle: no numeric schemaVersion"
+            throw .unreadableInput(file: file, reason: reason)
+        }
+        if let kind = header.kind, kind != Self.kind {
+            throw .unreadableInput(file: file, reason: "not an iptaudit bundle: kind is '\(kind)', expected '\(Self.kind)'")
+        }
+        guard header.schemaVersion == schemaVersion else {
+            throw .unreadableInput(file: file, reason: "unsupported schemaVersion \(header.schemaVersion), expected \(schemaVersion)")
+        }
+        let schema: BundleSchema
+        do {
+            schema = try decoder.decode(BundleSchema.self, from: data)
+        } catch let error as DecodingError {
+            throw .unreadableInput(file: file, reason: "invalid bundle: \(describe(error))")
+        } catch {
+            throw .unreadableInput(file: file, reason: "invalid bundle: \(error)")
+        }
+        let bundle = schema.bundle
+        try bundle.checkDumps(file: file)
+        return bundle
+    }
+
+    public static func load(path: String) throws(RuleReaderError) -> CaptureBundle {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw .unreadableInput(file: path, reason: "no such file")
+        }
+        if isDirectory.boolValue { throw .unreadableInput(file: path, reason: "is a directory, not a bundle") }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .unreadableInput(file: path, reason: error.localizedDescription)
+        }
+        return try decode(data, file: path)
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let at = path(context.codingPath)
+            return "missing field \(at.isEmpty ? "" : at + ".")\(key.stringValue)"
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)): expected \(type)"
+        case .dataCorrupted(let context):
+            let at = path(context.codingPath)
+            return "\(at.isEmpty ? "" : at + ": ")\(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// Reads the tables of a capture bundle, as the live reader read them when it was captured.
+public struct BundleRulesetReader: RulesetReader {
+    public let path: String
+    /// `auto` takes the backend chosen at capture time; `legacy` / `nft` read that store's dump instead.
+    public let backend: BackendChoice
+
+    public init(path: String, backend: BackendChoice = .auto) {
+        self.path = path
+        self.backend = backend
+    }
+
+    public var sourceDescription: String { "bundle \(path)" }
+
+    public func read(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
+        try CaptureBundle.load(path: path).ruleset(request, backend: backend, file: path)
+    }
+}
+
+// MARK: - Schema (version 1)
+
+/// The fields read before anything else, so a future version is refused with its number.
+private struct BundleHeader: Decodable {
+    var schemaVersion: Int
+    var kind: String?
+}
+
+/// The on-disk form; explicit keys so a rename in the model never changes the file.
+private struct BundleSchema: Codable {
+    var schemaVersion: Int
+    var kind: String
+    var tool: ToolSchema
+    var capturedAt: String
+    var hostname: String?
+    var source: SourceSchema
+    var networkNamespaceInode: UInt64?
+    var iptablesVersions: VersionsSchema
+    var families: [FamilySchema]
+    var rules: [DumpSchema]
+    var policyRouting: RoutingSchema?
+    var runtime: RuntimeSchema?
+    var podManifest: ManifestSchema?
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion, kind, tool, capturedAt, hostname, source, networkNamespaceInode, iptablesVersions
+        case families, rules, policyRouting, runtime, podManifest
+    }
+
+    struct ToolSchema: Codable {
+        var name: String
+        var version: String
+        enum CodingKeys: String, CodingKey { case name, version }
+    }
+    struct SourceSchema: Codable {
+        var kind: CaptureBundle.SourceKind
+        var description: String
+        var backendOption: String?
+        var namespacePath: String?
+        var pid: Int32?
+        var inputs: [String]
+        enum CodingKeys: String, CodingKey { case kind, description, backendOption, namespacePath, pid, inputs }
+    }
+    struct VersionsSchema: Codable {
+        var iptables: String?
+        var iptablesLegacy: String?
+        var iptablesNft: String?
+        enum CodingKeys: String, CodingKey { case iptables, iptablesLegacy, iptablesNft }
+    }
+    struct FamilySchema: Codable {
+        var family: Family
+        var chosenBackend: Backend
+        var populatedBackends: [Backend]?
+        enum CodingKeys: String, CodingKey { case family, chosenBackend, populatedBackends }
+    }
+    struct DumpSchema: Codable {
+        var backend: Backend
+        var family: Family
+        var tables: [String]
+        var saveText: String
+        enum CodingKeys: String, CodingKey { case backend, family, tables, saveText }
+    }
+    struct RoutingSchema: Codable {
+        struct Rule: Codable {
+            var family: Family
+            var priority: UInt32?
+            var fwmark: UInt32?
+            var fwmask: UInt32?
+            var table: String
+            enum CodingKeys: String, CodingKey { case family, priority, fwmark, fwmask, table }
+        }
+        struct Route: Codable {
+            var family: Family
+            var type: String
+            var destination: String
+            var device: String?
+            var table: String
+            enum CodingKeys: String, CodingKey { case family, type, destination, device, table }
+        }
+        var rules: [Rule]
+        var routes: [Route]
+        enum CodingKeys: String, CodingKey { case rules, routes }
+    }
+    struct RuntimeSchema: Codable {
+        var nameservers: [String]
+        var hasGlobalIPv6: Bool?
+        enum CodingKeys: String, CodingKey { case nameservers, hasGlobalIPv6 }
+    }
+    struct ManifestSchema: Codable {
+        var fileName: String
+        var text: String
+        enum CodingKeys: String, CodingKey { case fileName, text }
+    }
+
+    init(_ b: CaptureBundle) {
+        schemaVersion = CaptureBundle.schemaVersion
+        kind = CaptureBundle.kind
+        tool = ToolSchema(name: b.toolName, version: b.toolVersion)
+        capturedAt = b.capturedAt
+        hostname = b.hostname
+        source = SourceSchema(kind: b.source.kind, description: b.source.description, backendOption: b.source.backendOption?.rawValue,
+                              namespacePath: b.source.namespacePath, pid: b.source.pid, inputs: b.source.inputs)
+        networkNamespaceInode = b.networkNamespaceInode
+        iptablesVersions = VersionsSchema(iptables: b.iptablesVersions.iptables, iptablesLegacy: b.iptablesVersions.iptablesLegacy,
+                                          iptablesNft: b.iptablesVersions.iptablesNft)
+        families = b.families.map { FamilySchema(family: $0.family, chosenBackend: $0.chosenBackend, populatedBackends: $0.populatedBackends) }
+        rules = b.rules.map { DumpSchema(backend: $0.backend, family: $0.family, tables: $0.tables.map(\.rawValue), saveText: $0.saveText) }
+        policyRouting = b.policyRouting.map { r in
+            RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table) },
+                          routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
+        }
+        runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6) }
+        podManifest = b.podManifest.map { ManifestSchema(fileName: $0.fileName, text: $0.text) }
+    }
+
+    var bundle: CaptureBundle {
+        var runtimeInputs: RuntimeInputs?
+        if let runtime {
+            var r = RuntimeInputs()
+            r.nameservers = runtime.nameservers
+            r.hasGlobalIPv6 = runtime.hasGlobalIPv6
+            runtimeInputs = r
+        }
+        var b = CaptureBundle(
+            toolVersion: tool.version, capturedAt: capturedAt, hostname: hostname,
+            source: .init(kind: source.kind, description: source.description, backendOption: source.backendOption.flatMap(BackendChoice.init(rawValue:)),
+                          namespacePath: source.namespacePath, pid: source.pid, inputs: source.inputs),
+            networkNamespaceInode: networkNamespaceInode,
+            iptablesVersions: .init(iptables: iptablesVersions.iptables, iptablesLegacy: iptablesVersions.iptablesLegacy,
+                                    iptablesNft: iptablesVersions.iptablesNft),
+            families: families.map { .init(family: $0.family, chosenBackend: $0.chosenBackend, populatedBackends: $0.populatedBackends) },
+            rules: rules.map { .init(backend: $0.backend, family: $0.family, tables: $0.tables.map(TableName.init(rawValue:)), saveText: $0.saveText) },
+            policyRouting: policyRouting.map { r in
+                PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table) },
+                              routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
+            },
+            runtime: runtimeInputs,
+            podManifest: podManifest.map { .init(fileName: $0.fileName, text: $0.text) })
+        b.toolName = tool.name
+        return b
+    }
+}
