@@ -9,12 +9,12 @@ struct ShowCommand: ParsableCommand {
         commandName: "show",
         abstract: "Print the tables as iptaudit reads them (save syntax, an annotated listing, or JSON).")
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case save, list, json }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case save, list, json, dot, mermaid, svg }
 
     @OptionGroup var source: SourceOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family (with --input: also forces the family of the text).") var family: FamilyChoice = .all
-    @Option(help: "save: iptables-save syntax; list: a numbered listing; json: the normalized model.") var format: Format = .list
+    @Option(help: "save: iptables-save syntax; list: a numbered listing with each rule's role in Istio's scheme; json: the normalized model; dot, mermaid, svg: the capture graph.") var format: Format = .list
 
     func run() throws {
         let request = ReadRequest(tables: table.tables, families: family.families)
@@ -26,8 +26,11 @@ struct ShowCommand: ParsableCommand {
         }
         switch format {
         case .save: emit(ShowRendering.save(ruleset, source: sourceDescription))
-        case .list: emit(RulesetListing.render(ruleset))
+        case .list: emit(RulesetListing.render(ruleset, annotate: { IstioRoles.annotate(table: $0, position: $1, rule: $2) }))
         case .json: emit(RulesetJSON.render(ruleset, source: sourceDescription))
+        case .dot: emit(try GraphOutput.render(.dot, ruleset: ruleset, source: sourceDescription))
+        case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, source: sourceDescription))
+        case .svg: emit(try GraphOutput.render(.svg, ruleset: ruleset, source: sourceDescription))
         }
     }
 }

@@ -1,0 +1,265 @@
+import NetfilterModel
+
+/// Names each rule's role in Istio's capture scheme, for the `show --format list` annotations.
+///
+/// Roles are recognised by structure (targets, owner matches, ports, addresses, the chain a jump leads to), never by
+/// the exact rule text, so the same rule reads the same in both families and in every istio-iptables version
+/// (1.14's hook-level DNS rules as well as master's `ISTIO_OUTPUT_DNS`). A rule that plays no recognisable part
+/// gets no annotation: a wrong guess would be worse than none.
+public enum IstioRoles {
+    /// Envoy's well-known ports, as istio-iptables uses them.
+    static let outboundPort: UInt16 = 15001
+    static let inboundPort: UInt16 = 15006
+    static let tunnelPort: UInt16 = 15008
+    static let dnsProxyPort: UInt16 = 15053
+
+    /// The role of `rule` at `position` in `table`, or nil when it plays no recognisable part in Istio's capture.
+    public static func annotate(table: Table, position: RulePosition, rule: Rule) -> String? {
+        let facts = RuleFacts(rule)
+        let chain = position.chain
+        let inIstioChain = chain.rawValue.hasPrefix("ISTIO_")
+        // Hook-level rules only count as Istio's when the table carries Istio's chains (1.14 put its DNS rules in
+        // the hooks, and interface exclusions always live there); a kube-proxy table gets nothing.
+        let istioTable = table.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") }
+        guard inIstioChain || istioTable || facts.targetsIstioChain || facts.ownerMentioned || facts.isEnvoyRedirect
+        else { return nil }
+
+        switch rule.target {
+        case .redirect(let r):
+            guard let port = r.ports.flatMap({ $0.count == 1 ? $0.lowerBound : nil }) else { return nil }
+            return redirectRole(port: port, facts: facts)
+        case .tproxy(let t):
+            return "TPROXY → \(t.port) with mark \(hex(t.markValue))"
+        case .jump(let target), .goto(let target):
+            return jumpRole(table: table, from: chain, to: target, facts: facts)
+        case .return, .accept:
+            return bypassRole(table: table, chain: chain, rule: rule, facts: facts)
+        case .ct(let ct):
+            return ctRole(ct, facts: facts)
+        case .mark(let m):
+            if chain == "ISTIO_DIVERT" { return "mark diverted inbound \(hex(m.value))" }
+            if facts.outLoopback, facts.uidOwners.count + facts.gidOwners.count > 0 {
+                return "mark proxy self-call \(hex(m.value))"
+            }
+            return nil
+        case .connmark(let c):
+            switch c.mode {
+            case .save: return facts.marks.isEmpty ? nil : "save TPROXY mark \(facts.marks.map(hex).joined(separator: ",")) to the connection"
+            case .restore: return "restore the connection's TPROXY mark on replies"
+            case .set: return nil
+            }
+        case .drop:
+            if facts.conntrackInvalid || chain == "ISTIO_DROP" { return "drop conntrack INVALID" }
+            return nil
+        case .nflog(let n):
+            return inIstioChain || istioTable ? "trace log \(n.prefix.isEmpty ? "" : "\"\(n.prefix)\" ")(NFLOG group \(n.group))" : nil
+        case .log(let l):
+            return inIstioChain ? "trace log \"\(l.prefix)\"" : nil
+        default:
+            return nil
+        }
+    }
+
+    static func redirectRole(port: UInt16, facts: RuleFacts) -> String {
+        switch port {
+        case outboundPort: return "outbound capture → \(port)" + facts.scopeSuffix
+        case inboundPort: return "inbound capture → \(port)" + facts.scopeSuffix
+        case dnsProxyPort: return "DNS → \(port)"
+        default: return "redirect → \(port)" + facts.scopeSuffix
+        }
+    }
+
+    static func jumpRole(table: Table, from chain: ChainName, to target: ChainName, facts: RuleFacts) -> String? {
+        if target == "ISTIO_DROP", facts.conntrackInvalid { return "drop conntrack INVALID" }
+        if target == "ISTIO_DIVERT" { return "established inbound: keep its mark, skip TPROXY" }
+        // A jump into a chain whose job is a single capture reads as the capture itself.
+        if let capture = captureOf(table.chain(target)) {
+            if facts.outLoopback, facts.uidOwners.count + facts.gidOwners.count > 0, capture.port == inboundPort {
+                return "proxy self-call → inbound listener"
+            }
+            if chain == .prerouting, let i = facts.inInterface, !i.inverted {
+                return "virtual interface \(i.text) → \(capture.text)" + facts.destinationSuffix
+            }
+            return capture.text + facts.scopeSuffix
+        }
+        guard target.rawValue.hasPrefix("ISTIO_") else { return nil }
+        let what: String = switch target.rawValue {
+        case "ISTIO_OUTPUT": "outbound"
+        case "ISTIO_INBOUND": "inbound"
+        case "ISTIO_OUTPUT_DNS": "DNS"
+        case "ISTIO_PRERT": "prerouting"
+        default: target.rawValue
+        }
+        return "jump to Istio's \(what) chain"
+    }
+
+    static func bypassRole(table: Table, chain: ChainName, rule: Rule, facts: RuleFacts) -> String? {
+        // The proxy's own identities: its traffic must never loop back into it.
+        let positiveUIDs = facts.uidOwners.filter { !$0.inverted }
+        let positiveGIDs = facts.gidOwners.filter { !$0.inverted }
+        let negative = facts.uidOwners.filter(\.inverted) + facts.gidOwners.filter(\.inverted)
+        if facts.outLoopback, !negative.isEmpty, positiveUIDs.isEmpty, positiveGIDs.isEmpty {
+            return "app traffic over lo untouched"
+        }
+        if !positiveUIDs.isEmpty || !positiveGIDs.isEmpty {
+            let ids = (positiveUIDs.map { "UID \(idText($0))" } + positiveGIDs.map { "GID \(idText($0))" }).joined(separator: ", ")
+            return "exempts proxy \(ids)" + (facts.destinationPorts == [53] ? " (DNS)" : "")
+        }
+        if !negative.isEmpty {
+            let ids = facts.uidOwners.filter(\.inverted).map { "UID " + idText($0) } + facts.gidOwners.filter(\.inverted).map { "GID " + idText($0) }
+            return "only \(ids.joined(separator: ", ")) captured" + (facts.destinationPorts == [53] ? " (DNS)" : "")
+        }
+        if let s = rule.source, !s.inverted, isEnvoyInboundSource(s) {
+            return "Envoy's forward from \(s.address) untouched"
+        }
+        if !facts.marks.isEmpty, facts.marks.allSatisfy({ $0 == 0x539 }) {
+            return facts.markInverted ? nil : "already-diverted (mark 0x539) untouched"
+        }
+        if facts.markInverted, facts.inLoopback { return "lo traffic not marked as a proxy self-call untouched" }
+        if let d = rule.destination, !d.isWildcard, !d.inverted {
+            if isLoopback(d) { return "loopback destination untouched" }
+            if facts.destinationPorts.isEmpty { return "excluded CIDR \(d.cidrText)" }
+        }
+        let ports = facts.destinationPorts
+        if !ports.isEmpty, !facts.portsInverted {
+            if ports == [tunnelPort] { return "tunnel port \(tunnelPort) not captured" }
+            let list = ports.map(String.init).joined(separator: ",")
+            let plural = ports.count == 1 ? "" : "s"
+            switch chain.rawValue {
+            case "ISTIO_INBOUND", "PREROUTING": return "excluded inbound port\(plural) \(list)"
+            case "ISTIO_OUTPUT", "OUTPUT": return "excluded outbound port\(plural) \(list)"
+            default: return nil
+            }
+        }
+        if chain == .prerouting, let i = rule.inInterface, !i.inverted { return "excluded interface \(i.text)" }
+        if chain == .output, let o = rule.outInterface, !o.inverted, o.text != "lo" { return "excluded interface \(o.text)" }
+        if rule == Rule(target: rule.target), chain.rawValue.hasPrefix("ISTIO_") {
+            return chain == "ISTIO_OUTPUT" ? "other outbound untouched" : (rule.target == .accept ? "accept (skips later capture)" : "everything else untouched")
+        }
+        if rule.target == .accept, chain == "ISTIO_DIVERT" { return "accept (skips TPROXY)" }
+        return nil
+    }
+
+    static func ctRole(_ ct: CTTarget, facts: RuleFacts) -> String? {
+        guard ct.zone != 0 else { return ct.notrack ? "not tracked" : nil }
+        let owned = !facts.uidOwners.isEmpty || !facts.gidOwners.isEmpty
+        if owned, facts.destinationPorts == [53] { return "conntrack zone \(ct.zone) for the DNS agent's queries" }
+        if owned, facts.sourcePorts == [dnsProxyPort] { return "conntrack zone \(ct.zone) for the DNS agent's answers" }
+        if facts.destinationPorts == [53] { return "conntrack zone \(ct.zone) for app queries to the DNS server" }
+        if facts.sourcePorts == [53] { return "conntrack zone \(ct.zone) for DNS server answers" }
+        return "conntrack zone \(ct.zone)"
+    }
+
+    /// What a chain does when it is a capture chain: a REDIRECT or TPROXY as its only deciding rule.
+    static func captureOf(_ chain: Chain?) -> (port: UInt16, text: String)? {
+        guard let chain else { return nil }
+        for rule in chain.rules {
+            switch rule.target {
+            case .redirect(let r):
+                guard let p = r.ports, p.count == 1 else { return nil }
+                let port = p.lowerBound
+                let what = port == outboundPort ? "outbound capture" : port == inboundPort ? "inbound capture" : port == dnsProxyPort ? "DNS" : "redirect"
+                return (port, "\(what) → \(port)")
+            case .tproxy(let t):
+                return (t.port, "inbound capture → TPROXY \(t.port)")
+            case .nflog, .log, .continue, .mark: continue
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    static func isLoopback(_ a: AddressMatch) -> Bool {
+        a.cidrText == "127.0.0.1/32" || a.cidrText == "::1/128" || a.cidrText == "127.0.0.0/8"
+    }
+
+    /// 127.0.0.6 / ::6: where Envoy's inbound forwards to the app come from.
+    static func isEnvoyInboundSource(_ a: AddressMatch) -> Bool {
+        a.cidrText == "127.0.0.6/32" || a.cidrText == "::6/128"
+    }
+
+    static func idText(_ m: IDRangeMatch) -> String {
+        m.range.count == 1 ? "\(m.range.lowerBound)" : "\(m.range.lowerBound)-\(m.range.upperBound)"
+    }
+
+    static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+}
+
+/// The parts of a rule the role recognizer looks at, gathered once from its matches.
+struct RuleFacts {
+    var uidOwners: [IDRangeMatch] = []
+    var gidOwners: [IDRangeMatch] = []
+    var destinationPorts: [UInt16] = []
+    var sourcePorts: [UInt16] = []
+    var portsInverted = false
+    var marks: [UInt32] = []
+    var markInverted = false
+    var conntrackInvalid = false
+    var inInterface: InterfaceMatch?
+    var outLoopback = false
+    var inLoopback = false
+    var destination: AddressMatch?
+    var targetsIstioChain = false
+    var isEnvoyRedirect = false
+
+    var ownerMentioned: Bool { !uidOwners.isEmpty || !gidOwners.isEmpty }
+
+    init(_ rule: Rule) {
+        inInterface = rule.inInterface
+        outLoopback = rule.outInterface.map { $0.text == "lo" && !$0.inverted } ?? false
+        inLoopback = rule.inInterface.map { $0.text == "lo" && !$0.inverted } ?? false
+        destination = rule.destination
+        for m in rule.matches {
+            switch m {
+            case .owner(let o):
+                if let u = o.uid { uidOwners.append(u) }
+                if let g = o.gid { gidOwners.append(g) }
+            case .tcp(let t): add(t.destinationPort, t.sourcePort)
+            case .udp(let u): add(u.destinationPort, u.sourcePort)
+            case .multiport(let mp):
+                let ports = mp.ports.flatMap { $0.count <= 16 ? Array($0) : [$0.lowerBound] }
+                if mp.direction == .source { sourcePorts += ports } else { destinationPorts += ports }
+                portsInverted = portsInverted || mp.inverted
+            case .mark(let mk), .connmark(let mk):
+                marks.append(mk.value)
+                markInverted = markInverted || mk.inverted
+            case .conntrack(let c):
+                if let s = c.states, !s.inverted, s.value == .invalid { conntrackInvalid = true }
+            case .state(let s):
+                if !s.inverted, s.states == .invalid { conntrackInvalid = true }
+            default: break
+            }
+        }
+        targetsIstioChain = rule.target.chainReference?.rawValue.hasPrefix("ISTIO_") ?? false
+        if case .redirect(let r) = rule.target, let p = r.ports,
+           [IstioRoles.outboundPort, IstioRoles.inboundPort, IstioRoles.dnsProxyPort].contains(p.lowerBound) {
+            isEnvoyRedirect = true
+        }
+    }
+
+    private mutating func add(_ d: PortMatch?, _ s: PortMatch?) {
+        if let d {
+            destinationPorts += d.range.count <= 16 ? Array(d.range) : [d.range.lowerBound]
+            portsInverted = portsInverted || d.inverted
+        }
+        if let s {
+            sourcePorts += s.range.count <= 16 ? Array(s.range) : [s.range.lowerBound]
+            portsInverted = portsInverted || s.inverted
+        }
+    }
+
+    /// ` for port 32000` / ` for 9.9.0.0/16`: what narrows a capture, when something does.
+    var scopeSuffix: String {
+        var parts: [String] = []
+        if !destinationPorts.isEmpty, !portsInverted {
+            parts.append((destinationPorts.count == 1 ? "port " : "ports ") + destinationPorts.map(String.init).joined(separator: ","))
+        }
+        if let d = destination, !d.isWildcard, !d.inverted, !IstioRoles.isLoopback(d) { parts.append(d.cidrText) }
+        return parts.isEmpty ? "" : " for " + parts.joined(separator: " ")
+    }
+
+    var destinationSuffix: String {
+        guard let d = destination, !d.isWildcard, !d.inverted else { return "" }
+        return " for " + d.cidrText
+    }
+}
