@@ -325,7 +325,7 @@ public enum CaptureGraphDOT {
     }
 
     /// A DOT string literal; lines left-justified (`\l`) so rule lists read as a column.
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         var out = "\""
         let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
         for (i, line) in lines.enumerated() {

@@ -21,7 +21,10 @@ public enum IstioRoles {
         // Hook-level rules only count as Istio's when the table carries Istio's chains (1.14 put its DNS rules in
         // the hooks, and interface exclusions always live there); a kube-proxy table gets nothing.
         let istioTable = table.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") }
-        guard inIstioChain || istioTable || facts.targetsIstioChain || facts.ownerMentioned || facts.isEnvoyRedirect
+        // 1.14 and older also wrote the DNS conntrack zones and the INVALID drop straight into the hooks.
+        let dnsZone = if case .ct(let ct) = rule.target { ct.zone != 0 && (facts.destinationPorts + facts.sourcePorts).contains { $0 == 53 || $0 == dnsProxyPort } } else { false }
+        let invalidDrop = rule.target == .drop && facts.conntrackInvalid && table.name == .mangle && chain == .prerouting
+        guard inIstioChain || istioTable || facts.targetsIstioChain || facts.ownerMentioned || facts.isEnvoyRedirect || dnsZone || invalidDrop
         else { return nil }
 
         switch rule.target {
@@ -77,6 +80,7 @@ public enum IstioRoles {
             if facts.outLoopback, facts.uidOwners.count + facts.gidOwners.count > 0, capture.port == inboundPort {
                 return "proxy self-call → inbound listener"
             }
+            if capture.port == dnsProxyPort { return "jump to Istio's DNS chain (→ \(dnsProxyPort))" }
             if chain == .prerouting, let i = facts.inInterface, !i.inverted {
                 return "virtual interface \(i.text) → \(capture.text)" + facts.destinationSuffix
             }
