@@ -137,10 +137,10 @@ public enum IstioRoles {
         }
         if chain == .prerouting, let i = rule.inInterface, !i.inverted { return "excluded interface \(i.text)" }
         if chain == .output, let o = rule.outInterface, !o.inverted, o.text != "lo" { return "excluded interface \(o.text)" }
+        if rule.target == .accept, chain == "ISTIO_DIVERT" { return "accept (skips TPROXY)" }
         if rule == Rule(target: rule.target), chain.rawValue.hasPrefix("ISTIO_") {
             return chain == "ISTIO_OUTPUT" ? "other outbound untouched" : (rule.target == .accept ? "accept (skips later capture)" : "everything else untouched")
         }
-        if rule.target == .accept, chain == "ISTIO_DIVERT" { return "accept (skips TPROXY)" }
         return nil
     }
 
