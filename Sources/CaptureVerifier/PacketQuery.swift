@@ -143,6 +143,12 @@ public struct Disposition: Hashable, Sendable, Codable {
     public var port: UInt16?
     /// "Envoy outbound listener 15001", "application port 8080 directly — bypasses the mesh", "dropped".
     public var summary: String
+
+    public init(action: String, port: UInt16?, summary: String) {
+        self.action = action
+        self.port = port
+        self.summary = summary
+    }
 }
 
 /// One way the queried packet can go: the condition on the unknown fields that leads here, and the walk.
