@@ -265,7 +265,10 @@ extension CaptureBundle {
             let tables = try Self.parse(dump.saveText, family: dump.family, file: "\(file) [\(dump.backend.rawValue) \(dump.family.rawValue)]")
             result.tables += tables.filter { request.tables.contains($0.name) }
             result.backends[record.family] = wanted
-            if let populated = record.populatedBackends { result.populatedBackends[record.family] = populated }
+            // A forced store is all a live read with that --backend looks at, so only it can show as populated.
+            if let populated = record.populatedBackends {
+                result.populatedBackends[record.family] = backend == .auto ? populated : populated.filter { $0 == wanted }
+            }
         }
         result.policyRouting = policyRouting
         return result

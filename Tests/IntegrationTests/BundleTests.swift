@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `iptaudit capture -o FILE` and `--bundle FILE` through the executable: a bundle verifies and shows offline as
+/// the namespace did live, keeps a legacy/nft split, carries the pod manifest, and nothing of the environment.
+@Suite(.serialized) struct BundleCLITests {
+    static let pod = Fixtures.repositoryPath("examples/pod.yaml")
+    static let healthy = Fixtures.repositoryPath("examples/healthy.save")
+    static let broken = Fixtures.repositoryPath("examples/broken.save")
+
+    static func temporaryFile(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-\(UUID().uuidString)-\(name)").path
+    }
+
+    /// The JSON report without its `source` field (the one thing that must differ: namespace vs bundle file).
+    static func report(_ r: CommandResult) throws -> NSDictionary {
+        var doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+        doc["source"] = nil
+        return doc as NSDictionary
+    }
+
+    static func bundle(_ path: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    /// A pod: rules as iptables-legacy-save printed them, the istio-iptables arguments or manifest that made them,
+    /// and the TPROXY policy routing istio-iptables adds through netlink.
+    struct Pod: CustomTestStringConvertible, Sendable {
+        var name: String
+        var dumps: [(tool: String, file: String)]
+        var configuration: [String]
+        var tproxy = false
+        var testDescription: String { name }
+
+        func load(into ns: TestNamespace) throws {
+            try ns.mustRun(["ip", "link", "set", "lo", "up"])
+            for dump in dumps { try ns.mustRun([dump.tool], stdin: try String(contentsOfFile: dump.file, encoding: .utf8)) }
+            guard tproxy else { return }
+            for (flag, any) in [("-4", "0.0.0.0/0"), ("-6", "::/0")] {
+                try ns.mustRun(["ip", flag, "rule", "add", "fwmark", "1337", "lookup", "133"])
+                try ns.mustRun(["ip", flag, "route", "add", "local", any, "dev", "lo", "table", "133"])
+            }
+        }
+    }
+
+    static func corpus(_ golden: String, families: [String]) -> [(tool: String, file: String)] {
+        families.map { f in
+            (f == "ipv4" ? "iptables-legacy-restore" : "ip6tables-legacy-restore",
+             Fixtures.url("istio/master/live-save/sidecar-iptables/\(golden).\(f).save").path)
+        }
+    }
+
+    static let pods: [Pod] = [
+        Pod(name: "healthy, manifest", dumps: [("iptables-legacy-restore", healthy)], configuration: ["--pod", pod]),
+        Pod(name: "broken, manifest", dumps: [("iptables-legacy-restore", broken)], configuration: ["--pod", pod]),
+        Pod(name: "tproxy with policy routing", dumps: corpus("tproxy", families: ["ipv4", "ipv6"]),
+            configuration: ["--istio-args", "-p 15001 -z 15006 -e 15008 -u 1337 -g 1337 -m TPROXY -t 1337 -r 133 -b * -c not-istio-nic -i 9.9.0.0/16 -x 1.1.0.0/16 --redirect-dns"],
+            tproxy: true),
+        Pod(name: "ipv6 dns uid gid", dumps: corpus("ipv6-dns-uid-gid", families: ["ipv4", "ipv6"]),
+            configuration: ["--istio-args", "-p 15001 -z 15006 -e 15008 -u 3,4 -g 1,2 -t 1337 -r 133 --redirect-dns"]),
+    ]
+
+    /// Capture, then verify the bundle with no namespace: the same report, the same exit code. A manifest given to
+    /// `capture --pod` is used by `verify --bundle` without `--pod`.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), arguments: pods)
+    func bundleVerifiesAsTheLiveNamespace(_ pod: Pod) throws {
+        let ns = try TestNamespace()
+        try pod.load(into: ns)
+        let live = try Binary.run(["verify", "--netns", ns.path, "--format", "json"] + pod.configuration)
+        let file = Self.temporaryFile("bundle.json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let manifestGoesInTheBundle = pod.configuration.first == "--pod"
+        let captured = try Binary.run(["capture", "--netns", ns.path, "-o", file] + (manifestGoesInTheBundle ? pod.configuration : []))
+        try #require(captured.status == 0, "\(captured.stderr)")
+        let offline = try Binary.run(["verify", "--bundle", file, "--format", "json"] + (manifestGoesInTheBundle ? [] : pod.configuration))
+        #expect(offline.status == live.status, "\(offline.stderr)")
+        #expect(try Self.report(offline) == Self.report(live))
+        let doc = try Self.bundle(file)
+        #expect((doc["podManifest"] as? [String: Any])?["text"] as? String
+                == (manifestGoesInTheBundle ? try String(contentsOfFile: Self.pod, encoding: .utf8) : nil))
+        #expect(doc["networkNamespaceInode"] as? UInt64 == (try? ns.mustRun(["stat", "-L", "-c", "%i", "/proc/self/ns/net"]))
+            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        if pod.tproxy {
+            let routes = (doc["policyRouting"] as? [String: Any])?["routes"] as? [[String: Any]] ?? []
+            #expect(routes.contains { $0["type"] as? String == "local" && $0["table"] as? String == "133" })
+        }
+    }
+
+    /// Rules in both legacy x_tables and nf_tables: the bundle keeps both, `show --backend` reads either as live
+    /// does, and verify reports the split from the bundle too.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func splitBackendsSurviveTheBundle() throws {
+        let ns = try TestNamespace()
+        try ns.mustRun(["iptables-legacy-restore"], stdin: try String(contentsOfFile: Self.healthy, encoding: .utf8))
+        try ns.mustRun(["iptables-nft-restore"], stdin: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 9000 -j DROP\nCOMMIT\n")
+        let file = Self.temporaryFile("split.json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let captured = try Binary.run(["capture", "--netns", ns.path, "-o", file])
+        try #require(captured.status == 0, "\(captured.stderr)")
+
+        let doc = try Self.bundle(file)
+        let families = doc["families"] as? [[String: Any]] ?? []
+        let ipv4 = try #require(families.first { $0["family"] as? String == "ipv4" })
+        #expect(ipv4["populatedBackends"] as? [String] == ["legacy", "nft"])
+        #expect(ipv4["chosenBackend"] as? String == "legacy")
+        let dumps = doc["rules"] as? [[String: Any]] ?? []
+        let nft = try #require(dumps.first { $0["backend"] as? String == "nft" && $0["family"] as? String == "ipv4" })
+        #expect((nft["saveText"] as? String)?.contains("-A INPUT -p tcp -m tcp --dport 9000 -j DROP") == true)
+        // Counters are kept: `[packets:bytes]` before each rule.
+        #expect((nft["saveText"] as? String)?.contains("[0:0] -A INPUT") == true)
+
+        for backend in ["auto", "legacy", "nft"] {
+            let args = ["show", "--format", "save", "--family", "ipv4", "--backend", backend]
+            let live = try Binary.run(args + ["--netns", ns.path])
+            let offline = try Binary.run(args + ["--bundle", file])
+            #expect(offline.status == 0, "\(offline.stderr)")
+            #expect(withoutSaveComments(offline.stdout) == withoutSaveComments(live.stdout), "backend \(backend)")
+            #expect(offline.stderr.contains("both legacy x_tables and nf_tables") == live.stderr.contains("both legacy x_tables and nf_tables"))
+        }
+        let live = try Binary.run(["verify", "--netns", ns.path, "--pod", Self.pod, "--format", "json"])
+        let offline = try Binary.run(["verify", "--bundle", file, "--pod", Self.pod, "--format", "json"])
+        #expect(offline.status == live.status)
+        #expect(try Self.report(offline) == Self.report(live))
+        #expect(offline.stdout.contains("backend-split"))
+    }
+
+    /// Saved dumps capture too (backend `text`), and verify as the dumps themselves.
+    @Test func captureOfInputsVerifiesAsTheInputs() throws {
+        let file = Self.temporaryFile("text.json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let captured = try Binary.run(["capture", "--input", Self.broken, "-o", file])
+        try #require(captured.status == 0, "\(captured.stderr)")
+        let direct = try Binary.run(["verify", "--input", Self.broken, "--pod", Self.pod, "--format", "json"])
+        let offline = try Binary.run(["verify", "--bundle", file, "--pod", Self.pod, "--format", "json"])
+        #expect(direct.status == 1)
+        #expect(offline.status == direct.status)
+        #expect(try Self.report(offline) == Self.report(direct))
+        let doc = try Self.bundle(file)
+        #expect((doc["source"] as? [String: Any])?["kind"] as? String == "text")
+        #expect(doc["runtime"] == nil, "runtime inputs are gathered on live reads only")
+    }
+
+    /// The bundle is built from an allow-list: a variable of the capturing process never reaches the file.
+    @Test func theEnvironmentIsNotCaptured() throws {
+        try expectNoCanary(["--input", Self.healthy, "--pod", Self.pod])
+    }
+
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func theEnvironmentIsNotCapturedLive() throws {
+        let ns = try TestNamespace()
+        try ns.mustRun(["iptables-legacy-restore"], stdin: try String(contentsOfFile: Self.healthy, encoding: .utf8))
+        try expectNoCanary(["--netns", ns.path, "--pod", Self.pod])
+    }
+
+    func expectNoCanary(_ args: [String]) throws {
+        let file = Self.temporaryFile("canary.json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let canary = "canary-\(UUID().uuidString)"
+        let r = try runCommand([Binary.path, "capture", "-o", file] + args,
+                               environment: ["IPTAUDIT_CANARY_SECRET": canary, "AWS_SECRET_ACCESS_KEY": canary])
+        try #require(r.status == 0, "\(r.stderr)")
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(!text.isEmpty)
+        #expect(!text.contains(canary))
+        #expect(!text.contains("IPTAUDIT_CANARY_SECRET"))
+        #expect(!text.contains("AWS_SECRET_ACCESS_KEY"))
+    }
+
+    /// A bad bundle is exit 2 with one line naming the file and the fault; a bundle with another source is usage.
+    @Test func badBundlesExitTwoWithOneLine() throws {
+        let good = Self.temporaryFile("good.json")
+        let bad = Self.temporaryFile("v7.json")
+        let cut = Self.temporaryFile("cut.json")
+        defer { for f in [good, bad, cut] { try? FileManager.default.removeItem(atPath: f) } }
+        try #require(try Binary.run(["capture", "--input", Self.healthy, "-o", good]).status == 0)
+        var doc = try Self.bundle(good)
+        doc["schemaVersion"] = 7
+        try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: bad))
+        let data = try Data(contentsOf: URL(fileURLWithPath: good))
+        try data.prefix(data.count / 3).write(to: URL(fileURLWithPath: cut))
+
+        for command in ["verify", "show"] {
+            let v7 = try Binary.run([command, "--bundle", bad])
+            #expect(v7.status == 2)
+            #expect(v7.stderr == "iptaudit: \(bad): unsupported schemaVersion 7, expected 1\n")
+            let truncated = try Binary.run([command, "--bundle", cut])
+            #expect(truncated.status == 2)
+            #expect(truncated.stderr == "iptaudit: \(cut): not JSON (truncated or not an iptaudit bundle)\n")
+            let missing = try Binary.run([command, "--bundle", good + ".none"])
+            #expect(missing.status == 2)
+            #expect(missing.stderr == "iptaudit: \(good).none: no such file\n")
+        }
+        let mixed = try Binary.run(["verify", "--bundle", good, "--input", Self.healthy])
+        #expect(mixed.status == 64)
+        #expect(mixed.stderr.contains("--bundle reads a saved capture"))
+        let recapture = try Binary.run(["capture", "--bundle", good, "-o", bad])
+        #expect(recapture.status == 64)
+    }
+}
