@@ -121,6 +121,7 @@ public struct CaptureGraph: Sendable, Hashable {
         struct Key: Hashable { var from: String, to: String, style: EdgeStyle }
         var grouped: [Key: [(Int, String)]] = [:]
         var keyOrder: [Key] = []
+        var targetIDs: [String: String] = [:]
 
         for chain in table.chains where drawn.contains(chain.name) {
             let from = nodeID(chain.name.rawValue)
@@ -128,7 +129,19 @@ public struct CaptureGraph: Sendable, Hashable {
             addNode(from, chain.isBuiltin ? "\(table.name) \(chain.name)" : chain.name.rawValue, kind)
             for (i, rule) in chain.rules.enumerated() {
                 let number = i + 1
-                guard let (to, label, nodeKind, style) = destination(of: rule, table: table, drawn: drawn, nodeID: nodeID) else { continue }
+                guard let found = destination(of: rule, table: table, drawn: drawn, nodeID: nodeID) else { continue }
+                var to = found.0
+                let (label, nodeKind, style) = (found.1, found.2, found.3)
+                if nodeKind == .target {
+                    if let known = targetIDs[label] {
+                        to = known
+                    } else {
+                        var id = to, k = 2
+                        while nodes[id] != nil || table.chain(ChainName(id)) != nil { id = to + "_\(k)"; k += 1 }
+                        targetIDs[label] = id
+                        to = id
+                    }
+                }
                 if nodeKind == .omitted {
                     let id = nodeID("omitted_chains")
                     addNode(id, "\(omitted) chain\(omitted == 1 ? "" : "s") not leading to Istio's", .omitted)
@@ -230,7 +243,9 @@ public struct CaptureGraph: Sendable, Hashable {
             let text = String(SaveSyntax.targetText(rule.target, family: table.family).dropFirst(4))
             let short = text.replacingOccurrences(of: "/0xffffffff", with: "")
                 .replacingOccurrences(of: " --nfmask 0xffffffff --ctmask 0xffffffff", with: "")
-            return (nodeID("target_" + short), short, .target, .effect)
+            // Readable ids (`v4_raw_target_CT_zone_1`); the builder makes them unique per label.
+            let readable = short.split(whereSeparator: { !($0.isASCII && ($0.isLetter || $0.isNumber)) }).joined(separator: "_")
+            return (nodeID("target_" + readable), short, .target, .effect)
         }
     }
 
