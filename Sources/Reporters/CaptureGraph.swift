@@ -306,37 +306,53 @@ public enum CaptureGraphDOT {
             out.append("  subgraph \(cluster.id) {")
             out.append("    label=\(quote(cluster.label)); style=rounded; color=gray60;")
             for node in cluster.nodes {
-                var attrs = ["label=\(quote(CaptureGraph.lines(of: node).joined(separator: "\n")))"]
+                var attrs = Attributes()
+                attrs["label"] = quote(CaptureGraph.lines(of: node).joined(separator: "\n"))
                 switch node.kind {
-                case .hook: attrs += ["shape=cds", "fillcolor=lightyellow"]
-                case .istio: attrs += ["fillcolor=lightblue"]
-                case .chain: attrs += ["fillcolor=gray95"]
-                case .capture: attrs += ["shape=doubleoctagon", "fillcolor=palegreen"]
-                case .bypass: attrs += ["shape=ellipse", "style=\"dashed,filled\"", "fillcolor=gray90"]
-                case .target: attrs += ["shape=ellipse", "fillcolor=lavender"]
-                case .omitted: attrs += ["shape=note", "style=dashed", "color=gray50", "fontcolor=gray40"]
+                case .hook: attrs["shape"] = "cds"; attrs["fillcolor"] = "lightyellow"
+                case .istio: attrs["fillcolor"] = "lightblue"
+                case .chain: attrs["fillcolor"] = "gray95"
+                case .capture: attrs["shape"] = "doubleoctagon"; attrs["fillcolor"] = "palegreen"
+                case .bypass: attrs["shape"] = "ellipse"; attrs["style"] = "\"dashed,filled\""; attrs["fillcolor"] = "gray90"
+                case .target: attrs["shape"] = "ellipse"; attrs["fillcolor"] = "lavender"
+                case .omitted: attrs["shape"] = "note"; attrs["style"] = "dashed"; attrs["color"] = "gray50"; attrs["fontcolor"] = "gray40"
                 }
-                if !node.findings.isEmpty { attrs += ["color=red", "fontcolor=red", "penwidth=3"] }
-                else if node.onPath { attrs += ["color=red", "penwidth=2"] }
-                out.append("    \(node.id) [\(attrs.joined(separator: ", "))];")
+                if !node.findings.isEmpty { attrs["color"] = "red"; attrs["fontcolor"] = "red"; attrs["penwidth"] = "3" }
+                else if node.onPath { attrs["color"] = "red"; attrs["penwidth"] = "2" }
+                out.append("    \(node.id) [\(attrs.text)];")
             }
             out.append("  }")
         }
         for edge in graph.edges {
-            var attrs = ["label=\(quote(CaptureGraph.lines(of: edge).joined(separator: "\n")))"]
+            var attrs = Attributes()
+            attrs["label"] = quote(CaptureGraph.lines(of: edge).joined(separator: "\n"))
             switch edge.style {
             case .jump: break
-            case .goto: attrs += ["arrowhead=empty"]
-            case .capture: attrs += ["color=darkgreen", "penwidth=2"]
-            case .bypass: attrs += ["style=dashed", "color=gray50", "fontcolor=gray30"]
-            case .effect: attrs += ["style=dotted", "color=purple"]
+            case .goto: attrs["arrowhead"] = "empty"
+            case .capture: attrs["color"] = "darkgreen"; attrs["penwidth"] = "2"
+            case .bypass: attrs["style"] = "dashed"; attrs["color"] = "gray50"; attrs["fontcolor"] = "gray30"
+            case .effect: attrs["style"] = "dotted"; attrs["color"] = "purple"
             }
-            if !edge.findings.isEmpty { attrs += ["color=red", "fontcolor=red", "penwidth=3"] }
-            else if edge.onPath { attrs += ["color=red", "penwidth=2"] }
-            out.append("  \(edge.from) -> \(edge.to) [\(attrs.joined(separator: ", "))];")
+            if !edge.findings.isEmpty { attrs["color"] = "red"; attrs["fontcolor"] = "red"; attrs["penwidth"] = "3" }
+            else if edge.onPath { attrs["color"] = "red"; attrs["penwidth"] = "2" }
+            out.append("  \(edge.from) -> \(edge.to) [\(attrs.text)];")
         }
         out.append("}")
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Attributes in the order first set; setting one again replaces its value in place.
+    struct Attributes {
+        private var items: [(String, String)] = []
+        subscript(key: String) -> String? {
+            get { items.first { $0.0 == key }?.1 }
+            set {
+                if let i = items.firstIndex(where: { $0.0 == key }) {
+                    if let newValue { items[i].1 = newValue } else { items.remove(at: i) }
+                } else if let newValue { items.append((key, newValue)) }
+            }
+        }
+        var text: String { items.map { "\($0.0)=\($0.1)" }.joined(separator: ", ") }
     }
 
     /// A DOT string literal; lines left-justified (`\l`) so rule lists read as a column.
