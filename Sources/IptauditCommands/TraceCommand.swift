@@ -135,7 +135,8 @@ struct TraceCommand: ParsableCommand {
     func run() throws {
         let q = try query()
         let request = ReadRequest(tables: [.raw, .mangle, .nat], families: [q.family])
-        let (ruleset, sourceDescription) = try source.read(request, family: family?.forced)
+        // The family of saved text is detected from its content; the request keeps only the traced family.
+        let (ruleset, sourceDescription) = try source.read(request, family: nil)
         warnAboutSplitBackends(ruleset)
         let tables = ruleset.tables.filter { $0.family == q.family }
         if tables.isEmpty {
