@@ -18,7 +18,7 @@ struct SourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Read the network namespace of this process (any process of the pod, seen from the node).", valueName: "pid"))
     var pid: Int32?
 
-    @Option(help: "Rule store on a live read: auto looks at both legacy x_tables and nf_tables.")
+    @Option(help: "Rule store on a live read: auto looks at both legacy x_tables and nf_tables. With --bundle: auto reads the store chosen at capture, legacy or nft that store's dump.")
     var backend: BackendChoice = .auto
 
     @Option(help: ArgumentHelp("Read a bundle written by `iptaudit capture` instead of the live tables (works offline).", valueName: "file"))

@@ -76,6 +76,14 @@ import TestSupport
         let offline = try Binary.run(["verify", "--bundle", file, "--format", "json"] + (manifestGoesInTheBundle ? [] : pod.configuration))
         #expect(offline.status == live.status, "\(offline.stderr)")
         #expect(try Self.report(offline) == Self.report(live))
+        // trace reads the same source options: the same walk offline.
+        for packet in [["out", "tcp", "10.0.0.1:9080", "--uid", "1000"], ["in", "tcp", "10.1.2.3:8080", "--iif", "eth0"]] {
+            let liveTrace = try Binary.run(["trace"] + packet + ["--format", "json", "--netns", ns.path])
+            let offlineTrace = try Binary.run(["trace"] + packet + ["--format", "json", "--bundle", file])
+            #expect(liveTrace.status == 0, "\(liveTrace.stderr)")
+            #expect(offlineTrace.status == liveTrace.status)
+            #expect(try Self.report(offlineTrace) == Self.report(liveTrace), "trace \(packet.joined(separator: " "))")
+        }
         let doc = try Self.bundle(file)
         #expect((doc["podManifest"] as? [String: Any])?["text"] as? String
                 == (manifestGoesInTheBundle ? try String(contentsOfFile: Self.pod, encoding: .utf8) : nil))
