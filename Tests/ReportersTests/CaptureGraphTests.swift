@@ -40,13 +40,17 @@ enum GraphCorpus {
     }
 
     /// Every sidecar and CNI live dump of every ref, ipv4 and ipv6 of one golden together.
-    static let cases: [GraphCorpusCase] = {
+    static let cases: [GraphCorpusCase] = load(kinds: ["sidecar-iptables", "cni-sidecar-iptables"])
+    /// The same plus ambient's in-pod rules (ztunnel), which the graph must draw too.
+    static let casesWithAmbient: [GraphCorpusCase] = load(kinds: ["sidecar-iptables", "cni-sidecar-iptables", "ambient-iptables"])
+
+    static func load(kinds: Set<String>) -> [GraphCorpusCase] {
         var byName: [String: GraphCorpusCase] = [:]
         for url in Fixtures.files(under: "istio", suffix: ".save") {
             let parts = url.pathComponents
             guard parts.count >= 4, parts[parts.count - 3] == "live-save" else { continue }
             let kind = parts[parts.count - 2], ref = parts[parts.count - 4]
-            guard kind == "sidecar-iptables" || kind == "cni-sidecar-iptables" else { continue }
+            guard kinds.contains(kind) else { continue }
             let file = url.lastPathComponent
             let family: Family = file.hasSuffix(".ipv6.save") ? .ipv6 : .ipv4
             let name = String(file.dropLast(".ipv4.save".count))
@@ -54,7 +58,7 @@ enum GraphCorpus {
             byName[key, default: GraphCorpusCase(ref: ref, kind: kind, name: name, files: [:])].files[family] = url
         }
         return byName.values.sorted { $0.testDescription < $1.testDescription }
-    }()
+    }
 
     static func named(_ description: String) -> GraphCorpusCase? { cases.first { $0.testDescription == description } }
 
@@ -188,7 +192,7 @@ enum GraphCorpus {
     }
 
     /// Every rule that leaves a drawn chain is on exactly one edge, and RETURN/ACCEPT rules of a chain share one.
-    @Test(arguments: GraphCorpus.cases)
+    @Test(arguments: GraphCorpus.casesWithAmbient)
     func everyDecidingRuleIsOnOneEdge(_ c: GraphCorpusCase) throws {
         let ruleset = try c.ruleset()
         let graph = CaptureGraph.build(ruleset)
@@ -198,6 +202,12 @@ enum GraphCorpus {
         for edge in graph.edges {
             #expect(ids.contains(edge.from) && ids.contains(edge.to), "edge \(edge.from) -> \(edge.to) to an undeclared node")
             #expect(edge.lines.count <= 6)
+        }
+        // Each DOT statement sets each attribute once.
+        for line in CaptureGraphDOT.render(graph).split(separator: "\n") where line.hasSuffix("];") {
+            guard let open = line.firstIndex(of: "[") else { continue }
+            let keys = line[open...].matches(of: /(?:\[|, )([a-z]+)=/).map { String($0.1) }
+            #expect(Set(keys).count == keys.count, "\(line)")
         }
         for table in ruleset.tables where [.nat, .mangle, .raw].contains(table.name) {
             let prefix = (table.family == .ipv4 ? "v4_" : "v6_") + table.name.rawValue + "_"

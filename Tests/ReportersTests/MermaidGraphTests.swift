@@ -116,7 +116,7 @@ enum MermaidSubset {
 }
 
 @Suite struct MermaidGraphTests {
-    @Test(arguments: GraphCorpus.cases)
+    @Test(arguments: GraphCorpus.casesWithAmbient)
     func everyCorpusCaseIsValidMermaid(_ c: GraphCorpusCase) throws {
         let text = CaptureGraphMermaid.render(CaptureGraph.build(try c.ruleset()))
         let problems = MermaidSubset.validate(text)
