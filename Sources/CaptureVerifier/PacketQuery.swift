@@ -227,6 +227,10 @@ public struct PacketTracer: Sendable {
             t.verdict = o.verdict
             t.assumptions = o.assumptions
             t.disposition = PacketTracer.disposition(o.verdict, packet: packet, direction: query.direction)
+            if query.state != .new, o.verdict.continues, pipeline.stages.contains(where: { if case .table(.nat, _) = $0 { true } else { false } }) {
+                // nat decided on the connection's first packet; this one just follows it.
+                t.disposition.summary = "wherever its connection's first packet went: nat sees only that one (trace it with --ctstate NEW)"
+            }
             outcomes.append(t)
         }
         // Captures first, then by path order (stable and readable).
@@ -498,7 +502,12 @@ public struct PacketTracer: Sendable {
                         continue
                     }
                 }
-                guard let table = byName[name] else { verdict = .policy(.accept); continue }
+                guard let table = byName[name] else {
+                    steps.append(ExplainedStep(kind: .skipped, table: name, chain: hook, checks: [],
+                                               reason: "no \(name) table is loaded: nothing to evaluate"))
+                    verdict = .policy(.accept)
+                    continue
+                }
                 verdict = walk(table, hook, &path, &packet, &steps, &notrack, &ctTemplate, given: afterLoopback ? given.subtracting([.inInterface, .outInterface]) : given,
                                outcomeSet: afterLoopback ? nil : outcomeSet, space: space)
             }
