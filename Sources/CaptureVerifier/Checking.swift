@@ -102,7 +102,7 @@ extension FamilyContext {
 
     func finding(_ v: Violation, outcome: Outcome, packet: Packet, pipeline: Pipeline, obligation: ObligationID) -> Finding {
         var severity = v.severity
-        var message = "\(packet) \(v.problem): \(ending(outcome))."
+        var message = "\(packet) \(v.problem); \(ending(outcome))."
         if outcome.dependsOnUnknownMatch {
             let what = outcome.assumptions.map(\.description).joined(separator: "; ")
             message += " This depends on matches iptaudit cannot evaluate (\(what))."

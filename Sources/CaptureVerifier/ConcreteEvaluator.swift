@@ -7,12 +7,16 @@ import NetfilterModel
 /// taken not to match, and an unknown target is taken not to end the walk.
 public struct ConcreteEvaluator: Sendable {
     public let family: Family
-    let tables: [TableName: Table]
+    let tables: [TableName: [ChainName: Chain]]
 
     public init(family: Family, tables: [Table]) {
         self.family = family
-        var byName: [TableName: Table] = [:]
-        for t in tables where t.family == family { byName[t.name] = t }
+        var byName: [TableName: [ChainName: Chain]] = [:]
+        for t in tables where t.family == family {
+            var chains: [ChainName: Chain] = [:]
+            for c in t.chains where chains[c.name] == nil { chains[c.name] = c }
+            byName[t.name] = chains
+        }
         self.tables = byName
     }
 
@@ -74,7 +78,7 @@ public struct ConcreteEvaluator: Sendable {
     func walk(_ name: TableName, _ hook: ChainName, _ s: inout WalkState) -> Verdict {
         guard let table = tables[name] else { return .policy(.accept) }
         s.path.append(TraceStep(table: name, chain: hook, action: .enter))
-        guard let hookChain = table.chain(hook) else {
+        guard let hookChain = table[hook] else {
             s.path.append(TraceStep(table: name, chain: hook, action: .policy(.accept)))
             return .policy(.accept)
         }
@@ -90,8 +94,7 @@ public struct ConcreteEvaluator: Sendable {
 
         while true {
             if s.path.count > EvaluationLimits.maxSteps { return .loop }
-            let chain = table.chain(chainName)
-            let rules = chain?.rules ?? []
+            let rules = table[chainName]?.rules ?? []
             if index >= rules.count {
                 if chainName == hook { return policyVerdict(&s) }
                 s.path.append(TraceStep(table: name, chain: chainName, action: .fallOff))
@@ -138,7 +141,7 @@ public struct ConcreteEvaluator: Sendable {
                 index = i
             case .jump(let target), .goto(let target):
                 let isGoto: Bool = if case .goto = rule.target { true } else { false }
-                guard table.chain(target) != nil else {
+                guard table[target] != nil else {
                     step(.danglingJump(target))
                     index += 1
                     continue

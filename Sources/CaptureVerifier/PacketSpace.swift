@@ -57,6 +57,15 @@ public struct AtomSet: Hashable, Sendable {
     var words: [UInt64]
     public let capacity: Int
 
+    public static func == (a: AtomSet, b: AtomSet) -> Bool { a.capacity == b.capacity && a.words == b.words }
+    /// One fold of the words: merging boxes hashes many large sets, and equality settles collisions.
+    public func hash(into hasher: inout Hasher) { hasher.combine(fold) }
+    var fold: UInt64 {
+        var fold: UInt64 = UInt64(truncatingIfNeeded: capacity)
+        for w in words { fold = (fold &<< 7 | fold &>> 57) ^ w }
+        return fold
+    }
+
     public init(capacity: Int, full: Bool = false) {
         self.capacity = capacity
         let n = (capacity + 63) / 64
@@ -75,7 +84,20 @@ public struct AtomSet: Hashable, Sendable {
     }
 
     public var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
-    public var isFull: Bool { self == AtomSet(capacity: capacity, full: true) }
+    public var isFull: Bool {
+        for i in words.indices {
+            let expected: UInt64 = i == words.count - 1 && capacity % 64 != 0 ? ~0 >> UInt64(64 - capacity % 64) : ~0
+            if words[i] != expected { return false }
+        }
+        return true
+    }
+    /// Indices of the words holding any atom (what an intersection test needs to look at).
+    var nonzeroWords: [Int] { words.indices.filter { words[$0] != 0 } }
+    /// Whether the two sets share an atom, looking only at `words` (the other set's nonzero words).
+    func intersects(_ other: AtomSet, at words: [Int]) -> Bool {
+        for w in words where self.words[w] & other.words[w] != 0 { return true }
+        return false
+    }
     public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
     public func contains(_ atom: Int) -> Bool {
         atom >= 0 && atom < capacity && words[atom / 64] & (1 << UInt64(atom % 64)) != 0
@@ -140,48 +162,101 @@ public struct PacketBox: Hashable, Sendable {
 
     /// `self \ cube` as disjoint boxes: for each field the cube constrains, the part that agrees with the cube
     /// on the earlier fields and disagrees on this one.
-    public func subtracting(_ cube: PacketBox) -> [PacketBox] {
+    public func subtracting(_ cube: PacketBox) -> [PacketBox] { subtracting(Cube(cube)) }
+
+    func subtracting(_ cube: Cube) -> [PacketBox] {
         var pieces: [PacketBox] = []
         var prefix = self
-        for i in fields.indices where !cube.fields[i].isFull {
-            let outside = prefix.fields[i].subtracting(cube.fields[i])
+        for i in cube.constrained {
+            let outside = prefix.fields[i].subtracting(cube.box.fields[i])
             if !outside.isEmpty {
                 var piece = prefix
                 piece.fields[i] = outside
-                if !piece.isEmpty { pieces.append(piece) }
+                pieces.append(piece)
             }
-            prefix.fields[i] = prefix.fields[i] & cube.fields[i]
+            prefix.fields[i] = prefix.fields[i] & cube.box.fields[i]
             if prefix.fields[i].isEmpty { break }
         }
         return pieces
     }
 }
 
+/// A box used as a condition, with the fields it constrains worked out once (long chains test it against
+/// many boxes).
+struct Cube: Sendable {
+    var box: PacketBox
+    /// Fields that are not full, least selective first.
+    var constrained: [Int]
+    /// For each constrained field, the words of the cube's set that hold atoms.
+    var words: [[Int]]
+
+    init(_ box: PacketBox) {
+        self.box = box
+        // Any order of the constrained fields gives an exact, disjoint difference; putting the most selective
+        // field last (a /32 destination, one port) keeps a long chain's remainder in few boxes: its "not this
+        // address" piece is narrowed rule after rule instead of a new piece being split off each time.
+        let fields = box.fields
+        constrained = fields.indices.filter { !fields[$0].isFull }.enumerated().sorted { a, b in
+            let fa = Double(fields[a.element].count) / Double(max(1, fields[a.element].capacity))
+            let fb = Double(fields[b.element].count) / Double(max(1, fields[b.element].capacity))
+            return fa != fb ? fa > fb : a.offset < b.offset
+        }.map(\.element)
+        words = constrained.map { box.fields[$0].nonzeroWords }
+    }
+
+    /// The part of the box inside the cube (only the constrained fields change).
+    func intersection(_ b: PacketBox) -> PacketBox {
+        var r = b
+        for f in constrained { r.fields[f] = b.fields[f] & box.fields[f] }
+        return r
+    }
+
+    /// Whether the box shares a packet with the cube.
+    func touches(_ b: PacketBox) -> Bool {
+        for (k, f) in constrained.enumerated() where !b.fields[f].intersects(box.fields[f], at: words[k]) { return false }
+        return true
+    }
+}
+
 /// A packet class: a union of disjoint boxes.
 public struct PacketSet: Hashable, Sendable {
     public var boxes: [PacketBox]
+    /// The union of boxes the caller knows to be disjoint (use `union` to combine overlapping ones).
     public init(_ boxes: [PacketBox] = []) { self.boxes = boxes.filter { !$0.isEmpty } }
     public var isEmpty: Bool { boxes.isEmpty }
 
     /// The part inside a union of cubes, and the disjoint remainder. Exact: the two are disjoint and their
     /// union is `self`.
     public func split(by cubes: [PacketBox]) -> (matched: PacketSet, remainder: PacketSet) {
+        let (m, r) = splitUncompacted(by: cubes)
+        return (m.compacted(), r.compacted())
+    }
+
+    /// `split` without merging the pieces afterwards (the evaluator merges when the lists grow).
+    func splitUncompacted(by cubes: [PacketBox]) -> (matched: PacketSet, remainder: PacketSet) {
+        splitUncompacted(by: cubes.map(Cube.init))
+    }
+
+    func splitUncompacted(by cubes: [Cube]) -> (matched: PacketSet, remainder: PacketSet) {
         var matched: [PacketBox] = []
         var rest = boxes
         for cube in cubes {
             var next: [PacketBox] = []
+            next.reserveCapacity(rest.count)
             for box in rest {
-                let inside = box.intersection(cube)
-                if inside.isEmpty {
-                    next.append(box)
-                } else {
-                    matched.append(inside)
+                if cube.touches(box) {
+                    matched.append(cube.intersection(box))
                     next.append(contentsOf: box.subtracting(cube))
+                } else {
+                    next.append(box)
                 }
             }
             rest = next
         }
-        return (PacketSet(matched).compacted(), PacketSet(rest).compacted())
+        var m = PacketSet(), r = PacketSet()
+        m.boxes = matched
+        r.boxes = rest
+        return (m, r)
     }
 
     public func intersection(_ cube: PacketBox) -> PacketSet { split(by: [cube]).matched }
@@ -199,37 +274,78 @@ public struct PacketSet: Hashable, Sendable {
         PacketSet(boxes + other.subtracting(self).boxes).compacted()
     }
 
-    /// Merges boxes that differ in a single field, to keep unions small. Exact.
+    /// Merges boxes that differ in a single field, to keep unions small. Exact: two disjoint boxes equal in every
+    /// other field (and in their shadows) are one box. Each pass groups the boxes by a fingerprint of all fields
+    /// but one, so it stays linear in the number of boxes; equality settles fingerprint collisions.
     public func compacted() -> PacketSet {
-        guard boxes.count > 1 else { return self }
+        guard boxes.count > 1, let fieldCount = boxes.first?.fields.count else { return self }
         var list = boxes
-        var merged = true
-        while merged {
-            merged = false
-            outer: for i in list.indices {
-                for j in list.indices where j > i {
-                    guard list[i].shadows == list[j].shadows else { continue }
-                    var differing = -1
-                    for f in list[i].fields.indices where list[i].fields[f] != list[j].fields[f] {
-                        if differing >= 0 { differing = -2; break }
-                        differing = f
+        var prints = list.map(Fingerprint.init)
+        var changed = true
+        while changed, list.count > 1 {
+            changed = false
+            for f in 0..<fieldCount {
+                var groups: [UInt64: [Int]] = [:]
+                var removed = Set<Int>()
+                for i in list.indices {
+                    let key = prints[i].without(f)
+                    if let candidates = groups[key],
+                       let j = candidates.first(where: { list[$0].equal(list[i], except: f) }) {
+                        list[j].fields[f] = list[j].fields[f] | list[i].fields[f]
+                        prints[j].update(f, list[j].fields[f])
+                        removed.insert(i)
+                        changed = true
+                    } else {
+                        groups[key, default: []].append(i)
                     }
-                    if differing >= 0 {
-                        list[i].fields[differing] = list[i].fields[differing] | list[j].fields[differing]
-                        list.remove(at: j)
-                        merged = true
-                        break outer
-                    } else if differing == -1 {
-                        list.remove(at: j)
-                        merged = true
-                        break outer
-                    }
+                }
+                if !removed.isEmpty {
+                    list = list.indices.filter { !removed.contains($0) }.map { list[$0] }
+                    prints = prints.indices.filter { !removed.contains($0) }.map { prints[$0] }
                 }
             }
         }
         var r = PacketSet()
         r.boxes = list
         return r
+    }
+}
+
+/// Per-field folds of a box's words, so "all fields but one" can be fingerprinted without rehashing.
+struct Fingerprint {
+    var fields: [UInt64]
+    var shadows: UInt64
+    var total: UInt64
+
+    init(_ b: PacketBox) {
+        fields = b.fields.map(\.fold)
+        var sh: UInt64 = 0
+        for (i, s) in b.shadows.enumerated() { sh ^= Fingerprint.spread(s.map { $0.fold &+ 1 } ?? 0, 97 &+ i) }
+        shadows = sh
+        total = 0
+        for (i, v) in fields.enumerated() { total ^= Fingerprint.spread(v, i) }
+        total ^= shadows
+    }
+
+    static func spread(_ v: UInt64, _ i: Int) -> UInt64 {
+        (v &+ UInt64(truncatingIfNeeded: i) &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+    }
+
+    func without(_ f: Int) -> UInt64 { total ^ Fingerprint.spread(fields[f], f) }
+
+    mutating func update(_ f: Int, _ set: AtomSet) {
+        total ^= Fingerprint.spread(fields[f], f)
+        fields[f] = set.fold
+        total ^= Fingerprint.spread(fields[f], f)
+    }
+}
+
+extension PacketBox {
+    /// Equal in every field but `f`, and in the shadows.
+    func equal(_ other: PacketBox, except f: Int) -> Bool {
+        guard shadows == other.shadows else { return false }
+        for i in fields.indices where i != f && fields[i] != other.fields[i] { return false }
+        return true
     }
 }
 
@@ -251,6 +367,11 @@ enum FieldDomain: Sendable {
         case .values(let v): v.count
         case .states: ConntrackState.allCases.count
         }
+    }
+
+    var maximum: UInt128 {
+        if case .intervals(_, let m) = self { return m }
+        return 0
     }
 
     func interval(_ atom: Int) -> ClosedRange<UInt128>? {
@@ -453,10 +574,18 @@ public struct PacketSpace: Sendable {
     /// Atoms of a numeric field inside any of the ranges (ranges must be unions of atoms, which the cuts ensure).
     public func atoms(_ f: PacketField, inRanges ranges: [ClosedRange<UInt128>]) -> AtomSet {
         let d = domain(f)
-        return AtomSet(capacity: d.count, atoms: (0..<d.count).filter { a in
-            guard let r = d.interval(a) else { return false }
-            return ranges.contains { $0.contains(r.lowerBound) }
-        })
+        var set = AtomSet(capacity: d.count)
+        for r in ranges {
+            // Atoms are sorted intervals: the ones inside a range are those from the atom holding its start
+            // up to the atom holding its end (whose start must lie inside the range).
+            guard let first = d.atom(containing: r.lowerBound) else { continue }
+            let last = d.atom(containing: min(r.upperBound, d.maximum)) ?? first
+            for a in first...max(first, last) {
+                guard let iv = d.interval(a), r.contains(iv.lowerBound) else { continue }
+                set.words[a / 64] |= 1 << UInt64(a % 64)
+            }
+        }
+        return set
     }
     public func atoms(_ f: PacketField, values: [UInt128]) -> AtomSet { atoms(f, inRanges: values.map { $0...$0 }) }
     public func atoms(ports: [UInt16], field: PacketField = .destinationPort) -> AtomSet {

@@ -3,7 +3,7 @@ import NetfilterModel
 /// A rule's conditions as cubes over the packet space: the rule matches the union of `cubes` (disjoint),
 /// and, when `unknown` is not empty, only if the conditions iptaudit cannot evaluate also hold.
 struct CompiledRule: Sendable {
-    var cubes: [PacketBox]
+    var cubes: [Cube]
     var unknown: [String]
 }
 
@@ -112,7 +112,7 @@ extension PacketSpace {
                 unknown.append(m.name)
             }
         }
-        return CompiledRule(cubes: cubes.filter { !$0.isEmpty }, unknown: unknown)
+        return CompiledRule(cubes: cubes.filter { !$0.isEmpty }.map(Cube.init), unknown: unknown)
     }
 }
 

@@ -38,19 +38,27 @@ enum EvaluationLimits {
 public struct SymbolicEvaluator: Sendable {
     public let space: PacketSpace
     let tables: [TableName: Table]
+    let chains: [TableName: [ChainName: Chain]]
     let compiled: [TableName: [ChainName: [CompiledRule]]]
 
     public init(space: PacketSpace, tables: [Table]) {
         self.space = space
         var byName: [TableName: Table] = [:]
+        var chainsByName: [TableName: [ChainName: Chain]] = [:]
         var compiled: [TableName: [ChainName: [CompiledRule]]] = [:]
         for t in tables where t.family == space.family {
             byName[t.name] = t
-            var chains: [ChainName: [CompiledRule]] = [:]
-            for c in t.chains { chains[c.name] = c.rules.map(space.compile) }
-            compiled[t.name] = chains
+            var rules: [ChainName: [CompiledRule]] = [:]
+            var chains: [ChainName: Chain] = [:]
+            for c in t.chains {
+                rules[c.name] = c.rules.map(space.compile)
+                chains[c.name] = chains[c.name] ?? c
+            }
+            compiled[t.name] = rules
+            chainsByName[t.name] = chains
         }
         self.tables = byName
+        self.chains = chainsByName
         self.compiled = compiled
     }
 
@@ -158,12 +166,14 @@ public struct SymbolicEvaluator: Sendable {
         var index: Int
         var stack: [Frame]
         var carry: Carry
+        /// Merge the set's boxes once it holds more than this many (long chains split off a piece per rule).
+        var compactAt = 16
     }
 
     /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
     func evaluateTable(_ set: PacketSet, table name: TableName, hook: ChainName, carry: Carry) -> [(PacketSet, Carry)] {
         guard !set.isEmpty else { return [] }
-        guard let table = tables[name], let rulesByChain = compiled[name] else {
+        guard tables[name] != nil, let rulesByChain = compiled[name], let chainsByName = chains[name] else {
             // No such table: nothing is installed there, the packet passes.
             var c = carry
             c.verdict = .policy(.accept)
@@ -172,8 +182,8 @@ public struct SymbolicEvaluator: Sendable {
         var results: [(PacketSet, Carry)] = []
         var start = carry
         start.path.append(TraceStep(table: name, chain: hook, action: .enter))
-        let hookPolicy = table.chain(hook)?.policy ?? .accept
-        guard table.chain(hook) != nil else {
+        let hookPolicy = chainsByName[hook]?.policy ?? .accept
+        guard chainsByName[hook] != nil else {
             start.path.append(TraceStep(table: name, chain: hook, action: .policy(.accept)))
             start.verdict = .policy(.accept)
             return [(set, start)]
@@ -203,10 +213,9 @@ public struct SymbolicEvaluator: Sendable {
                     finish(f.set, f.carry, .loop)
                     break
                 }
-                let chain = table.chain(f.chain)
-                let rules = chain?.rules ?? []
+                let chain = chainsByName[f.chain]
                 let compiledRules = rulesByChain[f.chain] ?? []
-                if f.index >= rules.count {
+                if f.index >= compiledRules.count {
                     if chain?.isBuiltin ?? false, f.chain == hook || f.stack.isEmpty {
                         f.carry.path.append(TraceStep(table: name, chain: hook, action: .policy(hookPolicy)))
                         finish(f.set, f.carry, .policy(hookPolicy))
@@ -216,11 +225,17 @@ public struct SymbolicEvaluator: Sendable {
                     if !leave(&f) { break }
                     continue
                 }
-                let rule = rules[f.index]
+                guard let rule = chain?.rules[f.index] else { break }
                 let cr = compiledRules[f.index]
                 let number = f.index + 1
                 let position = RulePosition(chain: f.chain, number: number)
-                let (matched, rest) = f.set.split(by: cr.cubes)
+                var (matched, rest) = f.set.splitUncompacted(by: cr.cubes)
+                if rest.boxes.count > f.compactAt {
+                    // Merge, then let the list double before merging again: amortized linear.
+                    f.compactAt = max(16, rest.boxes.count * 2)
+                    rest = rest.compacted()
+                }
+                if matched.boxes.count > 16 { matched = matched.compacted() }
 
                 // What does not match goes on to the next rule.
                 var next = f
@@ -269,7 +284,7 @@ public struct SymbolicEvaluator: Sendable {
                     if !leave(&f) { break flowLoop }
                 case .jump(let target), .goto(let target):
                     let isGoto: Bool = if case .goto = rule.target { true } else { false }
-                    guard table.chain(target) != nil else {
+                    guard chainsByName[target] != nil else {
                         f.carry.path.append(step(.danglingJump(target)))
                         f.index += 1
                         continue

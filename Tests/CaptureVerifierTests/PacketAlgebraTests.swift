@@ -64,7 +64,7 @@ struct PacketAlgebraTests {
         let compiled = space.compile(algebraRules[index])
         for _ in 0..<20 {
             let input = PacketSet([randomBox(&rng)]).union(PacketSet([randomBox(&rng)]))
-            let (matched, remainder) = input.split(by: compiled.cubes)
+            let (matched, remainder) = input.split(by: compiled.cubes.map(\.box))
             for _ in 0..<100 {
                 let p = sample(&rng)
                 let inInput = space.contains(input, p)

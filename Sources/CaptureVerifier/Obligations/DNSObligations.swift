@@ -100,9 +100,12 @@ enum DNSConntrackZones: FamilyObligation {
                 let got = o.ctZone.map { "zone \($0)" } ?? "no zone"
                 let quirk = severity == .warning
                     ? " (Istio before 1.22 matched the answer by destination, `-d <server>`, which never matches an answer from the server)" : ""
+                // Blame the CT rule that set the zone (the first one on the path), if any.
+                let ct = o.path.first { if case .effect(let e) = $0.action { e.hasPrefix("CT") } else { false } }
                 return Violation(kind: .dnsCapture, severity: severity,
                                  problem: "is \(what) and gets conntrack \(got), not zone \(zone): the app's and the agent's queries can collide in conntrack\(quirk)",
-                                 fix: "The owner-based CT rules must come before the per-server zone-2 rule (the first CT rule wins); " + Fix.dns)
+                                 fix: "The owner-based CT rules must come before the per-server zone-2 rule (the first CT rule wins). " + Fix.dns,
+                                 at: ct)
             }
         }
         out.proven.append(classes.map { "\($0.0): zone \($0.3)" }.joined(separator: "; "))

@@ -39,7 +39,7 @@ enum ProxyNotCaptured: FamilyObligation {
                 if port == FamilyContext.dnsProxyPort {
                     return Violation(kind: .dnsCapture, severity: .error,
                                      problem: "is \(who) DNS query but is redirected back to the agent (15053): a loop",
-                                     fix: "ISTIO_OUTPUT_DNS (or the UDP port-53 REDIRECT) must come after the proxy's owner RETURNs; " + Fix.reinstall)
+                                     fix: "ISTIO_OUTPUT_DNS (or the UDP port-53 REDIRECT) must come after the proxy's owner RETURNs. " + Fix.reinstall)
                 }
                 return Violation(kind: .ownerMatchGap, severity: .error,
                                  problem: "is \(who) traffic but is captured (port \(port)): Envoy would receive its own connections",
@@ -142,7 +142,7 @@ enum InboundForwardSource: FamilyObligation {
                                 + "requests loop back into the proxy" + (legacy ? " (Istio before 1.14 had no such exemption in TPROXY mode)" : ""),
                              fix: "ISTIO_OUTPUT needs `-s \(ctx.passthroughSource.cidrText) -o lo -j RETURN` above the owner rules"
                                 + (ctx.tproxyMode ? " and mangle ISTIO_INBOUND `-s \(ctx.passthroughSource.cidrText) -i lo -p tcp -j RETURN`" : "")
-                                + "; " + Fix.reinstall)
+                                + ". " + Fix.reinstall)
         }
         out.proven.append("proxy traffic from \(ctx.passthroughSource.cidrText) over lo is not captured")
         if ctx.family == .ipv6 { out.notes.append("whether ::6 is configured on lo is not visible in the tables") }
@@ -188,8 +188,8 @@ enum SelfCall: FamilyObligation {
             }
             return Violation(kind: .missingRedirect, severity: .error,
                              problem: "is the proxy calling its own pod (an app calling its own Service) but skips the inbound listener (\(z)): inbound policy and telemetry do not apply",
-                             fix: ctx.tproxyMode ? "mangle OUTPUT must mark this traffic 0x53a (1338) for ISTIO_INBOUND; " + Fix.reinstall
-                                 : "ISTIO_OUTPUT needs the self-call rule `! -d \(ctx.loopback.cidrText) -o lo -p tcp ... -m owner --uid-owner \(first) -j ISTIO_IN_REDIRECT`; " + Fix.reinstall)
+                             fix: ctx.tproxyMode ? "mangle OUTPUT must mark this traffic 0x53a (1338) for ISTIO_INBOUND. " + Fix.reinstall
+                                 : "ISTIO_OUTPUT needs the self-call rule `! -d \(ctx.loopback.cidrText) -o lo -p tcp ... -m owner --uid-owner \(first) -j ISTIO_IN_REDIRECT`. " + Fix.reinstall)
         }
         out.proven.append("TCP from uid \(first) over lo to the pod's own address reaches the inbound listener \(z)")
 
@@ -207,7 +207,7 @@ enum SelfCall: FamilyObligation {
                 }
                 return Violation(kind: .unexpectedCapture, severity: .error,
                                  problem: "is HBONE from the proxy to its own pod (port \(tunnel)) but is captured (port \(port))",
-                                 fix: "The self-call rules must exclude the tunnel port (-e, `! --dport \(tunnel)`); " + Fix.reinstall)
+                                 fix: "The self-call rules must exclude the tunnel port (-e, `! --dport \(tunnel)`). " + Fix.reinstall)
             }
         }
 
@@ -264,7 +264,7 @@ enum AppLocalTraffic: FamilyObligation {
                              problem: "is an application talking to its own pod over lo but is captured (port \(port))"
                                 + (legacy ? " (Istio before 1.14 did not exempt lo in TPROXY mode)" : ""),
                              fix: "ISTIO_OUTPUT needs `-o lo -m owner ! --uid-owner U -j RETURN` (and the GID twin)"
-                                + (ctx.tproxyMode ? ", mangle ISTIO_INBOUND `-i lo -p tcp -m mark ! --mark 0x53a -j RETURN`" : "") + "; " + Fix.reinstall)
+                                + (ctx.tproxyMode ? ", mangle ISTIO_INBOUND `-i lo -p tcp -m mark ! --mark 0x53a -j RETURN`" : "") + ". " + Fix.reinstall)
         }
         out.proven.append("application traffic over lo" + (ctx.dnsOn ? " (port 53 aside)" : "") + " is not captured")
         return out

@@ -121,7 +121,7 @@ enum InboundPorts: FamilyObligation {
             }
             return Violation(kind: .unexpectedCapture, severity: .error,
                              problem: "is HBONE to the tunnel port \(tunnel) but is captured (port \(port))",
-                             fix: "nat ISTIO_INBOUND must start with `-p tcp --dport \(tunnel) -j RETURN` (-e); " + Fix.reinstall)
+                             fix: "nat ISTIO_INBOUND must start with `-p tcp --dport \(tunnel) -j RETURN` (-e). " + Fix.reinstall)
         }
         out.proven.append("inbound TCP to captured ports reaches \(mode) \(z); excluded ports" + (ctx.tproxyMode ? "" : " and the tunnel port \(tunnel)") + " are not captured")
         return out
@@ -162,7 +162,7 @@ enum InterfaceExclusions: FamilyObligation {
                     guard let port = o.verdict.capturePort else { return nil }
                     return Violation(kind: .exclusionLeak, severity: .error,
                                      problem: "goes \(dir) the excluded interface \(x) but is captured (port \(port))",
-                                     fix: "traffic.sidecar.istio.io/excludeInterfaces (-c) adds `-\(dir == "out" ? "o" : "i") \(x) -j RETURN` above Istio's jumps; " + Fix.reinstall)
+                                     fix: "traffic.sidecar.istio.io/excludeInterfaces (-c) adds `-\(dir == "out" ? "o" : "i") \(x) -j RETURN` above Istio's jumps. " + Fix.reinstall)
                 }
             }
         }
@@ -207,7 +207,7 @@ enum VirtualInterfaces: FamilyObligation {
                     return Violation(kind: .missingRedirect, severity: legacy ? .warning : .error,
                                      problem: "arrives on the virtual interface \(iface) but is not redirected to the outbound listener (\(p))"
                                         + (legacy ? " (Istio 1.10's IPv6 rules returned instead)" : ""),
-                                     fix: "istio.io/reroute-virtual-interfaces (-k) adds `-i \(iface) -j ISTIO_REDIRECT` above `-i \(iface) -j RETURN`; " + Fix.reinstall)
+                                     fix: "istio.io/reroute-virtual-interfaces (-k) adds `-i \(iface) -j ISTIO_REDIRECT` above `-i \(iface) -j RETURN`. " + Fix.reinstall)
                 }
             }
             out.findings += ctx.check(excluded, .inbound, obligation: description.id) { o in

@@ -95,14 +95,22 @@ enum RedirectTargets: FamilyObligation {
             out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
                 for (chain, table, port, listener) in chains where o.entered(chain, in: table) {
                     if o.verdict.capturePort == port { return nil }
+                    // Blame the chain's own rule that let it go (a RETURN), else the jump into it.
+                    let inside = o.path.last { $0.table == table && $0.chain == chain && $0.ruleNumber != nil }
+                    let into = o.path.last { s in
+                        if case .jump(chain) = s.action { return true }
+                        if case .goto(chain) = s.action { return true }
+                        return false
+                    }
                     if let other = o.verdict.capturePort, other != FamilyContext.dnsProxyPort {
                         return Violation(kind: .wrongPort, severity: .error,
                                          problem: "enters \(chain) but is delivered to port \(other), not \(listener) (\(port))",
-                                         fix: chain == "ISTIO_REDIRECT" ? "The outbound listener is -p (meshConfig.proxyListenPort); " + Fix.reinstall
-                                             : "The inbound listener is -z (meshConfig.proxyInboundListenPort); " + Fix.reinstall)
+                                         fix: chain == "ISTIO_REDIRECT" ? "The outbound listener is -p (meshConfig.proxyListenPort). " + Fix.reinstall
+                                             : "The inbound listener is -z (meshConfig.proxyInboundListenPort). " + Fix.reinstall)
                     }
                     return Violation(kind: .missingRedirect, severity: .error,
-                                     problem: "enters \(chain) but is not delivered to \(listener) (\(port))", fix: Fix.reinstall)
+                                     problem: "enters \(chain) but is not delivered to \(listener) (\(port))", fix: Fix.reinstall,
+                                     at: inside ?? into)
                 }
                 return nil
             }
@@ -213,7 +221,7 @@ enum ExclusionsWin: FamilyObligation {
                    o.packets.subtracting(ctx.space.universe.with(.destinationPort, ctx.ports([53]))).isEmpty { return nil }
                 return Violation(kind: .exclusionLeak, severity: .error,
                                  problem: "is excluded by \(name) but is captured (port \(port))",
-                                 fix: "The exclusion's RETURN must come before every include in ISTIO_OUTPUT; " + Fix.reinstall)
+                                 fix: "The exclusion's RETURN must come before every include in ISTIO_OUTPUT. " + Fix.reinstall)
             }
             out.proven.append("no packet excluded by \(name) is captured")
         }
@@ -241,7 +249,7 @@ enum LoopbackDestination: FamilyObligation {
             guard let port = o.verdict.capturePort else { return nil }
             return Violation(kind: .exclusionLeak, severity: .error,
                              problem: "goes to the loopback range \(ctx.loopback.cidrText) but is captured (port \(port))",
-                             fix: "ISTIO_OUTPUT needs `-d \(ctx.loopback.cidrText) -j RETURN` above its includes; " + Fix.reinstall)
+                             fix: "ISTIO_OUTPUT needs `-d \(ctx.loopback.cidrText) -j RETURN` above its includes. " + Fix.reinstall)
         }
         out.proven.append("no packet to \(ctx.loopback.cidrText) is captured (DNS to the agent aside)")
         return out

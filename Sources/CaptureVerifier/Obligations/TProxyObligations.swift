@@ -47,7 +47,7 @@ enum TProxyConsistency: FamilyObligation {
             if marked(o, .mark), o.verdict.continues || o.verdict.capturePort != nil { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "belongs to a TPROXYed connection but leaves mangle PREROUTING without mark \(hex): it is not routed to the proxy",
-                             fix: "ISTIO_DIVERT must set mark \(hex) and ACCEPT; " + Fix.tproxy)
+                             fix: "ISTIO_DIVERT must set mark \(hex) and ACCEPT. " + Fix.tproxy)
         }
         // (c) replies from the proxy side get the mark back from the connection.
         let replies = ctx.unmarked.with(.inInterface, ctx.space.noInterface(.inInterface))
@@ -58,7 +58,7 @@ enum TProxyConsistency: FamilyObligation {
             if marked(o, .mark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "is a reply on a TPROXYed connection (connmark \(hex)) but leaves mangle OUTPUT without mark \(hex): it is routed out instead of back to the proxy",
-                             fix: "mangle OUTPUT needs `-p tcp -m connmark --mark \(hex) -j CONNMARK --restore-mark`; " + Fix.tproxy)
+                             fix: "mangle OUTPUT needs `-p tcp -m connmark --mark \(hex) -j CONNMARK --restore-mark`. " + Fix.tproxy)
         }
         // (d) marked inbound packets save the mark on the connection.
         let premarked = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(c.excludeInterfaces))
@@ -67,7 +67,7 @@ enum TProxyConsistency: FamilyObligation {
             if marked(o, .connmark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "already carries mark \(hex) but its connection does not get connmark \(hex): replies will not find the proxy",
-                             fix: "mangle PREROUTING needs `-p tcp -m mark --mark \(hex) -j CONNMARK --save-mark` after an ISTIO_INBOUND that returns marked packets; " + Fix.tproxy)
+                             fix: "mangle PREROUTING needs `-p tcp -m mark --mark \(hex) -j CONNMARK --save-mark` after an ISTIO_INBOUND that returns marked packets. " + Fix.tproxy)
         }
         out.proven.append("TPROXY and ISTIO_DIVERT mark \(hex); replies restore it from the connmark")
 
@@ -136,7 +136,7 @@ enum DropInvalid: FamilyObligation {
                 if o.verdict == .drop { return nil }
                 return Violation(kind: .dropInvalid, severity: .error,
                                  problem: "is conntrack INVALID but is not dropped: out-of-window packets of redirected connections draw resets from the host stack",
-                                 fix: "INVALID_DROP (--drop-invalid) adds `-m conntrack --ctstate INVALID -j ISTIO_DROP` to mangle PREROUTING; " + Fix.reinstall)
+                                 fix: "INVALID_DROP (--drop-invalid) adds `-m conntrack --ctstate INVALID -j ISTIO_DROP` to mangle PREROUTING. " + Fix.reinstall)
             }
             out.proven.append("every conntrack-INVALID packet is dropped in mangle PREROUTING")
         } else {
