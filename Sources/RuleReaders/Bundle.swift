@@ -386,7 +386,14 @@ public struct BundleRulesetReader: RulesetReader {
         self.backend = backend
     }
 
-    public var sourceDescription: String { "bundle \(path)" }
+    /// Names the file and what it was captured from, so a report read later still says where its rules lived.
+    public var sourceDescription: String {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+              let schema = try? JSONDecoder().decode(BundleSchema.self, from: data),
+              schema.schemaVersion == CaptureBundle.schemaVersion else { return "bundle \(path)" }
+        let host = schema.hostname.map { " on \($0)" } ?? ""
+        return "bundle \(path) (\(schema.source.description)\(host), captured \(schema.capturedAt))"
+    }
 
     public func read(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
         try CaptureBundle.load(path: path).ruleset(request, backend: backend, file: path)

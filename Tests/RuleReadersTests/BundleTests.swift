@@ -46,10 +46,12 @@ struct BundleTests {
 
     @Test func readsBackTheTablesOfTheSource() throws {
         let dir = try TemporaryDirectory()
-        let path = try dir.write("b.json", String(decoding: try Self.sample().encoded(), as: UTF8.self))
+        let sample = try Self.sample()
+        let path = try dir.write("b.json", String(decoding: sample.encoded(), as: UTF8.self))
         let text = try TextRulesetReader(inputs: Self.inputs).read(ReadRequest())
         let reader = BundleRulesetReader(path: path)
-        #expect(reader.sourceDescription == "bundle \(path)")
+        #expect(reader.sourceDescription == "bundle \(path) (files \(Self.inputs.joined(separator: ", "))\(sample.hostname.map { " on \($0)" } ?? ""), captured \(sample.capturedAt))")
+        #expect(BundleRulesetReader(path: path + ".none").sourceDescription == "bundle \(path).none")
         var fromBundle = try reader.read(ReadRequest())
         #expect(fromBundle.policyRouting?.routes.first?.table == "133")
         fromBundle.policyRouting = nil
