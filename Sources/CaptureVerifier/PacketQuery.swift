@@ -233,7 +233,13 @@ public struct PacketTracer: Sendable {
             }
             outcomes.append(t)
         }
-        // Captures first, then by path order (stable and readable).
+        // Outcomes that differ only in how a match iptaudit cannot evaluate was decided say so in their condition.
+        let shared = outcomes.dropFirst().reduce(Set(outcomes.first?.assumptions ?? [])) { $0.intersection($1.assumptions) }
+        for i in outcomes.indices {
+            outcomes[i].condition += outcomes[i].assumptions.filter { !shared.contains($0) }.map { a in
+                "\(a.table) \(a.position) (\(a.what.joined(separator: ", "))) \(a.matched ? "matches" : "does not match")"
+            }
+        }
         return PacketTraceResult(query: query, pipeline: pipeline, outcomes: outcomes)
     }
 
