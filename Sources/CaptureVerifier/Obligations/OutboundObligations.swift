@@ -219,9 +219,15 @@ enum ExclusionsWin: FamilyObligation {
                 guard let port = o.verdict.capturePort else { return nil }
                 if port == FamilyContext.dnsProxyPort, !c.outboundPortsExclude.contains(53),
                    o.packets.subtracting(ctx.space.universe.with(.destinationPort, ctx.ports([53]))).isEmpty { return nil }
+                // Blame the include that took it (the jump into a redirect chain), not the REDIRECT itself.
+                let include = o.path.last { step in
+                    if case .jump(let c) = step.action { return c.rawValue.hasSuffix("REDIRECT") }
+                    return false
+                }
                 return Violation(kind: .exclusionLeak, severity: .error,
                                  problem: "is excluded by \(name) but is captured (port \(port))",
-                                 fix: "The exclusion's RETURN must come before every include in ISTIO_OUTPUT. " + Fix.reinstall)
+                                 fix: "The exclusion's RETURN must come before every include in ISTIO_OUTPUT. " + Fix.reinstall,
+                                 at: include)
             }
             out.proven.append("no packet excluded by \(name) is captured")
         }

@@ -22,11 +22,16 @@ enum ChainHygiene: Obligation {
     static func check(_ run: VerificationRun) -> CheckOutput {
         guard !run.checked.isEmpty else { return .notApplicable("no family to check") }
         var out = CheckOutput()
-        // Rules other findings already point at are explained there.
-        let cited = Set(run.results.values.flatMap(\.findings).compactMap { f -> String? in
-            guard let t = f.table, let c = f.chain, let n = f.ruleNumber else { return nil }
-            return "\(f.family)|\(t)|\(c)|\(n)"
-        })
+        // Rules and chains on the way of another error or warning are explained there: drift is what changes no verdict.
+        var cited: Set<String> = []
+        var citedChains: Set<String> = []
+        for f in run.results.values.flatMap(\.findings) where f.severity >= .warning {
+            if let t = f.table, let c = f.chain, let n = f.ruleNumber { cited.insert("\(f.family)|\(t)|\(c)|\(n)") }
+            for step in f.path {
+                citedChains.insert("\(f.family)|\(step.table)|\(step.chain)")
+                if let n = step.ruleNumber { cited.insert("\(f.family)|\(step.table)|\(step.chain)|\(n)") }
+            }
+        }
         let id = description.id
         for ctx in run.checked {
             var drift = 0
@@ -68,12 +73,15 @@ enum ChainHygiene: Obligation {
                     guard let exp = expected.chain(chain.name) else { continue }
                     let (extra, missing) = diff(actual: chain.rules, expected: exp.rules, family: ctx.family)
                     for i in extra where !cited.contains("\(ctx.family)|\(name)|\(chain.name)|\(i + 1)") {
+                        let n = chain.rules[i].normalized
+                        let home = exp.rules.firstIndex { $0.normalized == n }
+                        let message = home.map { "\(name) \(chain.name)#\(i + 1) is out of place: istio-iptables installs it as rule \($0 + 1) of the chain." }
+                            ?? "\(name) \(chain.name)#\(i + 1) is not a rule istio-iptables installs for this configuration."
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name, rule: i + 1,
-                            message: "\(name) \(chain.name)#\(i + 1) is not a rule istio-iptables installs for this configuration.",
-                            fix: nil, obligation: id))
+                            message: message, fix: home == nil ? nil : Fix.reinstall, obligation: id))
                         drift += 1
                     }
-                    for r in missing {
+                    for r in missing where !citedChains.contains("\(ctx.family)|\(name)|\(chain.name)") {
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
                             message: "istio-iptables installs `\(SaveSyntax.render(r, in: chain.name, family: ctx.family))`, which is absent.",
                             fix: Fix.reinstall, obligation: id))
@@ -135,7 +143,7 @@ enum OneBackend: Obligation {
         kinds: [.backendSplit], examples: [])
 
     static func check(_ run: VerificationRun) -> CheckOutput {
-        let populated = run.ruleset.populatedBackends
+        let populated = run.ruleset.populatedBackends.filter { !$0.value.allSatisfy { $0 == .text } }
         guard !populated.isEmpty else { return .notApplicable("the rules were read from a saved dump; backends were not probed") }
         var out = CheckOutput()
         for (family, backends) in populated.sorted(by: { $0.key < $1.key }) {
