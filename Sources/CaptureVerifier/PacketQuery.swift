@@ -154,7 +154,7 @@ public struct Disposition: Hashable, Sendable, Codable {
 /// One way the queried packet can go: the condition on the unknown fields that leads here, and the walk.
 public struct TracedOutcome: Hashable, Sendable {
     /// Clauses that all hold for this outcome, e.g. ["uid is not 1337", "gid is not 1337"]; empty when the
-    /// given fields decide alone. Several alternatives are joined with "or" in `conditionText`.
+    /// given fields decide alone. An outcome reached in several ways has one clause joining them with ", or".
     public var condition: [String]
     /// A packet that takes this path (the given fields, realistic values for the others).
     public var packet: Packet
@@ -514,8 +514,10 @@ public struct PacketTracer: Sendable {
                     verdict = .policy(.accept)
                     continue
                 }
-                verdict = walk(table, hook, &path, &packet, &steps, &notrack, &ctTemplate, given: afterLoopback ? given.subtracting([.inInterface, .outInterface]) : given,
-                               outcomeSet: afterLoopback ? nil : outcomeSet, space: space)
+                // Back on lo the interfaces are known (in lo, no output interface) whatever the input had.
+                verdict = walk(table, hook, &path, &packet, &steps, &notrack, &ctTemplate,
+                               given: afterLoopback ? given.union([.inInterface, .outInterface]) : given,
+                               outcomeSet: outcomeSet, space: space)
             }
         }
         return finish()
