@@ -133,6 +133,53 @@ import TestSupport
         #expect(offline.stdout.contains("backend-split"))
     }
 
+    /// `--pid`: the runtime inputs of the process (its resolv.conf nameservers, IPv6 evidence) go into the bundle
+    /// and verify offline uses them as a live `verify --pid` does.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func runtimeInputsOfAProcessTravelInTheBundle() throws {
+        let ns = try TestNamespace()
+        try ns.mustRun(["iptables-legacy-restore"], stdin: try String(contentsOfFile: Self.healthy, encoding: .utf8))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // nsenter execs sleep in place, so the pid is the sleeper's (ip netns exec forks).
+        process.arguments = ["nsenter", "--net=\(ns.path)", "sleep", "60"]
+        try process.run()
+        defer {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let pid = process.processIdentifier
+        let want = try ns.mustRun(["stat", "-L", "-c", "%i", "/proc/self/ns/net"])
+        var entered = false
+        for _ in 0..<100 where !entered {
+            let r = try runCommand(["stat", "-L", "-c", "%i", "/proc/\(pid)/ns/net"])
+            entered = r.status == 0 && r.stdout == want
+            if !entered { usleep(20_000) }
+        }
+        try #require(entered, "the sleeper never entered the namespace")
+
+        let file = Self.temporaryFile("pid.json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let captured = try Binary.run(["capture", "--pid", "\(pid)", "-o", file])
+        try #require(captured.status == 0, "\(captured.stderr)")
+        let live = try Binary.run(["verify", "--pid", "\(pid)", "--pod", Self.pod, "--format", "json"])
+        let offline = try Binary.run(["verify", "--bundle", file, "--pod", Self.pod, "--format", "json"])
+        #expect(offline.status == live.status)
+        #expect(try Self.report(offline) == Self.report(live))
+
+        let resolv = try String(contentsOfFile: "/proc/\(pid)/root/etc/resolv.conf", encoding: .utf8)
+        var nameservers: [String] = []
+        for line in resolv.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            if words.count >= 2, words[0] == "nameserver" { nameservers.append(String(words[1])) }
+        }
+        let runtime = try #require(try Self.bundle(file)["runtime"] as? [String: Any])
+        #expect(runtime["nameservers"] as? [String] == nameservers)
+        #expect(runtime["hasGlobalIPv6"] as? Bool == false, "a fresh namespace has no global IPv6 address")
+        let source = try #require(try Self.bundle(file)["source"] as? [String: Any])
+        #expect(source["pid"] as? Int == Int(pid))
+    }
+
     /// Saved dumps capture too (backend `text`), and verify as the dumps themselves.
     @Test func captureOfInputsVerifiesAsTheInputs() throws {
         let file = Self.temporaryFile("text.json")
@@ -144,6 +191,18 @@ import TestSupport
         #expect(direct.status == 1)
         #expect(offline.status == direct.status)
         #expect(try Self.report(offline) == Self.report(direct))
+        // The manifest kept by `capture --pod` stands in for --pod; a --pod given to verify wins over it.
+        let withManifest = Self.temporaryFile("manifest.json")
+        defer { try? FileManager.default.removeItem(atPath: withManifest) }
+        try #require(try Binary.run(["capture", "--input", Self.broken, "--pod", Self.pod, "-o", withManifest]).status == 0)
+        let kept = try Binary.run(["verify", "--bundle", withManifest, "--format", "json"])
+        #expect(try Self.report(kept) == Self.report(direct))
+        let cni = Fixtures.url("istio/master/injected-workloads/hello.yaml.cni.injected").path
+        let overridden = try Binary.run(["verify", "--bundle", withManifest, "--pod", cni, "--format", "json"])
+        let cniDirect = try Binary.run(["verify", "--input", Self.broken, "--pod", cni, "--format", "json"])
+        #expect(try Self.report(overridden) == Self.report(cniDirect))
+        #expect(try Self.report(overridden) != Self.report(kept))
+
         let doc = try Self.bundle(file)
         #expect((doc["source"] as? [String: Any])?["kind"] as? String == "text")
         #expect(doc["runtime"] == nil, "runtime inputs are gathered on live reads only")
