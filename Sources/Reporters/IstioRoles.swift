@@ -130,8 +130,10 @@ public enum IstioRoles {
             let list = ports.map(String.init).joined(separator: ",")
             let plural = ports.count == 1 ? "" : "s"
             switch chain.rawValue {
-            case "ISTIO_INBOUND", "PREROUTING": return "excluded inbound port\(plural) \(list)"
-            case "ISTIO_OUTPUT", "OUTPUT": return "excluded outbound port\(plural) \(list)"
+            case "ISTIO_INBOUND": return "excluded inbound port\(plural) \(list)"
+            case "ISTIO_OUTPUT": return "excluded outbound port\(plural) \(list)"
+            // Istio puts no port RETURN in a hook chain: such a rule skips everything after it, Istio's jump included.
+            case "PREROUTING", "OUTPUT": return "port\(plural) \(list) skip the rest of \(chain)"
             default: return nil
             }
         }
