@@ -52,82 +52,265 @@ public enum ConntrackState: String, CaseIterable, Hashable, Sendable, Codable {
     }
 }
 
-/// A set of atoms of one field's domain, as a bitset.
+/// A set of atoms of one field's domain.
+///
+/// Address domains of large tables have tens of thousands of atoms while the sets boxes hold are mostly "one
+/// address" or "all but these few": those are kept as a short sorted list (of the members, or of the
+/// non-members), everything else as a bitset. The form is canonical, so equality and hashing are structural.
 public struct AtomSet: Hashable, Sendable {
-    var words: [UInt64]
     public let capacity: Int
+    var storage: Storage
 
-    public static func == (a: AtomSet, b: AtomSet) -> Bool { a.capacity == b.capacity && a.words == b.words }
-    /// One fold of the words: merging boxes hashes many large sets, and equality settles collisions.
-    public func hash(into hasher: inout Hasher) { hasher.combine(fold) }
-    var fold: UInt64 {
-        var fold: UInt64 = UInt64(truncatingIfNeeded: capacity)
-        for w in words { fold = (fold &<< 7 | fold &>> 57) ^ w }
-        return fold
+    enum Storage: Hashable, Sendable {
+        case dense([UInt64])
+        /// Sorted atoms: the members, or (inverted) the non-members.
+        case sparse([Int], inverted: Bool)
     }
+
+    /// Sets with at most this many members or non-members are lists (in domains wider than `denseOnly` words).
+    static let sparseLimit = 48
+    static let denseOnlyWords = 4
 
     public init(capacity: Int, full: Bool = false) {
         self.capacity = capacity
-        let n = (capacity + 63) / 64
-        words = Array(repeating: full ? ~0 : 0, count: n)
-        if full { trim() }
+        storage = .sparse([], inverted: full)
+        normalize()
     }
 
     public init(capacity: Int, atoms: some Sequence<Int>) {
-        self.init(capacity: capacity)
-        for a in atoms where a >= 0 && a < capacity { words[a / 64] |= 1 << UInt64(a % 64) }
+        self.capacity = capacity
+        let list = Array(Set(atoms.filter { $0 >= 0 && $0 < capacity })).sorted()
+        storage = .sparse(list, inverted: false)
+        normalize()
     }
 
-    private mutating func trim() {
-        let extra = words.count * 64 - capacity
-        if extra > 0, !words.isEmpty { words[words.count - 1] &= ~0 >> UInt64(extra) }
+    init(capacity: Int, dense words: [UInt64]) {
+        var w = words
+        AtomSet.trim(&w, capacity)
+        self.init(capacity: capacity, storage: .dense(w))
     }
 
-    public var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
-    public var isFull: Bool {
-        for i in words.indices {
-            let expected: UInt64 = i == words.count - 1 && capacity % 64 != 0 ? ~0 >> UInt64(64 - capacity % 64) : ~0
-            if words[i] != expected { return false }
+    private init(capacity: Int, storage: Storage) {
+        self.capacity = capacity
+        self.storage = storage
+        normalize()
+    }
+
+    var wordCount: Int { (capacity + 63) / 64 }
+
+    /// The bitset of the set (built on demand for lists).
+    var words: [UInt64] {
+        switch storage {
+        case .dense(let w): return w
+        case .sparse(let list, let inverted):
+            var w = [UInt64](repeating: inverted ? ~0 : 0, count: wordCount)
+            for a in list { w[a / 64] ^= 1 << UInt64(a % 64) }
+            if inverted { AtomSet.trim(&w, capacity) }
+            return w
         }
-        return true
     }
-    /// Indices of the words holding any atom (what an intersection test needs to look at).
-    var nonzeroWords: [Int] { words.indices.filter { words[$0] != 0 } }
-    /// Whether the two sets share an atom, looking only at `words` (the other set's nonzero words).
-    func intersects(_ other: AtomSet, at words: [Int]) -> Bool {
-        for w in words where self.words[w] & other.words[w] != 0 { return true }
-        return false
+
+    static func trim(_ w: inout [UInt64], _ capacity: Int) {
+        let extra = w.count * 64 - capacity
+        if extra > 0, !w.isEmpty { w[w.count - 1] &= ~0 >> UInt64(extra) }
     }
-    public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
-    public func contains(_ atom: Int) -> Bool {
-        atom >= 0 && atom < capacity && words[atom / 64] & (1 << UInt64(atom % 64)) != 0
+
+    /// Puts the set in its canonical form.
+    private mutating func normalize() {
+        let small = wordCount <= AtomSet.denseOnlyWords
+        switch storage {
+        case .dense(let w):
+            if small { return }
+            // Count members only as far as needed: past the limit both ways, it stays a bitset.
+            var n = 0, seen = 0
+            for x in w {
+                n &+= x.nonzeroBitCount
+                seen &+= 64
+                if n > AtomSet.sparseLimit, min(seen, capacity) - n > AtomSet.sparseLimit { return }
+            }
+            if n <= AtomSet.sparseLimit {
+                storage = .sparse(AtomSet.members(w), inverted: false)
+            } else if capacity - n <= AtomSet.sparseLimit {
+                var inv = w.map { ~$0 }
+                AtomSet.trim(&inv, capacity)
+                storage = .sparse(AtomSet.members(inv), inverted: true)
+            }
+        case .sparse(let list, _):
+            if small || list.count > AtomSet.sparseLimit {
+                storage = .dense(words)
+                // A long list of members can still be a short list of non-members.
+                if !small { normalize() }
+            }
+        }
     }
-    /// Atom indices in ascending order.
-    public var atoms: [Int] {
+
+    static func members(_ w: [UInt64]) -> [Int] {
         var out: [Int] = []
-        for (w, word) in words.enumerated() where word != 0 {
-            for b in 0..<64 where word & (1 << UInt64(b)) != 0 { out.append(w * 64 + b) }
+        for (i, word) in w.enumerated() where word != 0 {
+            var x = word
+            while x != 0 {
+                out.append(i * 64 + x.trailingZeroBitCount)
+                x &= x - 1
+            }
         }
         return out
     }
-    public var first: Int? { atoms.first }
+
+    public var count: Int {
+        switch storage {
+        case .dense(let w):
+            var n = 0
+            for x in w { n &+= x.nonzeroBitCount }
+            return n
+        case .sparse(let list, let inverted): return inverted ? capacity - list.count : list.count
+        }
+    }
+    public var isEmpty: Bool {
+        switch storage {
+        case .dense(let w):
+            for x in w where x != 0 { return false }
+            return true
+        case .sparse(let list, let inverted): return inverted ? list.count == capacity : list.isEmpty
+        }
+    }
+    public var isFull: Bool {
+        switch storage {
+        case .dense: return count == capacity
+        case .sparse(let list, let inverted): return inverted ? list.isEmpty : list.count == capacity
+        }
+    }
+
+    public func contains(_ atom: Int) -> Bool {
+        guard atom >= 0, atom < capacity else { return false }
+        switch storage {
+        case .dense(let w): return w[atom / 64] & (1 << UInt64(atom % 64)) != 0
+        case .sparse(let list, let inverted): return AtomSet.binarySearch(list, atom) != inverted
+        }
+    }
+
+    static func binarySearch(_ list: [Int], _ x: Int) -> Bool {
+        var lo = 0, hi = list.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if list[mid] == x { return true }
+            if list[mid] < x { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return false
+    }
+
+    /// Atom indices in ascending order.
+    public var atoms: [Int] {
+        switch storage {
+        case .dense(let w): return AtomSet.members(w)
+        case .sparse(let list, false): return list
+        case .sparse(let list, true):
+            var out: [Int] = []
+            out.reserveCapacity(capacity - list.count)
+            var j = 0
+            for a in 0..<capacity {
+                if j < list.count, list[j] == a { j += 1 } else { out.append(a) }
+            }
+            return out
+        }
+    }
+    public var first: Int? {
+        switch storage {
+        case .sparse(let list, false): return list.first
+        case .sparse(let list, true):
+            var a = 0
+            for x in list { if x == a { a += 1 } else { break } }
+            return a < capacity ? a : nil
+        case .dense(let w):
+            for (i, word) in w.enumerated() where word != 0 { return i * 64 + word.trailingZeroBitCount }
+            return nil
+        }
+    }
 
     public static func & (a: AtomSet, b: AtomSet) -> AtomSet {
-        var r = a
-        for i in r.words.indices { r.words[i] &= b.words[i] }
-        return r
+        switch (a.storage, b.storage) {
+        case (.dense(let x), .dense(let y)):
+            return AtomSet(capacity: a.capacity, storage: .dense(zip(x, y).map { $0 & $1 }))
+        case (.sparse(let s, false), _):
+            return AtomSet(capacity: a.capacity, storage: .sparse(s.filter(b.contains), inverted: false))
+        case (_, .sparse(let s, false)):
+            return AtomSet(capacity: a.capacity, storage: .sparse(s.filter(a.contains), inverted: false))
+        case (.sparse(let t, true), .sparse(let u, true)):
+            return AtomSet(capacity: a.capacity, storage: .sparse(Array(Set(t).union(u)).sorted(), inverted: true))
+        case (.sparse(let t, true), .dense(var w)), (.dense(var w), .sparse(let t, true)):
+            for x in t { w[x / 64] &= ~(1 << UInt64(x % 64)) }
+            return AtomSet(capacity: a.capacity, storage: .dense(w))
+        }
     }
+
     public static func | (a: AtomSet, b: AtomSet) -> AtomSet {
-        var r = a
-        for i in r.words.indices { r.words[i] |= b.words[i] }
-        return r
+        switch (a.storage, b.storage) {
+        case (.dense(let x), .dense(let y)):
+            return AtomSet(capacity: a.capacity, storage: .dense(zip(x, y).map { $0 | $1 }))
+        case (.sparse(let t, true), _):
+            return AtomSet(capacity: a.capacity, storage: .sparse(t.filter { !b.contains($0) }, inverted: true))
+        case (_, .sparse(let t, true)):
+            return AtomSet(capacity: a.capacity, storage: .sparse(t.filter { !a.contains($0) }, inverted: true))
+        case (.sparse(let s, false), .sparse(let u, false)):
+            return AtomSet(capacity: a.capacity, storage: .sparse(Array(Set(s).union(u)).sorted(), inverted: false))
+        case (.sparse(let s, false), .dense(var w)), (.dense(var w), .sparse(let s, false)):
+            for x in s { w[x / 64] |= 1 << UInt64(x % 64) }
+            return AtomSet(capacity: a.capacity, storage: .dense(w))
+        }
     }
+
     public func subtracting(_ b: AtomSet) -> AtomSet {
-        var r = self
-        for i in r.words.indices { r.words[i] &= ~b.words[i] }
-        return r
+        switch (storage, b.storage) {
+        case (.dense(var x), .dense(let y)):
+            for i in x.indices { x[i] &= ~y[i] }
+            return AtomSet(capacity: capacity, storage: .dense(x))
+        case (.sparse(let s, false), _):
+            return AtomSet(capacity: capacity, storage: .sparse(s.filter { !b.contains($0) }, inverted: false))
+        case (.dense(var x), .sparse(let t, false)):
+            for a in t { x[a / 64] &= ~(1 << UInt64(a % 64)) }
+            return AtomSet(capacity: capacity, storage: .dense(x))
+        default:
+            return self & b.complement
+        }
     }
-    public var complement: AtomSet { AtomSet(capacity: capacity, full: true).subtracting(self) }
+
+    public var complement: AtomSet {
+        switch storage {
+        case .sparse(let list, let inverted): return AtomSet(capacity: capacity, storage: .sparse(list, inverted: !inverted))
+        case .dense(let w):
+            var inv = w.map { ~$0 }
+            AtomSet.trim(&inv, capacity)
+            return AtomSet(capacity: capacity, storage: .dense(inv))
+        }
+    }
+
+    /// Whether the two sets share an atom, without building the intersection.
+    func intersects(_ b: AtomSet) -> Bool {
+        switch (storage, b.storage) {
+        case (.sparse(let s, false), _): return s.contains(where: b.contains)
+        case (_, .sparse(let s, false)): return s.contains(where: contains)
+        case (.dense(let x), .dense(let y)):
+            for i in x.indices where x[i] & y[i] != 0 { return true }
+            return false
+        default:
+            // At least one side is "all but a few": they meet unless the other lies within those few.
+            return !(self & b).isEmpty
+        }
+    }
+
+    /// One number standing for the set, cheap to combine (merging boxes fingerprints many large sets).
+    var fold: UInt64 {
+        switch storage {
+        case .dense(let w):
+            var f = UInt64(truncatingIfNeeded: capacity)
+            for x in w { f = (f &<< 7 | f &>> 57) ^ x }
+            return f
+        case .sparse(let list, let inverted):
+            var f = UInt64(truncatingIfNeeded: capacity) ^ (inverted ? 0x5555_5555_5555_5555 : 0)
+            for x in list { f = (f &<< 7 | f &>> 57) ^ UInt64(truncatingIfNeeded: x) &* 0x9E37_79B9_7F4A_7C15 }
+            return f
+        }
+    }
+    public func hash(into hasher: inout Hasher) { hasher.combine(fold) }
 }
 
 /// A box: per field, a set of atoms. It stands for every packet whose field values fall in those atoms.
@@ -187,8 +370,6 @@ struct Cube: Sendable {
     var box: PacketBox
     /// Fields that are not full, least selective first.
     var constrained: [Int]
-    /// For each constrained field, the words of the cube's set that hold atoms.
-    var words: [[Int]]
 
     init(_ box: PacketBox) {
         self.box = box
@@ -201,7 +382,6 @@ struct Cube: Sendable {
             let fb = Double(fields[b.element].count) / Double(max(1, fields[b.element].capacity))
             return fa != fb ? fa > fb : a.offset < b.offset
         }.map(\.element)
-        words = constrained.map { box.fields[$0].nonzeroWords }
     }
 
     /// The part of the box inside the cube (only the constrained fields change).
@@ -213,7 +393,7 @@ struct Cube: Sendable {
 
     /// Whether the box shares a packet with the cube.
     func touches(_ b: PacketBox) -> Bool {
-        for (k, f) in constrained.enumerated() where !b.fields[f].intersects(box.fields[f], at: words[k]) { return false }
+        for f in constrained where !b.fields[f].intersects(box.fields[f]) { return false }
         return true
     }
 }
@@ -580,10 +760,10 @@ public struct PacketSpace: Sendable {
             // up to the atom holding its end (whose start must lie inside the range).
             guard let first = d.atom(containing: r.lowerBound) else { continue }
             let last = d.atom(containing: min(r.upperBound, d.maximum)) ?? first
-            for a in first...max(first, last) {
-                guard let iv = d.interval(a), r.contains(iv.lowerBound) else { continue }
-                set.words[a / 64] |= 1 << UInt64(a % 64)
-            }
+            var lo = first
+            if let iv = d.interval(first), !r.contains(iv.lowerBound) { lo += 1 }
+            guard lo <= last else { continue }
+            set = set | AtomSet(capacity: d.count, range: lo...last)
         }
         return set
     }
@@ -665,6 +845,27 @@ public struct PacketSpace: Sendable {
         else { return nil }
         b[.ctState] = atoms(states: [packet.state])
         return b
+    }
+}
+
+extension AtomSet {
+    /// A contiguous run of atoms.
+    init(capacity: Int, range: ClosedRange<Int>) {
+        let lo = max(0, range.lowerBound), hi = min(capacity - 1, range.upperBound)
+        guard lo <= hi else {
+            self.init(capacity: capacity)
+            return
+        }
+        if hi - lo + 1 <= AtomSet.sparseLimit {
+            self.init(capacity: capacity, atoms: lo...hi)
+        } else if capacity - (hi - lo + 1) <= AtomSet.sparseLimit {
+            self.init(capacity: capacity, atoms: Array(0..<lo) + Array((hi + 1)..<capacity))
+            self = complement
+        } else {
+            var w = [UInt64](repeating: 0, count: (capacity + 63) / 64)
+            for a in lo...hi { w[a / 64] |= 1 << UInt64(a % 64) }
+            self.init(capacity: capacity, dense: w)
+        }
     }
 }
 

@@ -124,6 +124,42 @@ struct PacketAlgebraTests {
         #expect(AtomSet(capacity: 70, full: true).count == 70)
     }
 
+    @Test("atom sets agree with a reference set in every representation", arguments: [5, 70, 300, 5000])
+    func atomSetsAgainstReference(_ capacity: Int) {
+        var rng = SplitMix(state: UInt64(capacity))
+        func random() -> (AtomSet, Set<Int>) {
+            // Small, large, nearly full and contiguous sets, so lists and bitsets both occur.
+            let kind = Int.random(in: 0..<4, using: &rng)
+            var members: Set<Int>
+            switch kind {
+            case 0: members = Set((0..<Int.random(in: 0...5, using: &rng)).map { _ in Int.random(in: 0..<capacity, using: &rng) })
+            case 1: members = Set((0..<capacity).filter { _ in Bool.random(using: &rng) })
+            case 2: members = Set(0..<capacity).subtracting((0..<3).map { _ in Int.random(in: 0..<capacity, using: &rng) })
+            default:
+                let lo = Int.random(in: 0..<capacity, using: &rng)
+                members = Set(lo..<min(capacity, lo + Int.random(in: 1...capacity, using: &rng)))
+            }
+            return (AtomSet(capacity: capacity, atoms: members), members)
+        }
+        for _ in 0..<200 {
+            let (a, ra) = random(), (b, rb) = random()
+            #expect(Set((a & b).atoms) == ra.intersection(rb))
+            #expect(Set((a | b).atoms) == ra.union(rb))
+            #expect(Set(a.subtracting(b).atoms) == ra.subtracting(rb))
+            #expect(Set(a.complement.atoms) == Set(0..<capacity).subtracting(ra))
+            #expect(a.count == ra.count)
+            #expect(a.first == ra.min())
+            #expect(a.intersects(b) == !ra.isDisjoint(with: rb))
+            #expect((a == b) == (ra == rb))
+            if ra == rb { #expect(a.hashValue == b.hashValue) }
+            let probe = Int.random(in: 0..<capacity, using: &rng)
+            #expect(a.contains(probe) == ra.contains(probe))
+            // Built in different ways, the same set is the same value.
+            #expect(a.complement.complement == a)
+            #expect((a | a.complement).isFull && (a & a.complement).isEmpty)
+        }
+    }
+
     @Test("interface classes tell every mentioned name and wildcard apart")
     func interfaceClasses() {
         let names = PacketSpace.interfaceClasses(exact: ["lo", "eth0", "veth0"], wildcards: ["veth", "vethx"])
