@@ -1,0 +1,51 @@
+import CaptureVerifier
+import IstioCapture
+import NetfilterModel
+import Testing
+
+/// TPROXY depends on `ip rule fwmark <mark> lookup <table>` and a `local` default route via `lo` in that table;
+/// a live read carries them in `Ruleset.policyRouting`.
+@Suite("TPROXY policy routing")
+struct PolicyRoutingTests {
+    static let correct = PolicyRouting(
+        rules: [.init(family: .ipv4, priority: 32765, fwmark: 0x539, table: "133")],
+        routes: [.init(family: .ipv4, type: "local", destination: "default", device: "lo", table: "133")])
+
+    func verify(routing: PolicyRouting?) throws -> VerificationReport {
+        var rules = try ruleset(ipv4: ExampleRules.save(ExampleRules.tproxyPod))
+        rules.policyRouting = routing
+        return CaptureVerifier.verify(rules, configuration: ExampleRules.tproxyPod)
+    }
+
+    @Test("the rule and route for the TPROXY mark are proven when present")
+    func complete() throws {
+        let r = try verify(routing: Self.correct)
+        let result = try #require(r.result("tproxy"))
+        #expect(result.status == .passed)
+        #expect(result.proven.contains { $0.contains("ip rule fwmark 0x539 lookup 133") })
+    }
+
+    @Test("a missing ip rule or local route black-holes TPROXYed connections", arguments: [
+        PolicyRouting(rules: [], routes: correct.routes),
+        PolicyRouting(rules: correct.rules, routes: []),
+        PolicyRouting(rules: [.init(family: .ipv4, fwmark: 0x540, table: "133")], routes: correct.routes),
+        PolicyRouting(rules: correct.rules, routes: [.init(family: .ipv4, type: "unicast", destination: "default", device: "eth0", table: "133")]),
+    ])
+    func incomplete(_ routing: PolicyRouting) throws {
+        let r = try verify(routing: routing)
+        let errors = r.errors
+        #expect(Set(errors.map(\.kind)) == [.tproxy], "\(describe(errors))")
+        let f = try #require(errors.first)
+        // The witness is an inbound connection the TPROXY rule takes, marked for the missing route.
+        #expect(f.witness?.packet.inInterface == "eth0")
+        #expect(f.witness?.verdict == .tproxy(port: 15006, markValue: 0x539, markMask: 0xFFFF_FFFF))
+        #expect(f.message.contains("black-holed"))
+    }
+
+    @Test("without a live read the routing is noted as not checked")
+    func notRead() throws {
+        let result = try #require(try verify(routing: nil).result("tproxy"))
+        #expect(result.status == .passed)
+        #expect(result.notes.contains { $0.contains("policy routing was not read") })
+    }
+}
