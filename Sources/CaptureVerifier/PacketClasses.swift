@@ -47,6 +47,14 @@ extension FamilyContext {
             .without(.destinationPort, ports(config.outboundPortsExclude))
         if atLeast(18) { b = b.without(.destinationPort, ports([config.inboundTunnelPort])) }
         if dnsOn { b = b.without(.destinationPort, ports([53])) }
+        if tproxyMode {
+            // TPROXY captures the self-call on the receive side, through mangle ISTIO_INBOUND, whose inbound port
+            // selection (-b / -d) applies to it like to any inbound connection.
+            switch config.inboundPortsInclude {
+            case .all: b = b.without(.destinationPort, ports(config.inboundPortsExclude))
+            case .some(let listed): b = b.with(.destinationPort, ports(listed))
+            }
+        }
         return b
     }
 

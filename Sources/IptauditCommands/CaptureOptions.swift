@@ -106,7 +106,10 @@ struct CaptureOptions: ParsableArguments {
     private func readInput(_ path: String) throws -> String {
         do {
             if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-            return try String(contentsOfFile: path, encoding: .utf8)
+            // A file handle also reads pipes (`--pod <(kubectl get pod my-pod -o yaml)`).
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            return String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
         } catch {
             printError("iptaudit: \(path): cannot read the pod manifest: \(error.localizedDescription)")
             throw ExitCodes.unreadable

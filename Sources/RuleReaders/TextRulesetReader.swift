@@ -73,7 +73,10 @@ public struct TextRulesetReader: RulesetReader {
         }
         if isDirectory.boolValue { throw .unreadableInput(file: input, reason: "is a directory, not a file of rules") }
         do {
-            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: input)))
+            // Through a file handle, not Data(contentsOf:), so pipes such as `--input <(iptables-save)` work too.
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
+            defer { try? handle.close() }
+            return [UInt8](try handle.readToEnd() ?? Data())
         } catch {
             throw .unreadableInput(file: input, reason: Self.reason(error))
         }

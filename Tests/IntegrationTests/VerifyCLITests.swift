@@ -27,7 +27,7 @@ import TestSupport
     /// The istio-init form, the istio-cni form (annotations only), a custom proxy runAsUser, OpenShift, TPROXY:
     /// what Istio installs for each pod verifies against that pod.
     @Test(arguments: ["hello.yaml.injected", "hello.yaml.cni.injected", "proxy-override-runas.yaml.cni.injected",
-                      "hello-openshift.yaml.injected"])
+                      "hello-openshift.yaml.injected", "hello-tproxy.yaml.injected"])
     func expectedRulesOfAPodVerifyAgainstIt(_ manifest: String) throws {
         let pod = Fixtures.url(Self.workloads + manifest).path
         let rules = try Self.expected(["--pod", pod])
@@ -92,5 +92,27 @@ import TestSupport
         let junit = try Binary.run(["verify", "--pod", Fixtures.repositoryPath("examples/pod.yaml"), "--input", Fixtures.repositoryPath("examples/broken.save"), "--format", "junit"])
         #expect(junit.status == 1)
         #expect(junit.stdout.contains("<failure type=\"foreign-rule\""))
+    }
+}
+
+extension VerifyCLITests {
+    /// Pipes work as inputs: `--input <(iptables-save)` and `--pod <(kubectl get pod -o yaml)`.
+    @Test func processSubstitutionInputs() throws {
+        let pod = Fixtures.repositoryPath("examples/pod.yaml")
+        let rules = Fixtures.repositoryPath("examples/healthy.save")
+        let r = try runCommand(["bash", "-c", "\"$0\" verify --pod <(cat \"$1\") --input <(cat \"$2\")", Binary.path, pod, rules])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    /// A TPROXY pod whose proxy runs as UID 0 with an overridden group no -u/-g names: Istio's own injector
+    /// test data (`proxy-override-runas.yaml.tproxy.injected`: `-u 1234`, proxy 0:4321) would loop Envoy's traffic.
+    @Test func tproxyPodWithUnexemptedProxyGroupIsAnOwnerMatchGap() throws {
+        let pod = Fixtures.url(Self.workloads + "proxy-override-runas.yaml.tproxy.injected").path
+        let rules = try Self.expected(["--pod", pod])
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        let r = try Binary.run(["verify", "--pod", pod, "--input", rules, "--format", "json"])
+        #expect(r.status == 1)
+        let findings = (try Self.json(r)["findings"] as? [[String: Any]]) ?? []
+        #expect(findings.contains { $0["kind"] as? String == "owner-match-gap" && ($0["witness"] as? [String: Any])?["text"] as? String == "TCP from UID 0 GID 4321 to 10.0.0.1:9080 out eth0" })
     }
 }
