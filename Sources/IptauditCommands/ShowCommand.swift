@@ -18,7 +18,7 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         let request = ReadRequest(tables: table.tables, families: family.families)
-        var (ruleset, sourceDescription) = try source.read(request, family: family.forced)
+        var (ruleset, sourceDescription) = try source.read(request, family: family.forced, policyRouting: false)
         ruleset.tables = ruleset.tables.filter { request.tables.contains($0.name) && request.families.contains($0.family) }
         warnAboutSplitBackends(ruleset)
         if ruleset.tables.isEmpty {

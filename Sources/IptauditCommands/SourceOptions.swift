@@ -37,16 +37,17 @@ struct SourceOptions: ParsableArguments {
 
     var namespacePath: String? { netns ?? pid.map { "/proc/\($0)/ns/net" } }
 
-    /// The reader for these options; `family` forces the family of text input.
-    func reader(family: Family?) -> any RulesetReader {
+    /// The reader for these options; `family` forces the family of text input. Policy routing (`ip rule`,
+    /// two child processes) is read only when the command checks it.
+    func reader(family: Family?, policyRouting: Bool = true) -> any RulesetReader {
         if let bundle { return BundleRulesetReader(path: bundle, backend: backend) }
         if !inputs.isEmpty { return TextRulesetReader(inputs: inputs, family: family) }
-        return LiveRulesetReader(backend: backend, namespacePath: namespacePath)
+        return LiveRulesetReader(backend: backend, namespacePath: namespacePath, readPolicyRouting: policyRouting)
     }
 
     /// Reads, turning failures into the documented exit code with a one-line-first message.
-    func read(_ request: ReadRequest, family: Family?) throws -> (Ruleset, String) {
-        let reader = reader(family: family)
+    func read(_ request: ReadRequest, family: Family?, policyRouting: Bool = true) throws -> (Ruleset, String) {
+        let reader = reader(family: family, policyRouting: policyRouting)
         do {
             let ruleset = try reader.read(request)
             return (ruleset, reader.sourceDescription)

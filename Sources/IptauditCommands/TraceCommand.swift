@@ -136,7 +136,7 @@ struct TraceCommand: ParsableCommand {
         let q = try query()
         let request = ReadRequest(tables: [.raw, .mangle, .nat], families: [q.family])
         // The family of saved text is detected from its content; the request keeps only the traced family.
-        let (ruleset, sourceDescription) = try source.read(request, family: nil)
+        let (ruleset, sourceDescription) = try source.read(request, family: nil, policyRouting: false)
         warnAboutSplitBackends(ruleset)
         let tables = ruleset.tables.filter { $0.family == q.family }
         if tables.isEmpty {
