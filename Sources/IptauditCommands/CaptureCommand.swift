@@ -50,7 +50,7 @@ struct CaptureCommand: ParsableCommand {
         }
         if output == "-" { emit(String(decoding: bundle.encoded(), as: UTF8.self) + "\n") }
         if output != "-" {
-            let tables = bundle.rules.map { "\($0.backend.rawValue) \($0.family.rawValue): \($0.tables.count) tables" }
+            let tables = bundle.rules.map { "\($0.backend.rawValue) \($0.family.rawValue): \($0.tables.count) table\($0.tables.count == 1 ? "" : "s")" }
             printError("iptaudit: wrote \(output) (\(tables.joined(separator: ", ")))")
         }
     }
