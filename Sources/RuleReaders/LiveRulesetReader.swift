@@ -69,6 +69,16 @@ public struct LiveRulesetReader: RulesetReader {
             result.backends[family] = chosen
             result.tables += chosen == .legacy ? l : n
         }
+        if !result.tables.contains(where: { $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }),
+           let native = nativeIstioTables(), !native.isEmpty {
+            // Istio's native nftables mode (`--native-nftables`) writes its own inet tables, which no iptables
+            // reader sees; saying nothing here would make every Istio rule look missing.
+            throw .unavailable(family: request.families.first ?? .ipv4, table: nil, reason: """
+                Istio's rules are in native nftables tables (\(native.joined(separator: ", "))), written by \
+                istio-iptables --native-nftables; iptaudit reads iptables rules (legacy x_tables and iptables-nft) \
+                and does not read native nftables mode yet. Inspect them with `nft list ruleset`.
+                """)
+        }
         if readPolicyRouting {
             result.policyRouting = try? PolicyRoutingReader(namespacePath: namespacePath).read(families: request.families)
         }
@@ -91,6 +101,17 @@ public struct LiveRulesetReader: RulesetReader {
             throw e
         } catch {
             throw .namespace(path: namespacePath, reason: "\(error)")
+        }
+    }
+
+    /// Names of `istio-*` nftables tables in the namespace (`nft list tables`); nil when nft is not installed.
+    func nativeIstioTables() -> [String]? {
+        let argv = (namespacePath.map { ["nsenter", "--net=\($0)"] } ?? []) + ["nft", "list", "tables"]
+        guard let out = try? runProcess(argv), out.status == 0 else { return nil }
+        return out.stdout.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ")
+            guard words.count == 3, words[0] == "table", words[2].hasPrefix("istio-") else { return nil }
+            return "\(words[1]) \(words[2])"
         }
     }
 

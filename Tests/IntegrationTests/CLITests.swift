@@ -100,6 +100,17 @@ func loadGolden(_ relative: String, family: Int, backend: String, into ns: TestN
         #expect(withoutSaveComments(r.stdout) == withoutSaveComments(try ns.mustRun(["iptables-legacy-save", "-t", "nat"])))
     }
 
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func nativeNftablesModeIsNamedNotMistakenForMissingRules() throws {
+        let ns = try TestNamespace()
+        try ns.mustRun(["nft", "-f", Fixtures.istio.appendingPathComponent("master/sidecar-nftables/dns-uid-gid.golden").path])
+        for command in ["show", "verify"] {
+            let r = try Binary.run([command, "--netns", ns.path])
+            #expect(r.status == 2, "\(command): \(r.stdout)")
+            #expect(r.stderr.contains("native nftables") && r.stderr.contains("inet istio-proxy-nat"), "\(r.stderr)")
+        }
+    }
+
     @Test func malformedInputExitsTwoWithFileAndLine() throws {
         let file = NSTemporaryDirectory() + "/iptaudit-bad-\(getpid()).save"
         try "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -s 10.0.0.300 -j RETURN\nCOMMIT\n".write(toFile: file, atomically: true, encoding: .utf8)
