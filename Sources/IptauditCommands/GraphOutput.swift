@@ -3,6 +3,7 @@ import CaptureVerifier
 import Foundation
 import NetfilterModel
 import Reporters
+import RuleReaders
 
 /// The picture formats `show` and `verify` share: the capture graph as DOT, Mermaid, or SVG drawn by Graphviz.
 enum GraphOutput {
@@ -18,40 +19,18 @@ enum GraphOutput {
         }
     }
 
-    /// `dot -Tsvg`, fed on stdin from another thread so a large graph cannot deadlock on a full pipe.
+    /// `dot -Tsvg`, with the graph on its stdin.
     static func svg(_ dotText: String) throws -> String {
         guard let dot = findOnPath("dot") else {
             printError("iptaudit: --format svg needs Graphviz' `dot` on PATH (apt-get install graphviz), or use --format dot and render it elsewhere.")
             throw ExitCodes.unreadable
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: dot)
-        p.arguments = ["-Tsvg"]
-        let inp = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = inp
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let input = Data(dotText.utf8)
-        let writer = inp.fileHandleForWriting
-        DispatchQueue.global().async {
-            writer.write(input)
-            try? writer.close()
-        }
-        nonisolated(unsafe) var errData = Data()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            done.signal()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        done.wait()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            printError("iptaudit: dot -Tsvg failed (\(p.terminationStatus)): \(String(decoding: errData, as: UTF8.self))")
+        let result = try runProcess([dot, "-Tsvg"], input: Data(dotText.utf8))
+        guard result.status == 0 else {
+            printError("iptaudit: dot -Tsvg failed (\(result.status)): \(result.stderr)")
             throw ExitCodes.unreadable
         }
-        return String(decoding: outData, as: UTF8.self)
+        return result.stdout
     }
 
     static func findOnPath(_ name: String) -> String? {
