@@ -32,10 +32,11 @@ let package = Package(
         ),
         .executableTarget(name: "iptaudit", dependencies: ["IptauditCommands"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
         .testTarget(name: "ReportersTests", dependencies: ["TestSupport", "Reporters", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
-        .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
-        .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel"]),
+        .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CorpusSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
+        .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "CorpusSupport", "IstioCapture", "NetfilterModel"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
         .testTarget(name: "RuleReadersTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
     ]

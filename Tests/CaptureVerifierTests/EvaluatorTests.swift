@@ -1,4 +1,5 @@
 @testable import CaptureVerifier
+import CorpusSupport
 import NetfilterModel
 import Testing
 

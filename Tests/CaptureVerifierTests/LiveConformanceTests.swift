@@ -1,4 +1,5 @@
 import CaptureVerifier
+import CorpusSupport
 import Foundation
 import IstioCapture
 import NetfilterModel

@@ -1,4 +1,5 @@
 import CaptureVerifier
+import CorpusSupport
 import IstioCapture
 import NetfilterModel
 import TestSupport

@@ -1,3 +1,4 @@
+import CorpusSupport
 import IstioCapture
 import NetfilterModel
 import TestSupport
