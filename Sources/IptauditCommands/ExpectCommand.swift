@@ -2,6 +2,7 @@ import ArgumentParser
 import IstioCapture
 import NetfilterModel
 import Reporters
+import RuleReaders
 
 /// `iptaudit expect`: the rule set Istio installs for a configuration, in iptables-save syntax.
 struct ExpectCommand: ParsableCommand {
@@ -16,7 +17,7 @@ struct ExpectCommand: ParsableCommand {
     func run() throws {
         let config = try capture.configuration()
         var ruleset = Ruleset()
-        ruleset.tables = ExpectedRules.tables(for: config)
+        ruleset.tables = ExpectedRules.tables(for: config, groupResolver: SaveTextParser.systemGroupID)
             .filter { table.tables.contains($0.name) && family.families.contains($0.family) }
         for f in Family.allCases where ruleset.tables.contains(where: { $0.family == f }) { ruleset.backends[f] = .text }
         var out = ExpectedRules.describe(config).map { "# " + $0 + "\n" }.joined()

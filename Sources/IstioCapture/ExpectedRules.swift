@@ -15,18 +15,22 @@ public enum ExpectedRules {
     /// Maps an owner-group name to its GID, as iptables does at load time with the pod image's `/etc/group`.
     public typealias GroupResolver = @Sendable (String) -> UInt32?
 
+    /// The default resolver: numeric GIDs only. Looking names up in a group database is the caller's business
+    /// (the CLI passes the host's, `SaveTextParser.systemGroupID`); this module stays free of C calls.
+    public static let numericGroups: GroupResolver = { UInt32($0) }
+
     /// Every table istio-iptables writes rules into, IPv4 first. Tables it does not touch are absent.
     ///
     /// Group names that neither resolve nor are numeric are kept as an unrecognized `owner` match that prints
     /// `--gid-owner NAME` (iptables would refuse to load such a rule).
     public static func tables(for config: CaptureConfiguration,
-                              groupResolver: @escaping GroupResolver = SystemGroups.gid(named:)) -> [Table] {
+                              groupResolver: @escaping GroupResolver = ExpectedRules.numericGroups) -> [Table] {
         config.families.flatMap { tables(for: config, family: $0, groupResolver: groupResolver) }
     }
 
     /// The tables of one family (empty for IPv6 when the configuration says the pod is IPv4 only).
     public static func tables(for config: CaptureConfiguration, family: Family,
-                              groupResolver: @escaping GroupResolver = SystemGroups.gid(named:)) -> [Table] {
+                              groupResolver: @escaping GroupResolver = ExpectedRules.numericGroups) -> [Table] {
         guard config.families.contains(family) else { return [] }
         let shape = Shape(config.istioVersion)
         var program = RuleProgram(family: family, traceLogging: config.traceLogging && shape.hasTraceLogging)

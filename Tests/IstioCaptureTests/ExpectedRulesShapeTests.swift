@@ -145,11 +145,3 @@ import Testing
         #expect(text.contains("nameservers 10.96.0.10"))
     }
 }
-
-@Suite struct SystemGroupsTests {
-    @Test func resolvesThroughTheGroupDatabase() {
-        // Debian's /etc/group always has root as GID 0.
-        #expect(SystemGroups.gid(named: "root") == 0)
-        #expect(SystemGroups.gid(named: "no-such-group-iptaudit") == nil)
-    }
-}
