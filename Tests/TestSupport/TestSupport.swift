@@ -78,7 +78,10 @@ public final class TestNamespace: @unchecked Sendable {
         guard r.status == 0 else { throw TestNamespaceError.cannotCreate(r.stderr) }
     }
 
-    deinit { _ = try? runCommand(["ip", "netns", "delete", name]) }
+    deinit {
+        _ = try? runCommand(["ip", "netns", "delete", name])
+        try? FileManager.default.removeItem(atPath: lockFile)
+    }
 
     /// Runs a command inside the namespace.
     @discardableResult
