@@ -39,6 +39,12 @@ struct VerifyCommand: ParsableCommand {
         if ruleset.tables.contains(where: { $0.family == .ipv6 && $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }) {
             evidence.ipv6 = true
         }
+        if !ruleset.tables.contains(where: { $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }) {
+            // Every obligation will fail; say the likely reason once, before the details.
+            printError("iptaudit: no Istio chain (ISTIO_*) in any table read from \(sourceDescription)"
+                + (source.inputs.isEmpty && source.bundle == nil && source.namespacePath == nil
+                    ? "; if this is not the pod's network namespace, use --pid PID or --netns PATH" : ""))
+        }
         let config = try capture.configuration(evidence: evidence)
         let report = CaptureVerifier.verify(ruleset, configuration: config)
         switch format {

@@ -111,6 +111,17 @@ func loadGolden(_ relative: String, family: Int, backend: String, into ns: TestN
         }
     }
 
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func verifyingANamespaceWithoutIstioSaysSoFirst() throws {
+        let ns = try TestNamespace()
+        let r = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no Istio chain (ISTIO_*) in any table"))
+        let kinds = ((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["findings"] as? [[String: Any]] ?? [])
+            .filter { $0["severity"] as? String == "error" }.compactMap { $0["kind"] as? String }
+        #expect(kinds.contains("missing-redirect"))
+    }
+
     @Test func malformedInputExitsTwoWithFileAndLine() throws {
         let file = NSTemporaryDirectory() + "/iptaudit-bad-\(getpid()).save"
         try "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -s 10.0.0.300 -j RETURN\nCOMMIT\n".write(toFile: file, atomically: true, encoding: .utf8)
