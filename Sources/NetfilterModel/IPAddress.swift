@@ -180,6 +180,14 @@ public struct AddressMatch: Hashable, Sendable, Codable {
         self.inverted = inverted
     }
 
+    /// As the kernel keeps conntrack tuple addresses (`--ctorigsrc 10.1.2.3/8`): host bits are kept, since
+    /// iptables prints them back, and only matter nowhere else (matching masks both sides).
+    public init(unmaskedAddress address: IPAddress, mask: IPAddress, inverted: Bool = false) {
+        self.address = address
+        self.mask = mask
+        self.inverted = inverted
+    }
+
     public init(address: IPAddress, prefixLength: Int, inverted: Bool = false) {
         self.init(address: address, mask: .mask(prefixLength: prefixLength, family: address.family), inverted: inverted)
     }
@@ -213,6 +221,6 @@ public struct AddressMatch: Hashable, Sendable, Codable {
 
     /// Whether a concrete address falls inside (ignoring inversion).
     public func contains(_ a: IPAddress) -> Bool {
-        a.family == address.family && (a.value & mask.value) == address.value
+        a.family == address.family && (a.value & mask.value) == (address.value & mask.value)
     }
 }

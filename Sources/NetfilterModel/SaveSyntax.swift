@@ -255,7 +255,8 @@ public enum SaveSyntax {
             s += inv(p) + " --\(name) " + ports(p.value)
         }
         if let st = c.status {
-            s += inv(st) + " --ctstatus " + ConntrackStatus.names.filter { st.value.contains($0.1) }.map(\.0).joined(separator: ",")
+            let names = ConntrackStatus.names.filter { st.value.contains($0.1) }.map(\.0)
+            s += inv(st) + " --ctstatus " + (names.isEmpty ? "NONE" : names.joined(separator: ","))
         }
         if let e = c.expires {
             let r = e.value

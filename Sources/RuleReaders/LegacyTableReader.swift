@@ -593,7 +593,7 @@ enum LegacyEntryDecoder {
         var addresses: [ConntrackMatch.Condition<AddressMatch>?] = []
         for (flag, (address, mask)) in zip(addressFlags, c.addresses) {
             addresses.append(has(flag)
-                ? .init(AddressMatch(address: inetAddress(address, family), mask: inetAddress(mask, family)), inverted: inverted(flag))
+                ? .init(AddressMatch(unmaskedAddress: inetAddress(address, family), mask: inetAddress(mask, family)), inverted: inverted(flag))
                 : nil)
         }
         m.originalSource = addresses[0]

@@ -302,6 +302,15 @@ struct MarkMatchParser: MatchParser {
     }
 }
 
+/// A conntrack tuple address keeps its host bits: the kernel stores `--ctorigsrc 10.1.2.3/8` as written.
+func conntrackTupleAddress(_ arg: String, option: String, context: RuleContext) throws(LineProblem) -> AddressMatch {
+    let masked = try context.addressMatch(arg, inverted: false, option: option)
+    guard let host = IPAddress(arg.split(separator: "/", maxSplits: 1)[0]), host.family == masked.address.family else { return masked }
+    // iptables keeps only prefix masks here: `10.9.8.7/255.255.0.255` is loaded (and printed) as a host address.
+    let mask = masked.mask.prefixLength != nil ? masked.mask : .mask(prefixLength: host.family.addressBits, family: host.family)
+    return AddressMatch(unmaskedAddress: host, mask: mask)
+}
+
 /// Conntrack state names of `--ctstate` / `--state`.
 func conntrackStates(_ text: String, option: String, allowed: [(String, ConntrackStates)]) throws(LineProblem) -> ConntrackStates {
     let names = allowed.map(\.0).joined(separator: ",")
@@ -354,10 +363,10 @@ struct ConntrackMatchParser: MatchParser {
             match.states = C(try conntrackStates(arg, option: written, allowed: Self.stateNames), inverted: inverted)
         case "ctproto":
             match.l4Protocol = C(try protocolNumber(arg, option: written, context: context), inverted: inverted)
-        case "ctorigsrc": match.originalSource = C(try context.addressMatch(arg, inverted: false, option: written), inverted: inverted)
-        case "ctorigdst": match.originalDestination = C(try context.addressMatch(arg, inverted: false, option: written), inverted: inverted)
-        case "ctreplsrc": match.replySource = C(try context.addressMatch(arg, inverted: false, option: written), inverted: inverted)
-        case "ctrepldst": match.replyDestination = C(try context.addressMatch(arg, inverted: false, option: written), inverted: inverted)
+        case "ctorigsrc": match.originalSource = C(try conntrackTupleAddress(arg, option: written, context: context), inverted: inverted)
+        case "ctorigdst": match.originalDestination = C(try conntrackTupleAddress(arg, option: written, context: context), inverted: inverted)
+        case "ctreplsrc": match.replySource = C(try conntrackTupleAddress(arg, option: written, context: context), inverted: inverted)
+        case "ctrepldst": match.replyDestination = C(try conntrackTupleAddress(arg, option: written, context: context), inverted: inverted)
         case "ctorigsrcport": match.originalSourcePort = C(try SaveTextValues.portRange(arg, option: written), inverted: inverted)
         case "ctorigdstport": match.originalDestinationPort = C(try SaveTextValues.portRange(arg, option: written), inverted: inverted)
         case "ctreplsrcport": match.replySourcePort = C(try SaveTextValues.portRange(arg, option: written), inverted: inverted)
