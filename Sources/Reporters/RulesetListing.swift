@@ -55,7 +55,11 @@ public enum RulesetListing {
                 return row
             }
             let head = ["num", "pkts", "bytes", "target", "prot", "in", "out", "source", "destination", ""]
-            lines += columns([head] + rows, rightAligned: [0, 1, 2])
+            if rows.isEmpty {
+                lines.append("  (no rules)")
+            } else {
+                lines += columns([head] + rows, rightAligned: [0, 1, 2])
+            }
             lines.append("")
         }
         return lines.joined(separator: "\n")
