@@ -116,3 +116,17 @@ extension VerifyCLITests {
         #expect(findings.contains { $0["kind"] as? String == "owner-match-gap" && ($0["witness"] as? [String: Any])?["text"] as? String == "TCP from UID 0 GID 4321 to 10.0.0.1:9080 out eth0" })
     }
 }
+
+extension VerifyCLITests {
+    /// Ambient's in-pod rules are not sidecar capture: verify refuses them clearly instead of reporting every
+    /// sidecar obligation as broken; show and trace still work.
+    @Test func ambientRulesAreNamedNotVerifiedAsASidecar() throws {
+        let dump = Fixtures.url("istio/master/live-save/ambient-iptables/default.ipv4.save").path
+        let r = try Binary.run(["verify", "--input", dump])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("ambient") && r.stderr.contains("ISTIO_PRERT"))
+        #expect(r.stdout.isEmpty)
+        #expect(try Binary.run(["show", "--input", dump, "--format", "save"]).status == 0)
+        #expect(try Binary.run(["trace", "out", "tcp", "10.0.0.1:9080", "--uid", "1000", "--input", dump]).status == 0)
+    }
+}
