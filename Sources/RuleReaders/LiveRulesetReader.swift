@@ -106,7 +106,7 @@ public struct LiveRulesetReader: RulesetReader {
 
     /// Names of `istio-*` nftables tables in the namespace (`nft list tables`); nil when nft is not installed.
     func nativeIstioTables() -> [String]? {
-        let argv = (namespacePath.map { ["nsenter", "--net=\($0)"] } ?? []) + ["nft", "list", "tables"]
+        let argv = (namespacePath.map { NetworkNamespace(path: $0).nsenterPrefix } ?? []) + ["nft", "list", "tables"]
         guard let out = try? runProcess(argv), out.status == 0 else { return nil }
         return out.stdout.split(separator: "\n").compactMap { line in
             let words = line.split(separator: " ")

@@ -27,7 +27,7 @@ public struct NftRulesetReader: RulesetReader {
     public func save(family: Family) throws(RuleReaderError) -> String {
         let tool = family == .ipv4 ? "iptables-nft-save" : "ip6tables-nft-save"
         var argv = [tool]
-        if let namespacePath { argv = ["nsenter", "--net=\(namespacePath)"] + argv }
+        if let namespacePath { argv = NetworkNamespace(path: namespacePath).nsenterPrefix + argv }
         let result: ProcessOutput
         do {
             result = try runProcess(argv)

@@ -38,7 +38,7 @@ public struct PolicyRoutingReader: Sendable {
     }
 
     private func json(_ argv: [String]) throws(RuleReaderError) -> [[String: Any]] {
-        let full = namespacePath.map { ["nsenter", "--net=\($0)"] + argv } ?? argv
+        let full = namespacePath.map { NetworkNamespace(path: $0).nsenterPrefix + argv } ?? argv
         let out: ProcessOutput
         do { out = try runProcess(full) } catch {
             throw .commandFailed(command: full.joined(separator: " "), status: -1, stderr: "\(error)")

@@ -16,7 +16,7 @@ public struct RuntimeInputs: Sendable, Hashable {
         if let resolv, let text = try? String(contentsOfFile: resolv, encoding: .utf8) {
             inputs.nameservers = nameservers(inResolvConf: text)
         }
-        let argv = (namespacePath.map { ["nsenter", "--net=\($0)"] } ?? []) + ["ip", "-j", "-6", "addr", "show", "scope", "global"]
+        let argv = (namespacePath.map { NetworkNamespace(path: $0).nsenterPrefix } ?? []) + ["ip", "-j", "-6", "addr", "show", "scope", "global"]
         if let out = try? runProcess(argv), out.status == 0,
            let data = out.stdout.data(using: .utf8),
            let links = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] {
