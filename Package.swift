@@ -18,8 +18,10 @@ let package = Package(
             pkgConfig: "libip4tc",
             providers: [.apt(["libiptc-dev"])]
         ),
+        // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
+        .systemLibrary(name: "CSpawn"),
         .target(name: "NetfilterModel"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC"]),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CSpawn"]),
         .target(name: "IstioCapture", dependencies: ["NetfilterModel", .product(name: "Yams", package: "Yams")]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),

@@ -21,24 +21,21 @@ enum GraphOutput {
 
     /// `dot -Tsvg`, with the graph on its stdin.
     static func svg(_ dotText: String) throws -> String {
-        guard let dot = findOnPath("dot") else {
-            printError("iptaudit: --format svg needs Graphviz' `dot` on PATH (apt-get install graphviz), or use --format dot and render it elsewhere.")
+        guard try HelperProcess.locate("dot") != nil else {
+            printError("iptaudit: --format svg needs Graphviz' `dot` (apt-get install graphviz), or use --format dot and render it elsewhere.")
             throw ExitCodes.unreadable
         }
-        let result = try runProcess([dot, "-Tsvg"], input: Data(dotText.utf8))
+        let result: HelperOutput
+        do {
+            result = try HelperProcess.run("dot", ["-Tsvg"], input: Array(dotText.utf8))
+        } catch {
+            printError("iptaudit: \(error.description)")
+            throw ExitCodes.unreadable
+        }
         guard result.status == 0 else {
             printError("iptaudit: dot -Tsvg failed (\(result.status)): \(result.stderr)")
             throw ExitCodes.unreadable
         }
         return result.stdout
-    }
-
-    static func findOnPath(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") {
-            let candidate = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
     }
 }

@@ -1,11 +1,12 @@
-import Foundation
 import NetfilterModel
 
 /// Reads rules that live in nf_tables through the iptables-nft compatibility layer, by running
-/// `iptables-nft-save` / `ip6tables-nft-save` (inside the target namespace) and the text reader.
+/// `iptables-nft-save` / `ip6tables-nft-save` inside the target namespace and parsing its text.
 ///
 /// Istio 1.26+ proxy images default to iptables-nft, so on modern pods the legacy tables are empty and this is
-/// where the rules are. The save tools only list; they neither take the xtables lock nor create tables.
+/// where the rules are. `iptables-nft-save` stays the trusted decoder of iptables-nft's xt-compat expressions;
+/// it only lists (no xtables lock, no table created). It is started by `HelperProcess` on the namespace thread,
+/// so it runs in the pod's namespace without `nsenter`.
 public struct NftRulesetReader: RulesetReader {
     public var namespacePath: String?
     public init(namespacePath: String? = nil) { self.namespacePath = namespacePath }
@@ -16,35 +17,41 @@ public struct NftRulesetReader: RulesetReader {
         var ruleset = Ruleset()
         for family in request.families {
             let text = try save(family: family)
-            let tables = try SaveTextParser(fileName: family == .ipv4 ? "iptables-nft-save" : "ip6tables-nft-save", family: family).parse(text)
+            let tables = try SaveTextParser(fileName: Self.tool(family), family: family).parse(text)
             ruleset.tables += tables.filter { request.tables.contains($0.name) }
             ruleset.backends[family] = .nft
         }
         return ruleset
     }
 
-    /// The raw save text of one family.
-    public func save(family: Family) throws(RuleReaderError) -> String {
-        let tool = family == .ipv4 ? "iptables-nft-save" : "ip6tables-nft-save"
-        var argv = [tool]
-        if let namespacePath { argv = NetworkNamespace(path: namespacePath).nsenterPrefix + argv }
-        let result: ProcessOutput
+    static func tool(_ family: Family) -> String { family == .ipv4 ? "iptables-nft-save" : "ip6tables-nft-save" }
+
+    /// The raw save text of one family (`-c`: with counters).
+    public func save(family: Family, counters: Bool = false) throws(RuleReaderError) -> String {
+        let tool = Self.tool(family)
+        let arguments = counters ? ["-c"] : []
+        let result: HelperOutput
         do {
-            result = try runProcess(argv)
+            if let namespacePath {
+                result = try NetworkNamespace(path: namespacePath).perform { try HelperProcess.run(tool, arguments) }
+            } else {
+                result = try HelperProcess.run(tool, arguments)
+            }
+        } catch let error as RuleReaderError {
+            if case .helper(_, let reason) = error, reason.hasPrefix("not installed") {
+                throw .unavailable(family: family, table: nil, reason: "\(tool) is not installed; install the iptables package (it ships \(tool))")
+            }
+            throw error
         } catch {
-            throw .unavailable(family: family, table: nil, reason: "cannot run \(tool): \(error.localizedDescription); install the iptables package (it ships \(tool))")
+            throw .helper(command: tool, reason: "\(error)")
         }
         guard result.status == 0 else {
             let err = result.stderr.lowercased()
             if err.contains("permission denied") || err.contains("operation not permitted") {
                 throw .insufficientPrivilege(detail: "\(tool): \(result.stderr.split(separator: "\n").first ?? "")")
             }
-            if result.status == 127 || err.contains("no such file") {
-                throw .unavailable(family: family, table: nil, reason: "\(tool) is not installed; install the iptables package")
-            }
-            throw .commandFailed(command: argv.joined(separator: " "), status: result.status, stderr: result.stderr)
+            throw .commandFailed(command: ([tool] + arguments).joined(separator: " "), status: result.status, stderr: result.stderr)
         }
         return result.stdout
     }
 }
-

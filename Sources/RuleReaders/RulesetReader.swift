@@ -31,6 +31,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     case namespace(path: String, reason: String)
     /// A helper program failed (iptables-nft-save and friends).
     case commandFailed(command: String, status: Int32, stderr: String)
+    /// A helper program could not be run to the end: not installed, unsafe to run, or past its deadline.
+    case helper(command: String, reason: String)
 
     public var description: String {
         switch self {
@@ -54,6 +56,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
         case .commandFailed(let command, let status, let stderr):
             let detail = stderr.split(separator: "\n").first.map(String.init) ?? ""
             return "`\(command)` exited with status \(status)\(detail.isEmpty ? "" : ": " + detail)"
+        case .helper(let command, let reason):
+            return "`\(command)`: \(reason)"
         }
     }
 }
