@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point at the pure model (NetfilterModel); libiptc is imported by one reader file only.
+// Dependencies point at the pure model (NetfilterModel); libiptc and libmnl are each imported by one reader file only.
 let package = Package(
     name: "iptaudit",
     platforms: [.macOS(.v13)],
@@ -18,8 +18,13 @@ let package = Package(
             pkgConfig: "libip4tc",
             providers: [.apt(["libiptc-dev"])]
         ),
+        .systemLibrary(
+            name: "CMNL",
+            pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]
+        ),
         .target(name: "NetfilterModel"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC"]),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CMNL"]),
         .target(name: "IstioCapture", dependencies: ["NetfilterModel", .product(name: "Yams", package: "Yams")]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
