@@ -31,6 +31,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     case namespace(path: String, reason: String)
     /// A helper program failed (iptables-nft-save and friends).
     case commandFailed(command: String, status: Int32, stderr: String)
+    /// A netlink dump (routing rules, routes, addresses, nf_tables tables) failed.
+    case netlink(request: String, reason: String)
 
     public var description: String {
         switch self {
@@ -54,6 +56,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
         case .commandFailed(let command, let status, let stderr):
             let detail = stderr.split(separator: "\n").first.map(String.init) ?? ""
             return "`\(command)` exited with status \(status)\(detail.isEmpty ? "" : ": " + detail)"
+        case .netlink(let request, let reason):
+            return "netlink \(request) failed: \(reason)"
         }
     }
 }
