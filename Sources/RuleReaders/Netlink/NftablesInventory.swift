@@ -72,14 +72,14 @@ public struct NftablesInventory: Sendable, Hashable {
     /// Tables written by Istio's native nftables mode (`istio-iptables --native-nftables`): named `istio-*`.
     public var nativeIstioTables: [TableEntry] { tables.filter { $0.name.hasPrefix("istio-") } }
 
-    /// Lists the calling thread's namespace. EPROTONOSUPPORT (a kernel without nf_tables) is an empty inventory.
+    /// Lists the calling thread's namespace. A kernel without nf_tables (EPROTONOSUPPORT, EOPNOTSUPP) is an empty inventory.
     public static func read() throws(RuleReaderError) -> NftablesInventory {
         guard nfTablesMayHoldTables() else { return NftablesInventory(queried: false) }
         let dumped: [(NfgenHeader, NetlinkAttributes)]
         do {
             dumped = try NetlinkSocket(.netfilter).dumpNftTables()
         } catch {
-            if error.errno == EPROTONOSUPPORT || error.errno == ENOENT { return NftablesInventory() }
+            if [EPROTONOSUPPORT, EOPNOTSUPP, ENOENT].contains(error.errno) { return NftablesInventory() }
             throw error.readerError
         }
         return NftablesInventory(tables: dumped.compactMap { header, a in
