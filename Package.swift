@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point at the pure model (NetfilterModel); libiptc is imported by one reader file only.
+// Dependencies point at the pure model (NetfilterModel); libiptc and libmnl are each imported by one reader file only.
 let package = Package(
     name: "iptaudit",
     platforms: [.macOS(.v13)],
@@ -18,10 +18,15 @@ let package = Package(
             pkgConfig: "libip4tc",
             providers: [.apt(["libiptc-dev"])]
         ),
+        .systemLibrary(
+            name: "CMNL",
+            pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]
+        ),
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
         .systemLibrary(name: "CSpawn"),
         .target(name: "NetfilterModel"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CSpawn"]),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CMNL", "CSpawn"]),
         .target(name: "IstioCapture", dependencies: ["NetfilterModel", .product(name: "Yams", package: "Yams")]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),

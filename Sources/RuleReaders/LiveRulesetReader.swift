@@ -104,15 +104,15 @@ public struct LiveRulesetReader: RulesetReader {
         }
     }
 
-    /// Names of `istio-*` nftables tables in the namespace (`nft list tables`); nil when nft is not installed.
+    /// The namespace's nf_tables tables, listed over netlink (no `nft` process); nil when they cannot be listed.
+    /// `holdsIptablesNftTables(family:)` on it says whether `iptables-nft-save` has anything to print.
+    public func nftablesInventory() -> NftablesInventory? {
+        try? NftablesInventory.read(namespacePath: namespacePath)
+    }
+
+    /// `family name` of each `istio-*` nf_tables table in the namespace; nil when nf_tables cannot be listed.
     func nativeIstioTables() -> [String]? {
-        let argv = (namespacePath.map { NetworkNamespace(path: $0).nsenterPrefix } ?? []) + ["nft", "list", "tables"]
-        guard let out = try? runProcess(argv), out.status == 0 else { return nil }
-        return out.stdout.split(separator: "\n").compactMap { line in
-            let words = line.split(separator: " ")
-            guard words.count == 3, words[0] == "table", words[2].hasPrefix("istio-") else { return nil }
-            return "\(words[1]) \(words[2])"
-        }
+        nftablesInventory().map { $0.nativeIstioTables.map { "\($0.family.rawValue) \($0.name)" } }
     }
 
     static func istioChainCount(_ tables: [Table]) -> Int {

@@ -9,6 +9,9 @@ import Glibc
 /// they are. Readers that work on "the current namespace" (libiptc, `/proc/thread-self/net`) therefore read the
 /// pod's tables when run inside `perform`.
 ///
+/// Netlink sockets (`NetlinkRouting`, `NftablesInventory`) belong to the namespace of the thread that opens them,
+/// so they too are opened inside `perform`.
+///
 /// External commands: run them as `nsenterPrefix + argv` (`nsenter --net=PATH cmd ...`); util-linux's nsenter
 /// enters only the network namespace, so the command still sees the caller's filesystem and binaries.
 public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
@@ -38,6 +41,18 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
                 throw RuleReaderError.namespace(path: path, reason: "the namespace thread ended without a result")
             }
             return try result.get()
+        }
+    }
+
+    /// Runs `body` inside the namespace at `path` (on `perform`'s thread), or on the calling thread when `path` is nil.
+    static func performing<T: Sendable>(at path: String?, _ body: @Sendable () throws(RuleReaderError) -> T) throws(RuleReaderError) -> T {
+        guard let path else { return try body() }
+        do {
+            return try NetworkNamespace(path: path).perform { () throws -> T in try body() }
+        } catch let error as RuleReaderError {
+            throw error
+        } catch {
+            throw .namespace(path: path, reason: "\(error)")
         }
     }
 

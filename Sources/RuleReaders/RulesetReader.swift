@@ -33,6 +33,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     case commandFailed(command: String, status: Int32, stderr: String)
     /// A helper program could not be run to the end: not installed, unsafe to run, or past its deadline.
     case helper(command: String, reason: String)
+    /// A netlink dump (routing rules, routes, addresses, nf_tables tables) failed.
+    case netlink(request: String, reason: String)
 
     public var description: String {
         switch self {
@@ -58,6 +60,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
             return "`\(command)` exited with status \(status)\(detail.isEmpty ? "" : ": " + detail)"
         case .helper(let command, let reason):
             return "`\(command)`: \(reason)"
+        case .netlink(let request, let reason):
+            return "netlink \(request) failed: \(reason)"
         }
     }
 }

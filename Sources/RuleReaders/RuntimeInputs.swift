@@ -1,4 +1,3 @@
-import Foundation
 import NetfilterModel
 
 /// Runtime inputs istio-iptables itself reads from the pod, gathered on a live read so `verify` checks
@@ -9,19 +8,18 @@ public struct RuntimeInputs: Sendable, Hashable {
     public init() {}
 
     /// Reads what is reachable: with a pid, the process's `/etc/resolv.conf` through `/proc/PID/root`;
-    /// in a namespace (or here), the interfaces' IPv6 addresses through `ip -j -6 addr`.
+    /// in a namespace (or here), the interfaces' IPv6 addresses over rtnetlink (RTM_GETADDR, as
+    /// `ip -6 addr show scope global` lists them). Starts no child process; nil where a read failed.
     public static func gather(pid: Int32?, namespacePath: String?) -> RuntimeInputs {
         var inputs = RuntimeInputs()
         let resolv = pid.map { "/proc/\($0)/root/etc/resolv.conf" } ?? (namespacePath == nil ? "/etc/resolv.conf" : nil)
-        if let resolv, let text = try? String(contentsOfFile: resolv, encoding: .utf8) {
+        if let resolv, let text = readSmallFile(resolv, limit: 1 << 20) {
             inputs.nameservers = nameservers(inResolvConf: text)
         }
-        let argv = (namespacePath.map { NetworkNamespace(path: $0).nsenterPrefix } ?? []) + ["ip", "-j", "-6", "addr", "show", "scope", "global"]
-        if let out = try? runProcess(argv), out.status == 0,
-           let data = out.stdout.data(using: .utf8),
-           let links = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] {
-            inputs.hasGlobalIPv6 = links.contains { ($0["addr_info"] as? [[String: Any]])?.isEmpty == false }
+        let addresses = try? NetworkNamespace.performing(at: namespacePath) { () throws(RuleReaderError) in
+            try NetlinkRouting.addresses(family: .ipv6)
         }
+        inputs.hasGlobalIPv6 = addresses.map { $0.contains(where: \.isGlobal) }
         return inputs
     }
 
