@@ -166,7 +166,8 @@ extension CaptureBundle {
                 }
             }
             if backend != .legacy {
-                for family in Family.allCases {
+                let inventory = try NftablesInventory.read(namespacePath: namespacePath)
+                for family in Family.allCases where inventory.holdsIptablesNftTables(family: family) {
                     do {
                         let text = try nftSave(family: family, namespacePath: namespacePath)
                         let names = try parse(text, family: family, file: "iptables-nft-save").map(\.name)

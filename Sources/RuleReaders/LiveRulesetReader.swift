@@ -34,9 +34,10 @@ public struct LiveRulesetReader: RulesetReader {
         if backend != .nft {
             legacy = try readLegacy(request)
         }
+        let inventory = try NftablesInventory.read(namespacePath: namespacePath)
         if backend != .legacy {
             do {
-                nft = try NftRulesetReader(namespacePath: namespacePath).read(request)
+                nft = try readNft(request, inventory: inventory)
             } catch let error {
                 // In auto mode a missing iptables-nft is not fatal when legacy tables answer.
                 guard backend == .auto, case .unavailable = error else { throw error }
@@ -69,8 +70,8 @@ public struct LiveRulesetReader: RulesetReader {
             result.backends[family] = chosen
             result.tables += chosen == .legacy ? l : n
         }
-        if !result.tables.contains(where: { $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }),
-           let native = nativeIstioTables(), !native.isEmpty {
+        let native = inventory.nativeIstioTables.map { "\($0.family.rawValue) \($0.name)" }
+        if !result.tables.contains(where: { $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }), !native.isEmpty {
             // Istio's native nftables mode (`--native-nftables`) writes its own inet tables, which no iptables
             // reader sees; saying nothing here would make every Istio rule look missing.
             throw .unavailable(family: request.families.first ?? .ipv4, table: nil, reason: """
@@ -88,8 +89,18 @@ public struct LiveRulesetReader: RulesetReader {
     /// Tables of the backend not chosen, when both hold rules (for `show` to print the split).
     public func readBoth(_ request: ReadRequest) throws(RuleReaderError) -> (legacy: Ruleset, nft: Ruleset) {
         let l = try readLegacy(request)
-        let n = try NftRulesetReader(namespacePath: namespacePath).read(request)
+        let n = try readNft(request, inventory: try NftablesInventory.read(namespacePath: namespacePath))
         return (l, n)
+    }
+
+    /// The iptables-nft side: `iptables-nft-save` runs only for a family whose nf_tables really holds
+    /// iptables-nft tables (the inventory is one netlink dump), so a pod without them starts no process at all.
+    func readNft(_ request: ReadRequest, inventory: NftablesInventory) throws(RuleReaderError) -> Ruleset {
+        let families = request.families.filter(inventory.holdsIptablesNftTables(family:))
+        var ruleset = families.isEmpty ? Ruleset()
+            : try NftRulesetReader(namespacePath: namespacePath).read(ReadRequest(tables: request.tables, families: families))
+        for family in request.families { ruleset.backends[family] = .nft }
+        return ruleset
     }
 
     private func readLegacy(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
@@ -102,17 +113,6 @@ public struct LiveRulesetReader: RulesetReader {
         } catch {
             throw .namespace(path: namespacePath, reason: "\(error)")
         }
-    }
-
-    /// The namespace's nf_tables tables, listed over netlink (no `nft` process); nil when they cannot be listed.
-    /// `holdsIptablesNftTables(family:)` on it says whether `iptables-nft-save` has anything to print.
-    public func nftablesInventory() -> NftablesInventory? {
-        try? NftablesInventory.read(namespacePath: namespacePath)
-    }
-
-    /// `family name` of each `istio-*` nf_tables table in the namespace; nil when nf_tables cannot be listed.
-    func nativeIstioTables() -> [String]? {
-        nftablesInventory().map { $0.nativeIstioTables.map { "\($0.family.rawValue) \($0.name)" } }
     }
 
     static func istioChainCount(_ tables: [Table]) -> Int {

@@ -12,8 +12,7 @@ import Glibc
 /// Netlink sockets (`NetlinkRouting`, `NftablesInventory`) belong to the namespace of the thread that opens them,
 /// so they too are opened inside `perform`.
 ///
-/// External commands: run them as `nsenterPrefix + argv` (`nsenter --net=PATH cmd ...`); util-linux's nsenter
-/// enters only the network namespace, so the command still sees the caller's filesystem and binaries.
+/// Helper programs (`HelperProcess`) started inside `perform` inherit the thread's namespace: no `nsenter`.
 public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     /// The namespace file: `/proc/PID/ns/net`, `/run/netns/NAME`, or any bind mount of one.
     public let path: String
@@ -24,9 +23,6 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     public init(pid: Int32) { self.path = "/proc/\(pid)/ns/net" }
 
     public var description: String { path }
-
-    /// `["nsenter", "--net=PATH"]`: prefix an argv with it to run a program inside this namespace.
-    public var nsenterPrefix: [String] { ["nsenter", "--net=\(path)"] }
 
     /// Runs `body` on a new thread that first joins this namespace; the calling thread never changes namespace.
     ///

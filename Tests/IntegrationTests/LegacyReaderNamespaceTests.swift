@@ -141,15 +141,17 @@ struct NetworkNamespaceTests {
     }
 
     @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
-    func nsenterPrefixRunsCommandsInTheNamespace() throws {
+    func aHelperStartedInsidePerformRunsInTheNamespace() throws {
         let ns = try TestNamespace()
         try ns.mustRun(["iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"])
         let namespace = NetworkNamespace(path: ns.path)
         let inode = try #require(namespace.inode)
-        let link = try runCommand(namespace.nsenterPrefix + ["readlink", "/proc/self/ns/net"])
+        // No nsenter: the child inherits the namespace of the thread that spawned it.
+        let link = try namespace.perform { try HelperProcess.run("readlink", ["/proc/self/ns/net"]) }
         #expect(link.stdout == "net:[\(inode)]\n")
-        let names = try runCommand(namespace.nsenterPrefix + ["cat", "/proc/net/ip_tables_names"])
+        let names = try namespace.perform { try HelperProcess.run("cat", ["/proc/net/ip_tables_names"]) }
         #expect(names.stdout == "filter\n")
+        #expect(try HelperProcess.run("readlink", ["/proc/self/ns/net"]).stdout != link.stdout, "the caller stayed where it was")
     }
 
     @Test func missingPathIsANamespaceError() {
@@ -220,3 +222,8 @@ enum Capabilities {
 
 @_silgen_name("capget") private func c_capget(_ header: UnsafeMutableRawPointer, _ data: UnsafeMutableRawPointer) -> Int32
 @_silgen_name("capset") private func c_capset(_ header: UnsafeMutableRawPointer, _ data: UnsafeMutableRawPointer) -> Int32
+
+extension NetworkNamespace {
+    /// `nsenter --net=PATH`, for tests that drive iptables inside a namespace held by a process.
+    var nsenterPrefix: [String] { ["nsenter", "--net=\(path)"] }
+}

@@ -207,7 +207,7 @@ struct NetlinkReadTests {
         #expect(inventory.holdsIptablesNftTables(family: .ipv4) == (setup.iptablesNft.ipv4 != nil))
         #expect(inventory.holdsIptablesNftTables(family: .ipv6) == (setup.iptablesNft.ipv6 != nil))
         #expect(inventory.nativeIstioTables.map(\.name) == (setup.nftScript?.contains("istio-proxy-nat") == true ? ["istio-proxy-nat"] : []))
-        #expect(LiveRulesetReader(namespacePath: ns.path).nftablesInventory() == inventory)
+        #expect(try NftablesInventory.read(namespacePath: ns.path) == inventory, "read in the namespace by path")
     }
 
     // MARK: read-only
