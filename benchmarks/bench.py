@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of iptaudit against iptables-legacy-save, in the same run, on the same tables.
 
-Loads each workload into a private network namespace (`ip netns add`), then times, alternating runs:
-  * `iptables-legacy-save -t nat`                      (the reference decoder)
-  * `iptaudit show --format save --table nat --netns`   (libiptc read + render)
-  * `iptaudit verify --netns ...`                       (read + symbolic verification + report)
-and prints medians and ratios to the reference. Needs root. Python 3 standard library only.
+Loads each workload into a private network namespace (`ip netns add`), then times, alternating runs, each
+started the same way (`nsenter --net=/run/netns/NAME`, so every command pays the same entry cost):
+  * `iptables-legacy-save -t nat`             (the reference decoder)
+  * `iptaudit show --format save --table nat` (libiptc read + render)
+  * `iptaudit verify`                         (read + routing over netlink + symbolic verification + report)
+and prints medians and ratios to the reference. The floor under all of them, the kernel copying the table out
+(`IPT_SO_GET_INFO` + `IPT_SO_GET_ENTRIES`, timed inside benchmarks/getsockopt-floor.c), is printed beside.
+Needs root and a C compiler. Python 3 standard library only.
 
 Usage: benchmarks/bench.py [--runs N] [--binary PATH] [--services N]
 """
@@ -22,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "Tests/Fixtures/istio/master/cni-sidecar-iptables/basic.txt.golden")
 LOADER = os.path.join(ROOT, "Tests/Fixtures/istio/load-golden.sh")
 GENERATOR = os.path.join(ROOT, "scripts/gen-kube-proxy-rules.py")
+FLOOR_SOURCE = os.path.join(ROOT, "benchmarks/getsockopt-floor.c")
 
 
 def run(argv, **kw):
@@ -53,18 +57,25 @@ def timed(argv, env=None):
 
 def measure(ns, binary, runs):
     env = dict(os.environ, XTABLES_LOCKFILE=ns.lock)
+    enter = ["nsenter", "--net=/run/netns/" + ns.name]
     commands = {
-        "iptables-legacy-save -t nat": ["ip", "netns", "exec", ns.name, "iptables-legacy-save", "-t", "nat"],
-        "iptaudit show --format save": [binary, "show", "--netns", "/run/netns/" + ns.name, "--backend", "legacy",
-                                        "--format", "save", "--table", "nat", "--family", "ipv4"],
-        "iptaudit verify": [binary, "verify", "--netns", "/run/netns/" + ns.name, "--backend", "legacy",
-                            "--format", "json", "--no-ipv6"],
+        "iptables-legacy-save -t nat": enter + ["iptables-legacy-save", "-t", "nat"],
+        "iptaudit show --format save": enter + [binary, "show", "--format", "save", "--table", "nat", "--family", "ipv4"],
+        "iptaudit verify": enter + [binary, "verify", "--format", "json", "--no-ipv6"],
     }
     samples = {k: [] for k in commands}
     for _ in range(runs):
         for name, argv in commands.items():  # interleaved, so drift hits every command alike
             samples[name].append(timed(argv, env))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def floor(ns, runs):
+    """Median milliseconds of the kernel's table copy, and its size in bytes."""
+    exe = os.path.join(tempfile.gettempdir(), "iptaudit-getsockopt-floor")
+    run(["cc", "-O2", "-o", exe, FLOOR_SOURCE])
+    ms, size = ns.exec([exe, "nat", str(max(runs, 5))]).stdout.split()
+    return float(ms) / 1000, int(size)
 
 
 def main():
@@ -83,20 +94,20 @@ def main():
     try:
         ns.exec(["sh", LOADER, GOLDEN, "4", "legacy"])
         rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
-        workloads.append(("pod (Istio default sidecar, nat)", rules, measure(ns, args.binary, args.runs)))
+        workloads.append(("pod (Istio default sidecar, nat)", rules, measure(ns, args.binary, args.runs), floor(ns, args.runs)))
         restore = run([sys.executable, GENERATOR, "--services", str(args.services), "--endpoints", "3"]).stdout
         ns.exec(["iptables-legacy-restore", "--noflush"], input=restore)
         rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
-        workloads.append(("pod + kube-proxy-style nat", rules, measure(ns, args.binary, max(3, args.runs // 2))))
+        workloads.append(("pod + kube-proxy-style nat", rules, measure(ns, args.binary, max(3, args.runs // 2)), floor(ns, args.runs)))
     finally:
         ns.close()
 
-    print("workload                           rules  command                        median      ratio")
-    for name, rules, medians in workloads:
+    print("workload                           rules  command                          median      ratio")
+    for name, rules, medians, (copy, size) in workloads:
         ref = medians["iptables-legacy-save -t nat"]
+        print("%-34s %6d  %-32s %8.1f ms  %6.2fx  (%d bytes)" % (name, rules, "floor: kernel copy (getsockopt)", copy * 1000, copy / ref, size))
         for cmd, m in medians.items():
-            print("%-34s %6d  %-30s %8.1f ms  %6.2fx" % (name, rules, cmd, m * 1000, m / ref))
-            name = ""
+            print("%-34s %6s  %-32s %8.1f ms  %6.2fx" % ("", "", cmd, m * 1000, m / ref))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,12 @@ extension CaptureBundle {
             }
             if backend != .legacy {
                 let inventory = try NftablesInventory.read(namespacePath: namespacePath)
-                for family in Family.allCases where inventory.holdsIptablesNftTables(family: family) {
+                for family in Family.allCases {
+                    guard inventory.holdsIptablesNftTables(family: family) else {
+                        // What iptables-nft-save would print for a family without iptables-nft tables.
+                        dumps.append(RuleDump(backend: .nft, family: family, tables: [], saveText: ""))
+                        continue
+                    }
                     do {
                         let text = try nftSave(family: family, namespacePath: namespacePath)
                         let names = try parse(text, family: family, file: "iptables-nft-save").map(\.name)

@@ -41,9 +41,13 @@ import TestSupport
         if format == "mermaid" { #expect(r.stdout.contains("classDef finding")) }
     }
 
-    /// Without Graphviz, svg is a clear error with exit 2, not a crash or an empty picture.
-    @Test func svgWithoutGraphvizExitsTwo() throws {
-        let r = try runCommand([Binary.path, "show", "--input", Self.tproxy, "--format", "svg"], environment: ["PATH": "/nonexistent"])
+    /// Without Graphviz, svg is a clear error with exit 2, not a crash or an empty picture. `dot` is looked up
+    /// only in the system directories (not PATH), so it is taken away in a private mount namespace.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func svgWithoutGraphvizExitsTwo() throws {
+        let dot = try #require(HelperPath.real("dot"))
+        let script = "mount --bind /dev/null \(dot) && exec \(Binary.path) show --input \(Self.tproxy) --format svg"
+        let r = try runCommand(["unshare", "-m", "--propagation", "private", "sh", "-c", script])
         #expect(r.status == 2)
         #expect(r.stderr.contains("Graphviz"))
         #expect(r.stdout.isEmpty)

@@ -35,6 +35,8 @@ struct NetlinkReadTests {
         ]),
         Setup(name: "TPROXY, then lo down", commands: tproxy + [["ip", "link", "set", "lo", "down"]]),
         Setup(name: "veth, /32 route, table 300, rules without table or inverted", commands: tproxy + [
+            // No duplicate address detection: its tentative addresses would change under the comparisons.
+            ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"], ["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"],
             ["ip", "link", "add", "nl0", "type", "veth", "peer", "name", "nl1"],
             ["ip", "link", "set", "nl0", "up"], ["ip", "link", "set", "nl1", "up"],
             ["ip", "-4", "addr", "add", "10.9.0.1/24", "dev", "nl0"],
