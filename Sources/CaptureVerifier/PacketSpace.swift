@@ -79,7 +79,9 @@ public struct AtomSet: Hashable, Sendable {
 
     public init(capacity: Int, atoms: some Sequence<Int>) {
         self.capacity = capacity
-        let list = Array(Set(atoms.filter { $0 >= 0 && $0 < capacity })).sorted()
+        var list = atoms.filter { $0 >= 0 && $0 < capacity }
+        // Most callers pass one atom, or atoms already ascending: no need to sort them.
+        if !zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) { list = Array(Set(list)).sorted() }
         storage = .sparse(list, inverted: false)
         normalize()
     }
@@ -188,6 +190,19 @@ public struct AtomSet: Hashable, Sendable {
         }
     }
 
+    /// The union of two ascending lists without repeats, ascending.
+    static func mergeSorted(_ a: [Int], _ b: [Int]) -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(a.count + b.count)
+        var i = 0, j = 0
+        while i < a.count, j < b.count {
+            if a[i] < b[j] { out.append(a[i]); i += 1 } else if b[j] < a[i] { out.append(b[j]); j += 1 } else { out.append(a[i]); i += 1; j += 1 }
+        }
+        out.append(contentsOf: a[i...])
+        out.append(contentsOf: b[j...])
+        return out
+    }
+
     static func binarySearch(_ list: [Int], _ x: Int) -> Bool {
         var lo = 0, hi = list.count - 1
         while lo <= hi {
@@ -235,7 +250,7 @@ public struct AtomSet: Hashable, Sendable {
         case (_, .sparse(let s, false)):
             return AtomSet(capacity: a.capacity, storage: .sparse(s.filter(a.contains), inverted: false))
         case (.sparse(let t, true), .sparse(let u, true)):
-            return AtomSet(capacity: a.capacity, storage: .sparse(Array(Set(t).union(u)).sorted(), inverted: true))
+            return AtomSet(capacity: a.capacity, storage: .sparse(AtomSet.mergeSorted(t, u), inverted: true))
         case (.sparse(let t, true), .dense(var w)), (.dense(var w), .sparse(let t, true)):
             for x in t { w[x / 64] &= ~(1 << UInt64(x % 64)) }
             return AtomSet(capacity: a.capacity, storage: .dense(w))
@@ -251,7 +266,7 @@ public struct AtomSet: Hashable, Sendable {
         case (_, .sparse(let t, true)):
             return AtomSet(capacity: a.capacity, storage: .sparse(t.filter { !a.contains($0) }, inverted: true))
         case (.sparse(let s, false), .sparse(let u, false)):
-            return AtomSet(capacity: a.capacity, storage: .sparse(Array(Set(s).union(u)).sorted(), inverted: false))
+            return AtomSet(capacity: a.capacity, storage: .sparse(AtomSet.mergeSorted(s, u), inverted: false))
         case (.sparse(let s, false), .dense(var w)), (.dense(var w), .sparse(let s, false)):
             for x in s { w[x / 64] |= 1 << UInt64(x % 64) }
             return AtomSet(capacity: a.capacity, storage: .dense(w))

@@ -5,6 +5,8 @@ import NetfilterModel
 struct CompiledRule: Sendable {
     var cubes: [Cube]
     var unknown: [String]
+    /// The target as the trace names an effect or NAT verdict ("DNAT --to-destination ..."), when it has one.
+    var effect: String? = nil
 }
 
 extension PacketSpace {

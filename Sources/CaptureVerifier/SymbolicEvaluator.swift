@@ -40,26 +40,47 @@ public struct SymbolicEvaluator: Sendable {
     let tables: [TableName: Table]
     let chains: [TableName: [ChainName: Chain]]
     let compiled: [TableName: [ChainName: [CompiledRule]]]
+    /// Long chains whose rules are indexed by one field (see `ChainIndex`).
+    let indexes: [TableName: [ChainName: ChainIndex]]
 
-    public init(space: PacketSpace, tables: [Table]) {
+    public init(space: PacketSpace, tables: [Table]) { self.init(space: space, tables: tables, indexing: true) }
+
+    /// `indexing: false` walks every chain rule by rule (the reference the index is tested against).
+    init(space: PacketSpace, tables: [Table], indexing: Bool) {
         self.space = space
         var byName: [TableName: Table] = [:]
         var chainsByName: [TableName: [ChainName: Chain]] = [:]
         var compiled: [TableName: [ChainName: [CompiledRule]]] = [:]
+        var indexes: [TableName: [ChainName: ChainIndex]] = [:]
         for t in tables where t.family == space.family {
             byName[t.name] = t
             var rules: [ChainName: [CompiledRule]] = [:]
             var chains: [ChainName: Chain] = [:]
             for c in t.chains {
-                rules[c.name] = c.rules.map(space.compile)
+                rules[c.name] = c.rules.map { rule in
+                    var cr = space.compile(rule)
+                    // Rendered once here, not once per subset reaching the rule (kube-proxy: one DNAT per endpoint).
+                    switch rule.target {
+                    case .dnat, .snat, .masquerade, .mark, .connmark, .ct, .log, .nflog:
+                        cr.effect = SymbolicEvaluator.effectText(rule.target, family: space.family)
+                    default: break
+                    }
+                    return cr
+                }
                 chains[c.name] = chains[c.name] ?? c
             }
             compiled[t.name] = rules
             chainsByName[t.name] = chains
+            var tableIndexes: [ChainName: ChainIndex] = [:]
+            for (name, chainRules) in rules where indexing {
+                if let index = ChainIndex(rules: chainRules, space: space) { tableIndexes[name] = index }
+            }
+            if !tableIndexes.isEmpty { indexes[t.name] = tableIndexes }
         }
         self.tables = byName
         self.chains = chainsByName
         self.compiled = compiled
+        self.indexes = indexes
     }
 
     /// State carried along a branch, across chains and tables.
@@ -168,6 +189,8 @@ public struct SymbolicEvaluator: Sendable {
         var carry: Carry
         /// Merge the set's boxes once it holds more than this many (long chains split off a piece per rule).
         var compactAt = 16
+        /// Per indexed chain the flow was split for, the only rules of that chain its packets can match.
+        var relevant: [(chain: ChainName, rules: [Int])] = []
     }
 
     /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
@@ -189,6 +212,12 @@ public struct SymbolicEvaluator: Sendable {
             return [(set, start)]
         }
         var work = [Flow(set: set, chain: hook, index: 0, stack: [], carry: start)]
+        let chainIndexes = indexes[name] ?? [:]
+        // The current chain's lookups, redone only when the walk changes chain (not three hash lookups per rule).
+        var cachedName: ChainName?
+        var chain: Chain?
+        var compiledRules: [CompiledRule] = []
+        var chainIndex: ChainIndex?
 
         func finish(_ s: PacketSet, _ c: Carry, _ verdict: Verdict) {
             var c = c
@@ -213,8 +242,12 @@ public struct SymbolicEvaluator: Sendable {
                     finish(f.set, f.carry, .loop)
                     break
                 }
-                let chain = chainsByName[f.chain]
-                let compiledRules = rulesByChain[f.chain] ?? []
+                if cachedName != f.chain {
+                    cachedName = f.chain
+                    chain = chainsByName[f.chain]
+                    compiledRules = rulesByChain[f.chain] ?? []
+                    chainIndex = chainIndexes[f.chain]
+                }
                 if f.index >= compiledRules.count {
                     if chain?.isBuiltin ?? false, f.chain == hook || f.stack.isEmpty {
                         f.carry.path.append(TraceStep(table: name, chain: hook, action: .policy(hookPolicy)))
@@ -226,6 +259,31 @@ public struct SymbolicEvaluator: Sendable {
                     continue
                 }
                 guard let rule = chain?.rules[f.index] else { break }
+                if let index = chainIndex {
+                    if let relevant = f.relevant.first(where: { $0.chain == f.chain })?.rules {
+                        // A subset of one class: only its class's rules and the wildcards can match it.
+                        let next = ChainIndex.next(in: relevant, atOrAfter: f.index, end: compiledRules.count)
+                        if next != f.index {
+                            f.index = next
+                            continue
+                        }
+                    } else if index.isClassRule(f.index) {
+                        // Up to the next wildcard, rules of different classes test disjoint packets: one batch.
+                        let end = index.nextWildcard[f.index]
+                        let (matched, rest) = index.segment(f.set, f.index..<end, rules: compiledRules)
+                        for (ruleIndex, classID, set) in matched.reversed() {
+                            var g = f
+                            g.set = set
+                            g.index = ruleIndex
+                            g.compactAt = 16
+                            g.relevant.append((f.chain, index.classRules[classID]))
+                            work.append(g)
+                        }
+                        f.set = rest
+                        f.index = end
+                        continue
+                    }
+                }
                 let cr = compiledRules[f.index]
                 let number = f.index + 1
                 let position = RulePosition(chain: f.chain, number: number)
@@ -270,7 +328,7 @@ public struct SymbolicEvaluator: Sendable {
                     finish(f.set, f.carry, v)
                     break flowLoop
                 case .dnat, .snat, .masquerade:
-                    let v = Verdict.nat(effectText(rule.target))
+                    let v = Verdict.nat(cr.effect ?? effectText(rule.target))
                     f.carry.path.append(step(.verdict(v)))
                     finish(f.set, f.carry, v)
                     break flowLoop
@@ -299,22 +357,22 @@ public struct SymbolicEvaluator: Sendable {
                     f.chain = target
                     f.index = 0
                 case .mark(let m):
-                    f.carry.path.append(step(.effect(effectText(rule.target))))
+                    f.carry.path.append(step(.effect(cr.effect ?? effectText(rule.target))))
                     f.set = mapMark(f.set) { m.apply(to: $0) }
                     f.index += 1
                 case .connmark(let c):
-                    f.carry.path.append(step(.effect(effectText(rule.target))))
+                    f.carry.path.append(step(.effect(cr.effect ?? effectText(rule.target))))
                     f.set = mapConnmark(f.set, c)
                     f.index += 1
                 case .ct(let ct):
-                    f.carry.path.append(step(.effect(effectText(rule.target))))
+                    f.carry.path.append(step(.effect(cr.effect ?? effectText(rule.target))))
                     if !f.carry.ctTemplate {
                         f.carry.ctTemplate = true
                         if ct.notrack { f.carry.notrack = true } else { f.carry.ctZone = ct.zone }
                     }
                     f.index += 1
                 case .log, .nflog:
-                    f.carry.path.append(step(.effect(effectText(rule.target))))
+                    f.carry.path.append(step(.effect(cr.effect ?? effectText(rule.target))))
                     f.index += 1
                 case .unrecognized(let u):
                     // Unknown target: it may end the walk or not; follow both.
@@ -332,8 +390,10 @@ public struct SymbolicEvaluator: Sendable {
         return results
     }
 
-    func effectText(_ t: Target) -> String {
-        String(SaveSyntax.targetText(t, family: space.family).drop { $0 == " " }.dropFirst(3))
+    func effectText(_ t: Target) -> String { SymbolicEvaluator.effectText(t, family: space.family) }
+
+    static func effectText(_ t: Target, family: Family) -> String {
+        String(SaveSyntax.targetText(t, family: family).drop { $0 == " " }.dropFirst(3))
     }
 
     /// Applies a mark rewrite, one box per source atom so each box's new mark is a function of its input.
