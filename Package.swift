@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point at the pure model (NetfilterModel); libiptc and libmnl are each imported by one reader file only.
+// Dependencies point at the pure model (NetfilterModel); libiptc, libmnl and libyaml are each imported by one file only.
 let package = Package(
     name: "iptaudit",
     platforms: [.macOS(.v13)],
@@ -10,7 +10,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -23,11 +22,16 @@ let package = Package(
             pkgConfig: "libmnl",
             providers: [.apt(["libmnl-dev"])]
         ),
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
         .systemLibrary(name: "CSpawn"),
         .target(name: "NetfilterModel"),
         .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CMNL", "CSpawn"]),
-        .target(name: "IstioCapture", dependencies: ["NetfilterModel", .product(name: "Yams", package: "Yams")]),
+        .target(name: "IstioCapture", dependencies: ["NetfilterModel", "CYAML"]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
         .target(

@@ -452,8 +452,8 @@ public struct PacketTracer: Sendable {
             if action == "DNAT", let colon = text.lastIndex(of: ":") {
                 port = UInt16(text[text.index(after: colon)...].prefix { $0.isNumber })
             }
-            let detail = text.dropFirst(action.count).trimmingCharacters(in: .whitespaces)
-            return Disposition(action: action, port: port, summary: "\(action) \(detail)".trimmingCharacters(in: .whitespaces))
+            let detail = text.dropFirst(action.count).trimmingWhitespace
+            return Disposition(action: action, port: port, summary: "\(action) \(detail)".trimmingWhitespace)
         case .unrecognized(let n):
             return Disposition(action: "UNKNOWN", port: nil, summary: "target \(n), which iptaudit does not decode")
         case .loop:

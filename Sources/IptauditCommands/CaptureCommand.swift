@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import IstioCapture
 import NetfilterModel
 import RuleReaders
@@ -57,14 +56,7 @@ struct CaptureCommand: ParsableCommand {
 
     /// The manifest text, refused now if it does not parse, so a bundle never carries one verify cannot use.
     private func loadManifest(_ path: String) throws -> CaptureBundle.PodManifestText {
-        let text: String
-        do {
-            text = path == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-                : try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            printError("iptaudit: \(path): cannot read the pod manifest: \(error.localizedDescription)")
-            throw ExitCodes.unreadable
-        }
+        let text = try readManifestText(path)
         let parsed = Result { () throws(IstioCaptureError) in try PodManifest(yaml: text) }
         if case .failure(let e) = parsed {
             printError("iptaudit: \(path): \(e.description)")

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Foundation
 import IstioCapture
 import NetfilterModel
+import RuleReaders
 
 /// The pod's capture configuration: pasted istio-iptables arguments, a pod manifest, individual knobs,
 /// or — with none of them — Istio's default sidecar injection.
@@ -31,7 +31,7 @@ struct CaptureOptions: ParsableArguments {
         for s in dnsList where IPAddress(s) == nil { throw ValidationError("--dns-servers: '\(s)' is not an IP address") }
     }
 
-    var dnsList: [String] { (dnsServers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    var dnsList: [String] { (dnsServers ?? "").split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty } }
 
     var environment: [String: String] {
         var env: [String: String] = [:]
@@ -104,16 +104,19 @@ struct CaptureOptions: ParsableArguments {
     }
 
     private func readInput(_ path: String) throws -> String {
-        do {
-            if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-            // A file handle also reads pipes (`--pod <(kubectl get pod my-pod -o yaml)`).
-            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-            defer { try? handle.close() }
-            return String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
-        } catch {
-            printError("iptaudit: \(path): cannot read the pod manifest: \(error.localizedDescription)")
-            throw ExitCodes.unreadable
-        }
+        try readManifestText(path)
+    }
+}
+
+/// The text of a pod manifest (`-` is standard input; pipes such as `--pod <(kubectl get pod my-pod -o yaml)` work);
+/// a read failure exits 2 with the file named.
+func readManifestText(_ path: String) throws -> String {
+    do {
+        let bytes = path == "-" ? try FileContents.readStandardInput() : try FileContents.read(path: path)
+        return String(decoding: bytes, as: UTF8.self)
+    } catch {
+        printError("iptaudit: \(path): cannot read the pod manifest: \(error.description)")
+        throw ExitCodes.unreadable
     }
 }
 

@@ -1,6 +1,5 @@
 import ArgumentParser
 import CaptureVerifier
-import Foundation
 import NetfilterModel
 import Reporters
 import RuleReaders

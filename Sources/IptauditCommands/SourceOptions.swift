@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import NetfilterModel
 import RuleReaders
 
@@ -94,15 +93,6 @@ enum FamilyChoice: String, ExpressibleByArgument, CaseIterable {
 enum TableChoice: String, ExpressibleByArgument, CaseIterable {
     case nat, mangle, raw, filter, all
     var tables: [TableName] { self == .all ? TableName.standard : [TableName(rawValue)] }
-}
-
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
-}
-
-/// Writes to stdout without buffering surprises when output is piped.
-func emit(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
 }
 
 /// Warns on stderr when a family's rules are split between legacy and nf_tables.

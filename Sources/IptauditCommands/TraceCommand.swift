@@ -1,6 +1,5 @@
 import ArgumentParser
 import CaptureVerifier
-import Foundation
 import NetfilterModel
 import Reporters
 import RuleReaders
@@ -145,7 +144,7 @@ struct TraceCommand: ParsableCommand {
         let result = PacketTracer(family: q.family, tables: tables).trace(q)
         switch format {
         case .text:
-            let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            let color = Output.colorOnStandardOutput
             emit(TraceText.render(result, source: sourceDescription, style: .init(color: color)))
         case .json:
             emit(TraceJSON.render(result, source: sourceDescription))

@@ -1,6 +1,5 @@
 import ArgumentParser
 import CaptureVerifier
-import Foundation
 import IstioCapture
 import NetfilterModel
 import Reporters
@@ -57,7 +56,7 @@ struct VerifyCommand: ParsableCommand {
         let report = CaptureVerifier.verify(ruleset, configuration: config)
         switch format {
         case .text:
-            let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            let color = Output.colorOnStandardOutput
             emit(VerificationText.render(report, ruleset: ruleset, source: sourceDescription, style: .init(color: color)))
         case .json:
             emit(VerificationJSON.render(report, ruleset: ruleset, source: sourceDescription))

@@ -1,5 +1,4 @@
 import NetfilterModel
-import Yams
 
 /// The parts of a pod (or a workload's pod template) that decide which capture rules Istio installs:
 /// the `istio-init` / `istio-validation` init containers, the `istio-proxy` container, annotations and pod IPs.
@@ -65,16 +64,23 @@ public struct PodManifest: Hashable, Sendable {
         self = first
     }
 
+    /// The largest manifest read: far above any pod or workload list `kubectl` prints for one namespace.
+    public static let maxManifestBytes = 16 << 20
+
     /// Every pod and workload in the text, in order (multi-document YAML and `kind: List` are flattened).
     public static func all(yaml: String) throws(IstioCaptureError) -> [PodManifest] {
-        var nodes: [Node] = []
+        let size = yaml.utf8.count
+        guard size <= maxManifestBytes else {
+            throw .invalidManifest("\(size) bytes is more than the \(maxManifestBytes >> 20) MiB a manifest may have")
+        }
+        let nodes: [YAMLNode]
         do {
-            for document in try Yams.compose_all(yaml: yaml) { nodes.append(document) }
+            nodes = try YAMLComposer().composeAll(yaml)
         } catch {
-            throw .invalidManifest("not YAML or JSON: \(error)")
+            throw .invalidManifest(error.description)
         }
         var out: [PodManifest] = []
-        func visit(_ node: Node) throws(IstioCaptureError) {
+        func visit(_ node: YAMLNode) throws(IstioCaptureError) {
             guard node.mapping != nil else { return }
             if let items = node["items"]?.sequence {
                 for item in items { try visit(item) }
@@ -86,11 +92,11 @@ public struct PodManifest: Hashable, Sendable {
         return out
     }
 
-    init?(node: Node) throws(IstioCaptureError) {
-        let kind = node["kind"]?.scalar?.string ?? ""
+    init?(node: YAMLNode) throws(IstioCaptureError) {
+        let kind = node["kind"]?.text ?? ""
         guard let spec = node["spec"] else { return nil }
-        let podSpec: Node
-        let meta: Node?
+        let podSpec: YAMLNode
+        let meta: YAMLNode?
         if spec["containers"] != nil {
             podSpec = spec
             meta = node["metadata"]
@@ -104,51 +110,51 @@ public struct PodManifest: Hashable, Sendable {
             return nil
         }
         self.kind = kind
-        name = node["metadata"]?["name"]?.scalar?.string ?? ""
+        name = node["metadata"]?["name"]?.text ?? ""
         annotations = PodManifest.stringMap(meta?["annotations"])
         labels = PodManifest.stringMap(meta?["labels"])
         initContainers = try PodManifest.containers(podSpec["initContainers"])
         containers = try PodManifest.containers(podSpec["containers"])
         podRunAsUser = try PodManifest.id(podSpec["securityContext"]?["runAsUser"], "securityContext.runAsUser")
         podRunAsGroup = try PodManifest.id(podSpec["securityContext"]?["runAsGroup"], "securityContext.runAsGroup")
-        var ips = (node["status"]?["podIPs"]?.sequence ?? []).compactMap { $0["ip"]?.scalar?.string }
-        if ips.isEmpty, let ip = node["status"]?["podIP"]?.scalar?.string { ips = [ip] }
+        var ips = (node["status"]?["podIPs"]?.sequence ?? []).compactMap { $0["ip"]?.text }
+        if ips.isEmpty, let ip = node["status"]?["podIP"]?.text { ips = [ip] }
         podIPs = ips
-        if podSpec["dnsPolicy"]?.scalar?.string == "None" {
-            explicitNameservers = (podSpec["dnsConfig"]?["nameservers"]?.sequence ?? []).compactMap { $0.scalar?.string }
+        if podSpec["dnsPolicy"]?.text == "None" {
+            explicitNameservers = (podSpec["dnsConfig"]?["nameservers"]?.sequence ?? []).compactMap { $0.text }
         } else {
             explicitNameservers = []
         }
     }
 
-    static func stringMap(_ node: Node?) -> [String: String] {
+    static func stringMap(_ node: YAMLNode?) -> [String: String] {
         var out: [String: String] = [:]
-        for (k, v) in node?.mapping ?? [:] {
-            if let key = k.scalar?.string, let value = v.scalar?.string { out[key] = value }
+        for pair in node?.mapping ?? [] {
+            if let key = pair.key.text, let value = pair.value.text { out[key] = value }
         }
         return out
     }
 
-    static func strings(_ node: Node?) -> [String] {
-        (node?.sequence ?? []).compactMap { $0.scalar?.string }
+    static func strings(_ node: YAMLNode?) -> [String] {
+        (node?.sequence ?? []).compactMap { $0.text }
     }
 
-    static func id(_ node: Node?, _ field: String) throws(IstioCaptureError) -> UInt32? {
-        guard let text = node?.scalar?.string else { return nil }
+    static func id(_ node: YAMLNode?, _ field: String) throws(IstioCaptureError) -> UInt32? {
+        guard let text = node?.text else { return nil }
         guard let value = UInt32(text) else { throw .invalidManifest("\(field) \"\(text)\" is not a numeric id") }
         return value
     }
 
-    static func containers(_ node: Node?) throws(IstioCaptureError) -> [Container] {
+    static func containers(_ node: YAMLNode?) throws(IstioCaptureError) -> [Container] {
         var out: [Container] = []
         for c in node?.sequence ?? [] {
             var env: [String: String] = [:]
             for e in c["env"]?.sequence ?? [] {
-                if let name = e["name"]?.scalar?.string, let value = e["value"]?.scalar?.string { env[name] = value }
+                if let name = e["name"]?.text, let value = e["value"]?.text { env[name] = value }
             }
-            let name = c["name"]?.scalar?.string ?? ""
+            let name = c["name"]?.text ?? ""
             out.append(Container(
-                name: name, image: c["image"]?.scalar?.string ?? "",
+                name: name, image: c["image"]?.text ?? "",
                 command: strings(c["command"]), args: strings(c["args"]), environment: env,
                 runAsUser: try id(c["securityContext"]?["runAsUser"], "\(name) securityContext.runAsUser"),
                 runAsGroup: try id(c["securityContext"]?["runAsGroup"], "\(name) securityContext.runAsGroup")))

@@ -241,8 +241,8 @@ public struct CaptureGraph: Sendable, Hashable {
             return nil
         default:
             let text = String(SaveSyntax.targetText(rule.target, family: table.family).dropFirst(4))
-            let short = text.replacingOccurrences(of: "/0xffffffff", with: "")
-                .replacingOccurrences(of: " --nfmask 0xffffffff --ctmask 0xffffffff", with: "")
+            let short = text.replacing("/0xffffffff", with: "")
+                .replacing(" --nfmask 0xffffffff --ctmask 0xffffffff", with: "")
             // Readable ids (`v4_raw_target_CT_zone_1`); the builder makes them unique per label.
             let readable = short.split(whereSeparator: { !($0.isASCII && ($0.isLetter || $0.isNumber)) }).joined(separator: "_")
             return (nodeID("target_" + readable), short, .target, .effect)
@@ -256,7 +256,7 @@ public struct CaptureGraph: Sendable, Hashable {
         r.matches = rule.matches.filter { if case .comment = $0 { return false }; return true }
         var text = SaveSyntax.ruleSpec(r, family: family)
         for noise in ["tcp", "udp", "owner", "multiport", "mark", "connmark", "conntrack", "addrtype", "set", "socket"] {
-            text = text.replacingOccurrences(of: " -m \(noise) ", with: " ")
+            text = text.replacing(" -m \(noise) ", with: " ")
         }
         if omittedTarget, let c = rule.target.chainReference { text += " → " + c.rawValue }
         if text.count > maxConditionLength { text = String(text.prefix(maxConditionLength - 1)) + "…" }

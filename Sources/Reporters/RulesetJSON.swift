@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NetfilterModel
 
 /// `show --format json`: the normalized model under an explicit, versioned schema (docs/json-schema.md).

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import NetfilterModel
 
 /// Everything `iptaudit verify` needs to check a pod later, somewhere else: the tables of every rule store
@@ -231,11 +232,9 @@ extension CaptureBundle {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `2026-11-29T13:00:00Z`: RFC 3339 in UTC, whole seconds.
     static func timestamp(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
+        date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
     }
 }
 
@@ -284,7 +283,7 @@ extension CaptureBundle {
     }
 
     static func parse(_ text: String, family: Family, file: String) throws(RuleReaderError) -> [Table] {
-        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return [] }
+        if text.allSatisfy(\.isWhitespace) { return [] }
         return try SaveTextParser(fileName: file, family: family).parse(text)
     }
 }
@@ -302,9 +301,9 @@ extension CaptureBundle {
 
     public func write(to path: String) throws(RuleReaderError) {
         do {
-            try encoded().write(to: URL(fileURLWithPath: path), options: .atomic)
+            try encoded().write(to: URL(filePath: path), options: .atomic)
         } catch {
-            throw .unreadableInput(file: path, reason: "cannot write the bundle: \(error.localizedDescription)")
+            throw .unreadableInput(file: path, reason: "cannot write the bundle: \(Self.reason(error))")
         }
     }
 
@@ -312,7 +311,7 @@ extension CaptureBundle {
     public static func decode(_ data: Data, file: String) throws(RuleReaderError) -> CaptureBundle {
         let decoder = JSONDecoder()
         guard let header = try? decoder.decode(BundleHeader.self, from: data) else {
-            let reason = (try? JSONSerialization.jsonObject(with: data)) == nil
+            let reason = (try? decoder.decode(AnyJSONContainer.self, from: data)) == nil
                 ? "not JSON (truncated or not an iptaudit bundle)"
                 : "not an iptaudit bundle: no numeric schemaVersion"
             throw .unreadableInput(file: file, reason: reason)
@@ -337,18 +336,26 @@ extension CaptureBundle {
     }
 
     public static func load(path: String) throws(RuleReaderError) -> CaptureBundle {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw .unreadableInput(file: path, reason: "no such file")
-        }
-        if isDirectory.boolValue { throw .unreadableInput(file: path, reason: "is a directory, not a bundle") }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            data = Data(try FileContents.read(path: path))
         } catch {
-            throw .unreadableInput(file: path, reason: error.localizedDescription)
+            switch error.code {
+            case ENOENT: throw .unreadableInput(file: path, reason: "no such file")
+            case EISDIR: throw .unreadableInput(file: path, reason: "is a directory, not a bundle")
+            default: throw .unreadableInput(file: path, reason: error.description)
+            }
         }
         return try decode(data, file: path)
+    }
+
+    /// strerror's text when a file operation failed in the system, else the error as Foundation describes it.
+    static func reason(_ error: any Error) -> String {
+        if let cocoa = error as? CocoaError, let posix = cocoa.underlying as? POSIXError {
+            return String(cString: strerror(posix.code.rawValue))
+        }
+        if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+        return "\(error)"
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -383,7 +390,7 @@ public struct BundleRulesetReader: RulesetReader {
 
     /// Names the file and what it was captured from, so a report read later still says where its rules lived.
     public var sourceDescription: String {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+        guard let bytes = try? FileContents.read(path: path), case let data = Data(bytes),
               let schema = try? JSONDecoder().decode(BundleSchema.self, from: data),
               schema.schemaVersion == CaptureBundle.schemaVersion else { return "bundle \(path)" }
         let host = schema.hostname.map { " on \($0)" } ?? ""
@@ -396,6 +403,21 @@ public struct BundleRulesetReader: RulesetReader {
 }
 
 // MARK: - Schema (version 1)
+
+/// Decodes from any JSON object or array and keeps nothing: whether the bytes are JSON at all.
+private struct AnyJSONContainer: Decodable {
+    init(from decoder: any Decoder) throws {
+        if (try? decoder.container(keyedBy: AnyKey.self)) != nil { return }
+        _ = try decoder.unkeyedContainer()
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
 
 /// The fields read before anything else, so a future version is refused with its number.
 private struct BundleHeader: Decodable {

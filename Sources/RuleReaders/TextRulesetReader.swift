@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import NetfilterModel
 
 /// Reads saved rules: iptables-save / ip6tables-save dumps, iptables-restore scripts and Istio goldens,
@@ -23,7 +24,7 @@ public struct TextRulesetReader: RulesetReader {
         self.family = family
         self.groupResolver = groupResolver
         self.userResolver = userResolver
-        self.standardInput = standardInput ?? { FileHandle.standardInput.readDataToEndOfFile() }
+        self.standardInput = standardInput ?? { Data((try? FileContents.readStandardInput()) ?? []) }
     }
 
     public var sourceDescription: String {
@@ -67,27 +68,15 @@ public struct TextRulesetReader: RulesetReader {
 
     private func contents(of input: String) throws(RuleReaderError) -> [UInt8] {
         if input == "-" { return [UInt8](standardInput()) }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
-            throw .unreadableInput(file: input, reason: "no such file")
-        }
-        if isDirectory.boolValue { throw .unreadableInput(file: input, reason: "is a directory, not a file of rules") }
         do {
-            // Through a file handle, not Data(contentsOf:), so pipes such as `--input <(iptables-save)` work too.
-            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
-            defer { try? handle.close() }
-            return [UInt8](try handle.readToEnd() ?? Data())
+            // read(2) to the end, so pipes such as `--input <(iptables-save)` work too.
+            return try FileContents.read(path: input)
         } catch {
-            throw .unreadableInput(file: input, reason: Self.reason(error))
+            switch error.code {
+            case ENOENT: throw .unreadableInput(file: input, reason: "no such file")
+            case EISDIR: throw .unreadableInput(file: input, reason: "is a directory, not a file of rules")
+            default: throw .unreadableInput(file: input, reason: error.description)
+            }
         }
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain,
-           let message = strerror(Int32(underlying.code)) {
-            return String(cString: message)
-        }
-        return ns.localizedDescription
     }
 }

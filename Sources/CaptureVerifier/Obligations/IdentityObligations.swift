@@ -73,7 +73,7 @@ enum BothIdentities: FamilyObligation {
                 $0.removingLine("-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN")
             },
             ExampleRules.example("UID 1337 changed to 1338", ExampleRules.pod, .fails(.ownerMatchGap, .error)) {
-                $0.replacingOccurrences(of: "--uid-owner 1337", with: "--uid-owner 1338")
+                $0.replacing("--uid-owner 1337", with: "--uid-owner 1338")
             },
             ExampleRules.example("TPROXY proxy (UID 0, GID 1337) without GID rules", tproxyRoot, .fails(.ownerMatchGap, .error)) {
                 $0.removingLine("-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN")

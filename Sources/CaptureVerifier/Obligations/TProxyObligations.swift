@@ -12,7 +12,7 @@ enum TProxyConsistency: FamilyObligation {
         examples: [
             ExampleRules.example("TPROXY pod", ExampleRules.tproxyPod, .passes),
             ExampleRules.example("TPROXY mark differs", ExampleRules.tproxyPod, .fails(.tproxy, .error)) {
-                $0.replacingOccurrences(of: "--tproxy-mark 0x539/0xffffffff", with: "--tproxy-mark 0x540/0xffffffff")
+                $0.replacing("--tproxy-mark 0x539/0xffffffff", with: "--tproxy-mark 0x540/0xffffffff")
             },
             ExampleRules.example("CONNMARK restore removed", ExampleRules.tproxyPod, .fails(.tproxy, .error)) {
                 $0.removingLine("-A OUTPUT -p tcp -m connmark --mark 0x539 -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff")
