@@ -105,7 +105,7 @@ public struct LiveRulesetReader: RulesetReader {
 
     private func readLegacy(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
         guard let namespacePath else { return try LegacyTableReader().read(request) }
-        let ns = try NetworkNamespace(path: namespacePath)
+        let ns = NetworkNamespace(path: namespacePath)
         do {
             return try ns.perform { try LegacyTableReader().read(request) }
         } catch let e as RuleReaderError {

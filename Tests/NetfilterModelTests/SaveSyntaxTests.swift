@@ -26,6 +26,9 @@ import Testing
         #expect(SaveSyntax.quoted("a b") == " \"a b\"")
         #expect(SaveSyntax.quoted("") == " \"\"")
         #expect(SaveSyntax.quoted("q\"'\\") == " \"q\\\"\\'\\\\\"")
+        // Multi-byte text passes through byte for byte; only ASCII quote characters are escaped.
+        #expect(SaveSyntax.quoted("café \"ü\"") == " \"café \\\"ü\\\"\"")
+        #expect(SaveSyntax.quoted("e\u{301}'") == " \"e\u{301}\\'\"")
     }
 
     @Test func tableListsBuiltinsFirstThenUserChainsByName() {
