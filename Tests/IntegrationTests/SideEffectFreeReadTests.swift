@@ -33,11 +33,19 @@ import TestSupport
     @Test(.enabled(if: enabled, Comment(rawValue: TestNamespace.skipReason)))
     func threeHundredLiveRunsNeverHangPrintOnlyTheAnswerAndMoveNoCounter() throws {
         // The other core busy, as on a loaded node: the original hang showed up under exactly this load.
+        // SIGKILL: the test runner's blocked signals are inherited, so SIGTERM would leave it spinning; and no
+        // inherited stdout, so a leftover could never hold the runner's output open.
         let busy = Process()
         busy.executableURL = URL(fileURLWithPath: "/bin/sh")
         busy.arguments = ["-c", "while :; do :; done"]
+        busy.standardInput = FileHandle.nullDevice
+        busy.standardOutput = FileHandle.nullDevice
+        busy.standardError = FileHandle.nullDevice
         try busy.run()
-        defer { busy.terminate() }
+        defer {
+            kill(busy.processIdentifier, SIGKILL)
+            busy.waitUntilExit()
+        }
 
         let pods = try [
             Self.pod(backend: "legacy", loUp: false), Self.pod(backend: "nft", loUp: false),
