@@ -105,9 +105,9 @@ def main():
     print("workload                           rules  command                          median      ratio")
     for name, rules, medians, (copy, size) in workloads:
         ref = medians["iptables-legacy-save -t nat"]
-        print("%-34s %6d  %-32s %8.1f ms  %6.2fx  (%d bytes)" % (name, rules, "floor: kernel copy (getsockopt)", copy * 1000, copy / ref, size))
+        print("%-34s %6d  %-32s %8.2f ms  %6.2fx  (%d bytes)" % (name, rules, "floor: kernel copy (getsockopt)", copy * 1000, copy / ref, size))
         for cmd, m in medians.items():
-            print("%-34s %6s  %-32s %8.1f ms  %6.2fx" % ("", "", cmd, m * 1000, m / ref))
+            print("%-34s %6s  %-32s %8.2f ms  %6.2fx" % ("", "", cmd, m * 1000, m / ref))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
  *
  * Usage: getsockopt-floor TABLE RUNS
  */
+#include <netinet/in.h>  /* before the linux headers, which would define struct in_addr again */
 #include <linux/netfilter_ipv4/ip_tables.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

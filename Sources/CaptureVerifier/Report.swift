@@ -46,7 +46,20 @@ public struct ObligationDescription: Sendable {
     /// The packet classes it quantifies over.
     public var quantifiesOver: [String]
     public var kinds: [FindingKind]
-    public var examples: [ObligationExample]
+    /// Built on demand: rendering the examples' rule sets costs more than verifying a pod, and only the tests
+    /// and the docs read them.
+    public var examples: [ObligationExample] { makeExamples() }
+    private let makeExamples: @Sendable () -> [ObligationExample]
+
+    public init(id: ObligationID, title: String, invariant: Int, quantifiesOver: [String], kinds: [FindingKind],
+                examples: @autoclosure @escaping @Sendable () -> [ObligationExample]) {
+        self.id = id
+        self.title = title
+        self.invariant = invariant
+        self.quantifiesOver = quantifiesOver
+        self.kinds = kinds
+        self.makeExamples = examples
+    }
 }
 
 public enum ObligationStatus: String, Sendable, Codable, Hashable {
