@@ -10,6 +10,7 @@ packages=(
   nftables ipset           # nf_tables CLI and ipsets, for backend and `-m set` tests
   iproute2 util-linux      # ip netns / ip rule; unshare, nsenter, setpriv
   graphviz                 # dot, to render capture graphs
+  strace                   # the tests' witness that a live read starts no program and opens no inet socket
   libxml2-utils            # xmllint, to check report XML is well formed
   python3 python3-junitparser python3-jsonschema  # kube-proxy generator and benchmarks; a real JUnit consumer and a JSON Schema validator for the report tests
 )

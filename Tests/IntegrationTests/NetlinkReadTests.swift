@@ -266,10 +266,7 @@ struct NetlinkReadTests {
     /// program executed is iptaudit itself — policy routing, runtime inputs and the nf_tables look-up spawn nothing.
     @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
     func verifyStartsNoChildProcess() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else {
-            if TestNamespace.required { Issue.record("strace is not installed (IPTAUDIT_REQUIRE_NETNS=1)") }
-            return
-        }
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "strace is not installed (scripts/install-deps.sh installs it)")
         let ns = try Self.prepare(Self.setups[1])
         for (tool, family) in [("iptables-legacy-restore", "ipv4"), ("ip6tables-legacy-restore", "ipv6")] {
             try ns.mustRun([tool], stdin: try Fixtures.text("istio/master/live-save/sidecar-iptables/tproxy.\(family).save"))

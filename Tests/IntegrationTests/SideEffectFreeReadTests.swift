@@ -108,10 +108,9 @@ import TestSupport
         return (execs, sockets)
     }
 
-    @Test(.enabled(if: enabled && FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"),
-                   Comment(rawValue: TestNamespace.skipReason + " and strace")),
-          arguments: ["legacy", "nft", "none"])
+    @Test(.enabled(if: enabled, Comment(rawValue: TestNamespace.skipReason)), arguments: ["legacy", "nft", "none"])
     func liveReadsStartNoProgramButTheNftDecoderAndOpenNoInetSocket(backend: String) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "strace is not installed (scripts/install-deps.sh installs it)")
         let pod = backend == "none" ? try TestNamespace() : try Self.pod(backend: backend, loUp: true)
         if backend == "none" { try pod.mustRun(["ip", "link", "set", "lo", "up"]) }
         for args in [["show"], ["verify", "--dns-servers", "10.96.0.10"], ["trace", "out", "tcp", "1.2.3.4:80"]] {
