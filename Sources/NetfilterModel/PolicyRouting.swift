@@ -7,12 +7,17 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
         public var fwmark: UInt32?
         public var fwmask: UInt32?
         public var table: String
-        public init(family: Family, priority: UInt32? = nil, fwmark: UInt32? = nil, fwmask: UInt32? = nil, table: String) {
+        /// `ip rule add not …`: the selectors are inverted, so a `not fwmark M` rule sends every packet *without*
+        /// the mark to the table and is no route for TPROXY's marked packets.
+        public var inverted: Bool
+        public init(family: Family, priority: UInt32? = nil, fwmark: UInt32? = nil, fwmask: UInt32? = nil, table: String,
+                    inverted: Bool = false) {
             self.family = family
             self.priority = priority
             self.fwmark = fwmark
             self.fwmask = fwmask
             self.table = table
+            self.inverted = inverted
         }
     }
     public struct Route: Hashable, Sendable, Codable {

@@ -486,7 +486,9 @@ private struct BundleSchema: Codable {
             var fwmark: UInt32?
             var fwmask: UInt32?
             var table: String
-            enum CodingKeys: String, CodingKey { case family, priority, fwmark, fwmask, table }
+            /// Written only when true; absent in bundles from before it was read.
+            var inverted: Bool?
+            enum CodingKeys: String, CodingKey { case family, priority, fwmark, fwmask, table, inverted }
         }
         struct Route: Codable {
             var family: Family
@@ -525,7 +527,8 @@ private struct BundleSchema: Codable {
         families = b.families.map { FamilySchema(family: $0.family, chosenBackend: $0.chosenBackend, populatedBackends: $0.populatedBackends) }
         rules = b.rules.map { DumpSchema(backend: $0.backend, family: $0.family, tables: $0.tables.map(\.rawValue), saveText: $0.saveText) }
         policyRouting = b.policyRouting.map { r in
-            RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table) },
+            RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
+                                                    inverted: $0.inverted ? true : nil) },
                           routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
         }
         runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6) }
@@ -550,7 +553,8 @@ private struct BundleSchema: Codable {
             families: families.map { .init(family: $0.family, chosenBackend: $0.chosenBackend, populatedBackends: $0.populatedBackends) },
             rules: rules.map { .init(backend: $0.backend, family: $0.family, tables: $0.tables.map(TableName.init(rawValue:)), saveText: $0.saveText) },
             policyRouting: policyRouting.map { r in
-                PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table) },
+                PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
+                                                         inverted: $0.inverted ?? false) },
                               routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
             },
             runtime: runtimeInputs,

@@ -29,6 +29,8 @@ struct PolicyRoutingTests {
         PolicyRouting(rules: [], routes: correct.routes),
         PolicyRouting(rules: correct.rules, routes: []),
         PolicyRouting(rules: [.init(family: .ipv4, fwmark: 0x540, table: "133")], routes: correct.routes),
+        // `not fwmark 0x539`: every packet but the marked ones goes to table 133.
+        PolicyRouting(rules: [.init(family: .ipv4, fwmark: 0x539, table: "133", inverted: true)], routes: correct.routes),
         PolicyRouting(rules: correct.rules, routes: [.init(family: .ipv4, type: "unicast", destination: "default", device: "eth0", table: "133")]),
     ])
     func incomplete(_ routing: PolicyRouting) throws {

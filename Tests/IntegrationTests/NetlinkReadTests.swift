@@ -75,7 +75,7 @@ struct NetlinkReadTests {
                 guard let table = r["table"].map({ "\($0)" }) else { continue }
                 rules.append(.init(family: family, priority: (r["priority"] as? NSNumber)?.uint32Value,
                                    fwmark: (r["fwmark"] as? String).flatMap(hex), fwmask: (r["fwmask"] as? String).flatMap(hex),
-                                   table: table))
+                                   table: table, inverted: r.keys.contains("not")))  // ip -j prints `"not": null`
             }
             state.rules += rules
             for table in Set(rules.filter { $0.fwmark != nil }.map(\.table)).sorted() {

@@ -75,7 +75,7 @@ enum TProxyConsistency: FamilyObligation {
         if let routing = ctx.policyRouting {
             let table = String(c.tproxyRouteTable)
             let hasRule = routing.rules.contains { r in
-                r.family == ctx.family && r.fwmark == m && (r.fwmask.map { $0 & m == m } ?? true) && r.table == table
+                r.family == ctx.family && !r.inverted && r.fwmark == m && (r.fwmask.map { $0 & m == m } ?? true) && r.table == table
             }
             let hasRoute = routing.routes.contains { r in
                 r.family == ctx.family && r.type == "local" && r.table == table && r.device == "lo"

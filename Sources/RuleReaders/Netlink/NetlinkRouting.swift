@@ -113,7 +113,8 @@ public struct RoutingPolicyRule: Sendable, Hashable {
     /// nil for rules without a table, which `ip` prints without one.
     public var routingRule: PolicyRouting.RoutingRule? {
         guard table != 0 else { return nil }
-        return .init(family: family, priority: priority, fwmark: fwmark, fwmask: fwmask, table: NetlinkRouting.tableName(table))
+        return .init(family: family, priority: priority, fwmark: fwmark, fwmask: fwmask, table: NetlinkRouting.tableName(table),
+                     inverted: inverted)
     }
 
     init(family: Family, header: RuleHeader, attributes a: NetlinkAttributes) {
