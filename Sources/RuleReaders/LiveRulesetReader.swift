@@ -104,15 +104,7 @@ public struct LiveRulesetReader: RulesetReader {
     }
 
     private func readLegacy(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
-        guard let namespacePath else { return try LegacyTableReader().read(request) }
-        let ns = NetworkNamespace(path: namespacePath)
-        do {
-            return try ns.perform { try LegacyTableReader().read(request) }
-        } catch let e as RuleReaderError {
-            throw e
-        } catch {
-            throw .namespace(path: namespacePath, reason: "\(error)")
-        }
+        try NetworkNamespace.performing(at: namespacePath) { () throws(RuleReaderError) in try LegacyTableReader().read(request) }
     }
 
     static func istioChainCount(_ tables: [Table]) -> Int {

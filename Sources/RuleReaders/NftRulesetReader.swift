@@ -30,20 +30,11 @@ public struct NftRulesetReader: RulesetReader {
     public func save(family: Family, counters: Bool = false) throws(RuleReaderError) -> String {
         let tool = Self.tool(family)
         let arguments = counters ? ["-c"] : []
-        let result: HelperOutput
-        do {
-            if let namespacePath {
-                result = try NetworkNamespace(path: namespacePath).perform { try HelperProcess.run(tool, arguments) }
-            } else {
-                result = try HelperProcess.run(tool, arguments)
-            }
-        } catch let error as RuleReaderError {
-            if case .helper(_, let reason) = error, reason.hasPrefix("not installed") {
-                throw .unavailable(family: family, table: nil, reason: "\(tool) is not installed; install the iptables package (it ships \(tool))")
-            }
-            throw error
-        } catch {
-            throw .helper(command: tool, reason: "\(error)")
+        guard try HelperProcess.locate(tool) != nil else {
+            throw .unavailable(family: family, table: nil, reason: "\(tool) is not installed; install the iptables package (it ships \(tool))")
+        }
+        let result = try NetworkNamespace.performing(at: namespacePath) { () throws(RuleReaderError) in
+            try HelperProcess.run(tool, arguments)
         }
         guard result.status == 0 else {
             let err = result.stderr.lowercased()
