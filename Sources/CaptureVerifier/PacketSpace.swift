@@ -629,34 +629,29 @@ public struct PacketSpace: Sendable {
         }
         func port(_ r: ClosedRange<UInt16>) { cut(&portCuts, UInt128(r.lowerBound), UInt128(r.upperBound), max: 65535) }
         func id(_ r: ClosedRange<UInt32>) { cut(&idCuts, UInt128(r.lowerBound), UInt128(r.upperBound), max: UInt128(UInt32.max)) }
-        func interface(_ i: InterfaceMatch?) {
-            guard let i else { return }
-            if i.wildcard { wildcards.insert(i.name) } else { exactNames.insert(i.name) }
-        }
 
+        // The atoms are cut where the rules' conditions draw their boundaries.
         for rule in rules {
-            address(rule.source)
-            address(rule.destination)
-            interface(rule.inInterface)
-            interface(rule.outInterface)
-            if let p = rule.protocol { cut(&protoCuts, UInt128(p.number), UInt128(p.number), max: 255) }
-            for m in rule.matches {
-                switch m {
-                case .tcp(let t):
-                    if let p = t.sourcePort { port(p.range) }
-                    if let p = t.destinationPort { port(p.range) }
-                case .udp(let u):
-                    if let p = u.sourcePort { port(p.range) }
-                    if let p = u.destinationPort { port(p.range) }
-                case .multiport(let mp): mp.ports.forEach(port)
-                case .owner(let o):
-                    if let u = o.uid { id(u.range) }
-                    if let g = o.gid { id(g.range) }
-                case .mark(let mm): markTests.append(mm)
-                case .connmark(let mm): connmarkTests.append(mm)
-                case .conntrack(let c):
-                    if let l4 = c.l4Protocol { cut(&protoCuts, UInt128(l4.value), UInt128(l4.value), max: 255) }
-                default: break
+            for c in rule.conditions(family: family, spelled: false) {
+                switch c.test {
+                case .ranges(let f, let ranges):
+                    for r in ranges {
+                        switch f {
+                        case .l4Protocol: cut(&protoCuts, r.lowerBound, r.upperBound, max: 255)
+                        case .source, .destination: cut(&addressCuts, r.lowerBound, r.upperBound, max: addressMax)
+                        case .sourcePort, .destinationPort: cut(&portCuts, r.lowerBound, r.upperBound, max: 65535)
+                        case .uid, .gid: cut(&idCuts, r.lowerBound, r.upperBound, max: UInt128(UInt32.max))
+                        case .inInterface, .outInterface, .mark, .connmark, .ctState: break
+                        }
+                    }
+                case .eitherPort(let ranges):
+                    for r in ranges { cut(&portCuts, r.lowerBound, r.upperBound, max: 65535) }
+                case .interface(_, let i):
+                    if i.wildcard { wildcards.insert(i.name) } else { exactNames.insert(i.name) }
+                case .mark(let f, let m):
+                    if f == .mark { markTests.append(m) } else { connmarkTests.append(m) }
+                case .states, .notEvaluated:
+                    break
                 }
             }
         }

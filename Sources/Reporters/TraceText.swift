@@ -50,12 +50,13 @@ public enum TraceText {
                     let number = s.ruleNumber.map { "#\($0)" } ?? ""
                     let text = s.ruleText ?? ""
                     if s.kind == .matched {
-                        let why = (s.reason ?? "").isEmpty ? "" : " (\(s.reason ?? ""))"
+                        let reason = TraceWording.reason(s) ?? ""
+                        let why = reason.isEmpty ? "" : " (\(reason))"
                         out.append("    \(style.paint("✓", "1;32")) \(number) \(text)")
                         out.append("        matched\(why) → \(s.action ?? "")")
                     } else {
                         out.append("    ✗ \(number) \(text)")
-                        out.append("        not matched: \(s.reason ?? "")")
+                        out.append("        not matched: \(TraceWording.reason(s) ?? "")")
                     }
                 }
             }
@@ -219,8 +220,8 @@ public enum TraceJSON {
             default: matched = nil
             }
             action = s.action
-            reason = s.reason
-            checks = s.checks.isEmpty ? nil : s.checks.map { CheckDoc(condition: $0.condition, holds: $0.holds, reason: $0.reason) }
+            reason = TraceWording.reason(s)
+            checks = s.checks.isEmpty ? nil : s.checks.map { CheckDoc(condition: $0.condition, holds: $0.holds, reason: TraceWording.reason($0)) }
         }
     }
 

@@ -252,8 +252,18 @@ struct TraceExplanationTests {
         #expect(r.outcomes.count == 1)
         let o = try #require(r.outcomes.first)
         let skipped = o.steps.filter { $0.kind == .notMatched }
-        #expect(skipped.contains { $0.ruleText == "-A ISTIO_OUTPUT -p tcp -m tcp --dport 15020 -j RETURN" && $0.reason == "dport 9080 ≠ 15020" })
-        #expect(skipped.contains { $0.ruleText == "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN" && $0.reason == "uid 1000 is not 1337" })
+        // Each failing condition carries the packet's value and what the rule wanted (the reporters word it).
+        func failing(_ rule: String) -> [ConditionCheck] {
+            skipped.first { $0.ruleText == rule }?.checks.filter { $0.holds == false } ?? []
+        }
+        let port = failing("-A ISTIO_OUTPUT -p tcp -m tcp --dport 15020 -j RETURN")
+        #expect(port.map(\.condition) == ["--dport 15020"])
+        let p = try #require(port.first)
+        #expect(p.kind == .port && p.field == .destinationPort && p.value == "9080" && p.wanted == "15020" && !p.inside && p.knowledge == .exact)
+        let owner = failing("-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN")
+        #expect(owner.map(\.condition) == ["--uid-owner 1337"])
+        let u = try #require(owner.first)
+        #expect(u.kind == .identity && u.field == .uid && u.value == "1000" && u.wanted == "1337" && !u.inside)
         // Rules of ISTIO_OUTPUT before the catch-all are all evaluated, in order.
         let numbers = o.steps.filter { $0.chain == "ISTIO_OUTPUT" }.compactMap(\.ruleNumber)
         #expect(numbers == Array(1...numbers.count))

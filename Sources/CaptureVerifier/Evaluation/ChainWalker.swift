@@ -1,0 +1,425 @@
+import NetfilterModel
+
+/// The tables a packet meets in order: locally generated packets go raw → mangle → nat OUTPUT; inbound
+/// packets raw → mangle → nat PREROUTING; a `.loopback` stage hands a locally generated packet that left on
+/// `lo` back to the receive side (PREROUTING sees it again, nat does not: the connection was NATed at OUTPUT).
+public struct Pipeline: Hashable, Sendable, CustomStringConvertible {
+    public enum Stage: Hashable, Sendable {
+        case table(TableName, ChainName)
+        case loopback
+    }
+    public var stages: [Stage]
+    public init(_ stages: [Stage]) { self.stages = stages }
+
+    public static let localOutput = Pipeline([.table(.raw, .output), .table(.mangle, .output), .table(.nat, .output)])
+    public static let inbound = Pipeline([.table(.raw, .prerouting), .table(.mangle, .prerouting), .table(.nat, .prerouting)])
+    /// A locally generated packet out `lo`, then received back on `lo` (TPROXY's proxy-to-self path).
+    public static let localOutputThenLoopback = Pipeline(localOutput.stages + [.loopback, .table(.raw, .prerouting), .table(.mangle, .prerouting)])
+    public static func single(_ table: TableName, _ hook: ChainName) -> Pipeline { Pipeline([.table(table, hook)]) }
+
+    public var description: String {
+        stages.map { s in
+            switch s {
+            case .table(let t, let c): "\(t) \(c)"
+            case .loopback: "lo"
+            }
+        }.joined(separator: " → ")
+    }
+}
+
+/// Limits that stop a malformed dump (jump cycles, absurd nesting) from running away.
+enum EvaluationLimits {
+    static let maxCallDepth = 64
+    static let maxSteps = 4096
+}
+
+/// A rule ready to walk: its conditions, the interpretation's compiled form of them, and its effect's text.
+struct CompiledRule: Sendable {
+    var conditions: [Condition]
+    /// The symbolic form: the rule matches the union of these disjoint cubes (unused by the concrete walk).
+    var cubes: [Cube] = []
+    /// What iptaudit cannot evaluate in the rule; when not empty the rule matches only under an assumption.
+    var unknown: [String]
+    /// The target as a step names an effect or NAT verdict ("DNAT --to-destination ..."), rendered once.
+    var effect: String?
+
+    init(_ rule: Rule, conditions: [Condition], family: Family) {
+        self.conditions = conditions
+        unknown = conditions.compactMap(\.unevaluated)
+        switch rule.target {
+        case .dnat, .snat, .masquerade, .mark, .connmark, .ct, .log, .nflog:
+            effect = String(SaveSyntax.targetText(rule.target, family: family).drop { $0 == " " }.dropFirst(3))
+        default:
+            effect = nil
+        }
+    }
+}
+
+/// How a walk follows a rule whose condition (or target) iptaudit cannot evaluate.
+enum UnknownDecision: Sendable {
+    /// Both ways, each branch recording its assumption (the symbolic walk).
+    case both
+    /// As the caller assumed (a concrete replay).
+    case matches, doesNotMatch
+}
+
+/// Why a stage of the pipeline evaluated nothing (the tracer says so).
+enum StageSkip: Sendable {
+    /// `CT --notrack` in raw: nat never sees the packet.
+    case untracked
+    /// nat sees only a connection's first packet.
+    case notNew(ConntrackState)
+    /// No such table is loaded.
+    case noTable
+}
+
+/// What a recording walk saw, for the tracer's rule-by-rule explanation.
+enum WalkEvent: Sendable {
+    /// A rule's conditions were evaluated on the packet as it was there.
+    case rule(table: TableName, chain: ChainName, number: Int, matched: Bool, packet: Packet)
+    case stageSkipped(table: TableName, hook: ChainName, why: StageSkip, packet: Packet)
+    /// The packet was handed back on `lo`.
+    case loopback(packet: Packet)
+}
+
+/// What stays with a branch across chains and tables.
+struct WalkCarry: Sendable {
+    var path: [TraceStep] = []
+    var ctZone: UInt16?
+    /// A CT rule already attached a template: later CT rules do nothing (the first one wins).
+    var ctTemplate = false
+    var notrack = false
+    var assumptions: [Assumption] = []
+    var verdict: Verdict = .policy(.accept)
+    /// Filled only by a recording walk, in order, interleaved with `path`.
+    var events: [(pathCount: Int, event: WalkEvent)] = []
+}
+
+/// One branch inside a table: its packets, where it is, and its call stack.
+struct WalkFlow<Packets: Sendable>: Sendable {
+    struct Frame: Sendable {
+        var chain: ChainName
+        var index: Int
+    }
+    var packets: Packets
+    var chain: ChainName
+    var index: Int
+    var stack: [Frame] = []
+    var carry: WalkCarry
+    /// Merge the set's boxes once it holds more than this many (long chains split off a piece per rule).
+    var compactAt = 16
+    /// Per indexed chain the flow was split for, the only rules of that chain its packets can match.
+    var relevant: [(chain: ChainName, rules: [Int])] = []
+}
+
+/// An interpretation of rules over packets: a set of packets (symbolic) or one packet (concrete). The walker
+/// owns the netfilter semantics; the domain only says which packets a rule takes and how effects change them.
+protocol WalkDomain: Sendable {
+    associatedtype Packets: Sendable
+    var family: Family { get }
+    /// Record every rule evaluated (`WalkCarry.events`), for explaining a walk.
+    var records: Bool { get }
+    func compile(_ rule: Rule, conditions: [Condition]) -> CompiledRule
+    func index(_ rules: [CompiledRule]) -> ChainIndex?
+    func isEmpty(_ p: Packets) -> Bool
+    /// The packets whose evaluable conditions hold, and the rest.
+    func split(_ p: Packets, by rule: CompiledRule, compactAt: inout Int) -> (matched: Packets, rest: Packets)
+    /// How a rule with a condition (or a target) iptaudit cannot evaluate is followed.
+    func decide(_ table: TableName, _ position: RulePosition, _ what: [String]) -> UnknownDecision
+    func mapMark(_ p: Packets, _ transform: (UInt32) -> UInt32) -> Packets
+    func mapConnmark(_ p: Packets, _ c: ConnmarkTarget) -> Packets
+    /// Locally generated packets that left on `lo`, and the others.
+    func splitLoopback(_ p: Packets) -> (viaLo: Packets, elsewhere: Packets)
+    func receivedOnLoopback(_ p: Packets) -> Packets
+    /// The first packets of connections (what nat sees), and the others.
+    func splitNew(_ p: Packets) -> (new: Packets, other: Packets)
+    /// The packets as the walk starts with them.
+    func prepare(_ p: Packets) -> Packets
+    /// The packet a recording walk describes.
+    func sample(_ p: Packets) -> Packet?
+    /// Moves a flow through an indexed chain without walking every rule; false when it did nothing.
+    func indexStep(_ f: inout WalkFlow<Packets>, _ work: inout [WalkFlow<Packets>], index: ChainIndex, rules: [CompiledRule]) -> Bool
+}
+
+/// Walks packets through the tables as the kernel does — pipeline stages in order, each table from its hook
+/// chain rule by rule, jumps, gotos, returns, policies, marks, conntrack templates — for any interpretation.
+/// The symbolic evaluator and the concrete tracer are this walker over two domains.
+struct ChainWalker<Domain: WalkDomain>: Sendable {
+    let domain: Domain
+    let chains: [TableName: [ChainName: Chain]]
+    let compiled: [TableName: [ChainName: [CompiledRule]]]
+    let indexes: [TableName: [ChainName: ChainIndex]]
+
+    init(domain: Domain, tables: [Table], indexing: Bool = true) {
+        self.domain = domain
+        var chains: [TableName: [ChainName: Chain]] = [:]
+        var compiled: [TableName: [ChainName: [CompiledRule]]] = [:]
+        var indexes: [TableName: [ChainName: ChainIndex]] = [:]
+        for t in tables where t.family == domain.family {
+            var byName: [ChainName: Chain] = [:]
+            var rules: [ChainName: [CompiledRule]] = [:]
+            for c in t.chains where byName[c.name] == nil {
+                byName[c.name] = c
+                rules[c.name] = c.rules.map { domain.compile($0, conditions: $0.conditions(family: domain.family, spelled: domain.records)) }
+            }
+            chains[t.name] = byName
+            compiled[t.name] = rules
+            var tableIndexes: [ChainName: ChainIndex] = [:]
+            for (name, chainRules) in rules where indexing {
+                if let index = domain.index(chainRules) { tableIndexes[name] = index }
+            }
+            if !tableIndexes.isEmpty { indexes[t.name] = tableIndexes }
+        }
+        self.chains = chains
+        self.compiled = compiled
+        self.indexes = indexes
+    }
+
+    /// Every way the packets go through the pipeline, with the state each branch left with.
+    func walk(_ packets: Domain.Packets, pipeline: Pipeline, carry start: WalkCarry = WalkCarry()) -> [(Domain.Packets, WalkCarry)] {
+        var outcomes: [(Domain.Packets, WalkCarry)] = []
+        var work: [(Domain.Packets, WalkCarry, Int)] = [(domain.prepare(packets), start, 0)]
+        while let (s, carry, stage) = work.popLast() {
+            if domain.isEmpty(s) { continue }
+            guard stage < pipeline.stages.count, carry.verdict.continues || stage == 0 else {
+                outcomes.append((s, carry))
+                continue
+            }
+            switch pipeline.stages[stage] {
+            case .loopback:
+                let (viaLo, elsewhere) = domain.splitLoopback(s)
+                if !domain.isEmpty(elsewhere) { outcomes.append((elsewhere, carry)) }
+                guard !domain.isEmpty(viaLo) else { continue }
+                var c = carry
+                c.path.append(TraceStep(table: .raw, chain: .prerouting, action: .loopback))
+                let received = domain.receivedOnLoopback(viaLo)
+                record(&c, received) { .loopback(packet: $0) }
+                work.append((received, c, stage + 1))
+            case .table(let table, let hook):
+                var input = s
+                if table == .nat {
+                    if carry.notrack {
+                        var c = carry
+                        c.verdict = .untracked
+                        record(&c, s) { .stageSkipped(table: table, hook: hook, why: .untracked, packet: $0) }
+                        work.append((s, c, stage + 1))
+                        continue
+                    }
+                    let (new, other) = domain.splitNew(s)
+                    if !domain.isEmpty(other) {
+                        var c = carry
+                        record(&c, other) { .stageSkipped(table: table, hook: hook, why: .notNew($0.state), packet: $0) }
+                        work.append((other, c, stage + 1))
+                    }
+                    input = new
+                }
+                for (out, c) in walkTable(input, table: table, hook: hook, carry: carry) {
+                    work.append((out, c, stage + 1))
+                }
+            }
+        }
+        return outcomes
+    }
+
+    private func record(_ c: inout WalkCarry, _ p: Domain.Packets, _ event: (Packet) -> WalkEvent) {
+        guard domain.records, let packet = domain.sample(p) else { return }
+        c.events.append((c.path.count, event(packet)))
+    }
+
+    /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
+    func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry) -> [(Domain.Packets, WalkCarry)] {
+        guard !domain.isEmpty(set) else { return [] }
+        guard let chainsByName = chains[name], let rulesByChain = compiled[name] else {
+            // No such table: nothing is installed there, the packet passes.
+            var c = carry
+            c.verdict = .policy(.accept)
+            record(&c, set) { .stageSkipped(table: name, hook: hook, why: .noTable, packet: $0) }
+            return [(set, c)]
+        }
+        var results: [(Domain.Packets, WalkCarry)] = []
+        var start = carry
+        start.path.append(TraceStep(table: name, chain: hook, action: .enter))
+        let hookPolicy = chainsByName[hook]?.policy ?? .accept
+        guard chainsByName[hook] != nil else {
+            start.path.append(TraceStep(table: name, chain: hook, action: .policy(.accept)))
+            start.verdict = .policy(.accept)
+            return [(set, start)]
+        }
+        var work = [WalkFlow(packets: set, chain: hook, index: 0, carry: start)]
+        let chainIndexes = indexes[name] ?? [:]
+        // The current chain's lookups, redone only when the walk changes chain (not three hash lookups per rule).
+        var cachedName: ChainName?
+        var chain: Chain?
+        var compiledRules: [CompiledRule] = []
+        var chainIndex: ChainIndex?
+
+        func finish(_ s: Domain.Packets, _ c: WalkCarry, _ verdict: Verdict) {
+            var c = c
+            c.verdict = verdict
+            results.append((s, c))
+        }
+        /// Leaves the current chain: back to the caller, or to the hook's policy.
+        func leave(_ f: inout WalkFlow<Domain.Packets>) -> Bool {
+            if let frame = f.stack.popLast() {
+                f.chain = frame.chain
+                f.index = frame.index
+                return true
+            }
+            f.carry.path.append(TraceStep(table: name, chain: hook, action: .policy(hookPolicy)))
+            finish(f.packets, f.carry, .policy(hookPolicy))
+            return false
+        }
+
+        while var f = work.popLast() {
+            flowLoop: while !domain.isEmpty(f.packets) {
+                if f.carry.path.count > EvaluationLimits.maxSteps {
+                    finish(f.packets, f.carry, .loop)
+                    break
+                }
+                if cachedName != f.chain {
+                    cachedName = f.chain
+                    chain = chainsByName[f.chain]
+                    compiledRules = rulesByChain[f.chain] ?? []
+                    chainIndex = chainIndexes[f.chain]
+                }
+                if f.index >= compiledRules.count {
+                    if chain?.isBuiltin ?? false, f.chain == hook || f.stack.isEmpty {
+                        f.carry.path.append(TraceStep(table: name, chain: hook, action: .policy(hookPolicy)))
+                        finish(f.packets, f.carry, .policy(hookPolicy))
+                        break
+                    }
+                    f.carry.path.append(TraceStep(table: name, chain: f.chain, action: .fallOff))
+                    if !leave(&f) { break }
+                    continue
+                }
+                guard let rule = chain?.rules[f.index] else { break }
+                if let index = chainIndex, domain.indexStep(&f, &work, index: index, rules: compiledRules) { continue }
+                let cr = compiledRules[f.index]
+                let number = f.index + 1
+                let position = RulePosition(chain: f.chain, number: number)
+                let (matched, rest) = domain.split(f.packets, by: cr, compactAt: &f.compactAt)
+                if domain.records {
+                    if !domain.isEmpty(rest), let p = domain.sample(rest) {
+                        // A rule that did not match is explained; one that matched is explained with its step.
+                        f.carry.events.append((f.carry.path.count, .rule(table: name, chain: f.chain, number: number, matched: false, packet: p)))
+                    }
+                }
+
+                // What does not match goes on to the next rule.
+                var next = f
+                next.packets = rest
+                next.index += 1
+                var current = f
+                current.packets = matched
+                if !cr.unknown.isEmpty, !domain.isEmpty(matched) {
+                    // Conditions iptaudit cannot evaluate: follow each way they may be decided.
+                    let decision = domain.decide(name, position, cr.unknown)
+                    if decision == .both {
+                        var skipped = current
+                        skipped.index += 1
+                        skipped.carry.assumptions.append(Assumption(table: name, position: position, what: cr.unknown, matched: false))
+                        work.append(skipped)
+                    }
+                    let matches = decision != .doesNotMatch
+                    current.carry.assumptions.append(Assumption(table: name, position: position, what: cr.unknown, matched: matches))
+                    if !matches {
+                        // Assumed not to match: the whole branch goes on at the next rule.
+                        if !domain.isEmpty(rest) { work.append(next) }
+                        f = current
+                        f.index += 1
+                        if domain.records, let p = domain.sample(f.packets) {
+                            f.carry.events.append((f.carry.path.count, .rule(table: name, chain: position.chain, number: number, matched: false, packet: p)))
+                        }
+                        continue
+                    }
+                }
+                if !domain.isEmpty(rest) { work.append(next) }
+                guard !domain.isEmpty(matched) else { break }
+                f = current
+                if domain.records, let p = domain.sample(f.packets) {
+                    f.carry.events.append((f.carry.path.count, .rule(table: name, chain: f.chain, number: number, matched: true, packet: p)))
+                }
+                let step = { (action: TraceStep.Action) in TraceStep(table: name, chain: f.chain, ruleNumber: number, action: action) }
+                switch rule.target {
+                case .continue:
+                    f.index += 1
+                case .accept: f.carry.path.append(step(.verdict(.accept))); finish(f.packets, f.carry, .accept); break flowLoop
+                case .drop: f.carry.path.append(step(.verdict(.drop))); finish(f.packets, f.carry, .drop); break flowLoop
+                case .reject: f.carry.path.append(step(.verdict(.reject))); finish(f.packets, f.carry, .reject); break flowLoop
+                case .queue: f.carry.path.append(step(.verdict(.queue))); finish(f.packets, f.carry, .queue); break flowLoop
+                case .redirect(let r):
+                    let v = Verdict.redirect(ports: r.ports)
+                    f.carry.path.append(step(.verdict(v)))
+                    finish(f.packets, f.carry, v)
+                    break flowLoop
+                case .dnat, .snat, .masquerade:
+                    let v = Verdict.nat(cr.effect ?? "")
+                    f.carry.path.append(step(.verdict(v)))
+                    finish(f.packets, f.carry, v)
+                    break flowLoop
+                case .tproxy(let tp):
+                    let v = Verdict.tproxy(port: tp.port, markValue: tp.markValue, markMask: tp.markMask)
+                    f.carry.path.append(step(.verdict(v)))
+                    finish(domain.mapMark(f.packets) { ($0 & ~tp.markMask) ^ tp.markValue }, f.carry, v)
+                    break flowLoop
+                case .return:
+                    f.carry.path.append(step(.return))
+                    if !leave(&f) { break flowLoop }
+                case .jump(let target), .goto(let target):
+                    let isGoto: Bool = if case .goto = rule.target { true } else { false }
+                    guard chainsByName[target] != nil else {
+                        f.carry.path.append(step(.danglingJump(target)))
+                        f.index += 1
+                        continue
+                    }
+                    f.carry.path.append(step(isGoto ? .goto(target) : .jump(target)))
+                    let onStack = f.stack.contains { $0.chain == target } || target == f.chain
+                    if f.stack.count >= EvaluationLimits.maxCallDepth || (onStack && !isGoto) {
+                        finish(f.packets, f.carry, .loop)
+                        break flowLoop
+                    }
+                    if !isGoto { f.stack.append(WalkFlow.Frame(chain: f.chain, index: f.index + 1)) }
+                    f.chain = target
+                    f.index = 0
+                case .mark(let m):
+                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.packets = domain.mapMark(f.packets) { m.apply(to: $0) }
+                    f.index += 1
+                case .connmark(let c):
+                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.packets = domain.mapConnmark(f.packets, c)
+                    f.index += 1
+                case .ct(let ct):
+                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    if !f.carry.ctTemplate {
+                        f.carry.ctTemplate = true
+                        if ct.notrack { f.carry.notrack = true } else { f.carry.ctZone = ct.zone }
+                    }
+                    f.index += 1
+                case .log, .nflog:
+                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.index += 1
+                case .unrecognized(let u):
+                    // A target iptaudit does not decode: it may end the walk or not.
+                    let what = ["target \(u.name)"]
+                    let decision = domain.decide(name, position, what)
+                    if decision == .both {
+                        var goesOn = f
+                        goesOn.index += 1
+                        goesOn.carry.assumptions.append(Assumption(table: name, position: position, what: what, matched: false))
+                        work.append(goesOn)
+                    }
+                    let ends = decision != .doesNotMatch
+                    f.carry.assumptions.append(Assumption(table: name, position: position, what: what, matched: ends))
+                    if ends {
+                        f.carry.path.append(step(.verdict(.unrecognized(u.name))))
+                        finish(f.packets, f.carry, .unrecognized(u.name))
+                        break flowLoop
+                    }
+                    f.index += 1
+                }
+            }
+        }
+        return results
+    }
+}

@@ -1,0 +1,202 @@
+import NetfilterModel
+
+/// Exhaustive, order-aware evaluation of packet sets through the chain graph: the chain walker over packet
+/// sets. Every subset of the input ends in exactly one outcome (or, where a match cannot be evaluated, in one
+/// outcome per assumption).
+public struct SymbolicEvaluator: Sendable {
+    public let space: PacketSpace
+    let walker: ChainWalker<SymbolicDomain>
+
+    public init(space: PacketSpace, tables: [Table]) { self.init(space: space, tables: tables, indexing: true) }
+
+    /// `indexing: false` walks every chain rule by rule (the reference the index is tested against).
+    init(space: PacketSpace, tables: [Table], indexing: Bool) {
+        self.space = space
+        walker = ChainWalker(domain: SymbolicDomain(space: space), tables: tables, indexing: indexing)
+    }
+
+    public func evaluate(_ set: PacketSet, table: TableName, hook: ChainName) -> [Outcome] {
+        evaluate(set, pipeline: .single(table, hook))
+    }
+
+    public func evaluate(_ set: PacketSet, pipeline: Pipeline) -> [Outcome] {
+        walker.walk(set, pipeline: pipeline).map { s, c in
+            Outcome(packets: s, verdict: c.verdict, path: c.path, ctZone: c.ctZone, assumptions: c.assumptions)
+        }
+    }
+}
+
+/// Packet sets as the walker's packets: a rule splits a set by its cubes; effects map marks atom to atom.
+struct SymbolicDomain: WalkDomain {
+    let space: PacketSpace
+    var family: Family { space.family }
+    var records: Bool { false }
+
+    func compile(_ rule: Rule, conditions: [Condition]) -> CompiledRule {
+        var r = CompiledRule(rule, conditions: conditions, family: space.family)
+        r.cubes = space.cubes(conditions)
+        return r
+    }
+
+    func index(_ rules: [CompiledRule]) -> ChainIndex? { ChainIndex(rules: rules, space: space) }
+    func isEmpty(_ p: PacketSet) -> Bool { p.isEmpty }
+
+    func split(_ p: PacketSet, by rule: CompiledRule, compactAt: inout Int) -> (matched: PacketSet, rest: PacketSet) {
+        var (matched, rest) = p.splitUncompacted(by: rule.cubes)
+        if rest.boxes.count > compactAt {
+            // Merge, then let the list double before merging again: amortized linear.
+            compactAt = max(16, rest.boxes.count * 2)
+            rest = rest.compacted()
+        }
+        if matched.boxes.count > 16 { matched = matched.compacted() }
+        return (matched, rest)
+    }
+
+    func decide(_ table: TableName, _ position: RulePosition, _ what: [String]) -> UnknownDecision { .both }
+
+    func splitLoopback(_ p: PacketSet) -> (viaLo: PacketSet, elsewhere: PacketSet) {
+        let (viaLo, elsewhere) = p.split(by: [cube(.outInterface, space.atoms(.outInterface, interfaceNamed: "lo"))])
+        return (viaLo, elsewhere)
+    }
+
+    func splitNew(_ p: PacketSet) -> (new: PacketSet, other: PacketSet) {
+        let (new, other) = p.split(by: [cube(.ctState, space.atoms(states: [.new]))])
+        return (new, other)
+    }
+
+    func sample(_ p: PacketSet) -> Packet? { p.boxes.first.map { space.representative(of: $0) } }
+
+    /// Boxes whose mark or connmark covers several atoms are split so effects stay exact per box.
+    func prepare(_ set: PacketSet) -> PacketSet {
+        var boxes: [PacketBox] = []
+        for b in set.boxes {
+            for m in b[.mark].atoms {
+                for k in b[.connmark].atoms {
+                    var x = b
+                    x[.mark] = AtomSet(capacity: b[.mark].capacity, atoms: [m])
+                    x[.connmark] = AtomSet(capacity: b[.connmark].capacity, atoms: [k])
+                    boxes.append(x)
+                }
+            }
+        }
+        return PacketSet(boxes)
+    }
+
+    func cube(_ f: PacketField, _ atoms: AtomSet) -> PacketBox {
+        var c = space.universe
+        c[f] = atoms
+        return c
+    }
+
+    func receivedOnLoopback(_ set: PacketSet) -> PacketSet {
+        let lo = space.atoms(.inInterface, interfaceNamed: "lo")
+        let none = space.noInterface(.outInterface)
+        var boxes = set.boxes
+        for i in boxes.indices {
+            for (f, value) in [(PacketField.inInterface, lo), (.outInterface, none)] where boxes[i][f] != value {
+                if let si = f.shadowIndex, boxes[i].shadows[si] == nil { boxes[i].shadows[si] = boxes[i][f] }
+                boxes[i][f] = value
+            }
+        }
+        return PacketSet(boxes)
+    }
+
+    func indexStep(_ f: inout WalkFlow<PacketSet>, _ work: inout [WalkFlow<PacketSet>], index: ChainIndex, rules: [CompiledRule]) -> Bool {
+        if let relevant = f.relevant.first(where: { $0.chain == f.chain })?.rules {
+            // A subset of one class: only its class's rules and the wildcards can match it.
+            let next = ChainIndex.next(in: relevant, atOrAfter: f.index, end: rules.count)
+            guard next != f.index else { return false }
+            f.index = next
+            return true
+        }
+        guard index.isClassRule(f.index) else { return false }
+        // Up to the next wildcard, rules of different classes test disjoint packets: one batch.
+        let end = index.nextWildcard[f.index]
+        let (matched, rest) = index.segment(f.packets, f.index..<end, rules: rules)
+        for (ruleIndex, classID, set) in matched.reversed() {
+            var g = f
+            g.packets = set
+            g.index = ruleIndex
+            g.compactAt = 16
+            g.relevant.append((f.chain, index.classRules[classID]))
+            work.append(g)
+        }
+        f.packets = rest
+        f.index = end
+        return true
+    }
+
+    /// Applies a mark rewrite, one box per source atom so each box's new mark is a function of its input.
+    func mapMark(_ set: PacketSet, _ transform: (UInt32) -> UInt32) -> PacketSet {
+        var boxes: [PacketBox] = []
+        for b in set.boxes {
+            for a in b[.mark].atoms {
+                // The closure of mark values holds every image; fall back to the old value rather than lose packets.
+                guard let v = space.value(.mark, a) else { continue }
+                let image = space.atom(.mark, markValue: transform(v)) ?? a
+                var x = b
+                x[.mark] = AtomSet(capacity: b[.mark].capacity, atoms: [image])
+                if image != a, x.shadows[0] == nil { x.shadows[0] = AtomSet(capacity: b[.mark].capacity, atoms: [a]) }
+                boxes.append(x)
+            }
+        }
+        return PacketSet(boxes)
+    }
+
+    func mapConnmark(_ set: PacketSet, _ c: ConnmarkTarget) -> PacketSet {
+        var boxes: [PacketBox] = []
+        for b in set.boxes {
+            for m in b[.mark].atoms {
+                for k in b[.connmark].atoms {
+                    guard let mv = space.value(.mark, m), let kv = space.value(.connmark, k) else { continue }
+                    let (nm, nk) = ConnmarkEffect.apply(c, mark: mv, connmark: kv)
+                    let mi = space.atom(.mark, markValue: nm) ?? m
+                    let ki = space.atom(.connmark, markValue: nk) ?? k
+                    var x = b
+                    x[.mark] = AtomSet(capacity: b[.mark].capacity, atoms: [mi])
+                    x[.connmark] = AtomSet(capacity: b[.connmark].capacity, atoms: [ki])
+                    if mi != m, x.shadows[0] == nil { x.shadows[0] = AtomSet(capacity: b[.mark].capacity, atoms: [m]) }
+                    if ki != k, x.shadows[1] == nil { x.shadows[1] = AtomSet(capacity: b[.connmark].capacity, atoms: [k]) }
+                    boxes.append(x)
+                }
+            }
+        }
+        return PacketSet(boxes)
+    }
+}
+
+extension PacketSpace {
+    /// A rule's conditions as disjoint cubes over the space: each condition narrows its field; `--ports` (source
+    /// or destination port) splits every cube in two.
+    func cubes(_ conditions: [Condition]) -> [Cube] {
+        var cubes = [universe]
+        for c in conditions {
+            if let (f, atoms) = c.atoms(in: self) {
+                for i in cubes.indices { cubes[i][f] = cubes[i][f] & atoms }
+            } else if case .eitherPort(let ranges) = c.test {
+                let sp = self.atoms(.sourcePort, inRanges: ranges)
+                let dp = self.atoms(.destinationPort, inRanges: ranges)
+                if c.inverted {
+                    for i in cubes.indices {
+                        cubes[i][.sourcePort] = cubes[i][.sourcePort] & sp.complement
+                        cubes[i][.destinationPort] = cubes[i][.destinationPort] & dp.complement
+                    }
+                } else {
+                    cubes = cubes.flatMap { c -> [PacketBox] in
+                        var a = c, b = c
+                        a[.sourcePort] = c[.sourcePort] & sp
+                        b[.sourcePort] = c[.sourcePort].subtracting(sp)
+                        b[.destinationPort] = c[.destinationPort] & dp
+                        return [a, b]
+                    }
+                }
+            }
+        }
+        return cubes.filter { !$0.isEmpty }.map(Cube.init)
+    }
+
+    /// A rule compiled for the symbolic walk (tests check the cubes against the concrete conditions).
+    func compile(_ rule: Rule) -> CompiledRule {
+        SymbolicDomain(space: self).compile(rule, conditions: rule.conditions(family: family))
+    }
+}
