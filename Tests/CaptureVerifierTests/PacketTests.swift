@@ -1,4 +1,4 @@
-import CaptureVerifier
+@testable import CaptureVerifier
 import NetfilterModel
 import Testing
 

@@ -6,20 +6,20 @@ import NetfilterModel
 ///
 /// Matches it cannot evaluate are decided by `assumptions` (keyed by table and rule); without one they are
 /// taken not to match, and an unknown target is taken not to end the walk.
-public struct ConcreteEvaluator: Sendable {
-    public let family: Family
+struct ConcreteEvaluator: Sendable {
+    let family: Family
     let tables: [Table]
 
-    public init(family: Family, tables: [Table]) {
+    init(family: Family, tables: [Table]) {
         self.family = family
         self.tables = tables.filter { $0.family == family }
     }
 
-    public func trace(_ packet: Packet, table: TableName, hook: ChainName, assumptions: [Assumption] = []) -> Trace {
+    func trace(_ packet: Packet, table: TableName, hook: ChainName, assumptions: [Assumption] = []) -> Trace {
         trace(packet, pipeline: .single(table, hook), assumptions: assumptions)
     }
 
-    public func trace(_ packet: Packet, pipeline: Pipeline, assumptions: [Assumption] = []) -> Trace {
+    func trace(_ packet: Packet, pipeline: Pipeline, assumptions: [Assumption] = []) -> Trace {
         let (trace, _) = walk(packet, pipeline: pipeline, assumptions: assumptions, recording: false)
         return trace
     }

@@ -3,11 +3,11 @@ import NetfilterModel
 /// Exhaustive, order-aware evaluation of packet sets through the chain graph: the chain walker over packet
 /// sets. Every subset of the input ends in exactly one outcome (or, where a match cannot be evaluated, in one
 /// outcome per assumption).
-public struct SymbolicEvaluator: Sendable {
-    public let space: PacketSpace
+struct SymbolicEvaluator: Sendable {
+    let space: PacketSpace
     let walker: ChainWalker<SymbolicDomain>
 
-    public init(space: PacketSpace, tables: [Table]) { self.init(space: space, tables: tables, indexing: true) }
+    init(space: PacketSpace, tables: [Table]) { self.init(space: space, tables: tables, indexing: true) }
 
     /// `indexing: false` walks every chain rule by rule (the reference the index is tested against).
     init(space: PacketSpace, tables: [Table], indexing: Bool) {
@@ -15,11 +15,11 @@ public struct SymbolicEvaluator: Sendable {
         walker = ChainWalker(domain: SymbolicDomain(space: space), tables: tables, indexing: indexing)
     }
 
-    public func evaluate(_ set: PacketSet, table: TableName, hook: ChainName) -> [Outcome] {
+    func evaluate(_ set: PacketSet, table: TableName, hook: ChainName) -> [Outcome] {
         evaluate(set, pipeline: .single(table, hook))
     }
 
-    public func evaluate(_ set: PacketSet, pipeline: Pipeline) -> [Outcome] {
+    func evaluate(_ set: PacketSet, pipeline: Pipeline) -> [Outcome] {
         walker.walk(set, pipeline: pipeline).map { s, c in
             Outcome(packets: s, verdict: c.verdict, path: c.path, ctZone: c.ctZone, assumptions: c.assumptions)
         }

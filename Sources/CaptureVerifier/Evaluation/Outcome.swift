@@ -136,24 +136,24 @@ public struct Assumption: Hashable, Sendable, Codable, CustomStringConvertible {
 }
 
 /// Where a packet set went: verdict, path, and what the walk left on it.
-public struct Outcome: Sendable {
+struct Outcome: Sendable {
     /// The packets that took this path. Primary fields hold the values after the effects on the path;
     /// the shadow fields still hold the input values.
-    public var packets: PacketSet
-    public var verdict: Verdict
-    public var path: [TraceStep]
+    var packets: PacketSet
+    var verdict: Verdict
+    var path: [TraceStep]
     /// The conntrack zone the first CT rule on the path set.
-    public var ctZone: UInt16?
-    public var assumptions: [Assumption]
+    var ctZone: UInt16?
+    var assumptions: [Assumption]
 
-    public var dependsOnUnknownMatch: Bool { !assumptions.isEmpty }
+    var dependsOnUnknownMatch: Bool { !assumptions.isEmpty }
 
     /// The last rule that decided something on the path (the terminal target, the RETURN, or the jump whose
     /// chain it fell out of).
-    public var decidingStep: TraceStep? { path.last { $0.ruleNumber != nil && $0.action.isDecision } }
+    var decidingStep: TraceStep? { path.last { $0.ruleNumber != nil && $0.action.isDecision } }
 
     /// Whether any step entered this chain of this table.
-    public func entered(_ chain: ChainName, in table: TableName = .nat) -> Bool {
+    func entered(_ chain: ChainName, in table: TableName = .nat) -> Bool {
         path.contains { s in
             guard s.table == table else { return false }
             switch s.action {

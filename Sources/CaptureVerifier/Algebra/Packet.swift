@@ -83,7 +83,7 @@ extension PacketSpace {
     /// A realistic member of a box: the example pod address, UID 1000 for "an application", ports such as
     /// 9080, `eth0` — whenever the box allows them; otherwise the first value of its first atom.
     /// With `input` (the default) it reads the shadow fields, so it names the packet as it entered.
-    public func representative(of box: PacketBox, input: Bool = true) -> Packet {
+    func representative(of box: PacketBox, input: Bool = true) -> Packet {
         func field(_ f: PacketField) -> AtomSet { input ? box.input(f) : box[f] }
         func numeric(_ f: PacketField, _ preferred: [UInt128], fallback: (ClosedRange<UInt128>) -> UInt128) -> UInt128 {
             let set = field(f)

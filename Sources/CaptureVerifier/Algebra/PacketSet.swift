@@ -1,0 +1,217 @@
+import NetfilterModel
+
+/// A box: per field, a set of atoms. It stands for every packet whose field values fall in those atoms.
+///
+/// Rules only ever test `fields`. Once an effect changed a field, `shadows` keeps the set that field had on
+/// input (nil while unchanged); effects split boxes so the changed field is a function of the shadow,
+/// which keeps the box an exact product.
+struct PacketBox: Hashable, Sendable {
+    var fields: [AtomSet]
+    var shadows: [AtomSet?]
+
+    init(fields: [AtomSet]) {
+        self.fields = fields
+        shadows = Array(repeating: nil, count: PacketField.shadowed.count)
+    }
+
+    subscript(_ f: PacketField) -> AtomSet {
+        get { fields[f.rawValue] }
+        set { fields[f.rawValue] = newValue }
+    }
+    /// The field's value as the packet entered.
+    func input(_ f: PacketField) -> AtomSet {
+        f.shadowIndex.flatMap { shadows[$0] } ?? fields[f.rawValue]
+    }
+    var isEmpty: Bool { fields.contains { $0.isEmpty } }
+
+    func intersection(_ cube: PacketBox) -> PacketBox {
+        var r = self
+        for i in fields.indices { r.fields[i] = fields[i] & cube.fields[i] }
+        return r
+    }
+
+    /// `self \ cube` as disjoint boxes: for each field the cube constrains, the part that agrees with the cube
+    /// on the earlier fields and disagrees on this one.
+    func subtracting(_ cube: PacketBox) -> [PacketBox] { subtracting(Cube(cube)) }
+
+    func subtracting(_ cube: Cube) -> [PacketBox] {
+        var pieces: [PacketBox] = []
+        var prefix = self
+        for i in cube.constrained {
+            let outside = prefix.fields[i].subtracting(cube.box.fields[i])
+            if !outside.isEmpty {
+                var piece = prefix
+                piece.fields[i] = outside
+                pieces.append(piece)
+            }
+            prefix.fields[i] = prefix.fields[i] & cube.box.fields[i]
+            if prefix.fields[i].isEmpty { break }
+        }
+        return pieces
+    }
+}
+
+/// A box used as a condition, with the fields it constrains worked out once (long chains test it against
+/// many boxes).
+struct Cube: Sendable {
+    var box: PacketBox
+    /// Fields that are not full, least selective first.
+    var constrained: [Int]
+
+    init(_ box: PacketBox) {
+        self.box = box
+        // Any order of the constrained fields gives an exact, disjoint difference; putting the most selective
+        // field last (a /32 destination, one port) keeps a long chain's remainder in few boxes: its "not this
+        // address" piece is narrowed rule after rule instead of a new piece being split off each time.
+        let fields = box.fields
+        constrained = fields.indices.filter { !fields[$0].isFull }.enumerated().sorted { a, b in
+            let fa = Double(fields[a.element].count) / Double(max(1, fields[a.element].capacity))
+            let fb = Double(fields[b.element].count) / Double(max(1, fields[b.element].capacity))
+            return fa != fb ? fa > fb : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// The part of the box inside the cube (only the constrained fields change).
+    func intersection(_ b: PacketBox) -> PacketBox {
+        var r = b
+        for f in constrained { r.fields[f] = b.fields[f] & box.fields[f] }
+        return r
+    }
+
+    /// Whether the box shares a packet with the cube.
+    func touches(_ b: PacketBox) -> Bool {
+        for f in constrained where !b.fields[f].intersects(box.fields[f]) { return false }
+        return true
+    }
+}
+
+/// A packet class: a union of disjoint boxes.
+struct PacketSet: Hashable, Sendable {
+    var boxes: [PacketBox]
+    /// The union of boxes the caller knows to be disjoint (use `union` to combine overlapping ones).
+    init(_ boxes: [PacketBox] = []) { self.boxes = boxes.filter { !$0.isEmpty } }
+    var isEmpty: Bool { boxes.isEmpty }
+
+    /// The part inside a union of cubes, and the disjoint remainder. Exact: the two are disjoint and their
+    /// union is `self`.
+    func split(by cubes: [PacketBox]) -> (matched: PacketSet, remainder: PacketSet) {
+        let (m, r) = splitUncompacted(by: cubes)
+        return (m.compacted(), r.compacted())
+    }
+
+    /// `split` without merging the pieces afterwards (the evaluator merges when the lists grow).
+    func splitUncompacted(by cubes: [PacketBox]) -> (matched: PacketSet, remainder: PacketSet) {
+        splitUncompacted(by: cubes.map(Cube.init))
+    }
+
+    func splitUncompacted(by cubes: [Cube]) -> (matched: PacketSet, remainder: PacketSet) {
+        var matched: [PacketBox] = []
+        var rest = boxes
+        for cube in cubes {
+            var next: [PacketBox] = []
+            next.reserveCapacity(rest.count)
+            for box in rest {
+                if cube.touches(box) {
+                    matched.append(cube.intersection(box))
+                    next.append(contentsOf: box.subtracting(cube))
+                } else {
+                    next.append(box)
+                }
+            }
+            rest = next
+        }
+        var m = PacketSet(), r = PacketSet()
+        m.boxes = matched
+        r.boxes = rest
+        return (m, r)
+    }
+
+    func intersection(_ cube: PacketBox) -> PacketSet { split(by: [cube]).matched }
+    func intersection(_ other: PacketSet) -> PacketSet {
+        PacketSet(boxes.flatMap { b in other.boxes.map { b.intersection($0) } }).compacted()
+    }
+    func subtracting(_ cube: PacketBox) -> PacketSet { split(by: [cube]).remainder }
+    func subtracting(_ other: PacketSet) -> PacketSet {
+        var r = self
+        for cube in other.boxes { r = r.subtracting(cube) }
+        return r
+    }
+    func union(_ other: PacketSet) -> PacketSet {
+        // Keep the union disjoint: add only the part of `other` not already covered.
+        PacketSet(boxes + other.subtracting(self).boxes).compacted()
+    }
+
+    /// Merges boxes that differ in a single field, to keep unions small. Exact: two disjoint boxes equal in every
+    /// other field (and in their shadows) are one box. Each pass groups the boxes by a fingerprint of all fields
+    /// but one, so it stays linear in the number of boxes; equality settles fingerprint collisions.
+    func compacted() -> PacketSet {
+        guard boxes.count > 1, let fieldCount = boxes.first?.fields.count else { return self }
+        var list = boxes
+        var prints = list.map(Fingerprint.init)
+        var changed = true
+        while changed, list.count > 1 {
+            changed = false
+            for f in 0..<fieldCount {
+                var groups: [UInt64: [Int]] = [:]
+                var removed = Set<Int>()
+                for i in list.indices {
+                    let key = prints[i].without(f)
+                    if let candidates = groups[key],
+                       let j = candidates.first(where: { list[$0].equal(list[i], except: f) }) {
+                        list[j].fields[f] = list[j].fields[f] | list[i].fields[f]
+                        prints[j].update(f, list[j].fields[f])
+                        removed.insert(i)
+                        changed = true
+                    } else {
+                        groups[key, default: []].append(i)
+                    }
+                }
+                if !removed.isEmpty {
+                    list = list.indices.filter { !removed.contains($0) }.map { list[$0] }
+                    prints = prints.indices.filter { !removed.contains($0) }.map { prints[$0] }
+                }
+            }
+        }
+        var r = PacketSet()
+        r.boxes = list
+        return r
+    }
+}
+
+/// Per-field folds of a box's words, so "all fields but one" can be fingerprinted without rehashing.
+struct Fingerprint {
+    var fields: [UInt64]
+    var shadows: UInt64
+    var total: UInt64
+
+    init(_ b: PacketBox) {
+        fields = b.fields.map(\.fold)
+        var sh: UInt64 = 0
+        for (i, s) in b.shadows.enumerated() { sh ^= Fingerprint.spread(s.map { $0.fold &+ 1 } ?? 0, 97 &+ i) }
+        shadows = sh
+        total = 0
+        for (i, v) in fields.enumerated() { total ^= Fingerprint.spread(v, i) }
+        total ^= shadows
+    }
+
+    static func spread(_ v: UInt64, _ i: Int) -> UInt64 {
+        (v &+ UInt64(truncatingIfNeeded: i) &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+    }
+
+    func without(_ f: Int) -> UInt64 { total ^ Fingerprint.spread(fields[f], f) }
+
+    mutating func update(_ f: Int, _ set: AtomSet) {
+        total ^= Fingerprint.spread(fields[f], f)
+        fields[f] = set.fold
+        total ^= Fingerprint.spread(fields[f], f)
+    }
+}
+
+extension PacketBox {
+    /// Equal in every field but `f`, and in the shadows.
+    func equal(_ other: PacketBox, except f: Int) -> Bool {
+        guard shadows == other.shadows else { return false }
+        for i in fields.indices where i != f && fields[i] != other.fields[i] { return false }
+        return true
+    }
+}
