@@ -5,12 +5,17 @@ public struct Chain: Hashable, Sendable, Codable {
     public var policy: Policy?
     public var policyCounters: Counters
     public var rules: [Rule]
+    /// A native nftables base chain's declared hook, priority and type (iptables' built-in chains have theirs
+    /// implied by the table: `Table.registration(of:)`).
+    public var registration: HookRegistration?
 
-    public init(name: ChainName, policy: Policy? = nil, policyCounters: Counters = .zero, rules: [Rule] = []) {
+    public init(name: ChainName, policy: Policy? = nil, policyCounters: Counters = .zero, rules: [Rule] = [],
+                registration: HookRegistration? = nil) {
         self.name = name
         self.policy = policy
         self.policyCounters = policyCounters
         self.rules = rules
+        self.registration = registration
     }
 
     public var isBuiltin: Bool { policy != nil }

@@ -134,12 +134,7 @@ public enum TraceJSON {
         init(_ r: PacketTraceResult, source: String) {
             self.source = source
             query = QueryDoc(r.query)
-            pipeline = r.pipeline.stages.map { s in
-                switch s {
-                case .table(let t, let c): "\(t) \(c)"
-                case .loopback: "lo"
-                }
-            }
+            pipeline = r.pipeline.stages.map { Pipeline([$0]).description }
             unknown = TraceText.unknownFields(r.query)
             outcomes = r.outcomes.map(OutcomeDoc.init)
             verdict = outcomes.first?.verdict

@@ -1,25 +1,31 @@
 import NetfilterModel
 
-/// The tables a packet meets in order: locally generated packets go raw → mangle → nat OUTPUT; inbound
-/// packets raw → mangle → nat PREROUTING; a `.loopback` stage hands a locally generated packet that left on
-/// `lo` back to the receive side (PREROUTING sees it again, nat does not: the connection was NATed at OUTPUT).
+/// The base chains a packet meets, in order. Locally generated packets meet the OUTPUT hook; inbound packets
+/// the PREROUTING hook; a `.loopback` stage hands a locally generated packet that left on `lo` back to the
+/// receive side (PREROUTING sees it again, nat does not: the connection was NATed at OUTPUT). A `.hook` stage
+/// stands for every base chain registered there, in priority order, across tables and backends; the walker
+/// resolves it against the tables it has into `.table` stages.
 public struct Pipeline: Hashable, Sendable, CustomStringConvertible {
     public enum Stage: Hashable, Sendable {
+        /// Every base chain of the hook, lowest priority first.
+        case hook(Hook)
+        /// One base chain: a table and its chain at the hook.
         case table(TableName, ChainName)
         case loopback
     }
     public var stages: [Stage]
     public init(_ stages: [Stage]) { self.stages = stages }
 
-    public static let localOutput = Pipeline([.table(.raw, .output), .table(.mangle, .output), .table(.nat, .output)])
-    public static let inbound = Pipeline([.table(.raw, .prerouting), .table(.mangle, .prerouting), .table(.nat, .prerouting)])
+    public static let localOutput = Pipeline([.hook(.output)])
+    public static let inbound = Pipeline([.hook(.prerouting)])
     /// A locally generated packet out `lo`, then received back on `lo` (TPROXY's proxy-to-self path).
-    public static let localOutputThenLoopback = Pipeline(localOutput.stages + [.loopback, .table(.raw, .prerouting), .table(.mangle, .prerouting)])
+    public static let localOutputThenLoopback = Pipeline([.hook(.output), .loopback, .hook(.prerouting)])
     public static func single(_ table: TableName, _ hook: ChainName) -> Pipeline { Pipeline([.table(table, hook)]) }
 
     public var description: String {
         stages.map { s in
             switch s {
+            case .hook(let h): h.chainName.rawValue
             case .table(let t, let c): "\(t) \(c)"
             case .loopback: "lo"
             }
@@ -149,9 +155,12 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     let chains: [TableName: [ChainName: Chain]]
     let compiled: [TableName: [ChainName: [CompiledRule]]]
     let indexes: [TableName: [ChainName: ChainIndex]]
+    /// Per hook, the base chains of every table, in the order the kernel runs them.
+    let hooks: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]]
 
     init(domain: Domain, tables: [Table], indexing: Bool = true) {
         self.domain = domain
+        self.hooks = ChainWalker.hookOrder(tables.filter { $0.family == domain.family })
         var chains: [TableName: [ChainName: Chain]] = [:]
         var compiled: [TableName: [ChainName: [CompiledRule]]] = [:]
         var indexes: [TableName: [ChainName: ChainIndex]] = [:]
@@ -175,8 +184,61 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         self.indexes = indexes
     }
 
+    /// The base chains at each hook in the kernel's order: by priority, and at equal priority iptables' tables
+    /// (registered when the x_tables modules load) before native nftables ones. iptables' raw, mangle and nat are
+    /// always there (an absent table is walked as "not loaded"); chains after destination NAT that are not nat
+    /// chains are left out: they cannot change where a connection goes.
+    static func hookOrder(_ tables: [Table]) -> [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]] {
+        var out: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration, rank: Int)]] = [:]
+        for hook in [Hook.prerouting, .output] {
+            for (rank, name) in [TableName.raw, .mangle, .nat].enumerated() {
+                if let r = HookRegistration.iptables(table: name, chain: hook.chainName) {
+                    out[hook, default: []].append((name, hook.chainName, r, rank))
+                }
+            }
+        }
+        for (rank, t) in tables.enumerated() {
+            for (chain, r) in t.baseChains(at: .prerouting) + t.baseChains(at: .output) {
+                guard r.priority <= HookRegistration.natDestinationPriority || r.type == .nat else { continue }
+                if out[r.hook]?.contains(where: { $0.table == t.name && $0.chain == chain }) == true { continue }
+                out[r.hook, default: []].append((t.name, chain, r, 100 + rank))
+            }
+        }
+        return out.mapValues { list in
+            list.sorted { ($0.registration.priority, $0.rank) < ($1.registration.priority, $1.rank) }.map { ($0.table, $0.chain, $0.registration) }
+        }
+    }
+
+    /// The pipeline with each hook replaced by its base chains; after a loopback hop nat chains are left out
+    /// (the connection got its binding, possibly a null one, when it first went through nat).
+    func resolve(_ pipeline: Pipeline) -> Pipeline {
+        var stages: [Pipeline.Stage] = []
+        var natDone = false
+        for s in pipeline.stages {
+            switch s {
+            case .hook(let h):
+                for b in hooks[h] ?? [] where !(natDone && b.registration.type == .nat) { stages.append(.table(b.table, b.chain)) }
+            case .loopback:
+                natDone = true
+                stages.append(.loopback)
+            case .table:
+                stages.append(s)
+            }
+        }
+        return Pipeline(stages)
+    }
+
+    /// Whether a stage's chain is a nat chain (by its registration, or iptables' nat table when absent).
+    func isNat(_ table: TableName, _ chain: ChainName) -> Bool {
+        if let r = hooks.values.lazy.flatMap({ $0 }).first(where: { $0.table == table && $0.chain == chain })?.registration {
+            return r.type == .nat
+        }
+        return table == .nat
+    }
+
     /// Every way the packets go through the pipeline, with the state each branch left with.
-    func walk(_ packets: Domain.Packets, pipeline: Pipeline, carry start: WalkCarry = WalkCarry()) -> [(Domain.Packets, WalkCarry)] {
+    func walk(_ packets: Domain.Packets, pipeline unresolved: Pipeline, carry start: WalkCarry = WalkCarry()) -> [(Domain.Packets, WalkCarry)] {
+        let pipeline = resolve(unresolved)
         var outcomes: [(Domain.Packets, WalkCarry)] = []
         var work: [(Domain.Packets, WalkCarry, Int)] = [(domain.prepare(packets), start, 0)]
         while let (s, carry, stage) = work.popLast() {
@@ -195,9 +257,12 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 let received = domain.receivedOnLoopback(viaLo)
                 record(&c, received) { .loopback(packet: $0) }
                 work.append((received, c, stage + 1))
+            case .hook:
+                // Resolved above.
+                work.append((s, carry, stage + 1))
             case .table(let table, let hook):
                 var input = s
-                if table == .nat {
+                if isNat(table, hook) {
                     if carry.notrack {
                         var c = carry
                         c.verdict = .untracked

@@ -19,6 +19,9 @@ struct SymbolicEvaluator: Sendable {
         evaluate(set, pipeline: .single(table, hook))
     }
 
+    /// The pipeline as walked: each hook replaced by the base chains registered there.
+    func resolve(_ pipeline: Pipeline) -> Pipeline { walker.resolve(pipeline) }
+
     func evaluate(_ set: PacketSet, pipeline: Pipeline) -> [Outcome] {
         walker.walk(set, pipeline: pipeline).map { s, c in
             Outcome(packets: s, verdict: c.verdict, path: c.path, ctZone: c.ctZone, assumptions: c.assumptions)

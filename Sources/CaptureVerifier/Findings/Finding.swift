@@ -109,6 +109,7 @@ extension Pipeline: Codable {
     private struct StageCoding: Codable {
         var table: TableName?
         var chain: ChainName?
+        var hook: Hook?
         var loopback: Bool?
     }
     public init(from decoder: any Decoder) throws {
@@ -116,6 +117,7 @@ extension Pipeline: Codable {
         let stages = try c.decode([StageCoding].self, forKey: .stages)
         self.init(stages.map { s in
             if let t = s.table, let ch = s.chain { return .table(t, ch) }
+            if let h = s.hook { return .hook(h) }
             return .loopback
         })
     }
@@ -124,6 +126,7 @@ extension Pipeline: Codable {
         try c.encode(stages.map { s -> StageCoding in
             switch s {
             case .table(let t, let ch): StageCoding(table: t, chain: ch)
+            case .hook(let h): StageCoding(hook: h)
             case .loopback: StageCoding(loopback: true)
             }
         }, forKey: .stages)

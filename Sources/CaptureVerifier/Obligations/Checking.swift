@@ -110,7 +110,7 @@ extension FamilyContext {
         }
         let step = v.at ?? outcome.decidingStep
         let location = step ?? outcome.path.last { if case .policy = $0.action { true } else { false } }
-        let witness = Witness(packet: packet, text: packet.description, verdict: outcome.verdict, pipeline: pipeline,
+        let witness = Witness(packet: packet, text: packet.description, verdict: outcome.verdict, pipeline: evaluator.resolve(pipeline),
                               assumptions: outcome.assumptions)
         return Finding(kind: v.kind, severity: severity, family: family, table: location?.table, chain: location?.chain,
                        ruleNumber: step?.ruleNumber, ruleText: step.flatMap(ruleText(at:)), witness: witness,

@@ -14,10 +14,11 @@ public struct PacketTracer: Sendable {
 
     /// Every outcome of a partially specified packet. `pipeline` overrides the query's (to replay a witness).
     public func trace(_ query: PacketQuery, pipeline: Pipeline? = nil) -> PacketTraceResult {
-        let pipeline = pipeline ?? query.pipeline
         let space = PacketSpace(family: family, tables: tables, hints: hints(query))
         let set = PacketSet([box(query, space)])
-        let symbolic = SymbolicEvaluator(space: space, tables: tables).evaluate(set, pipeline: pipeline)
+        let evaluator = SymbolicEvaluator(space: space, tables: tables)
+        let pipeline = evaluator.resolve(pipeline ?? query.pipeline)
+        let symbolic = evaluator.evaluate(set, pipeline: pipeline)
 
         // One outcome per distinct walk (the evaluator may split one walk into several pieces).
         struct Key: Hashable { var path: [TraceStep]; var verdict: Verdict; var assumptions: [Assumption] }

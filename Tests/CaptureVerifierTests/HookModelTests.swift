@@ -1,0 +1,92 @@
+@testable import CaptureVerifier
+import NetfilterModel
+import Testing
+
+/// The kernel's order at a hook: every base chain registered there, by priority, across tables; `accept` ends
+/// only its own chain, `drop` ends everything, the first nat chain that binds the connection decides, and after
+/// the loopback hop nat does not run again.
+@Suite("One hook model across tables")
+struct HookModelTests {
+    static let redirect15001 = Rule(protocol: ProtocolMatch(6), target: .redirect(PortRewriteTarget(ports: 15001...15001)))
+
+    /// iptables' nat OUTPUT redirecting application TCP to 15001 (the sidecar's capture, reduced to one rule).
+    static let istio = Table(family: .ipv4, name: .nat, chains: [Chain(name: .output, policy: .accept, rules: [redirect15001])])
+
+    /// A native nftables table with one base chain at `hook`/`priority` holding `rules`.
+    static func foreign(_ type: HookRegistration.ChainType, priority: Int, hook: Hook = .output, _ rules: [Rule]) -> Table {
+        Table(family: .ipv4, name: "inet other", chains: [
+            Chain(name: "out", policy: .accept, rules: rules, registration: HookRegistration(hook: hook, priority: priority, type: type)),
+        ])
+    }
+
+    static func verdict(_ tables: [Table], _ pipeline: Pipeline = .localOutput, packet: Packet = appPacket()) -> (Verdict, [TraceStep]) {
+        let t = ConcreteEvaluator(family: .ipv4, tables: tables).trace(packet, pipeline: pipeline)
+        // The symbolic walk agrees with the concrete one on this packet.
+        let space = PacketSpace(family: .ipv4, tables: tables)
+        if let box = space.box(for: packet) {
+            let o = SymbolicEvaluator(space: space, tables: tables).evaluate(PacketSet([box]), pipeline: pipeline)
+            #expect(o.map(\.verdict) == [t.verdict])
+            #expect(o.map(\.path) == [t.path])
+        }
+        return (t.verdict, t.path)
+    }
+
+    @Test("base chains run in priority order across tables; iptables' fixed priorities place nat at -100")
+    func order() {
+        let resolved = ChainWalker(domain: ConcreteDomain(family: .ipv4, assumptions: [], records: false),
+                                   tables: [Self.istio, Self.foreign(.filter, priority: -120, []), Self.foreign(.nat, priority: -100, [])])
+            .resolve(.localOutputThenLoopback)
+        #expect(resolved.description == "raw OUTPUT → mangle OUTPUT → inet other out → nat OUTPUT → lo → raw PREROUTING → mangle PREROUTING")
+    }
+
+    @Test("a chain at equal priority runs after iptables' (registered later); a nat chain after -100 is kept, a filter one is not")
+    func ties() {
+        let walker = { (tables: [Table]) in ChainWalker(domain: ConcreteDomain(family: .ipv4, assumptions: [], records: false), tables: tables) }
+        #expect(walker([Self.istio, Self.foreign(.nat, priority: -100, [])]).resolve(.localOutput).description
+                == "raw OUTPUT → mangle OUTPUT → nat OUTPUT → inet other out")
+        #expect(walker([Self.istio, Self.foreign(.nat, priority: 50, [])]).resolve(.localOutput).description
+                == "raw OUTPUT → mangle OUTPUT → nat OUTPUT → inet other out")
+        #expect(walker([Self.istio, Self.foreign(.filter, priority: 0, [])]).resolve(.localOutput).description
+                == "raw OUTPUT → mangle OUTPUT → nat OUTPUT")
+    }
+
+    @Test("accept ends only its own base chain: Istio's nat chain still redirects")
+    func acceptEndsOnlyItsChain() {
+        let (v, path) = Self.verdict([Self.istio, Self.foreign(.filter, priority: -150, [Rule(target: .accept)])])
+        #expect(v == .redirect(ports: 15001...15001))
+        #expect(path.contains { $0.table == "inet other" && $0.action == .verdict(.accept) })
+    }
+
+    @Test("drop ends everything: nat never runs")
+    func dropEndsEverything() {
+        let (v, path) = Self.verdict([Self.istio, Self.foreign(.filter, priority: -150, [Rule(target: .drop)])])
+        #expect(v == .drop)
+        #expect(!path.contains { $0.table == .nat })
+    }
+
+    @Test("the first nat chain that binds the connection decides; one that accepts lets the next decide")
+    func firstBindingDecides() {
+        let earlier = Rule(protocol: ProtocolMatch(6), target: .redirect(PortRewriteTarget(ports: 9999...9999)))
+        #expect(Self.verdict([Self.istio, Self.foreign(.nat, priority: -150, [earlier])]).0 == .redirect(ports: 9999...9999))
+        #expect(Self.verdict([Self.istio, Self.foreign(.nat, priority: -150, [Rule(target: .accept)])]).0 == .redirect(ports: 15001...15001))
+        // At equal priority iptables' chain was registered first: its REDIRECT binds the connection.
+        #expect(Self.verdict([Self.istio, Self.foreign(.nat, priority: -100, [earlier])]).0 == .redirect(ports: 15001...15001))
+    }
+
+    @Test("nat chains see only a connection's first packet, and not again after the loopback hop")
+    func natOnlyOnce() {
+        var established = appPacket()
+        established.state = .established
+        let foreign = Self.foreign(.nat, priority: -150, [Rule(target: .drop)])
+        #expect(Self.verdict([Self.istio, foreign], packet: established).0 == .policy(.accept))
+        let inboundNat = Self.foreign(.nat, priority: -100, hook: .prerouting, [Rule(target: .drop)])
+        var toSelf = appPacket()
+        toSelf.outInterface = "lo"
+        toSelf.uid = 1337
+        let istioExempt = Table(family: .ipv4, name: .nat, chains: [Chain(name: .output, policy: .accept, rules: [])])
+        let (v, path) = Self.verdict([istioExempt, inboundNat], .localOutputThenLoopback, packet: toSelf)
+        #expect(v == .policy(.accept))
+        #expect(path.contains { $0.action == .loopback })
+        #expect(!path.contains { $0.table == "inet other" })
+    }
+}
