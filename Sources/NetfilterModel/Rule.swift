@@ -51,6 +51,8 @@ public struct Rule: Hashable, Sendable, Codable {
     public var matches: [Match]
     public var target: Target
     public var counters: Counters
+    /// The native nftables rule this one was normalized from (nil for iptables rules).
+    public var native: NativeRule?
 
     public init(source: AddressMatch? = nil, destination: AddressMatch? = nil, inInterface: InterfaceMatch? = nil,
                 outInterface: InterfaceMatch? = nil, protocol: ProtocolMatch? = nil, fragment: Bool? = nil,
@@ -66,10 +68,23 @@ public struct Rule: Hashable, Sendable, Codable {
         self.counters = counters
     }
 
-    /// The same rule with counters cleared, for comparisons that must ignore traffic.
+    /// The same rule with counters (and a native rule's handle and text) cleared, for comparisons that must
+    /// ignore traffic and where the rule came from.
     public var withoutCounters: Rule {
         var r = self
         r.counters = .zero
+        r.native = nil
         return r
+    }
+}
+
+/// A rule normalized from native nftables: the kernel's handle and the rule as `nft list ruleset` prints it, so
+/// findings and traces name it the way nft users know it.
+public struct NativeRule: Hashable, Sendable, Codable {
+    public var handle: UInt64
+    public var text: String
+    public init(handle: UInt64, text: String) {
+        self.handle = handle
+        self.text = text
     }
 }

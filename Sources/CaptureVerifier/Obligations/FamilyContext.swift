@@ -221,7 +221,8 @@ struct FamilyContext {
         return c.rules[n - 1]
     }
     func ruleText(at step: TraceStep) -> String? {
-        rule(at: step).map { SaveSyntax.render($0, in: step.chain, family: family) }
+        // A native nftables rule is named as nft prints it; an iptables rule as iptables-save does.
+        rule(at: step).map { $0.native?.text ?? SaveSyntax.render($0, in: step.chain, family: family) }
     }
 
     /// The most realistic member of an outcome: TCP, port 9080, `eth0`, one identity, where the class allows.
