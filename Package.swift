@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point at the pure model (NetfilterModel); libiptc, libmnl and libyaml are each imported by one file only.
+// Dependencies point at the pure model (NetfilterModel); libiptc, libmnl, libnftables and libyaml are each imported by one file only.
 let package = Package(
     name: "iptaudit",
     platforms: [.macOS(.v13)],
@@ -27,10 +27,15 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
         .systemLibrary(name: "CSpawn"),
         .target(name: "NetfilterModel"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CMNL", "CSpawn"]),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CMNL", "CSpawn", "CNftables"]),
         .target(name: "IstioCapture", dependencies: ["NetfilterModel", "CYAML"]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
