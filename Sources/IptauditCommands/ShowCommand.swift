@@ -9,23 +9,27 @@ struct ShowCommand: ParsableCommand {
         commandName: "show",
         abstract: "Print the tables as iptaudit reads them (save syntax, an annotated listing, or JSON).")
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case save, list, json, dot, mermaid, svg }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case save, nft, list, json, dot, mermaid, svg }
 
     @OptionGroup var source: SourceOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family (with --input: also forces the family of the text).") var family: FamilyChoice = .all
-    @Option(help: "save: iptables-save syntax; list: a numbered listing with each rule's role in Istio's scheme; json: the normalized model; dot, mermaid, svg: the capture graph.") var format: Format = .list
+    @Option(help: "save: iptables-save syntax (iptables' tables); nft: native nftables tables as `nft list ruleset` prints them; list: a numbered listing with each rule's role in Istio's scheme; json: the normalized model; dot, mermaid, svg: the capture graph.") var format: Format = .list
 
     func run() throws {
         let request = ReadRequest(tables: table.tables, families: family.families)
         var (ruleset, sourceDescription) = try source.read(request, family: family.forced, policyRouting: false)
-        ruleset.tables = ruleset.tables.filter { request.tables.contains($0.name) && request.families.contains($0.family) }
+        // Native nftables tables have names of their own; --table narrows iptables' tables only.
+        ruleset.tables = ruleset.tables.filter {
+            (request.tables.contains($0.name) || ($0.nativeFamily != nil && table == .all)) && request.families.contains($0.family)
+        }
         warnAboutSplitBackends(ruleset)
         if ruleset.tables.isEmpty {
             printError("iptaudit: no \(table == .all ? "" : table.rawValue + " ")tables with rules found (\(sourceDescription)).")
         }
         switch format {
         case .save: emit(ShowRendering.save(ruleset, source: sourceDescription))
+        case .nft: emit(NftSyntax.render(ruleset.nativeTables))
         case .list: emit(RulesetListing.render(ruleset, annotate: { IstioRoles.annotate(table: $0, position: $1, rule: $2) }))
         case .json: emit(RulesetJSON.render(ruleset, source: sourceDescription))
         case .dot: emit(try GraphOutput.render(.dot, ruleset: ruleset, source: sourceDescription))
@@ -40,11 +44,15 @@ enum ShowRendering {
     static func save(_ ruleset: Ruleset, source: String) -> String {
         var out = ""
         for family in Family.allCases {
-            let tables = ruleset.tables.filter { $0.family == family }
+            let tables = ruleset.tables.filter { $0.family == family && $0.nativeFamily == nil }
             guard !tables.isEmpty else { continue }
             let backend = ruleset.backends[family].map(RulesetListing.describe) ?? "unknown backend"
             out += "# \(family.saveCommand) — \(backend), \(source)\n"
             for table in tables { out += SaveSyntax.render(table) }
+        }
+        if !ruleset.nativeTables.isEmpty {
+            let names = ruleset.nativeTables.map { "\($0.family.rawValue) \($0.name)" }.joined(separator: ", ")
+            out += "# native nftables tables (\(names)): iptables-save syntax cannot express them; see --format nft\n"
         }
         return out
     }

@@ -1,8 +1,9 @@
 /// A netfilter hook: where in the stack the kernel runs the base chains registered for it.
+/// (`ingress` and `egress` are nftables' per-device hooks of the netdev and inet families.)
 public enum Hook: String, Hashable, Sendable, Codable, CaseIterable {
-    case prerouting, input, forward, output, postrouting
+    case prerouting, input, forward, output, postrouting, ingress, egress
 
-    /// The built-in chain iptables names after the hook.
+    /// The built-in chain iptables names after the hook (iptables has none for ingress and egress).
     public var chainName: ChainName {
         switch self {
         case .prerouting: .prerouting
@@ -10,11 +11,13 @@ public enum Hook: String, Hashable, Sendable, Codable, CaseIterable {
         case .forward: .forward
         case .output: .output
         case .postrouting: .postrouting
+        case .ingress: "INGRESS"
+        case .egress: "EGRESS"
         }
     }
 
     public init?(chain: ChainName) {
-        guard let h = Hook.allCases.first(where: { $0.chainName == chain }) else { return nil }
+        guard let h = [Hook.prerouting, .input, .forward, .output, .postrouting].first(where: { $0.chainName == chain }) else { return nil }
         self = h
     }
 }

@@ -26,6 +26,8 @@ public struct Table: Hashable, Sendable, Codable {
     public var family: Family
     public var name: TableName
     public var chains: [Chain]
+    /// The nftables family of a native nftables table (its normalized form); nil for iptables' tables.
+    public var nativeFamily: NftFamily?
 
     public init(family: Family, name: TableName, chains: [Chain]) {
         self.family = family
@@ -81,6 +83,8 @@ public struct Ruleset: Hashable, Sendable, Codable {
     public var populatedBackends: [Family: [Backend]]
     /// Policy routing of the namespace, on a live read (TPROXY needs it).
     public var policyRouting: PolicyRouting?
+    /// Native nftables tables as nft lists them (`tables` holds their normalized form beside iptables' tables).
+    public var nativeTables: [NftTable] = []
 
     public init(tables: [Table] = [], backends: [Family: Backend] = [:], populatedBackends: [Family: [Backend]] = [:],
                 policyRouting: PolicyRouting? = nil) {

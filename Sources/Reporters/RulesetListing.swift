@@ -9,7 +9,8 @@ public enum RulesetListing {
     public static func render(_ ruleset: Ruleset, annotate: Annotator? = nil) -> String {
         var out: [String] = []
         for table in ruleset.tables {
-            let backend = ruleset.backends[table.family].map { " — \(describe($0))" } ?? ""
+            let backend = table.nativeFamily != nil ? " — native nftables"
+                : ruleset.backends[table.family].map { " — \(describe($0))" } ?? ""
             out.append("Table \(table.name) (\(table.family == .ipv4 ? "IPv4" : "IPv6")\(backend))")
             out.append("")
             out.append(render(table, annotate: annotate))

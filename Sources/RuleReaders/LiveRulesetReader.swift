@@ -70,15 +70,12 @@ public struct LiveRulesetReader: RulesetReader {
             result.backends[family] = chosen
             result.tables += chosen == .legacy ? l : n
         }
-        let native = inventory.nativeIstioTables.map { "\($0.family.rawValue) \($0.name)" }
-        if !result.tables.contains(where: { $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }), !native.isEmpty {
-            // Istio's native nftables mode (`--native-nftables`) writes its own inet tables, which no iptables
-            // reader sees; saying nothing here would make every Istio rule look missing.
-            throw .unavailable(family: request.families.first ?? .ipv4, table: nil, reason: """
-                Istio's rules are in native nftables tables (\(native.joined(separator: ", "))), written by \
-                istio-iptables --native-nftables; iptaudit reads iptables rules (legacy x_tables and iptables-nft) \
-                and does not read native nftables mode yet. Inspect them with `nft list ruleset`.
-                """)
+        if !inventory.nativeTables.isEmpty {
+            // Native nftables tables hook in beside iptables' (Istio's `--native-nftables` mode writes
+            // `inet istio-proxy-*`); they join the ruleset in normalized form, each base chain at its priority.
+            let native = try readNativeNftables().filter { t in inventory.nativeTables.contains { $0.family == t.family && $0.name == t.name } }
+            result.nativeTables = native
+            result.tables += native.flatMap { $0.normalized() }.filter { request.families.contains($0.family) }
         }
         if readPolicyRouting {
             result.policyRouting = try? PolicyRoutingReader(namespacePath: namespacePath).read(families: request.families)

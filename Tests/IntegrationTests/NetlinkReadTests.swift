@@ -208,7 +208,10 @@ struct NetlinkReadTests {
                     .map { TableName("\($0["name"]!)") })
         #expect(inventory.holdsIptablesNftTables(family: .ipv4) == (setup.iptablesNft.ipv4 != nil))
         #expect(inventory.holdsIptablesNftTables(family: .ipv6) == (setup.iptablesNft.ipv6 != nil))
-        #expect(inventory.nativeIstioTables.map(\.name) == (setup.nftScript?.contains("istio-proxy-nat") == true ? ["istio-proxy-nat"] : []))
+        // Native: every table iptables-nft does not own (an x_tables name in family ip or ip6).
+        #expect(inventory.nativeTables.map { "\($0.family.rawValue) \($0.name)" }.sorted()
+                == listed.filter { !(["ip", "ip6"].contains("\($0["family"] ?? "")") && ["filter", "nat", "mangle", "raw", "security"].contains("\($0["name"] ?? "")")) }
+                    .map { "\($0["family"] ?? "?") \($0["name"] ?? "?")" }.sorted())
         #expect(try NftablesInventory.read(namespacePath: ns.path) == inventory, "read in the namespace by path")
     }
 

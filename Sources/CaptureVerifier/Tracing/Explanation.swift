@@ -26,7 +26,7 @@ extension PacketTracer {
                     matchedChecks = checks
                 } else {
                     steps.append(ExplainedStep(kind: .notMatched, table: table, chain: chain, ruleNumber: number,
-                                               ruleText: SaveSyntax.render(r, in: chain, family: family), checks: checks))
+                                               ruleText: r.native?.text ?? SaveSyntax.render(r, in: chain, family: family), checks: checks))
                 }
             case .stageSkipped(let table, let hook, let why, _):
                 let reason = switch why {
@@ -73,7 +73,7 @@ extension PacketTracer {
                 default: ""
                 }
                 steps.append(ExplainedStep(kind: .matched, table: step.table, chain: step.chain, ruleNumber: n,
-                                           ruleText: SaveSyntax.render(r, in: step.chain, family: family), action: action,
+                                           ruleText: r.native?.text ?? SaveSyntax.render(r, in: step.chain, family: family), action: action,
                                            checks: matchedChecks))
                 matchedChecks = []
             }

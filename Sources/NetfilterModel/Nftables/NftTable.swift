@@ -57,10 +57,8 @@ public struct NftChain: Hashable, Sendable, Codable {
 
 /// How a base chain is attached: `type nat hook output priority -100; policy accept;`.
 public struct NftBaseChain: Hashable, Sendable, Codable {
-    public enum ChainType: String, Hashable, Sendable, Codable { case filter, nat, route }
-    public enum Hook: String, Hashable, Sendable, Codable {
-        case prerouting, input, forward, output, postrouting, ingress, egress
-    }
+    public typealias ChainType = HookRegistration.ChainType
+    public typealias Hook = NetfilterModel.Hook
     public enum Policy: String, Hashable, Sendable, Codable { case accept, drop }
 
     public var type: ChainType

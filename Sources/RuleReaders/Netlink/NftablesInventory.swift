@@ -9,22 +9,7 @@ import NetfilterModel
 /// Used to tell which rule stores hold anything: iptables-nft tables (family `ip`/`ip6`, named like the
 /// x_tables tables) and Istio's native nftables tables (`istio-*`).
 public struct NftablesInventory: Sendable, Hashable {
-    /// An nf_tables family, spelled as `nft` spells it.
-    public enum TableFamily: String, Sendable, Hashable, CaseIterable {
-        case ip, ip6, inet, arp, bridge, netdev
-
-        init?(nfproto: UInt8) {
-            switch nfproto {
-            case KernelABI.nfprotoIPv4: self = .ip
-            case KernelABI.nfprotoIPv6: self = .ip6
-            case KernelABI.nfprotoInet: self = .inet
-            case KernelABI.nfprotoARP: self = .arp
-            case KernelABI.nfprotoBridge: self = .bridge
-            case KernelABI.nfprotoNetdev: self = .netdev
-            default: return nil
-            }
-        }
-    }
+    public typealias TableFamily = NftFamily
 
     public struct TableEntry: Sendable, Hashable {
         public var family: TableFamily
@@ -69,8 +54,11 @@ public struct NftablesInventory: Sendable, Hashable {
     /// Whether nf_tables holds iptables-nft tables of `family`.
     public func holdsIptablesNftTables(family: Family) -> Bool { !iptablesNftTables(family: family).isEmpty }
 
-    /// Tables written by Istio's native nftables mode (`istio-iptables --native-nftables`): named `istio-*`.
-    public var nativeIstioTables: [TableEntry] { tables.filter { $0.name.hasPrefix("istio-") } }
+    /// Tables iptables-nft does not own: native nftables (Istio's `--native-nftables` tables among them), read
+    /// through libnftables rather than `iptables-nft-save`.
+    public var nativeTables: [TableEntry] {
+        tables.filter { !(($0.family == .ip || $0.family == .ip6) && Self.iptablesTableNames.contains($0.name)) }
+    }
 
     /// Lists the calling thread's namespace. A kernel without nf_tables (EPROTONOSUPPORT, EOPNOTSUPP) is an empty inventory.
     public static func read() throws(RuleReaderError) -> NftablesInventory {
@@ -126,4 +114,18 @@ func readSmallFile(_ path: String, limit: Int = 16 << 20) -> String? {
         bytes += chunk[0..<n]
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+extension NftFamily {
+    init?(nfproto: UInt8) {
+        switch nfproto {
+        case KernelABI.nfprotoIPv4: self = .ip
+        case KernelABI.nfprotoIPv6: self = .ip6
+        case KernelABI.nfprotoInet: self = .inet
+        case KernelABI.nfprotoARP: self = .arp
+        case KernelABI.nfprotoBridge: self = .bridge
+        case KernelABI.nfprotoNetdev: self = .netdev
+        default: return nil
+        }
+    }
 }
