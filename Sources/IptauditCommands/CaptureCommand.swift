@@ -36,7 +36,8 @@ struct CaptureCommand: ParsableCommand {
         let version = IptauditCommand.configuration.version
         let output = self.output
         let result = Result { () throws(RuleReaderError) -> CaptureBundle in
-            let bundle = try CaptureBundle.capture(from: from, toolVersion: version.isEmpty ? "unknown" : version, podManifest: manifest)
+            let bundle = try CaptureBundle.capture(from: from, toolVersion: version.isEmpty ? "unknown" : version, podManifest: manifest,
+                                                   preferredChains: IstioNames.isIstioChain)
             if output != "-" { try bundle.write(to: output) }
             return bundle
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import IstioCapture
 import NetfilterModel
 import RuleReaders
 
@@ -41,7 +42,8 @@ struct SourceOptions: ParsableArguments {
     func reader(family: Family?, policyRouting: Bool = true) -> any RulesetReader {
         if let bundle { return BundleRulesetReader(path: bundle, backend: backend) }
         if !inputs.isEmpty { return TextRulesetReader(inputs: inputs, family: family) }
-        return LiveRulesetReader(backend: backend, namespacePath: namespacePath, readPolicyRouting: policyRouting)
+        return LiveRulesetReader(backend: backend, namespacePath: namespacePath, readPolicyRouting: policyRouting,
+                                 preferredChains: IstioNames.isIstioChain)
     }
 
     /// Reads, turning failures into the documented exit code with a one-line-first message.

@@ -34,19 +34,18 @@ struct VerifyCommand: ParsableCommand {
             evidence.ipv6 = runtime.hasGlobalIPv6
         }
         evidence.manifest = bundle?.podManifest.map { (name: "\(source.bundle ?? "bundle") (pod manifest \($0.fileName))", text: $0.text) }
-        // Istio chains in ip6tables mean istio-iptables saw IPv6 on this pod.
-        if ruleset.tables.contains(where: { $0.family == .ipv6 && $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }) {
-            evidence.ipv6 = true
-        }
-        if ruleset.tables.contains(where: { $0.chain("ISTIO_PRERT") != nil }),
-           !ruleset.tables.contains(where: { $0.chain("ISTIO_INBOUND") != nil || $0.chain("ISTIO_REDIRECT") != nil }) {
+        let dataPlane = IstioDataPlane(detectedIn: ruleset)
+        if dataPlane.capturesIPv6 { evidence.ipv6 = true }
+        switch dataPlane.mode {
+        case .sidecar:
+            break
+        case .ambient:
             // Ambient's in-pod rules (ztunnel, ISTIO_PRERT) follow another model (§11); checking them against the
             // sidecar's obligations would only produce wrong findings.
             printError("iptaudit: these are Istio ambient (ztunnel) in-pod rules (ISTIO_PRERT); `verify` checks sidecar capture "
                 + "and does not verify ambient mode yet. `iptaudit show` and `iptaudit trace` work on them.")
             throw ExitCodes.unreadable
-        }
-        if !ruleset.tables.contains(where: { $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }) {
+        case .none:
             // Every obligation will fail; say the likely reason once, before the details.
             printError("iptaudit: no Istio chain (ISTIO_*) in any table read from \(sourceDescription)"
                 + (source.inputs.isEmpty && source.bundle == nil && source.namespacePath == nil

@@ -55,19 +55,19 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     public var istioVersion: IstioVersion = .latest
     public var installer: Installer = .istioInit
     /// `-p`: Envoy's outbound listener.
-    public var proxyPort: UInt16 = 15001
+    public var proxyPort: UInt16 = IstioPort.outbound.rawValue
     /// `-z`: Envoy's inbound listener (also TPROXY's `--on-port`).
-    public var inboundCapturePort: UInt16 = 15006
+    public var inboundCapturePort: UInt16 = IstioPort.inbound.rawValue
     /// `-e`: the HBONE tunnel port, never captured inbound.
-    public var inboundTunnelPort: UInt16 = 15008
+    public var inboundTunnelPort: UInt16 = IstioPort.tunnel.rawValue
     /// `-u`: proxy UIDs, in order (order matters: only the first gets self-call redirection).
-    public var proxyUIDs: [UInt32] = [1337]
+    public var proxyUIDs: [UInt32] = [IstioNames.proxyID]
     /// `-g`: proxy GIDs; istio-iptables defaults them to the UIDs.
-    public var proxyGIDs: [UInt32] = [1337]
+    public var proxyGIDs: [UInt32] = [IstioNames.proxyID]
     /// `-m`.
     public var interceptionMode: InterceptionMode = .redirect
     /// `-t`.
-    public var tproxyMark: UInt32 = 1337
+    public var tproxyMark: UInt32 = IstioNames.tproxyMark
     /// `-r`.
     public var tproxyRouteTable: UInt32 = 133
     /// `-b`: inbound ports captured (`*`, a list, or none).
@@ -122,7 +122,7 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     public static var injectorDefault: CaptureConfiguration {
         var c = CaptureConfiguration()
         c.inboundPortsInclude = .all
-        c.inboundPortsExclude = [15090, 15021, 15020]
+        c.inboundPortsExclude = [IstioPort.metrics, .health, .status].map(\.rawValue)
         c.outboundIPRangesInclude = .all
         return c
     }

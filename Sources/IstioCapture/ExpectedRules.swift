@@ -74,7 +74,7 @@ public enum ExpectedRules {
         if config.redirectDNS {
             let servers = config.dnsServersIPv4 + config.dnsServersIPv6
             let scope = config.captureAllDNS ? "all port-53 traffic" : servers.isEmpty ? "no known nameservers" : "nameservers \(list(servers))"
-            lines.append("DNS capture: \(scope) -> 15053")
+            lines.append("DNS capture: \(scope) -> \(IstioPort.dnsProxy.rawValue)")
         }
         var extras: [String] = []
         if !config.excludeInterfaces.isEmpty { extras.append("excluded interfaces \(list(config.excludeInterfaces))") }
@@ -190,9 +190,9 @@ struct Builder {
             if shape.restructured {
                 dnsChains(&p)
             } else if config.captureAllDNS {
-                p.append(.nat, .istioOutput, R.rule(p: R.tcp, [R.tcpDport(53)], R.redirect(15053)))
+                p.append(.nat, .istioOutput, R.rule(p: R.tcp, [R.tcpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue)))
             } else {
-                for s in dnsServers { p.append(.nat, .istioOutput, R.rule(d: s, p: R.tcp, [R.tcpDport(53)], R.redirect(15053))) }
+                for s in dnsServers { p.append(.nat, .istioOutput, R.rule(d: s, p: R.tcp, [R.tcpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue))) }
             }
         }
 
@@ -310,11 +310,11 @@ struct Builder {
         p.append(.raw, .output, R.rule(R.jump(.istioOutputDNS)))
         if all || !servers.isEmpty { p.append(.nat, .istioOutput, R.rule(R.jump(.istioOutputDNS))) }
         if all {
-            p.append(.nat, .istioOutputDNS, R.rule(p: R.tcp, [R.tcpDport(53)], R.redirect(15053)))
-            p.append(.nat, .istioOutputDNS, R.rule(p: R.udp, [R.udpDport(53)], R.redirect(15053)))
+            p.append(.nat, .istioOutputDNS, R.rule(p: R.tcp, [R.tcpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue)))
+            p.append(.nat, .istioOutputDNS, R.rule(p: R.udp, [R.udpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue)))
         } else {
-            for s in servers { p.append(.nat, .istioOutputDNS, R.rule(d: s, p: R.tcp, [R.tcpDport(53)], R.redirect(15053))) }
-            for s in servers { p.append(.nat, .istioOutputDNS, R.rule(d: s, p: R.udp, [R.udpDport(53)], R.redirect(15053))) }
+            for s in servers { p.append(.nat, .istioOutputDNS, R.rule(d: s, p: R.tcp, [R.tcpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue))) }
+            for s in servers { p.append(.nat, .istioOutputDNS, R.rule(d: s, p: R.udp, [R.udpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue))) }
         }
         ownerZones(&p, chain: .istioOutputDNS)
         if all {
@@ -334,11 +334,11 @@ struct Builder {
     func ownerZones(_ p: inout RuleProgram, chain: ChainName) {
         for uid in config.proxyUIDs {
             p.append(.raw, chain, R.rule(p: R.udp, [R.udpDport(53), R.uidOwner(uid)], R.zone(1)))
-            p.append(.raw, chain, R.rule(p: R.udp, [R.udpSport(15053), R.uidOwner(uid)], R.zone(2)))
+            p.append(.raw, chain, R.rule(p: R.udp, [R.udpSport(IstioPort.dnsProxy.rawValue), R.uidOwner(uid)], R.zone(2)))
         }
         for gid in config.proxyGIDs {
             p.append(.raw, chain, R.rule(p: R.udp, [R.udpDport(53), R.gidOwner(gid)], R.zone(1)))
-            p.append(.raw, chain, R.rule(p: R.udp, [R.udpSport(15053), R.gidOwner(gid)], R.zone(2)))
+            p.append(.raw, chain, R.rule(p: R.udp, [R.udpSport(IstioPort.dnsProxy.rawValue), R.gidOwner(gid)], R.zone(2)))
         }
     }
 
@@ -348,9 +348,9 @@ struct Builder {
         for gid in config.proxyGIDs { p.append(.nat, .output, R.rule(p: R.udp, [R.udpDport(53), R.gidOwner(gid)], .return)) }
         ownerGroupFilter(&p, chain: .output, prefix: (R.udp, R.udpDport(53)))
         if config.captureAllDNS {
-            p.append(.nat, .output, R.rule(p: R.udp, [R.udpDport(53)], R.redirect(15053)))
+            p.append(.nat, .output, R.rule(p: R.udp, [R.udpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue)))
         } else {
-            for s in dnsServers { p.append(.nat, .output, R.rule(d: s, p: R.udp, [R.udpDport(53)], R.redirect(15053))) }
+            for s in dnsServers { p.append(.nat, .output, R.rule(d: s, p: R.udp, [R.udpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue))) }
         }
         ownerZones(&p, chain: .output)
         if config.captureAllDNS {
@@ -388,7 +388,7 @@ struct Builder {
     /// TPROXY: connmark save/restore, the 1338 mark for proxy-to-self traffic, the RETURNs on top of mangle ISTIO_INBOUND.
     func tproxyTail(_ p: inout RuleProgram) {
         let mark = config.tproxyMark
-        let outboundMark: UInt32 = 1338
+        let outboundMark = IstioNames.selfCallMark
         p.append(.mangle, .prerouting, R.rule(p: R.tcp, [R.mark(mark)], R.saveMark))
         p.append(.mangle, .output, R.rule(o: "lo", p: R.tcp, [R.mark(mark)], .return))
         for uid in config.proxyUIDs {
@@ -416,7 +416,7 @@ struct Builder {
         for uid in config.proxyUIDs { ownerRules(&p, R.uidOwner(uid), R.uidOwner(uid, not: true), isUID: true, dns: dns) }
         for gid in config.proxyGIDs { ownerRules(&p, R.gidOwner(gid), R.gidOwner(gid, not: true), isUID: false, dns: dns) }
         if dns {
-            for s in dnsServers { p.append(.nat, .istioOutput, R.rule(d: s, p: R.tcp, [R.tcpDport(53)], R.redirect(15053))) }
+            for s in dnsServers { p.append(.nat, .istioOutput, R.rule(d: s, p: R.tcp, [R.tcpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue))) }
         }
         p.append(.nat, .istioOutput, R.rule(d: loopback, .return))
         for c in excludeCIDRs { p.append(.nat, .istioOutput, R.rule(d: c.match, .return)) }
@@ -427,7 +427,7 @@ struct Builder {
         if dns {
             for uid in config.proxyUIDs { p.append(.nat, .output, R.rule(p: R.udp, [R.udpDport(53), R.uidOwner(uid)], .return)) }
             for gid in config.proxyGIDs { p.append(.nat, .output, R.rule(p: R.udp, [R.udpDport(53), R.gidOwner(gid)], .return)) }
-            for s in dnsServers { p.append(.nat, .output, R.rule(d: s, p: R.udp, [R.udpDport(53)], R.redirect(15053))) }
+            for s in dnsServers { p.append(.nat, .output, R.rule(d: s, p: R.udp, [R.udpDport(53)], R.redirect(IstioPort.dnsProxy.rawValue))) }
             if config.legacyDNSConntrackZones {
                 ownerZones(&p, chain: .output)
                 for s in dnsServers {

@@ -127,7 +127,7 @@ public enum IstioArguments {
             }
         }
         // istio-iptables: an empty or absent -u means the istio-proxy user (1337); -g defaults to -u.
-        if let uids { config.proxyUIDs = uids.isEmpty ? [1337] : uids }
+        if let uids { config.proxyUIDs = uids.isEmpty ? [IstioNames.proxyID] : uids }
         if let gids, !gids.isEmpty {
             config.proxyGIDs = gids
         } else {

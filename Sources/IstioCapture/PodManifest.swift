@@ -243,7 +243,7 @@ public struct PodManifest: Hashable, Sendable {
         var c = base
         let version = c.istioVersion
         c.installer = .istioCNI
-        c.proxyPort = 15001
+        c.proxyPort = IstioPort.outbound.rawValue
         switch mode ?? "REDIRECT" {
         case "REDIRECT": c.interceptionMode = .redirect
         case "TPROXY": c.interceptionMode = .tproxy
@@ -252,11 +252,11 @@ public struct PodManifest: Hashable, Sendable {
         }
         // From 1.22 the plugin takes the proxy identity from its securityContext; 0 or unset means 1337.
         if version >= IstioVersion(1, 22) {
-            c.proxyUIDs = [proxy.runAsUser.flatMap { $0 == 0 ? nil : $0 } ?? 1337]
-            c.proxyGIDs = [proxy.runAsGroup.flatMap { $0 == 0 ? nil : $0 } ?? 1337]
+            c.proxyUIDs = [proxy.runAsUser.flatMap { $0 == 0 ? nil : $0 } ?? IstioNames.proxyID]
+            c.proxyGIDs = [proxy.runAsGroup.flatMap { $0 == 0 ? nil : $0 } ?? IstioNames.proxyID]
         } else {
-            c.proxyUIDs = [1337]
-            c.proxyGIDs = [1337]
+            c.proxyUIDs = [IstioNames.proxyID]
+            c.proxyGIDs = [IstioNames.proxyID]
         }
 
         func annotation(_ key: String) -> String? { annotations[key] }
@@ -270,10 +270,10 @@ public struct PodManifest: Hashable, Sendable {
                                                  key: "traffic.sidecar.istio.io/excludeOutboundIPRanges")
 
         // excludeInboundPorts defaults to the status port, and always gets 15020,15021,15090 appended (deduplicated).
-        let excludeInbound = annotation("traffic.sidecar.istio.io/excludeInboundPorts") ?? "15020"
+        let excludeInbound = annotation("traffic.sidecar.istio.io/excludeInboundPorts") ?? String(IstioPort.status.rawValue)
         _ = try cniPorts(excludeInbound, key: "traffic.sidecar.istio.io/excludeInboundPorts", wildcard: true)
         var merged: [UInt16] = []
-        for item in excludeInbound.split(separator: ",").map({ $0.trimmingSpaces }) + ["15020", "15021", "15090"] {
+        for item in excludeInbound.split(separator: ",").map({ $0.trimmingSpaces }) + [IstioPort.status, .health, .metrics].map({ String($0.rawValue) }) {
             if let port = UInt16(item), !merged.contains(port) { merged.append(port) }
         }
         c.inboundPortsExclude = merged
@@ -282,7 +282,7 @@ public struct PodManifest: Hashable, Sendable {
         c.inboundPortsInclude = includeInbound == "*" ? .all
             : .some(try cniPorts(includeInbound, key: "traffic.sidecar.istio.io/includeInboundPorts", wildcard: true))
         // Unlike istio-init, the plugin excludes the status port outbound when the annotation is absent.
-        c.outboundPortsExclude = try cniPorts(annotation("traffic.sidecar.istio.io/excludeOutboundPorts") ?? "15020",
+        c.outboundPortsExclude = try cniPorts(annotation("traffic.sidecar.istio.io/excludeOutboundPorts") ?? String(IstioPort.status.rawValue),
                                               key: "traffic.sidecar.istio.io/excludeOutboundPorts", wildcard: true)
         c.outboundPortsInclude = try cniPorts(annotation("traffic.sidecar.istio.io/includeOutboundPorts") ?? "",
                                               key: "traffic.sidecar.istio.io/includeOutboundPorts", wildcard: true)

@@ -1,17 +1,5 @@
 import NetfilterModel
 
-/// Istio's chain names.
-extension ChainName {
-    static let istioOutput: ChainName = "ISTIO_OUTPUT"
-    static let istioOutputDNS: ChainName = "ISTIO_OUTPUT_DNS"
-    static let istioInbound: ChainName = "ISTIO_INBOUND"
-    static let istioDivert: ChainName = "ISTIO_DIVERT"
-    static let istioTProxy: ChainName = "ISTIO_TPROXY"
-    static let istioRedirect: ChainName = "ISTIO_REDIRECT"
-    static let istioInRedirect: ChainName = "ISTIO_IN_REDIRECT"
-    static let istioDrop: ChainName = "ISTIO_DROP"
-}
-
 /// The append/insert operations istio-iptables feeds to `iptables-restore --noflush` for one family,
 /// replayed into the tables a fresh network namespace ends up with.
 ///

@@ -1,4 +1,5 @@
 import CaptureVerifier
+import IstioCapture
 import NetfilterModel
 
 /// The capture graph: the hook chains Istio hooks into, Istio's chains and every chain on the way, with each
@@ -125,7 +126,7 @@ public struct CaptureGraph: Sendable, Hashable {
 
         for chain in table.chains where drawn.contains(chain.name) {
             let from = nodeID(chain.name.rawValue)
-            let kind: NodeKind = chain.isBuiltin ? .hook : chain.name.rawValue.hasPrefix("ISTIO_") ? .istio : .chain
+            let kind: NodeKind = chain.isBuiltin ? .hook : IstioNames.isIstioChain(chain.name) ? .istio : .chain
             addNode(from, chain.isBuiltin ? "\(table.name) \(chain.name)" : chain.name.rawValue, kind)
             for (i, rule) in chain.rules.enumerated() {
                 let number = i + 1
@@ -197,7 +198,7 @@ public struct CaptureGraph: Sendable, Hashable {
             for rule in chain.rules { if let t = rule.target.chainReference { jumps[chain.name, default: []].insert(t) } }
         }
         let names = Set(table.chains.map(\.name))
-        let istio = Set(table.chains.map(\.name).filter { $0.rawValue.hasPrefix("ISTIO_") })
+        let istio = Set(table.chains.map(\.name).filter(IstioNames.isIstioChain))
         func closure(from start: [ChainName], _ next: (ChainName) -> Set<ChainName>) -> Set<ChainName> {
             var seen = Set(start)
             var stack = start
@@ -225,7 +226,7 @@ public struct CaptureGraph: Sendable, Hashable {
                 return table.chain(c) == nil ? (nodeID("missing_" + c.rawValue), "\(c) (missing chain)", .target, style)
                     : ("", "", .omitted, style)
             }
-            let kind: NodeKind = c.rawValue.hasPrefix("ISTIO_") ? .istio : .chain
+            let kind: NodeKind = IstioNames.isIstioChain(c) ? .istio : .chain
             return (nodeID(c.rawValue), c.rawValue, kind, style)
         case .redirect(let r):
             let ports = r.ports.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }

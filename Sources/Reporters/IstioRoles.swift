@@ -1,3 +1,4 @@
+import IstioCapture
 import NetfilterModel
 
 /// Names each rule's role in Istio's capture scheme, for the `show --format list` annotations.
@@ -7,22 +8,16 @@ import NetfilterModel
 /// (1.14's hook-level DNS rules as well as master's `ISTIO_OUTPUT_DNS`). A rule that plays no recognisable part
 /// gets no annotation: a wrong guess would be worse than none.
 public enum IstioRoles {
-    /// Envoy's well-known ports, as istio-iptables uses them.
-    static let outboundPort: UInt16 = 15001
-    static let inboundPort: UInt16 = 15006
-    static let tunnelPort: UInt16 = 15008
-    static let dnsProxyPort: UInt16 = 15053
-
     /// The role of `rule` at `position` in `table`, or nil when it plays no recognisable part in Istio's capture.
     public static func annotate(table: Table, position: RulePosition, rule: Rule) -> String? {
         let facts = RuleFacts(rule)
         let chain = position.chain
-        let inIstioChain = chain.rawValue.hasPrefix("ISTIO_")
+        let inIstioChain = IstioNames.isIstioChain(chain)
         // Hook-level rules only count as Istio's when the table carries Istio's chains (1.14 put its DNS rules in
         // the hooks, and interface exclusions always live there); a kube-proxy table gets nothing.
-        let istioTable = table.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") }
+        let istioTable = table.hasIstioChains
         // 1.14 and older also wrote the DNS conntrack zones and the INVALID drop straight into the hooks.
-        let dnsZone = if case .ct(let ct) = rule.target { ct.zone != 0 && (facts.destinationPorts + facts.sourcePorts).contains { $0 == 53 || $0 == dnsProxyPort } } else { false }
+        let dnsZone = if case .ct(let ct) = rule.target { ct.zone != 0 && (facts.destinationPorts + facts.sourcePorts).contains { $0 == 53 || $0 == IstioPort.dnsProxy.rawValue } } else { false }
         let invalidDrop = rule.target == .drop && facts.conntrackInvalid && table.name == .mangle && chain == .prerouting
         guard inIstioChain || istioTable || facts.targetsIstioChain || facts.ownerMentioned || facts.isEnvoyRedirect || dnsZone || invalidDrop
         else { return nil }
@@ -40,7 +35,7 @@ public enum IstioRoles {
         case .ct(let ct):
             return ctRole(ct, facts: facts)
         case .mark(let m):
-            if chain == "ISTIO_DIVERT" { return "mark diverted inbound \(hex(m.value))" }
+            if chain == .istioDivert { return "mark diverted inbound \(hex(m.value))" }
             if facts.outLoopback, facts.uidOwners.count + facts.gidOwners.count > 0 {
                 return "mark proxy self-call \(hex(m.value))"
             }
@@ -52,7 +47,7 @@ public enum IstioRoles {
             case .set: return nil
             }
         case .drop:
-            if facts.conntrackInvalid || chain == "ISTIO_DROP" { return "drop conntrack INVALID" }
+            if facts.conntrackInvalid || chain == .istioDrop { return "drop conntrack INVALID" }
             return nil
         case .nflog(let n):
             return inIstioChain || istioTable ? "trace log \(n.prefix.isEmpty ? "" : "\"\(n.prefix)\" ")(NFLOG group \(n.group))" : nil
@@ -64,34 +59,34 @@ public enum IstioRoles {
     }
 
     static func redirectRole(port: UInt16, facts: RuleFacts) -> String {
-        switch port {
-        case outboundPort: return "outbound capture → \(port)" + facts.scopeSuffix
-        case inboundPort: return "inbound capture → \(port)" + facts.scopeSuffix
-        case dnsProxyPort: return "DNS → \(port)"
+        switch IstioPort(rawValue: port) {
+        case .outbound: return "outbound capture → \(port)" + facts.scopeSuffix
+        case .inbound: return "inbound capture → \(port)" + facts.scopeSuffix
+        case .dnsProxy: return "DNS → \(port)"
         default: return "redirect → \(port)" + facts.scopeSuffix
         }
     }
 
     static func jumpRole(table: Table, from chain: ChainName, to target: ChainName, facts: RuleFacts) -> String? {
-        if target == "ISTIO_DROP", facts.conntrackInvalid { return "drop conntrack INVALID" }
-        if target == "ISTIO_DIVERT" { return "established inbound: keep its mark, skip TPROXY" }
+        if target == .istioDrop, facts.conntrackInvalid { return "drop conntrack INVALID" }
+        if target == .istioDivert { return "established inbound: keep its mark, skip TPROXY" }
         // A jump into a chain whose job is a single capture reads as the capture itself.
         if let capture = captureOf(table.chain(target)) {
-            if facts.outLoopback, facts.uidOwners.count + facts.gidOwners.count > 0, capture.port == inboundPort {
+            if facts.outLoopback, facts.uidOwners.count + facts.gidOwners.count > 0, capture.port == IstioPort.inbound.rawValue {
                 return "proxy self-call → inbound listener"
             }
-            if capture.port == dnsProxyPort { return "jump to Istio's DNS chain (→ \(dnsProxyPort))" }
+            if capture.port == IstioPort.dnsProxy.rawValue { return "jump to Istio's DNS chain (→ \(IstioPort.dnsProxy.rawValue))" }
             if chain == .prerouting, let i = facts.inInterface, !i.inverted {
                 return "virtual interface \(i.text) → \(capture.text)" + facts.destinationSuffix
             }
             return capture.text + facts.scopeSuffix
         }
-        guard target.rawValue.hasPrefix("ISTIO_") else { return nil }
-        let what: String = switch target.rawValue {
-        case "ISTIO_OUTPUT": "outbound"
-        case "ISTIO_INBOUND": "inbound"
-        case "ISTIO_OUTPUT_DNS": "DNS"
-        case "ISTIO_PRERT": "prerouting"
+        guard IstioNames.isIstioChain(target) else { return nil }
+        let what: String = switch target {
+        case .istioOutput: "outbound"
+        case .istioInbound: "inbound"
+        case .istioOutputDNS: "DNS"
+        case .istioPrerouting: "prerouting"
         default: target.rawValue
         }
         return "jump to Istio's \(what) chain"
@@ -116,8 +111,8 @@ public enum IstioRoles {
         if let s = rule.source, !s.inverted, isEnvoyInboundSource(s) {
             return "Envoy's forward from \(s.address) untouched"
         }
-        if !facts.marks.isEmpty, facts.marks.allSatisfy({ $0 == 0x539 }) {
-            return facts.markInverted ? nil : "already-diverted (mark 0x539) untouched"
+        if !facts.marks.isEmpty, facts.marks.allSatisfy({ $0 == IstioNames.tproxyMark }) {
+            return facts.markInverted ? nil : "already-diverted (mark \(hex(IstioNames.tproxyMark))) untouched"
         }
         if facts.markInverted, facts.inLoopback { return "lo traffic not marked as a proxy self-call untouched" }
         if let d = rule.destination, !d.isWildcard, !d.inverted {
@@ -126,22 +121,22 @@ public enum IstioRoles {
         }
         let ports = facts.destinationPorts
         if !ports.isEmpty, !facts.portsInverted {
-            if ports == [tunnelPort] { return "tunnel port \(tunnelPort) not captured" }
+            if ports == [IstioPort.tunnel.rawValue] { return "tunnel port \(IstioPort.tunnel.rawValue) not captured" }
             let list = ports.map(String.init).joined(separator: ",")
             let plural = ports.count == 1 ? "" : "s"
-            switch chain.rawValue {
-            case "ISTIO_INBOUND": return "excluded inbound port\(plural) \(list)"
-            case "ISTIO_OUTPUT": return "excluded outbound port\(plural) \(list)"
+            switch chain {
+            case .istioInbound: return "excluded inbound port\(plural) \(list)"
+            case .istioOutput: return "excluded outbound port\(plural) \(list)"
             // Istio puts no port RETURN in a hook chain: such a rule skips everything after it, Istio's jump included.
-            case "PREROUTING", "OUTPUT": return "port\(plural) \(list) skip the rest of \(chain)"
+            case .prerouting, .output: return "port\(plural) \(list) skip the rest of \(chain)"
             default: return nil
             }
         }
         if chain == .prerouting, let i = rule.inInterface, !i.inverted { return "excluded interface \(i.text)" }
         if chain == .output, let o = rule.outInterface, !o.inverted, o.text != "lo" { return "excluded interface \(o.text)" }
-        if rule.target == .accept, chain == "ISTIO_DIVERT" { return "accept (skips TPROXY)" }
-        if rule == Rule(target: rule.target), chain.rawValue.hasPrefix("ISTIO_") {
-            return chain == "ISTIO_OUTPUT" ? "other outbound untouched" : (rule.target == .accept ? "accept (skips later capture)" : "everything else untouched")
+        if rule.target == .accept, chain == .istioDivert { return "accept (skips TPROXY)" }
+        if rule == Rule(target: rule.target), IstioNames.isIstioChain(chain) {
+            return chain == .istioOutput ? "other outbound untouched" : (rule.target == .accept ? "accept (skips later capture)" : "everything else untouched")
         }
         return nil
     }
@@ -150,7 +145,7 @@ public enum IstioRoles {
         guard ct.zone != 0 else { return ct.notrack ? "not tracked" : nil }
         let owned = !facts.uidOwners.isEmpty || !facts.gidOwners.isEmpty
         if owned, facts.destinationPorts == [53] { return "conntrack zone \(ct.zone) for the DNS agent's queries" }
-        if owned, facts.sourcePorts == [dnsProxyPort] { return "conntrack zone \(ct.zone) for the DNS agent's answers" }
+        if owned, facts.sourcePorts == [IstioPort.dnsProxy.rawValue] { return "conntrack zone \(ct.zone) for the DNS agent's answers" }
         if facts.destinationPorts == [53] { return "conntrack zone \(ct.zone) for app queries to the DNS server" }
         if facts.sourcePorts == [53] { return "conntrack zone \(ct.zone) for DNS server answers" }
         return "conntrack zone \(ct.zone)"
@@ -164,7 +159,12 @@ public enum IstioRoles {
             case .redirect(let r):
                 guard let p = r.ports, p.count == 1 else { return nil }
                 let port = p.lowerBound
-                let what = port == outboundPort ? "outbound capture" : port == inboundPort ? "inbound capture" : port == dnsProxyPort ? "DNS" : "redirect"
+                let what = switch IstioPort(rawValue: port) {
+                case .outbound: "outbound capture"
+                case .inbound: "inbound capture"
+                case .dnsProxy: "DNS"
+                default: "redirect"
+                }
                 return (port, "\(what) → \(port)")
             case .tproxy(let t):
                 return (t.port, "inbound capture → TPROXY \(t.port)")
@@ -236,9 +236,9 @@ struct RuleFacts {
             default: break
             }
         }
-        targetsIstioChain = rule.target.chainReference?.rawValue.hasPrefix("ISTIO_") ?? false
+        targetsIstioChain = rule.target.chainReference.map(IstioNames.isIstioChain) ?? false
         if case .redirect(let r) = rule.target, let p = r.ports,
-           [IstioRoles.outboundPort, IstioRoles.inboundPort, IstioRoles.dnsProxyPort].contains(p.lowerBound) {
+           [IstioPort.outbound, .inbound, .dnsProxy].map(\.rawValue).contains(p.lowerBound) {
             isEnvoyRedirect = true
         }
     }

@@ -141,9 +141,11 @@ extension CaptureBundle {
     /// Reads the source and gathers the allow-listed facts around it.
     ///
     /// A live capture reads the tables as `verify` would (for the backend choice and policy routing), then the
-    /// full contents of each backend so a split between legacy and nf_tables survives.
+    /// full contents of each backend so a split between legacy and nf_tables survives. `preferredChains` picks
+    /// the backend to record as chosen when both hold rules, as `LiveRulesetReader`'s does.
     public static func capture(from source: CaptureSource, toolVersion: String, podManifest: PodManifestText? = nil,
-                               now: Date = Date()) throws(RuleReaderError) -> CaptureBundle {
+                               now: Date = Date(), preferredChains: @escaping @Sendable (ChainName) -> Bool = { _ in false })
+        throws(RuleReaderError) -> CaptureBundle {
         let request = ReadRequest(tables: capturedTables, families: Family.allCases)
         var families: [FamilyRecord] = []
         var dumps: [RuleDump] = []
@@ -153,7 +155,7 @@ extension CaptureBundle {
         let described: Source
         switch source {
         case .live(let backend, let namespacePath, let pid):
-            let reader = LiveRulesetReader(backend: backend, namespacePath: namespacePath)
+            let reader = LiveRulesetReader(backend: backend, namespacePath: namespacePath, preferredChains: preferredChains)
             let chosen = try reader.read(request)
             for family in Family.allCases {
                 guard let b = chosen.backends[family] else { continue }

@@ -16,11 +16,16 @@ public struct LiveRulesetReader: RulesetReader {
     public var backend: BackendChoice
     public var namespacePath: String?
     public var readPolicyRouting: Bool
+    /// With `auto`, when both stores hold rules, the one with more chains this picks is read (legacy on a tie).
+    /// The reader knows no chain names of its own: the commands pass Istio's.
+    public var preferredChains: @Sendable (ChainName) -> Bool
 
-    public init(backend: BackendChoice = .auto, namespacePath: String? = nil, readPolicyRouting: Bool = true) {
+    public init(backend: BackendChoice = .auto, namespacePath: String? = nil, readPolicyRouting: Bool = true,
+                preferredChains: @escaping @Sendable (ChainName) -> Bool = { _ in false }) {
         self.backend = backend
         self.namespacePath = namespacePath
         self.readPolicyRouting = readPolicyRouting
+        self.preferredChains = preferredChains
     }
 
     public var sourceDescription: String {
@@ -59,8 +64,8 @@ public struct LiveRulesetReader: RulesetReader {
             case .nft: chosen = .nft
             case .auto:
                 if legacyHasRules && nftHasRules {
-                    // Both hold rules: a defect reported as backend-split. Read the one holding Istio's chains.
-                    chosen = LiveRulesetReader.istioChainCount(l) >= LiveRulesetReader.istioChainCount(n) ? .legacy : .nft
+                    // Both hold rules: a defect reported as backend-split. Read the one the caller prefers.
+                    chosen = preferredChainCount(l) >= preferredChainCount(n) ? .legacy : .nft
                 } else if legacyHasRules {
                     chosen = .legacy
                 } else {
@@ -104,7 +109,7 @@ public struct LiveRulesetReader: RulesetReader {
         try NetworkNamespace.performing(at: namespacePath) { () throws(RuleReaderError) in try LegacyTableReader().read(request) }
     }
 
-    static func istioChainCount(_ tables: [Table]) -> Int {
-        tables.reduce(0) { $0 + $1.chains.filter { $0.name.rawValue.hasPrefix("ISTIO_") }.count }
+    private func preferredChainCount(_ tables: [Table]) -> Int {
+        tables.reduce(0) { $0 + $1.chains.filter { preferredChains($0.name) }.count }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IstioCapture
 import NetfilterModel
 import RuleReaders
 import Testing
@@ -44,9 +45,23 @@ func loadableGoldens(backend: String) -> [String] {
         let golden = Fixtures.istio.appendingPathComponent("master/cni-sidecar-iptables/basic.txt.golden").path
         try ns.mustRun(["sh", Fixtures.loadGolden.path, golden, "4", "nft"])
         try ns.mustRun(["iptables-legacy-restore", "--noflush"], stdin: "*mangle\n-A OUTPUT -j ACCEPT\nCOMMIT\n")
-        let ruleset = try LiveRulesetReader(backend: .auto, namespacePath: ns.path, readPolicyRouting: false)
+        let ruleset = try LiveRulesetReader(backend: .auto, namespacePath: ns.path, readPolicyRouting: false,
+                                            preferredChains: IstioNames.isIstioChain)
             .read(ReadRequest(families: [.ipv4]))
         #expect(ruleset.populatedBackends[.ipv4] == [.legacy, .nft])
         #expect(ruleset.backends[.ipv4] == .nft, "the backend holding Istio's chains is read")
+    }
+
+    /// The reader knows no Istio: without a preference a split reads legacy, whichever store holds Istio's chains.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func withoutAPreferenceASplitReadsLegacy() throws {
+        let ns = try TestNamespace()
+        let golden = Fixtures.istio.appendingPathComponent("master/cni-sidecar-iptables/basic.txt.golden").path
+        try ns.mustRun(["sh", Fixtures.loadGolden.path, golden, "4", "nft"])
+        try ns.mustRun(["iptables-legacy-restore", "--noflush"], stdin: "*mangle\n-A OUTPUT -j ACCEPT\nCOMMIT\n")
+        let ruleset = try LiveRulesetReader(backend: .auto, namespacePath: ns.path, readPolicyRouting: false)
+            .read(ReadRequest(families: [.ipv4]))
+        #expect(ruleset.populatedBackends[.ipv4] == [.legacy, .nft])
+        #expect(ruleset.backends[.ipv4] == .legacy)
     }
 }

@@ -1,3 +1,4 @@
+import IstioCapture
 import NetfilterModel
 
 /// One fully specified packet: what `iptaudit trace` follows and what a finding's witness is.
@@ -115,11 +116,13 @@ extension PacketSpace {
         let nicePort: (ClosedRange<UInt128>) -> UInt128 = { r in
             r.lowerBound == 0 ? min(r.upperBound, max(1024, r.lowerBound)) : r.lowerBound
         }
-        let dport = UInt16(numeric(.destinationPort, [9080, 8080, 80, 443, 53, 15008, 15006, 15001, 15053, 22], fallback: nicePort))
-        let sport = UInt16(numeric(.sourcePort, [UInt128(Packet.ephemeralPort), 53, 15053, 12345], fallback: nicePort))
+        let istioPorts = [IstioPort.tunnel, .inbound, .outbound, .dnsProxy].map { UInt128($0.rawValue) }
+        let dport = UInt16(numeric(.destinationPort, [9080, 8080, 80, 443, 53] + istioPorts + [22], fallback: nicePort))
+        let sport = UInt16(numeric(.sourcePort, [UInt128(Packet.ephemeralPort), 53, UInt128(IstioPort.dnsProxy.rawValue), 12345], fallback: nicePort))
         let local = !inbound
-        let uid = UInt32(numeric(.uid, [1000, 1337, 0, 1001]) { $0.lowerBound })
-        let gid = UInt32(numeric(.gid, [UInt128(uid), 1000, 1337, 0, 1001]) { $0.lowerBound })
+        let proxy = UInt128(IstioNames.proxyID)
+        let uid = UInt32(numeric(.uid, [1000, proxy, 0, 1001]) { $0.lowerBound })
+        let gid = UInt32(numeric(.gid, [UInt128(uid), 1000, proxy, 0, 1001]) { $0.lowerBound })
         func markValue(_ f: PacketField) -> UInt32 {
             let set = field(f)
             if let zero = atom(f, markValue: 0), set.contains(zero) { return 0 }

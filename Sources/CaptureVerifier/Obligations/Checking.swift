@@ -154,8 +154,8 @@ extension FamilyContext {
     }
 
     func isIstioRule(_ rule: Rule, table: TableName, chain: ChainName) -> Bool {
-        if chain.rawValue.hasPrefix("ISTIO_") { return true }
-        if let c = rule.target.chainReference, c.rawValue.hasPrefix("ISTIO_") { return true }
+        if IstioNames.isIstioChain(chain) { return true }
+        if let c = rule.target.chainReference, IstioNames.isIstioChain(c) { return true }
         if expectedKeys.contains(ExpectedRuleKey(table: table, chain: chain, rule: rule.normalized)) { return true }
         let interfaces = Set(config.excludeInterfaces + config.rerouteVirtualInterfaces)
         let ruleInterfaces = [rule.inInterface, rule.outInterface].compactMap { $0 }
@@ -165,7 +165,7 @@ extension FamilyContext {
             return true
         case .log, .nflog, .continue:
             return true
-        case .redirect(let r) where table == .nat && r.ports == FamilyContext.dnsProxyPort...FamilyContext.dnsProxyPort && rule.mentionsPort53:
+        case .redirect(let r) where table == .nat && r.ports == IstioPort.dnsProxy.rawValue...IstioPort.dnsProxy.rawValue && rule.mentionsPort53:
             return true
         case .return where table == .nat && chain == .output && rule.mentionsPort53 && rule.hasOwnerMatch:
             return true
@@ -173,7 +173,7 @@ extension FamilyContext {
             return true
         case .connmark where table == .mangle:
             return true
-        case .mark(let m) where table == .mangle && (m.value == FamilyContext.selfCallMark || m.value == config.tproxyMark):
+        case .mark(let m) where table == .mangle && (m.value == IstioNames.selfCallMark || m.value == config.tproxyMark):
             return true
         case .return where table == .mangle && rule.matches.contains(where: { if case .mark = $0 { true } else { false } }):
             return true

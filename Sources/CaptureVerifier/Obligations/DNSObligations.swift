@@ -24,7 +24,7 @@ enum DNSCapture: FamilyObligation {
             return .notApplicable(ctx.config.redirectDNS ? "no nameserver of this family and no capture-all" : "DNS capture is off")
         }
         var out = CheckOutput()
-        let port = FamilyContext.dnsProxyPort
+        let port = IstioPort.dnsProxy.rawValue
         out.findings += ctx.check(ctx.dnsCaptureClass, .localOutput, obligation: description.id) { o in
             if o.verdict.redirects(to: port) { return nil }
             if let other = o.verdict.capturePort {
@@ -77,7 +77,7 @@ enum DNSConntrackZones: FamilyObligation {
         let udp = ctx.localNew.with(.l4Protocol, ctx.udp)
         var classes: [(String, PacketSet, Pipeline, UInt16, Severity)] = [
             ("the agent's upstream DNS query", ctx.proxyOwned(udp.with(.destinationPort, ctx.ports([53]))), .single(.raw, .output), 1, .error),
-            ("the agent's answer to an application", ctx.proxyOwned(udp.with(.sourcePort, ctx.sourcePorts([FamilyContext.dnsProxyPort]))
+            ("the agent's answer to an application", ctx.proxyOwned(udp.with(.sourcePort, ctx.sourcePorts([IstioPort.dnsProxy.rawValue]))
                 .without(.destinationPort, ctx.ports([53]))), .single(.raw, .output), 2, .error),
         ]
         if ctx.dnsActive {

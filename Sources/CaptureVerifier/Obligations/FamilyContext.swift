@@ -54,9 +54,6 @@ struct FamilyContext {
     /// Inbound ports never captured with `-b '*'` (1.10 also returned port 22).
     let inboundExcluded: [UInt16]
 
-    static let dnsProxyPort: UInt16 = 15053
-    static let selfCallMark: UInt32 = 1338
-
     init(family: Family, config: CaptureConfiguration, tables: [Table], options: VerifierOptions, policyRouting: PolicyRouting? = nil) {
         self.family = family
         self.policyRouting = policyRouting
@@ -107,7 +104,7 @@ struct FamilyContext {
             }
         }
         let nat = tables.first { $0.name == .nat }
-        let ownerRules = nat?.chain("ISTIO_OUTPUT")?.rules ?? []
+        let ownerRules = nat?.chain(.istioOutput)?.rules ?? []
         var included: [UInt32]? = config.ownerGroupsInclude.isAll ? nil : resolve(config.ownerGroupsInclude.items)
         var excluded = resolve(config.ownerGroupsExclude)
         if !unresolved.isEmpty {
@@ -135,13 +132,13 @@ struct FamilyContext {
 
         var hints = SpaceHints()
         hints.addresses = [loopback, loopbackNet, passthroughSource] + excludeCIDRs + (includeCIDRs ?? []) + dnsServers
-        hints.ports = [53, FamilyContext.dnsProxyPort, config.proxyPort, config.inboundCapturePort, config.inboundTunnelPort,
-                       15020, 15021, 15090, 22] + config.outboundPortsExclude + config.outboundPortsInclude
+        hints.ports = [53, IstioPort.dnsProxy.rawValue, config.proxyPort, config.inboundCapturePort, config.inboundTunnelPort]
+            + [IstioPort.status, .health, .metrics].map(\.rawValue) + [22] + config.outboundPortsExclude + config.outboundPortsInclude
             + config.inboundPortsInclude.items + config.inboundPortsExclude
         hints.ids = config.proxyUIDs + config.proxyGIDs + [1000] + excluded + (included ?? [])
             + [config.proxyRunAsUser, config.proxyRunAsGroup].compactMap { $0 }
         hints.interfaces = ["lo", "eth0"] + config.excludeInterfaces + config.rerouteVirtualInterfaces
-        hints.marks = [0, config.tproxyMark, FamilyContext.selfCallMark]
+        hints.marks = [0, config.tproxyMark, IstioNames.selfCallMark]
         hints.protocols = [ProtocolMatch.tcp, ProtocolMatch.udp]
         let space = PacketSpace(family: family, tables: tables, hints: hints)
         self.space = space
@@ -151,9 +148,7 @@ struct FamilyContext {
     func table(_ name: TableName) -> Table? { tables.first { $0.name == name } }
 
     /// Whether this family carries any of Istio's chains.
-    var hasIstioRules: Bool {
-        tables.contains { t in t.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }
-    }
+    var hasIstioRules: Bool { tables.contains(where: \.hasIstioChains) }
 
     // MARK: packet classes
 

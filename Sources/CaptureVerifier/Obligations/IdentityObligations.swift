@@ -36,7 +36,7 @@ enum ProxyNotCaptured: FamilyObligation {
             { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 if allowInbound, port == ctx.config.inboundCapturePort { return nil }
-                if port == FamilyContext.dnsProxyPort {
+                if port == IstioPort.dnsProxy.rawValue {
                     return Violation(kind: .dnsCapture, severity: .error,
                                      problem: "is \(who) DNS query but is redirected back to the agent (15053): a loop",
                                      fix: "ISTIO_OUTPUT_DNS (or the UDP port-53 REDIRECT) must come after the proxy's owner RETURNs. " + Fix.reinstall)

@@ -32,7 +32,7 @@ enum OutboundHook: FamilyObligation {
         let required = ctx.captureRequired
         let pipeline = Pipeline.single(.nat, .output)
         out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-            guard !o.entered("ISTIO_OUTPUT") else { return nil }
+            guard !o.entered(.istioOutput) else { return nil }
             let matters = !o.packets.intersection(required).isEmpty
             let foreign = o.decidingStep.map(ctx.isForeign) ?? false
             if foreign {
@@ -43,7 +43,7 @@ enum OutboundHook: FamilyObligation {
             return Violation(kind: matters ? .missingRedirect : .ruleDrift, severity: matters ? .error : .info,
                              problem: "never reaches ISTIO_OUTPUT", fix: Fix.reinstall)
         }
-        let jumps = (ctx.table(.nat)?.chain(.output)?.rules ?? []).enumerated().filter { $0.element.target == .jump("ISTIO_OUTPUT") }
+        let jumps = (ctx.table(.nat)?.chain(.output)?.rules ?? []).enumerated().filter { $0.element.target == .jump(.istioOutput) }
         if jumps.count > 1 {
             out.findings.append(ctx.structural(.ruleDrift, .warning, table: .nat, chain: .output, rule: jumps[1].offset + 1,
                 message: "nat OUTPUT jumps to ISTIO_OUTPUT \(jumps.count) times: istio-iptables ran more than once without cleaning up.",
@@ -87,9 +87,9 @@ enum RedirectTargets: FamilyObligation {
         let inbound = ctx.inboundNew.with(.l4Protocol, ctx.tcp)
         let runs: [(PacketBox, Pipeline)] = [(local, .localOutput), (inbound, .inbound)]
         let chains: [(ChainName, TableName, UInt16, String)] = [
-            ("ISTIO_REDIRECT", .nat, c.proxyPort, "Envoy's outbound listener"),
-            ("ISTIO_IN_REDIRECT", .nat, c.inboundCapturePort, "Envoy's inbound listener"),
-            ("ISTIO_TPROXY", .mangle, c.inboundCapturePort, "Envoy's inbound listener"),
+            (.istioRedirect, .nat, c.proxyPort, "Envoy's outbound listener"),
+            (.istioInRedirect, .nat, c.inboundCapturePort, "Envoy's inbound listener"),
+            (.istioTProxy, .mangle, c.inboundCapturePort, "Envoy's inbound listener"),
         ]
         for (box, pipeline) in runs {
             out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
@@ -102,10 +102,10 @@ enum RedirectTargets: FamilyObligation {
                         if case .goto(chain) = s.action { return true }
                         return false
                     }
-                    if let other = o.verdict.capturePort, other != FamilyContext.dnsProxyPort {
+                    if let other = o.verdict.capturePort, other != IstioPort.dnsProxy.rawValue {
                         return Violation(kind: .wrongPort, severity: .error,
                                          problem: "enters \(chain) but is delivered to port \(other), not \(listener) (\(port))",
-                                         fix: chain == "ISTIO_REDIRECT" ? "The outbound listener is -p (meshConfig.proxyListenPort). " + Fix.reinstall
+                                         fix: chain == .istioRedirect ? "The outbound listener is -p (meshConfig.proxyListenPort). " + Fix.reinstall
                                              : "The inbound listener is -z (meshConfig.proxyInboundListenPort). " + Fix.reinstall)
                     }
                     return Violation(kind: .missingRedirect, severity: .error,
@@ -217,7 +217,7 @@ enum ExclusionsWin: FamilyObligation {
         for (name, box) in classes {
             out.findings += ctx.check(PacketSet([box]), .localOutput, obligation: description.id) { o in
                 guard let port = o.verdict.capturePort else { return nil }
-                if port == FamilyContext.dnsProxyPort, !c.outboundPortsExclude.contains(53),
+                if port == IstioPort.dnsProxy.rawValue, !c.outboundPortsExclude.contains(53),
                    o.packets.subtracting(ctx.space.universe.with(.destinationPort, ctx.ports([53]))).isEmpty { return nil }
                 // Blame the include that took it (the jump into a redirect chain), not the REDIRECT itself.
                 let include = o.path.last { step in
@@ -283,7 +283,7 @@ enum UDPNeverToEnvoy: FamilyObligation {
             out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 let dns = PacketSet([ctx.space.universe.with(.l4Protocol, ctx.udp).with(.destinationPort, ctx.ports([53]))])
-                if port == FamilyContext.dnsProxyPort, o.packets.subtracting(dns).isEmpty { return nil }
+                if port == IstioPort.dnsProxy.rawValue, o.packets.subtracting(dns).isEmpty { return nil }
                 return Violation(kind: .unexpectedCapture, severity: .error,
                                  problem: "is not TCP but is captured (port \(port)); Envoy only proxies TCP", fix: Fix.reinstall)
             }

@@ -50,7 +50,7 @@ enum ChainHygiene: Obligation {
                         fix: Fix.reinstall, obligation: id))
                 }
                 let expectedGraph = ChainGraph(expected)
-                for chain in actual.chains where chain.name.rawValue.hasPrefix("ISTIO_") {
+                for chain in actual.chains where IstioNames.isIstioChain(chain.name) {
                     if expected.chain(chain.name) == nil {
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
                             message: "\(name) \(chain.name) is not a chain istio-iptables creates for this configuration (left over from an earlier one?).",

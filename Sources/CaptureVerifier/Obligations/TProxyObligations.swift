@@ -141,7 +141,7 @@ enum DropInvalid: FamilyObligation {
             out.proven.append("every conntrack-INVALID packet is dropped in mangle PREROUTING")
         } else {
             out.findings = ctx.check(PacketSet([invalid]), pipeline, obligation: description.id) { o in
-                guard o.verdict == .drop, o.entered("ISTIO_DROP", in: .mangle) else { return nil }
+                guard o.verdict == .drop, o.entered(.istioDrop, in: .mangle) else { return nil }
                 return Violation(kind: .ruleDrift, severity: .info,
                                  problem: "is dropped by Istio's ISTIO_DROP although --drop-invalid is not configured", fix: nil)
             }

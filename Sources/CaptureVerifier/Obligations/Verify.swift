@@ -61,9 +61,7 @@ struct VerificationRun {
         self.options = options
         var contexts: [FamilyContext] = []
         var skipped: [(Family, String)] = []
-        let present = Set(ruleset.families.filter { f in
-            ruleset.tables.contains { $0.family == f && $0.chains.contains { $0.name.rawValue.hasPrefix("ISTIO_") } }
-        })
+        let present = Set(IstioDataPlane(detectedIn: ruleset).families)
         for family in Family.allCases {
             let configured = config.families.contains(family)
             guard configured || present.contains(family) else { continue }

@@ -1,3 +1,4 @@
+import IstioCapture
 import NetfilterModel
 
 /// Follows a packet through one family's tables, rule by rule, as the kernel would, and says why each rule
@@ -236,13 +237,8 @@ public struct PacketTracer: Sendable {
     /// What a verdict means for the connection, in plain words (Istio's default ports named).
     public static func disposition(_ verdict: Verdict, packet: Packet, direction: PacketQuery.Direction) -> Disposition {
         func listener(_ port: UInt16) -> String {
-            switch port {
-            case 15001: "Envoy outbound listener 15001"
-            case 15006: "Envoy inbound listener 15006"
-            case 15053: "DNS proxy 15053"
-            case 15008: "HBONE tunnel port 15008"
-            default: "local port \(port)"
-            }
+            guard let known = IstioPort(rawValue: port), known.carriesTraffic else { return "local port \(port)" }
+            return "\(known.name) \(port)"
         }
         let hasPorts = packet.hasPorts
         let dst = hasPorts ? (packet.family == .ipv6 ? "[\(packet.destination)]:\(packet.destinationPort)" : "\(packet.destination):\(packet.destinationPort)")

@@ -1,0 +1,99 @@
+import NetfilterModel
+
+/// Istio's chain names, ports and identities, defined once for every module that recognises Istio's rules.
+public enum IstioNames {
+    /// Whether a chain is Istio's: istio-iptables (every version, sidecar and ambient) names all of its chains `ISTIO_*`.
+    public static func isIstioChain(_ name: ChainName) -> Bool { name.rawValue.hasPrefix("ISTIO_") }
+
+    /// The istio-proxy user and group; what `-u` and `-g` default to.
+    public static let proxyID: UInt32 = 1337
+    /// What `-t` defaults to: the mark TPROXY puts on diverted inbound packets (0x539).
+    public static let tproxyMark: UInt32 = 1337
+    /// The mark TPROXY mode puts on the proxy's connections to its own pod (0x53a), so mangle ISTIO_INBOUND
+    /// lets them through; istio-iptables hard-codes it.
+    public static let selfCallMark: UInt32 = 1338
+}
+
+extension ChainName {
+    public static let istioOutput: ChainName = "ISTIO_OUTPUT"
+    /// 1.26+: DNS capture and conntrack zones, jumped to from nat ISTIO_OUTPUT and raw OUTPUT.
+    public static let istioOutputDNS: ChainName = "ISTIO_OUTPUT_DNS"
+    public static let istioInbound: ChainName = "ISTIO_INBOUND"
+    public static let istioRedirect: ChainName = "ISTIO_REDIRECT"
+    public static let istioInRedirect: ChainName = "ISTIO_IN_REDIRECT"
+    /// TPROXY mode: established inbound connections keep their mark and skip ISTIO_TPROXY.
+    public static let istioDivert: ChainName = "ISTIO_DIVERT"
+    public static let istioTProxy: ChainName = "ISTIO_TPROXY"
+    /// `--drop-invalid`, 1.26+.
+    public static let istioDrop: ChainName = "ISTIO_DROP"
+    /// Ambient's in-pod rules (ztunnel): a sidecar never installs it.
+    public static let istioPrerouting: ChainName = "ISTIO_PRERT"
+}
+
+extension Table {
+    /// Whether the table carries any of Istio's chains.
+    public var hasIstioChains: Bool { chains.contains { IstioNames.isIstioChain($0.name) } }
+}
+
+/// The ports Istio's proxy listens on by default. `CaptureConfiguration` starts from these; the configured
+/// values (`-p`, `-z`, `-e`) can differ.
+public enum IstioPort: UInt16, CaseIterable, Sendable {
+    case outbound = 15001
+    case inbound = 15006
+    case tunnel = 15008
+    case status = 15020
+    case health = 15021
+    case dnsProxy = 15053
+    case metrics = 15090
+
+    /// How reports name the port: "Envoy outbound listener".
+    public var name: String {
+        switch self {
+        case .outbound: "Envoy outbound listener"
+        case .inbound: "Envoy inbound listener"
+        case .tunnel: "HBONE tunnel port"
+        case .status: "Istio agent status port"
+        case .health: "health check port"
+        case .dnsProxy: "DNS proxy"
+        case .metrics: "Envoy metrics port"
+        }
+    }
+
+    /// Whether connections land here as traffic (capture, DNS, HBONE) rather than as probes or scrapes.
+    public var carriesTraffic: Bool {
+        switch self {
+        case .outbound, .inbound, .tunnel, .dnsProxy: true
+        case .status, .health, .metrics: false
+        }
+    }
+}
+
+/// Which Istio data plane a ruleset's chains show, read from the rules alone before any configuration is known.
+public struct IstioDataPlane: Hashable, Sendable {
+    public enum Mode: String, Hashable, Sendable {
+        /// istio-iptables' sidecar capture (istio-init or istio-cni).
+        case sidecar
+        /// Ambient's in-pod rules: ISTIO_PRERT without the sidecar's ISTIO_INBOUND or ISTIO_REDIRECT.
+        case ambient
+        /// No Istio chain at all.
+        case none
+    }
+
+    public let mode: Mode
+    /// Families with at least one Istio chain; IPv6 among them means istio-iptables saw IPv6 on the pod.
+    public let families: [Family]
+
+    public var capturesIPv6: Bool { families.contains(.ipv6) }
+
+    public init(detectedIn ruleset: Ruleset) {
+        families = Family.allCases.filter { f in ruleset.tables.contains { $0.family == f && $0.hasIstioChains } }
+        let has = { (name: ChainName) in ruleset.tables.contains { $0.chain(name) != nil } }
+        if families.isEmpty {
+            mode = .none
+        } else if has(.istioPrerouting), !has(.istioInbound), !has(.istioRedirect) {
+            mode = .ambient
+        } else {
+            mode = .sidecar
+        }
+    }
+}

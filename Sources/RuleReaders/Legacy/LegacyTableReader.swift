@@ -1,0 +1,267 @@
+private import CIPTC
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetfilterModel
+
+/// Reads the live legacy x_tables (ip_tables / ip6_tables) of the calling thread's network namespace through
+/// libiptc, the library behind `iptables-legacy-save`. Wrap in `NetworkNamespace.perform` to read a pod.
+///
+/// Read-only, and careful never to create anything: asking the kernel for a table that does not exist yet makes it
+/// instantiate that table in the namespace (and changes what iptables-legacy-save shows afterwards). So only tables
+/// listed in `/proc/thread-self/net/ip_tables_names` (`ip6_tables_names`) are opened; a missing table is simply
+/// absent from the result. The xtables lock is not taken: reading is one atomic getsockopt snapshot per table.
+public struct LegacyTableReader: RulesetReader {
+    /// Whether `-m set` matches get their set names from the kernel (one ipset getsockopt per set index).
+    /// When a lookup fails the name is kept as `#INDEX`.
+    public var resolvesSetNames: Bool
+
+    public init(resolvesSetNames: Bool = true) {
+        self.resolvesSetNames = resolvesSetNames
+    }
+
+    public var sourceDescription: String { "legacy x_tables (libiptc)" }
+
+    public func read(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
+        var ruleset = Ruleset()
+        let setNames = IPSetNameResolver(enabled: resolvesSetNames)
+        var seenFamilies = Set<Family>()
+        for family in request.families where seenFamilies.insert(family).inserted {
+            ruleset.backends[family] = .legacy
+            let present = try Self.presentTables(family)
+            var seenTables = Set<TableName>()
+            for name in request.tables where seenTables.insert(name).inserted && present.contains(name) {
+                ruleset.tables.append(try Self.readTable(name, family: family, setNames: setNames))
+            }
+        }
+        let populated = ruleset.tables.filter { $0.ruleCount > 0 || $0.chains.contains { !$0.isBuiltin } }
+        for family in Set(populated.map(\.family)) { ruleset.populatedBackends[family] = [.legacy] }
+        return ruleset
+    }
+
+    /// The tables the kernel has instantiated in the calling thread's namespace.
+    ///
+    /// `thread-self`, not `self`: `/proc/self/net` shows the namespace of the process's main thread, while this
+    /// may run on a thread that entered another namespace. A missing file means ip_tables is not loaded at all.
+    static func presentTables(_ family: Family) throws(RuleReaderError) -> Set<TableName> {
+        let path = family == .ipv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names"
+        switch readSmallFile(path) {
+        case .success(let text):
+            return Set(text.split(separator: "\n").map { TableName(String($0)) })
+        case .failure(let err) where err.code == ENOENT:
+            return []
+        case .failure(let err) where err.code == EACCES || err.code == EPERM:
+            // The names file is root-only (0440): the same privilege libiptc would need.
+            throw .insufficientPrivilege(detail: "cannot read \(path): \(String(cString: strerror(err.code)))")
+        case .failure(let err):
+            throw .unavailable(family: family, table: nil, reason: "cannot read \(path): \(String(cString: strerror(err.code)))")
+        }
+    }
+
+    /// Reads one table under the libiptc lock; every byte is copied out before the handle is freed.
+    static func readTable(_ name: TableName, family: Family, setNames: IPSetNameResolver) throws(RuleReaderError) -> Table {
+        try libiptcLock.withLock { () throws(RuleReaderError) -> Table in
+            let handle = try TableHandle(family: family, table: name)
+            var chains: [Chain] = []
+            for chainName in handle.chainNames() {
+                var chain = Chain(name: ChainName(chainName))
+                if handle.isBuiltin(chainName) {
+                    guard let (policyName, counters) = handle.policy(chainName) else {
+                        throw .unavailable(family: family, table: name, reason: "built-in chain \(chainName) has no policy")
+                    }
+                    guard let policy = Policy(rawValue: policyName) else {
+                        throw .unavailable(family: family, table: name,
+                                           reason: "built-in chain \(chainName) has policy \(policyName), which iptaudit cannot represent")
+                    }
+                    chain.policy = policy
+                    chain.policyCounters = counters
+                }
+                for entry in handle.entries(chainName) {
+                    do throws(EntryDecodingError) {
+                        chain.rules.append(try LegacyEntryDecoder.decodeRule(
+                            entry: entry.bytes, family: family, standardTarget: entry.target, setName: setNames.name))
+                    } catch {
+                        throw .unavailable(family: family, table: name,
+                                           reason: "chain \(chainName), rule \(chain.rules.count + 1): \(error.reason)")
+                    }
+                }
+                chains.append(chain)
+            }
+            return Table(family: family, name: name, chains: chains)
+        }
+    }
+}
+
+// MARK: - libiptc handle
+
+/// libiptc keeps global state (the last failing function for `iptc_strerror`, its own caches): one call at a time.
+private let libiptcLock = PThreadMutex()
+
+private final class PThreadMutex: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// A rule copied out of libiptc memory: the whole entry (header, matches, target) and libiptc's name for its verdict.
+struct CopiedEntry {
+    var bytes: [UInt8]
+    /// `iptc_get_target`: "ACCEPT", a chain name, an extension name, or "" for a rule without a target.
+    var target: String
+}
+
+/// One `iptc_init` snapshot of a table; freed with `iptc_free` when the last reference goes. Never escapes a read.
+private final class TableHandle {
+    let family: Family
+    let raw: OpaquePointer
+
+    /// `iptc_init` / `ip6tc_init`. The caller holds `libiptcLock`.
+    init(family: Family, table: TableName) throws(RuleReaderError) {
+        self.family = family
+        errno = 0
+        let handle = family == .ipv4 ? iptc_init(table.rawValue) : ip6tc_init(table.rawValue)
+        guard let handle else {
+            let err = errno
+            let call = family == .ipv4 ? "iptc_init" : "ip6tc_init"
+            if err == EPERM || err == EACCES {
+                // libiptc's own message for these says "you must be root", which is not the whole story in a pod.
+                throw .insufficientPrivilege(detail: "\(call)(\(table)): \(String(cString: strerror(err)))")
+            }
+            let message = family == .ipv4 ? iptc_strerror(err) : ip6tc_strerror(err)
+            throw .unavailable(family: family, table: table,
+                               reason: "\(call): \(message.map { String(cString: $0) } ?? String(cString: strerror(err)))")
+        }
+        raw = handle
+    }
+
+    deinit {
+        if family == .ipv4 { iptc_free(raw) } else { ip6tc_free(raw) }
+    }
+
+    /// Chains in libiptc's order (built-ins in hook order, then user chains by name), which iptables-save keeps.
+    func chainNames() -> [String] {
+        var names: [String] = []
+        var next = family == .ipv4 ? iptc_first_chain(raw) : ip6tc_first_chain(raw)
+        while let name = next {
+            names.append(String(cString: name))
+            next = family == .ipv4 ? iptc_next_chain(raw) : ip6tc_next_chain(raw)
+        }
+        return names
+    }
+
+    func isBuiltin(_ chain: String) -> Bool {
+        (family == .ipv4 ? iptc_builtin(chain, raw) : ip6tc_builtin(chain, raw)) != 0
+    }
+
+    func policy(_ chain: String) -> (String, Counters)? {
+        var counters = xt_counters()
+        let name = family == .ipv4 ? iptc_get_policy(chain, &counters, raw) : ip6tc_get_policy(chain, &counters, raw)
+        guard let name else { return nil }
+        return (String(cString: name), Counters(packets: counters.pcnt, bytes: counters.bcnt))
+    }
+
+    func entries(_ chain: String) -> [CopiedEntry] {
+        var out: [CopiedEntry] = []
+        switch family {
+        case .ipv4:
+            var next = iptc_first_rule(chain, raw)
+            while let entry = next {
+                let size = Int(entry.pointee.next_offset)
+                let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: size))
+                let target = iptc_get_target(entry, raw).map { String(cString: $0) } ?? ""
+                out.append(CopiedEntry(bytes: bytes, target: target))
+                next = iptc_next_rule(entry, raw)
+            }
+        case .ipv6:
+            var next = ip6tc_first_rule(chain, raw)
+            while let entry = next {
+                let size = Int(entry.pointee.next_offset)
+                let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: size))
+                let target = ip6tc_get_target(entry, raw).map { String(cString: $0) } ?? ""
+                out.append(CopiedEntry(bytes: bytes, target: target))
+                next = ip6tc_next_rule(entry, raw)
+            }
+        }
+        return out
+    }
+}
+
+private struct Errno: Error {
+    var code: Int32
+}
+
+/// Reads a /proc file (whose size stat reports as 0) to the end.
+private func readSmallFile(_ path: String) -> Result<String, Errno> {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return .failure(Errno(code: errno)) }
+    defer { close(fd) }
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return .failure(Errno(code: errno))
+        }
+        if n == 0 { break }
+        data.append(contentsOf: buffer[0..<n])
+    }
+    return .success(String(decoding: data, as: UTF8.self))
+}
+
+// MARK: - ipset names
+
+/// Set names for `-m set`, which the kernel stores only as an index: `IP_SET_OP_GET_BYINDEX` on a raw socket,
+/// as libxt_set does. The socket belongs to the calling thread's namespace, where the sets live.
+final class IPSetNameResolver {
+    private let enabled: Bool
+    private var socketFD: Int32 = -1
+    private var version: UInt32?
+    private var cache: [UInt16: String?] = [:]
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    deinit { if socketFD >= 0 { close(socketFD) } }
+
+    func name(_ index: UInt16) -> String? {
+        guard enabled else { return nil }
+        if let cached = cache[index] { return cached }
+        let name = lookUp(index)
+        cache[index] = name
+        return name
+    }
+
+    private func lookUp(_ index: UInt16) -> String? {
+        if socketFD < 0 {
+            socketFD = socket(AF_INET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_RAW))
+            guard socketFD >= 0 else { return nil }
+        }
+        if version == nil {
+            var request = ip_set_req_version()
+            request.op = UInt32(IP_SET_OP_VERSION)
+            var size = socklen_t(MemoryLayout<ip_set_req_version>.size)
+            guard getsockopt(socketFD, Int32(SOL_IP), SO_IP_SET, &request, &size) == 0 else { return nil }
+            version = request.version
+        }
+        var request = ip_set_req_get_set()
+        request.op = UInt32(IP_SET_OP_GET_BYINDEX)
+        request.version = version ?? UInt32(IPSET_PROTOCOL)
+        request.set.index = index
+        var size = socklen_t(MemoryLayout<ip_set_req_get_set>.size)
+        guard getsockopt(socketFD, Int32(SOL_IP), SO_IP_SET, &request, &size) == 0,
+              Int(size) == MemoryLayout<ip_set_req_get_set>.size else { return nil }
+        let name = withUnsafeBytes(of: request.set.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return name.isEmpty ? nil : name
+    }
+}
