@@ -86,7 +86,10 @@ public struct IstioDataPlane: Hashable, Sendable {
     public var capturesIPv6: Bool { families.contains(.ipv6) }
 
     public init(detectedIn ruleset: Ruleset) {
-        families = Family.allCases.filter { f in ruleset.tables.contains { $0.family == f && $0.hasIstioChains } }
+        // Native nftables mode's `inet istio-proxy-*` tables hook into both families.
+        families = Family.allCases.filter { f in
+            ruleset.tables.contains { $0.family == f && ($0.hasIstioChains || IstioLayout.isNativeIstioTable($0.name)) }
+        }
         let has = { (name: ChainName) in ruleset.tables.contains { $0.chain(name) != nil } }
         if families.isEmpty {
             mode = .none
@@ -95,5 +98,44 @@ public struct IstioDataPlane: Hashable, Sendable {
         } else {
             mode = .sidecar
         }
+    }
+}
+
+/// Where Istio's rules live in one rule store: iptables' `nat`/`mangle`/`raw` tables with `ISTIO_*` chains, or
+/// the `inet istio-proxy-*` tables with `istio-*` chains of native nftables mode (`--native-nftables`). The
+/// verifier's obligations name tables and chains through it, so they read both the same way.
+public struct IstioLayout: Hashable, Sendable {
+    public let nat: TableName
+    public let mangle: TableName
+    public let raw: TableName
+    public let native: Bool
+
+    public static let iptables = IstioLayout(nat: .nat, mangle: .mangle, raw: .raw, native: false)
+    public static let nativeNftables = IstioLayout(nat: "inet istio-proxy-nat", mangle: "inet istio-proxy-mangle",
+                                                   raw: "inet istio-proxy-raw", native: true)
+
+    /// The chain a hook runs in Istio's tables: iptables' built-in `OUTPUT`, or the base chain `output`.
+    public func hookChain(_ hook: Hook) -> ChainName { native ? ChainName(hook.rawValue) : hook.chainName }
+
+    /// One of Istio's chains by its iptables name: `ISTIO_OUTPUT`, or `istio-output` in native nftables mode.
+    public func chain(_ istio: ChainName) -> ChainName {
+        native ? ChainName(String(istio.rawValue.lowercased().map { $0 == "_" ? "-" : $0 })) : istio
+    }
+
+    /// Whether a chain of a table is one of Istio's own.
+    public func isIstioChain(_ chain: ChainName, in table: TableName) -> Bool {
+        native ? IstioLayout.isNativeIstioTable(table) && !Hook.allCases.contains { $0.rawValue == chain.rawValue }
+            : IstioNames.isIstioChain(chain)
+    }
+
+    /// `inet istio-proxy-nat`, `inet istio-proxy-mangle`, `inet istio-proxy-raw`.
+    public static func isNativeIstioTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix("inet istio-proxy-") }
+
+    /// The layout a ruleset's Istio rules use: native when it holds Istio's native nftables tables and no
+    /// `ISTIO_*` chain.
+    public static func detected(in tables: [Table]) -> IstioLayout {
+        let native = tables.contains { isNativeIstioTable($0.name) }
+        let iptables = tables.contains { $0.nativeFamily == nil && $0.hasIstioChains }
+        return native && !iptables ? .nativeNftables : .iptables
     }
 }

@@ -154,8 +154,8 @@ extension FamilyContext {
     }
 
     func isIstioRule(_ rule: Rule, table: TableName, chain: ChainName) -> Bool {
-        if IstioNames.isIstioChain(chain) { return true }
-        if let c = rule.target.chainReference, IstioNames.isIstioChain(c) { return true }
+        if layout.isIstioChain(chain, in: table) { return true }
+        if let c = rule.target.chainReference, layout.isIstioChain(c, in: table) { return true }
         if expectedKeys.contains(ExpectedRuleKey(table: table, chain: chain, rule: rule.normalized)) { return true }
         let interfaces = Set(config.excludeInterfaces + config.rerouteVirtualInterfaces)
         let ruleInterfaces = [rule.inInterface, rule.outInterface].compactMap { $0 }
@@ -165,19 +165,19 @@ extension FamilyContext {
             return true
         case .log, .nflog, .continue:
             return true
-        case .redirect(let r) where table == .nat && r.ports == IstioPort.dnsProxy.rawValue...IstioPort.dnsProxy.rawValue && rule.mentionsPort53:
+        case .redirect(let r) where table == layout.nat && r.ports == IstioPort.dnsProxy.rawValue...IstioPort.dnsProxy.rawValue && rule.mentionsPort53:
             return true
-        case .return where table == .nat && chain == .output && rule.mentionsPort53 && rule.hasOwnerMatch:
+        case .return where table == layout.nat && chain == layout.hookChain(.output) && rule.mentionsPort53 && rule.hasOwnerMatch:
             return true
-        case .ct where table == .raw:
+        case .ct where table == layout.raw:
             return true
-        case .connmark where table == .mangle:
+        case .connmark where table == layout.mangle:
             return true
-        case .mark(let m) where table == .mangle && (m.value == IstioNames.selfCallMark || m.value == config.tproxyMark):
+        case .mark(let m) where table == layout.mangle && (m.value == IstioNames.selfCallMark || m.value == config.tproxyMark):
             return true
-        case .return where table == .mangle && rule.matches.contains(where: { if case .mark = $0 { true } else { false } }):
+        case .return where table == layout.mangle && rule.matches.contains(where: { if case .mark = $0 { true } else { false } }):
             return true
-        case .drop where table == .mangle && rule.matchesInvalidState:
+        case .drop where table == layout.mangle && rule.matchesInvalidState:
             return true
         default:
             return false

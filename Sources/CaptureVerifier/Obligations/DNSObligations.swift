@@ -76,9 +76,9 @@ enum DNSConntrackZones: FamilyObligation {
         var out = CheckOutput()
         let udp = ctx.localNew.with(.l4Protocol, ctx.udp)
         var classes: [(String, PacketSet, Pipeline, UInt16, Severity)] = [
-            ("the agent's upstream DNS query", ctx.proxyOwned(udp.with(.destinationPort, ctx.ports([53]))), .single(.raw, .output), 1, .error),
+            ("the agent's upstream DNS query", ctx.proxyOwned(udp.with(.destinationPort, ctx.ports([53]))), ctx.single(.raw, .output), 1, .error),
             ("the agent's answer to an application", ctx.proxyOwned(udp.with(.sourcePort, ctx.sourcePorts([IstioPort.dnsProxy.rawValue]))
-                .without(.destinationPort, ctx.ports([53]))), .single(.raw, .output), 2, .error),
+                .without(.destinationPort, ctx.ports([53]))), ctx.single(.raw, .output), 2, .error),
         ]
         if ctx.dnsActive {
             var app = ctx.application(udp).with(.destinationPort, ctx.ports([53]))
@@ -89,9 +89,9 @@ enum DNSConntrackZones: FamilyObligation {
                 app = app.with(.destination, ctx.destinations(ctx.dnsServers))
                 answer = answer.with(.source, ctx.sources(ctx.dnsServers))
             }
-            classes.append(("an application's DNS query", PacketSet([app]), .single(.raw, .output), 2, .error))
+            classes.append(("an application's DNS query", PacketSet([app]), ctx.single(.raw, .output), 2, .error))
             // 1.14 and 1.18 matched the answer by destination (-d S), which never matches an answer from S.
-            classes.append(("a nameserver's answer to the agent", PacketSet([answer]), .single(.raw, .prerouting), 1,
+            classes.append(("a nameserver's answer to the agent", PacketSet([answer]), ctx.single(.raw, .prerouting), 1,
                             ctx.atLeast(22) ? .error : .warning))
         }
         for (what, cls, pipeline, zone, severity) in classes {

@@ -22,6 +22,8 @@ struct FamilyContext {
     let options: VerifierOptions
     /// The namespace's `ip rule`/routes, when read live (TPROXY depends on them).
     let policyRouting: PolicyRouting?
+    /// Where Istio's rules live: iptables' tables, or native nftables' `inet istio-proxy-*`.
+    let layout: IstioLayout
 
     var version: IstioVersion { config.istioVersion }
     func atLeast(_ minor: Int) -> Bool { version >= IstioVersion(1, minor, 0) }
@@ -54,8 +56,10 @@ struct FamilyContext {
     /// Inbound ports never captured with `-b '*'` (1.10 also returned port 22).
     let inboundExcluded: [UInt16]
 
-    init(family: Family, config: CaptureConfiguration, tables: [Table], options: VerifierOptions, policyRouting: PolicyRouting? = nil) {
+    init(family: Family, config: CaptureConfiguration, tables: [Table], options: VerifierOptions, policyRouting: PolicyRouting? = nil,
+         layout: IstioLayout = .iptables) {
         self.family = family
+        self.layout = layout
         self.policyRouting = policyRouting
         self.config = config
         self.tables = tables
@@ -103,8 +107,8 @@ struct FamilyContext {
                 return nil
             }
         }
-        let nat = tables.first { $0.name == .nat }
-        let ownerRules = nat?.chain(.istioOutput)?.rules ?? []
+        let nat = tables.first { $0.name == layout.nat }
+        let ownerRules = nat?.chain(layout.chain(.istioOutput))?.rules ?? []
         var included: [UInt32]? = config.ownerGroupsInclude.isAll ? nil : resolve(config.ownerGroupsInclude.items)
         var excluded = resolve(config.ownerGroupsExclude)
         if !unresolved.isEmpty {
@@ -146,6 +150,19 @@ struct FamilyContext {
     }
 
     func table(_ name: TableName) -> Table? { tables.first { $0.name == name } }
+
+    /// One of Istio's base chains alone, by its iptables table and hook (`raw OUTPUT`, or `inet istio-proxy-raw
+    /// output` in native nftables mode).
+    func single(_ table: TableName, _ hook: ChainName) -> Pipeline {
+        let t = table == .raw ? layout.raw : table == .mangle ? layout.mangle : table == .nat ? layout.nat : table
+        return .single(t, Hook(chain: hook).map(layout.hookChain) ?? hook)
+    }
+
+    /// Whether the outcome entered one of Istio's chains (by its iptables name) in one of Istio's tables.
+    func entered(_ o: Outcome, _ chain: ChainName, in table: TableName = .nat) -> Bool {
+        let t = table == .raw ? layout.raw : table == .mangle ? layout.mangle : table == .nat ? layout.nat : table
+        return o.entered(layout.chain(chain), in: t)
+    }
 
     /// Whether this family carries any of Istio's chains.
     var hasIstioRules: Bool { tables.contains(where: \.hasIstioChains) }

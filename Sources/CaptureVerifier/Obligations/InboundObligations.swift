@@ -29,10 +29,10 @@ enum InboundHook: FamilyObligation {
         let c = ctx.config
         let skipped = c.excludeInterfaces + c.rerouteVirtualInterfaces
         let cls = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(skipped))
-        let pipeline = Pipeline.single(.nat, .prerouting)
+        let pipeline = ctx.single(.nat, .prerouting)
         if c.interceptionMode == .redirect, !c.inboundPortsInclude.isEmpty {
             out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-                guard !o.entered(.istioInbound) else { return nil }
+                guard !ctx.entered(o, .istioInbound) else { return nil }
                 return Violation(kind: .missingRedirect, severity: .error,
                                  problem: "never reaches nat ISTIO_INBOUND although inbound capture is on: plaintext reaches the app, bypassing mTLS and authorization",
                                  fix: Fix.inbound)
@@ -41,7 +41,7 @@ enum InboundHook: FamilyObligation {
         } else {
             let why = c.interceptionMode == .tproxy ? "TPROXY mode captures inbound in mangle" : "inbound capture is off (-b '')"
             out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-                guard o.entered(.istioInbound) else { return nil }
+                guard ctx.entered(o, .istioInbound) else { return nil }
                 if let port = o.verdict.capturePort {
                     return Violation(kind: .unexpectedCapture, severity: .error,
                                      problem: "enters nat ISTIO_INBOUND and is captured (port \(port)) although \(why)", fix: Fix.inbound)

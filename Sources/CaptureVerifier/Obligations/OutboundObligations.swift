@@ -30,9 +30,9 @@ enum OutboundHook: FamilyObligation {
         let tcpOnly = !ctx.atLeast(26)
         if tcpOnly { cls = cls.with(.l4Protocol, ctx.tcp) }
         let required = ctx.captureRequired
-        let pipeline = Pipeline.single(.nat, .output)
+        let pipeline = ctx.single(.nat, .output)
         out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-            guard !o.entered(.istioOutput) else { return nil }
+            guard !ctx.entered(o, .istioOutput) else { return nil }
             let matters = !o.packets.intersection(required).isEmpty
             let foreign = o.decidingStep.map(ctx.isForeign) ?? false
             if foreign {
@@ -43,9 +43,10 @@ enum OutboundHook: FamilyObligation {
             return Violation(kind: matters ? .missingRedirect : .ruleDrift, severity: matters ? .error : .info,
                              problem: "never reaches ISTIO_OUTPUT", fix: Fix.reinstall)
         }
-        let jumps = (ctx.table(.nat)?.chain(.output)?.rules ?? []).enumerated().filter { $0.element.target == .jump(.istioOutput) }
+        let natOutput = ctx.layout.hookChain(.output)
+        let jumps = (ctx.table(ctx.layout.nat)?.chain(natOutput)?.rules ?? []).enumerated().filter { $0.element.target == .jump(ctx.layout.chain(.istioOutput)) }
         if jumps.count > 1 {
-            out.findings.append(ctx.structural(.ruleDrift, .warning, table: .nat, chain: .output, rule: jumps[1].offset + 1,
+            out.findings.append(ctx.structural(.ruleDrift, .warning, table: ctx.layout.nat, chain: natOutput, rule: jumps[1].offset + 1,
                 message: "nat OUTPUT jumps to ISTIO_OUTPUT \(jumps.count) times: istio-iptables ran more than once without cleaning up.",
                 fix: Fix.reinstall, obligation: description.id))
         }
@@ -87,9 +88,9 @@ enum RedirectTargets: FamilyObligation {
         let inbound = ctx.inboundNew.with(.l4Protocol, ctx.tcp)
         let runs: [(PacketBox, Pipeline)] = [(local, .localOutput), (inbound, .inbound)]
         let chains: [(ChainName, TableName, UInt16, String)] = [
-            (.istioRedirect, .nat, c.proxyPort, "Envoy's outbound listener"),
-            (.istioInRedirect, .nat, c.inboundCapturePort, "Envoy's inbound listener"),
-            (.istioTProxy, .mangle, c.inboundCapturePort, "Envoy's inbound listener"),
+            (ctx.layout.chain(.istioRedirect), ctx.layout.nat, c.proxyPort, "Envoy's outbound listener"),
+            (ctx.layout.chain(.istioInRedirect), ctx.layout.nat, c.inboundCapturePort, "Envoy's inbound listener"),
+            (ctx.layout.chain(.istioTProxy), ctx.layout.mangle, c.inboundCapturePort, "Envoy's inbound listener"),
         ]
         for (box, pipeline) in runs {
             out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
@@ -105,7 +106,7 @@ enum RedirectTargets: FamilyObligation {
                     if let other = o.verdict.capturePort, other != IstioPort.dnsProxy.rawValue {
                         return Violation(kind: .wrongPort, severity: .error,
                                          problem: "enters \(chain) but is delivered to port \(other), not \(listener) (\(port))",
-                                         fix: chain == .istioRedirect ? "The outbound listener is -p (meshConfig.proxyListenPort). " + Fix.reinstall
+                                         fix: chain == ctx.layout.chain(.istioRedirect) ? "The outbound listener is -p (meshConfig.proxyListenPort). " + Fix.reinstall
                                              : "The inbound listener is -z (meshConfig.proxyInboundListenPort). " + Fix.reinstall)
                     }
                     return Violation(kind: .missingRedirect, severity: .error,

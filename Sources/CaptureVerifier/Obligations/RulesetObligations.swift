@@ -50,7 +50,7 @@ enum ChainHygiene: Obligation {
                         fix: Fix.reinstall, obligation: id))
                 }
                 let expectedGraph = ChainGraph(expected)
-                for chain in actual.chains where IstioNames.isIstioChain(chain.name) {
+                for chain in actual.chains where ctx.layout.isIstioChain(chain.name, in: name) {
                     if expected.chain(chain.name) == nil {
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
                             message: "\(name) \(chain.name) is not a chain istio-iptables creates for this configuration (left over from an earlier one?).",
@@ -185,7 +185,8 @@ enum FamilyParity: Obligation {
         let id = description.id
         for (family, _) in run.skipped {
             let ctx = FamilyContext(family: family, config: run.config, tables: run.ruleset.tables.filter { $0.family == family },
-                                    options: run.options, policyRouting: run.ruleset.policyRouting)
+                                    options: run.options, policyRouting: run.ruleset.policyRouting,
+                                    layout: IstioLayout.detected(in: run.ruleset.tables))
             let other = family == .ipv4 ? "IPv6" : "IPv4"
             let cls = ctx.outboundCaptureClass.isEmpty ? PacketSet([ctx.application(ctx.localNew).with(.l4Protocol, ctx.tcp)]) : ctx.outboundCaptureClass
             let found = ctx.check(cls, .localOutput, obligation: id) { o in

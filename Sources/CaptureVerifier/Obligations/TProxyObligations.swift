@@ -54,7 +54,7 @@ enum TProxyConsistency: FamilyObligation {
             .without(.outInterface, ctx.space.noInterface(.outInterface)).without(.outInterface, ctx.out(ctx.lo + c.excludeInterfaces))
             .with(.l4Protocol, ctx.tcp).with(.ctState, ctx.space.atoms(states: [.established]))
             .setting(.connmark, ctx.space.atoms(.connmark, marks: { $0 == m }))
-        out.findings += ctx.check(PacketSet([replies]), .single(.mangle, .output), obligation: description.id) { o in
+        out.findings += ctx.check(PacketSet([replies]), ctx.single(.mangle, .output), obligation: description.id) { o in
             if marked(o, .mark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "is a reply on a TPROXYed connection (connmark \(hex)) but leaves mangle OUTPUT without mark \(hex): it is routed out instead of back to the proxy",
@@ -63,7 +63,7 @@ enum TProxyConsistency: FamilyObligation {
         // (d) marked inbound packets save the mark on the connection.
         let premarked = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(c.excludeInterfaces))
             .setting(.mark, ctx.space.atoms(.mark, marks: { $0 == m }))
-        out.findings += ctx.check(PacketSet([premarked]), .single(.mangle, .prerouting), obligation: description.id) { o in
+        out.findings += ctx.check(PacketSet([premarked]), ctx.single(.mangle, .prerouting), obligation: description.id) { o in
             if marked(o, .connmark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "already carries mark \(hex) but its connection does not get connmark \(hex): replies will not find the proxy",
@@ -130,7 +130,7 @@ enum DropInvalid: FamilyObligation {
         var out = CheckOutput()
         let invalid = ctx.unmarked.with(.outInterface, ctx.space.noInterface(.outInterface))
             .without(.inInterface, ctx.space.noInterface(.inInterface)).with(.ctState, ctx.space.atoms(states: [.invalid]))
-        let pipeline = Pipeline([.table(.raw, .prerouting), .table(.mangle, .prerouting)])
+        let pipeline = Pipeline(ctx.single(.raw, .prerouting).stages + ctx.single(.mangle, .prerouting).stages)
         if ctx.config.dropInvalid {
             out.findings = ctx.check(PacketSet([invalid]), pipeline, obligation: description.id) { o in
                 if o.verdict == .drop { return nil }
@@ -141,7 +141,7 @@ enum DropInvalid: FamilyObligation {
             out.proven.append("every conntrack-INVALID packet is dropped in mangle PREROUTING")
         } else {
             out.findings = ctx.check(PacketSet([invalid]), pipeline, obligation: description.id) { o in
-                guard o.verdict == .drop, o.entered(.istioDrop, in: .mangle) else { return nil }
+                guard o.verdict == .drop, ctx.entered(o, .istioDrop, in: .mangle) else { return nil }
                 return Violation(kind: .ruleDrift, severity: .info,
                                  problem: "is dropped by Istio's ISTIO_DROP although --drop-invalid is not configured", fix: nil)
             }

@@ -62,6 +62,7 @@ struct VerificationRun {
         var contexts: [FamilyContext] = []
         var skipped: [(Family, String)] = []
         let present = Set(IstioDataPlane(detectedIn: ruleset).families)
+        let layout = IstioLayout.detected(in: ruleset.tables)
         for family in Family.allCases {
             let configured = config.families.contains(family)
             guard configured || present.contains(family) else { continue }
@@ -70,7 +71,7 @@ struct VerificationRun {
                 continue
             }
             contexts.append(FamilyContext(family: family, config: config, tables: ruleset.tables.filter { $0.family == family },
-                                          options: options, policyRouting: ruleset.policyRouting))
+                                          options: options, policyRouting: ruleset.policyRouting, layout: layout))
         }
         checked = contexts
         self.skipped = skipped
