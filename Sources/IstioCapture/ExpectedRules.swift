@@ -10,7 +10,8 @@ import NetfilterModel
 /// only matters for how the configuration was derived (see `PodManifest`).
 ///
 /// With `nativeNftables` istio-iptables writes no iptables rules at all; the tables returned are then the
-/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (model doc §10).
+/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (model doc §10). The native
+/// tables themselves are `ExpectedNftables`'.
 public enum ExpectedRules {
     /// Maps an owner-group name to its GID, as iptables does at load time with the pod image's `/etc/group`.
     public typealias GroupResolver = @Sendable (String) -> UInt32?
