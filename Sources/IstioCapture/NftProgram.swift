@@ -103,10 +103,11 @@ struct NftProgram {
                 }
                 rules[op.chain] = list
             }
+            assert(rules.keys.allSatisfy { name in table.chains.contains { $0.name == name } }, "a chain \(table) does not declare")
             let declared = table.chains.filter { rules[$0.name] != nil }
             let created = Set(declared.map(\.name.rawValue))
-            for (chain, list) in rules {
-                for target in list.flatMap({ $0.compactMap(Self.jumpTarget) }) where !created.contains(target) {
+            for (chain, _) in declared {
+                for target in rules[chain]!.flatMap({ $0.compactMap(Self.jumpTarget) }) where !created.contains(target) {
                     throw .nativeNftablesRejected(version: version, reason:
                         "a rule in \(table.rawValue) \(chain) jumps to \(target), a chain Istio does not create because no rule goes into it")
                 }
