@@ -283,7 +283,8 @@ struct NftBuilder {
         p.append(.mangle, .output, [N.oifname("lo"), tcp, N.mark(mark), N.counter, N.return])
         for owner in config.proxyUIDs.map({ N.skuid($0) }) + config.proxyGIDs.map({ N.skgid($0) }) {
             for f in families {
-                p.append(.mangle, .output, [N.oifname("lo"), tcp, N.daddr(f.notLoopback), owner, N.counter, N.setMark(Self.outboundMark)])
+                p.append(.mangle, .output, [N.oifname("lo"), tcp, N.daddr(f.notLoopback), owner, N.counter,
+                                            N.setMark(Self.outboundMark)])
             }
         }
         p.append(.mangle, .output, [tcp, N.connmark(mark), N.counter, N.restoreMark])

@@ -108,11 +108,13 @@ struct NftProgram {
             let created = Set(declared.map(\.name.rawValue))
             for (chain, _) in declared {
                 for target in rules[chain]!.flatMap({ $0.compactMap(Self.jumpTarget) }) where !created.contains(target) {
-                    throw .nativeNftablesRejected(version: version, reason:
-                        "a rule in \(table.rawValue) \(chain) jumps to \(target), a chain Istio does not create because no rule goes into it")
+                    throw .nativeNftablesRejected(version: version, reason: "a rule in \(table.rawValue) \(chain) jumps to "
+                        + "\(target), a chain Istio does not create because no rule goes into it")
                 }
             }
-            let chains = declared.map { NftChain(name: $0.name.rawValue, base: $0.base, rules: rules[$0.name]!.map { NftRule(statements: $0) }) }
+            let chains = declared.map { chain in
+                NftChain(name: chain.name.rawValue, base: chain.base, rules: rules[chain.name]!.map { NftRule(statements: $0) })
+            }
             out.append(NftTable(family: .inet, name: table.rawValue, chains: chains))
         }
         return out
@@ -176,7 +178,9 @@ enum N {
     static func skgid(_ id: NftExpression, not: Bool = false) -> NftStatement { match(.meta(key: "skgid"), not: not, id) }
 
     /// `mark 1337` (nft lists it as `meta mark 0x00000539`).
-    static func mark(_ value: UInt32, not: Bool = false) -> NftStatement { match(.meta(key: "mark"), not: not, .integer(Int64(value))) }
+    static func mark(_ value: UInt32, not: Bool = false) -> NftStatement {
+        match(.meta(key: "mark"), not: not, .integer(Int64(value)))
+    }
     /// `ct mark 1337`.
     static func connmark(_ value: UInt32) -> NftStatement { match(.ct(key: "mark", direction: nil), .integer(Int64(value))) }
     /// `ct state related,established`: a flag match, listed in nft's bit order (`established,related`).
