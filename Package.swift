@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "ReportersTests", dependencies: ["TestSupport", "Reporters", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CorpusSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "CorpusSupport", "IstioCapture", "NetfilterModel"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel", "IstioCapture"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "CorpusSupport", "RuleReaders", "IstioCapture", "NetfilterModel", "CaptureVerifier"]),
         .testTarget(name: "RuleReadersTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
     ]
 )

@@ -10,7 +10,8 @@ import NetfilterModel
 /// only matters for how the configuration was derived (see `PodManifest`).
 ///
 /// With `nativeNftables` istio-iptables writes no iptables rules at all; the tables returned are then the
-/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (model doc §10).
+/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (model doc §10). The native
+/// tables themselves are `ExpectedNftables`'.
 public enum ExpectedRules {
     /// Maps an owner-group name to its GID, as iptables does at load time with the pod image's `/etc/group`.
     public typealias GroupResolver = @Sendable (String) -> UInt32?
@@ -110,44 +111,15 @@ struct Shape {
 }
 
 /// Builds one family's rule program from a configuration, following istio-iptables' order of operations.
-struct Builder {
+/// The values it derives from the configuration (loopback, CIDRs, DNS servers, ...) are `FamilyDerivation`'s.
+struct Builder: FamilyDerivation {
     let config: CaptureConfiguration
     let family: Family
     let shape: Shape
     let groups: ExpectedRules.GroupResolver
 
-    var tproxy: Bool { config.interceptionMode == .tproxy }
-
-    /// `127.0.0.1/32` (or the configured IPv4 loopback CIDR from 1.22), `::1/128`.
-    var loopback: AddressMatch {
-        if family == .ipv6 { return R.host("::1", .ipv6)! }
-        if shape.configurableLoopback, let c = CIDR(config.hostIPv4LoopbackCIDR), c.family == .ipv4 { return c.match }
-        return R.host("127.0.0.1", .ipv4)!
-    }
-    var notLoopback: AddressMatch { R.inverted(loopback) }
-    /// The source Envoy binds when it forwards inbound connections to the app.
-    var inboundPassthroughSource: AddressMatch { family == .ipv4 ? R.host("127.0.0.6", .ipv4)! : R.host("::6", .ipv6)! }
-
-    func cidrs(_ list: [String]) -> [CIDR] { list.compactMap(CIDR.init).filter { $0.family == family } }
-    var excludeCIDRs: [CIDR] { cidrs(config.outboundIPRangesExclude) }
-    var includeCIDRs: [CIDR] { cidrs(config.outboundIPRangesInclude.items) }
-    /// Either family's include list holding a loopback range drops the `-o lo ! owner` RETURNs in both.
-    var includesLoopback: Bool { config.outboundIPRangesInclude.items.compactMap(CIDR.init).contains { $0.isLoopback } }
-    var dnsServers: [AddressMatch] {
-        (family == .ipv4 ? config.dnsServersIPv4 : config.dnsServersIPv6).compactMap { R.host($0, family) }
-    }
-
-    /// 1.26+ silently turns DNS capture off when there is nothing to capture.
-    var redirectDNS: Bool {
-        guard config.redirectDNS else { return false }
-        if shape.restructured {
-            return config.captureAllDNS || !config.dnsServersIPv4.isEmpty || !config.dnsServersIPv6.isEmpty
-        }
-        return true
-    }
-
     func groupMatch(_ name: String, not: Bool) -> Match {
-        if let gid = groups(name) ?? UInt32(name) { return R.gidOwner(gid, not: not) }
+        if let gid = groupID(name) { return R.gidOwner(gid, not: not) }
         return .unrecognized(UnrecognizedExtension(name: "owner", arguments: (not ? ["!"] : []) + ["--gid-owner", name]))
     }
 

@@ -312,8 +312,9 @@ struct CIDR: Hashable {
 
 extension CaptureConfiguration {
     /// Applies istio-iptables' environment knobs: `ISTIO_META_DNS_CAPTURE`, `INVALID_DROP`, `ISTIO_DUAL_STACK`,
-    /// `ISTIO_OUTBOUND_OWNER_GROUPS`, `ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE`, `ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR`
-    /// and 1.10's `ISTIO_META_DNS_CONNTRACK_ZONE`.
+    /// `ISTIO_OUTBOUND_OWNER_GROUPS`, `ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE`, `ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR`,
+    /// `NATIVE_NFTABLES` (the variable `--native-nftables` is bound to, 1.27+) and 1.10's
+    /// `ISTIO_META_DNS_CONNTRACK_ZONE`.
     ///
     /// Unparsable booleans are ignored, as istio-iptables ignores them. Variables that are absent leave the
     /// configuration unchanged; to let flags win over the environment, use `IstioArguments.parse(arguments:environment:)`.
@@ -323,6 +324,7 @@ extension CaptureConfiguration {
         if let b = bool("INVALID_DROP") { dropInvalid = b }
         if let b = bool("ISTIO_DUAL_STACK") { dualStack = b }
         if let b = bool("ISTIO_META_DNS_CONNTRACK_ZONE") { legacyDNSConntrackZones = b }
+        if let b = bool("NATIVE_NFTABLES") { nativeNftables = b }
         if let include = environment["ISTIO_OUTBOUND_OWNER_GROUPS"] {
             if include == "*" {
                 ownerGroupsInclude = .all

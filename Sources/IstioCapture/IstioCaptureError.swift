@@ -19,6 +19,12 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
     case invalidAnnotation(key: String, value: String, reason: String)
     /// The pod gets no sidecar capture rules at all.
     case noSidecarCapture(String)
+    /// The configuration asks for native nftables (`--native-nftables`) from an Istio release that has no such
+    /// mode (before 1.27).
+    case nativeNftablesUnavailable(IstioVersion)
+    /// nft would reject the transaction istio-iptables submits for this configuration, so nothing is installed
+    /// and the init container fails; `reason` says which rule.
+    case nativeNftablesRejected(version: IstioVersion, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +46,12 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
             return "invalid annotation \(key)=\"\(value)\": \(reason) (istio-cni would refuse the pod)"
         case .noSidecarCapture(let reason):
             return "pod has no Istio sidecar capture: \(reason)"
+        case .nativeNftablesUnavailable(let version):
+            return "native nftables mode (--native-nftables) needs Istio \(ExpectedNftables.firstVersion) or later, "
+                + "but the configuration is for Istio \(version)"
+        case .nativeNftablesRejected(let version, let reason):
+            return "istio-iptables \(version) cannot install its native nftables rules for this configuration: \(reason); "
+                + "nft rejects the whole transaction, so no rules are installed and the init container fails"
         }
     }
 }

@@ -86,9 +86,17 @@ public struct IstioDataPlane: Hashable, Sendable {
     public var capturesIPv6: Bool { families.contains(.ipv6) }
 
     public init(detectedIn ruleset: Ruleset) {
-        // Native nftables mode's `inet istio-proxy-*` tables hook into both families.
+        // Native nftables mode's `inet istio-proxy-*` tables hook into both families, but Istio configured IPv6
+        // only when they name IPv6 addresses (`ip6 daddr ::1/128`).
+        let nativeIPv6 = ruleset.nativeTables.contains { t in
+            t.name.hasPrefix("istio-proxy-") && t.chains.contains { c in c.rules.contains { r in r.statements.contains { s in
+                if case .match(let m) = s, case .payload(.field(protocol: "ip6", _)) = m.left { true } else { false }
+            } } }
+        }
         families = Family.allCases.filter { f in
-            ruleset.tables.contains { $0.family == f && ($0.hasIstioChains || IstioLayout.isNativeIstioTable($0.name)) }
+            ruleset.tables.contains { t in
+                t.family == f && (t.hasIstioChains || (IstioLayout.isNativeIstioTable(t.name) && (f == .ipv4 || nativeIPv6)))
+            }
         }
         let has = { (name: ChainName) in ruleset.tables.contains { $0.chain(name) != nil } }
         if families.isEmpty {

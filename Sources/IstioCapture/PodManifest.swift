@@ -296,7 +296,24 @@ public struct PodManifest: Hashable, Sendable {
         c.captureAllDNS = c.redirectDNS
         c.dualStack = env["ISTIO_DUAL_STACK"].flatMap(IstioArguments.parseBool) ?? false
         c.dropInvalid = env["INVALID_DROP"].flatMap(IstioArguments.parseBool) ?? false
+        c.nativeNftables = validationAsksForNativeNftables
         return c
+    }
+
+    /// Whether istio-validation's arguments carry `--native-nftables` (bare, or `=BOOL` as pflag reads it).
+    ///
+    /// The plugin's own switch (its `NATIVE_NFTABLES` setting) is node configuration the manifest does not show;
+    /// the injector adds the flag to istio-validation from the same Helm value, `global.nativeNftables`.
+    var validationAsksForNativeNftables: Bool {
+        var on = false
+        for word in validationContainer?.args ?? [] {
+            if word == "--native-nftables" {
+                on = true
+            } else if word.hasPrefix("--native-nftables="), let b = IstioArguments.parseBool(String(word.dropFirst(18))) {
+                on = b
+            }
+        }
+        return on
     }
 
     /// A port list as the plugin validates it: every comma item must be a port (`*` allowed where noted).

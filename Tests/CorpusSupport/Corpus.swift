@@ -25,9 +25,25 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
 
     public var testDescription: String { "\(ref)/\(kind)/\(name)" }
     public var isCNI: Bool { kind == "cni-sidecar-iptables" }
+    /// A case of Istio's native-nftables harness (`--native-nftables`), whose golden is an nft transaction.
+    public var isNativeNftables: Bool { kind == "sidecar-nftables" }
 
-    /// The version the ref stands for; master installs the 1.26 shape.
-    public var version: IstioVersion { IstioVersion(ref) ?? .latest }
+    /// The version the ref stands for; master installs the 1.26 shape of iptables rules, and for native
+    /// nftables, which 1.26 does not have, is the release its VERSION file names.
+    public var version: IstioVersion {
+        if ref == "master", isNativeNftables { return Corpus.masterVersion }
+        return IstioVersion(ref) ?? .latest
+    }
+
+    /// The golden as Istio's test data holds it.
+    public func goldenText() throws -> String {
+        try Fixtures.text("istio/\(ref)/\(kind)/\(golden).golden")
+    }
+
+    /// Native nftables cases: what `nft list ruleset` printed after `nft -f` of the golden.
+    public func recordedListing() throws -> String {
+        try Fixtures.text("istio/\(ref)/live-save/\(kind)/\(golden).nft")
+    }
 
     /// What `iptables-legacy-save` printed for `family` after loading the golden.
     public func liveSave(_ family: Family) -> String? {
@@ -155,6 +171,25 @@ public enum Corpus {
         }
         return out
     }()
+
+    /// Every case of Istio's native-nftables harness (`master/sidecar-nftables`): the same flags as the iptables
+    /// harness plus `--native-nftables`, and one more case (`inbound-ports-empty-tproxy`).
+    public static let nftablesCases: [CorpusCase] = {
+        guard let cases = object("istio/master/sidecar-nftables/cases.json")?["cases"] as? [String: [String: Any]] else { return [] }
+        return cases.sorted(by: { $0.key < $1.key }).map { name, c in
+            let runtime = c["runtime_inputs"] as? [String: [String: Any]] ?? [:]
+            return CorpusCase(
+                ref: "master", kind: "sidecar-nftables", name: name, golden: golden(c, name),
+                flags: c["flags"] as? [String] ?? [], env: c["env"] as? [String: String] ?? [:],
+                ipv6: runtime["EnableIPv6"]?["value"] as? Bool ?? false,
+                dnsServersIPv4: runtime["DNSServersV4"]?["value"] as? [String] ?? [],
+                dnsServersIPv6: runtime["DNSServersV6"]?["value"] as? [String] ?? [],
+                annotations: [:], proxyEnv: [:], runAsUser: nil, runAsGroup: nil)
+        }
+    }()
+
+    /// What master was at the corpus commit (86c9f01, 2026-08-22): 1.32 in development (its VERSION file).
+    public static let masterVersion = IstioVersion(1, 32, 0)
 
     /// The case whose `testDescription` is `id` (`ref/kind/name`).
     public static func named(_ id: String) -> CorpusCase? { cases.first { $0.testDescription == id } }

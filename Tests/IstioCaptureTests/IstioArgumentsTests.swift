@@ -133,8 +133,9 @@ import Testing
             "ISTIO_META_DNS_CAPTURE": "true", "INVALID_DROP": "True", "ISTIO_DUAL_STACK": "1",
             "ISTIO_OUTBOUND_OWNER_GROUPS": "java,,202", "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE": "888",
             "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR": "127.0.0.1/8", "ISTIO_META_DNS_CONNTRACK_ZONE": "true",
+            "NATIVE_NFTABLES": "true",
         ])
-        #expect(c.redirectDNS && c.dropInvalid && c.dualStack && c.legacyDNSConntrackZones)
+        #expect(c.redirectDNS && c.dropInvalid && c.dualStack && c.legacyDNSConntrackZones && c.nativeNftables)
         #expect(c.ownerGroupsInclude == .some(["java", "202"]))
         #expect(c.ownerGroupsExclude == ["888"])
         #expect(c.hostIPv4LoopbackCIDR == "127.0.0.1/8")
@@ -159,5 +160,9 @@ import Testing
         #expect(!c.redirectDNS)
         let fromEnv = try IstioArguments.parse(arguments: [], environment: ["ISTIO_META_DNS_CAPTURE": "true"])
         #expect(fromEnv.redirectDNS)
+        // `--native-nftables` is bound to NATIVE_NFTABLES (istio-iptables' BindEnv spelling of the flag).
+        #expect(try IstioArguments.parse(arguments: [], environment: ["NATIVE_NFTABLES": "1"]).nativeNftables)
+        #expect(try !IstioArguments.parse(arguments: ["--native-nftables=false"], environment: ["NATIVE_NFTABLES": "true"]).nativeNftables)
+        #expect(try !IstioArguments.parse(arguments: []).nativeNftables)
     }
 }

@@ -68,6 +68,23 @@ import Testing
         for t in tables { #expect(SaveSyntax.render(t) == live[t.name.rawValue]) }
     }
 
+    /// With `values.global.nativeNftables=true` the injector adds `--native-nftables` to istio-init, or with CNI to
+    /// istio-validation (the plugin's own switch comes from the same Helm value).
+    @Test(arguments: ["hello.yaml.injected", "hello.yaml.cni.injected"])
+    func nativeNftablesFromTheInjectedArguments(_ file: String) throws {
+        let text = try Fixtures.text("istio/master/injected-workloads/\(file)")
+        #expect(try !PodManifest(yaml: text).captureConfiguration().nativeNftables)
+        let flag = "        - istio-iptables\n"
+        #expect(text.contains(flag))
+        let native = try PodManifest(yaml: text.replacing(flag, with: flag + "        - --native-nftables\n"))
+        var c = try native.captureConfiguration()
+        #expect(c.nativeNftables)
+        c.istioVersion = IstioVersion(1, 28, 1)
+        let tables = try ExpectedNftables.tables(for: c)
+        #expect(tables.map(\.name) == ["istio-proxy-nat"])
+        #expect(tables.first?.chain("prerouting") != nil, "inbound capture of every port")
+    }
+
     @Test func tproxyForm() throws {
         let c = try Self.manifest("hello-tproxy.yaml.injected").captureConfiguration()
         #expect(c.installer == .istioInit)

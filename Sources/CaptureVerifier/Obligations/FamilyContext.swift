@@ -129,7 +129,13 @@ struct FamilyContext {
         inboundExcluded = config.inboundPortsExclude + (v < IstioVersion(1, 14, 0) ? [22] : [])
 
         let resolver: ExpectedRules.GroupResolver = { [groupIDs = options.groupIDs] name in groupIDs[name] ?? UInt32(name) }
-        expected = ExpectedRules.tables(for: config, family: family, groupResolver: resolver)
+        if layout.native {
+            // The inet tables Istio writes, seen from this family as the reader's normalization sees the live ones.
+            let native = (try? ExpectedNftables.tables(for: config, groupResolver: resolver)) ?? []
+            expected = native.flatMap { $0.normalized() }.filter { $0.family == family }
+        } else {
+            expected = ExpectedRules.tables(for: config, family: family, groupResolver: resolver)
+        }
         expectedKeys = Set(expected.flatMap { t in
             t.chains.flatMap { c in c.rules.map { ExpectedRuleKey(table: t.name, chain: c.name, rule: $0.normalized) } }
         })

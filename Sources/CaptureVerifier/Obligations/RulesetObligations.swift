@@ -186,7 +186,7 @@ enum FamilyParity: Obligation {
         for (family, _) in run.skipped {
             let ctx = FamilyContext(family: family, config: run.config, tables: run.ruleset.tables.filter { $0.family == family },
                                     options: run.options, policyRouting: run.ruleset.policyRouting,
-                                    layout: IstioLayout.detected(in: run.ruleset.tables))
+                                    layout: run.config.nativeNftables ? .nativeNftables : .iptables)
             let other = family == .ipv4 ? "IPv6" : "IPv4"
             let cls = ctx.outboundCaptureClass.isEmpty ? PacketSet([ctx.application(ctx.localNew).with(.l4Protocol, ctx.tcp)]) : ctx.outboundCaptureClass
             let found = ctx.check(cls, .localOutput, obligation: id) { o in

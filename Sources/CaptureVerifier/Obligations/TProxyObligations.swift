@@ -128,8 +128,10 @@ enum DropInvalid: FamilyObligation {
 
     static func check(_ ctx: FamilyContext) -> CheckOutput {
         var out = CheckOutput()
-        let invalid = ctx.unmarked.with(.outInterface, ctx.space.noInterface(.outInterface))
+        var invalid = ctx.unmarked.with(.outInterface, ctx.space.noInterface(.outInterface))
             .without(.inInterface, ctx.space.noInterface(.inInterface)).with(.ctState, ctx.space.atoms(states: [.invalid]))
+        // Native nftables mode drops only TCP: its rule is `meta l4proto tcp ct state invalid jump istio-drop`.
+        if ctx.layout.native { invalid = invalid.with(.l4Protocol, ctx.tcp) }
         let pipeline = Pipeline(ctx.single(.raw, .prerouting).stages + ctx.single(.mangle, .prerouting).stages)
         if ctx.config.dropInvalid {
             out.findings = ctx.check(PacketSet([invalid]), pipeline, obligation: description.id) { o in
@@ -138,7 +140,8 @@ enum DropInvalid: FamilyObligation {
                                  problem: "is conntrack INVALID but is not dropped: out-of-window packets of redirected connections draw resets from the host stack",
                                  fix: "INVALID_DROP (--drop-invalid) adds `-m conntrack --ctstate INVALID -j ISTIO_DROP` to mangle PREROUTING. " + Fix.reinstall)
             }
-            out.proven.append("every conntrack-INVALID packet is dropped in mangle PREROUTING")
+            out.proven.append(ctx.layout.native ? "every conntrack-INVALID TCP packet is dropped in inet istio-proxy-mangle prerouting"
+                : "every conntrack-INVALID packet is dropped in mangle PREROUTING")
         } else {
             out.findings = ctx.check(PacketSet([invalid]), pipeline, obligation: description.id) { o in
                 guard o.verdict == .drop, ctx.entered(o, .istioDrop, in: .mangle) else { return nil }

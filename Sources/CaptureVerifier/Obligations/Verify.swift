@@ -62,7 +62,7 @@ struct VerificationRun {
         var contexts: [FamilyContext] = []
         var skipped: [(Family, String)] = []
         let present = Set(IstioDataPlane(detectedIn: ruleset).families)
-        let layout = IstioLayout.detected(in: ruleset.tables)
+        let layout: IstioLayout = config.nativeNftables ? .nativeNftables : .iptables
         for family in Family.allCases {
             let configured = config.families.contains(family)
             guard configured || present.contains(family) else { continue }
@@ -78,6 +78,16 @@ struct VerificationRun {
     }
 
     func context(_ family: Family) -> FamilyContext? { checked.first { $0.family == family } }
+}
+
+/// Native nftables mode is what the tables show when they hold Istio's `inet istio-proxy-*` tables and no
+/// `ISTIO_*` chain, whether or not `--native-nftables` was given; the mode exists from 1.27, so an older (or the
+/// default) version is taken as 1.28, the first whose rules every later release repeats.
+func nativeNftablesInferred(_ config: CaptureConfiguration, ruleset: Ruleset) -> CaptureConfiguration {
+    var c = config
+    if IstioLayout.detected(in: ruleset.tables).native { c.nativeNftables = true }
+    if c.nativeNftables, c.istioVersion < ExpectedNftables.firstVersion { c.istioVersion = IstioVersion(1, 28, 0) }
+    return c
 }
 
 /// Every obligation, in report order.
@@ -102,7 +112,8 @@ public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration) -> V
     verify(ruleset, configuration: configuration, options: VerifierOptions())
 }
 
-public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration, options: VerifierOptions) -> VerificationReport {
+public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration, options: VerifierOptions) -> VerificationReport {
+    let configuration = nativeNftablesInferred(given, ruleset: ruleset)
     var run = VerificationRun(ruleset: ruleset, config: configuration, options: options)
     var results: [ObligationResult] = []
     for obligation in Obligations.all {
