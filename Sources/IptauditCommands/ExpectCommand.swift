@@ -10,12 +10,29 @@ struct ExpectCommand: ParsableCommand {
         commandName: "expect",
         abstract: "Print the rules Istio installs for a pod's configuration (both families, every table), in iptables-save syntax.")
 
+    enum Format: String, ExpressibleByArgument, CaseIterable { case save, nft }
+
     @OptionGroup var capture: CaptureOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family.") var family: FamilyChoice = .all
+    @Option(help: "save: iptables-save syntax; nft: the inet istio-proxy-* tables of native nftables mode (--native-nftables, Istio 1.27+), as `nft list ruleset` prints them.")
+    var format: Format?
 
     func run() throws {
-        let config = try capture.configuration()
+        var config = try capture.configuration()
+        if format == .nft || (format == nil && config.nativeNftables) {
+            config.nativeNftables = true
+            // The mode exists from 1.27; without a version the current shape (1.28+) is printed.
+            if capture.istioVersion == nil, config.istioVersion < ExpectedNftables.firstVersion { config.istioVersion = IstioVersion(1, 28, 0) }
+            do {
+                let tables = try ExpectedNftables.tables(for: config, groupResolver: SaveTextParser.systemGroupID)
+                emit(NftSyntax.render(tables))
+            } catch {
+                throw ValidationError("\(error.description)")
+            }
+            return
+        }
+        config.nativeNftables = false
         var ruleset = Ruleset()
         ruleset.tables = ExpectedRules.tables(for: config, groupResolver: SaveTextParser.systemGroupID)
             .filter { table.tables.contains($0.name) && family.families.contains($0.family) }

@@ -39,7 +39,7 @@ struct HookModelTests {
         #expect(resolved.description == "raw OUTPUT → mangle OUTPUT → inet other out → nat OUTPUT → lo → raw PREROUTING → mangle PREROUTING")
     }
 
-    @Test("a chain at equal priority runs after iptables' (registered later); a nat chain after -100 is kept, a filter one is not")
+    @Test("at equal priority input order decides between non-Istio tables; a nat chain after -100 is kept, a filter one is not")
     func ties() {
         let walker = { (tables: [Table]) in ChainWalker(domain: ConcreteDomain(family: .ipv4, assumptions: [], records: false), tables: tables) }
         #expect(walker([Self.istio, Self.foreign(.nat, priority: -100, [])]).resolve(.localOutput).description
@@ -69,7 +69,7 @@ struct HookModelTests {
         let earlier = Rule(protocol: ProtocolMatch(6), target: .redirect(PortRewriteTarget(ports: 9999...9999)))
         #expect(Self.verdict([Self.istio, Self.foreign(.nat, priority: -150, [earlier])]).0 == .redirect(ports: 9999...9999))
         #expect(Self.verdict([Self.istio, Self.foreign(.nat, priority: -150, [Rule(target: .accept)])]).0 == .redirect(ports: 15001...15001))
-        // At equal priority iptables' chain was registered first: its REDIRECT binds the connection.
+        // Neither table is Istio's here: at equal priority the order given decides.
         #expect(Self.verdict([Self.istio, Self.foreign(.nat, priority: -100, [earlier])]).0 == .redirect(ports: 15001...15001))
     }
 
@@ -88,5 +88,24 @@ struct HookModelTests {
         #expect(v == .policy(.accept))
         #expect(path.contains { $0.action == .loopback })
         #expect(!path.contains { $0.table == "inet other" })
+    }
+}
+
+extension HookModelTests {
+    @Test("at equal priority another table's chain is taken to run before Istio's (the kernel runs the later registration first)")
+    func istioLastAmongEquals() {
+        let istioNat = Table(family: .ipv4, name: .nat, chains: [
+            Chain(name: .output, policy: .accept, rules: [Rule(protocol: ProtocolMatch(6), target: .jump("ISTIO_OUTPUT"))]),
+            Chain(name: "ISTIO_OUTPUT", rules: [Self.redirect15001]),
+        ])
+        let foreign = Self.foreign(.nat, priority: -100, [Rule(protocol: ProtocolMatch(6), target: .redirect(PortRewriteTarget(ports: 15006...15006)))])
+        #expect(Self.verdict([istioNat, foreign]).0 == .redirect(ports: 15006...15006))
+        var native = Self.foreign(.nat, priority: -100, [Self.redirect15001])
+        native.name = "inet istio-proxy-nat"
+        let legacy = Table(family: .ipv4, name: .nat, chains: [
+            Chain(name: .output, policy: .accept, rules: [Rule(protocol: ProtocolMatch(6), target: .redirect(PortRewriteTarget(ports: 15006...15006)))]),
+        ])
+        #expect(Self.verdict([legacy, native]).0 == .redirect(ports: 15006...15006))
+        #expect(Self.verdict([native, legacy]).0 == .redirect(ports: 15006...15006))
     }
 }

@@ -1,3 +1,4 @@
+import IstioCapture
 import NetfilterModel
 
 /// The base chains a packet meets, in order. Locally generated packets meet the OUTPUT hook; inbound packets
@@ -184,16 +185,19 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         self.indexes = indexes
     }
 
-    /// The base chains at each hook in the kernel's order: by priority, and at equal priority iptables' tables
-    /// (registered when the x_tables modules load) before native nftables ones. iptables' raw, mangle and nat are
-    /// always there (an absent table is walked as "not loaded"); chains after destination NAT that are not nat
-    /// chains are left out: they cannot change where a connection goes.
+    /// The base chains at each hook in the kernel's order: by priority. At equal priority the kernel runs the
+    /// chain registered last first, and no read shows registration order: Istio's tables are put last among
+    /// equals, so a chain of another table at Istio's priority is assumed to run first (what a finding must
+    /// assume; the next re-registration could make it so). iptables' raw, mangle and nat are always there (an
+    /// absent table is walked as "not loaded"); chains after destination NAT that are not nat chains are left
+    /// out: they cannot change where a connection goes.
     static func hookOrder(_ tables: [Table]) -> [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]] {
-        var out: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration, rank: Int)]] = [:]
+        var out: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration, istio: Bool, rank: Int)]] = [:]
+        let istio = Set(tables.filter { $0.hasIstioChains || IstioLayout.isNativeIstioTable($0.name) }.map(\.name))
         for hook in [Hook.prerouting, .output] {
             for (rank, name) in [TableName.raw, .mangle, .nat].enumerated() {
                 if let r = HookRegistration.iptables(table: name, chain: hook.chainName) {
-                    out[hook, default: []].append((name, hook.chainName, r, rank))
+                    out[hook, default: []].append((name, hook.chainName, r, istio.contains(name), rank))
                 }
             }
         }
@@ -201,11 +205,13 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
             for (chain, r) in t.baseChains(at: .prerouting) + t.baseChains(at: .output) {
                 guard r.priority <= HookRegistration.natDestinationPriority || r.type == .nat else { continue }
                 if out[r.hook]?.contains(where: { $0.table == t.name && $0.chain == chain }) == true { continue }
-                out[r.hook, default: []].append((t.name, chain, r, 100 + rank))
+                out[r.hook, default: []].append((t.name, chain, r, istio.contains(t.name), 100 + rank))
             }
         }
         return out.mapValues { list in
-            list.sorted { ($0.registration.priority, $0.rank) < ($1.registration.priority, $1.rank) }.map { ($0.table, $0.chain, $0.registration) }
+            list.sorted { a, b in
+                (a.registration.priority, a.istio ? 1 : 0, a.rank) < (b.registration.priority, b.istio ? 1 : 0, b.rank)
+            }.map { ($0.table, $0.chain, $0.registration) }
         }
     }
 

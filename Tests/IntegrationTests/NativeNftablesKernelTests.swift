@@ -1,0 +1,164 @@
+import CaptureVerifier
+import Foundation
+import IstioCapture
+import NetfilterModel
+import RuleReaders
+import Testing
+import TestSupport
+
+/// The hook model and native nftables verification against the kernel: Istio's native tables for the injector's
+/// defaults (`iptaudit expect --format nft`) loaded into a routed namespace, another component's chain beside
+/// them, and real connections (SO_ORIGINAL_DST) compared with what `trace` and `verify` say.
+@Suite(.serialized) struct NativeNftablesKernelTests {
+    /// `expect --format nft`: what Istio's `--native-nftables` writes for the injector's defaults.
+    static func podRules() throws -> String {
+        let r = try Binary.run(["expect", "--format", "nft"])
+        try #require(r.status == 0, "\(r.stderr)")
+        return r.stdout
+    }
+
+    /// A routed namespace (lo up, eth0 with a default route) holding `rules`, then `extra` (another component's).
+    func namespace(_ rules: String, extra: [String] = []) throws -> TestNamespace {
+        let ns = try TestNamespace()
+        for cmd in [["ip", "link", "set", "lo", "up"],
+                    ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "veth1"],
+                    ["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
+                    ["ip", "link", "set", "eth0", "up"],
+                    ["ip", "link", "set", "veth1", "up"],
+                    ["ip", "route", "add", "default", "via", "10.0.0.254", "dev", "eth0"]] {
+            try ns.mustRun(cmd)
+        }
+        try ns.mustRun(["nft", "-f", "-"], stdin: rules)
+        for e in extra {
+            if e.hasPrefix("iptables") {
+                try ns.mustRun(e.split(separator: " ").map(String.init))
+            } else {
+                try ns.mustRun(["nft", "-f", "-"], stdin: e)
+            }
+        }
+        return ns
+    }
+
+    static let app = TraceTests.Connection(name: "app", uid: 1000, gid: 1000, proto: "tcp", host: "1.2.3.4", port: 80)
+    static let proxy = TraceTests.Connection(name: "proxy", uid: 1337, gid: 1337, proto: "tcp", host: "1.2.3.4", port: 80)
+
+    /// Where the app's and the proxy's connections land in the kernel, what `trace` says, and verify's errors.
+    func observe(_ ns: TestNamespace) throws -> (landed: [String: Int?], traced: [String: String], errors: [[String: Any]]) {
+        let probe = TraceTests()
+        let real = try probe.connect([Self.app, Self.proxy], in: ns)
+        var traced: [String: String] = [:]
+        for c in [Self.app, Self.proxy] {
+            let t = try probe.traced(c, ns: ns)
+            traced[c.name] = t.action + (t.port.map { " \($0)" } ?? "")
+        }
+        let v = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any] ?? [:]
+        let errors = (doc["findings"] as? [[String: Any]] ?? []).filter { $0["severity"] as? String == "error" }
+        return (real.mapValues { $0.landed }, traced, errors)
+    }
+
+    static let enabled = TestNamespace.shouldRun
+
+    @Test(.enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func expectLoadsAsNftListsIt() throws {
+        let rules = try Self.podRules()
+        let ns = try namespace(rules)
+        #expect(try ns.mustRun(["nft", "list", "ruleset"]) == rules)
+        let v = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6"])
+        #expect(v.status == 0, "\(v.stdout)\n\(v.stderr)")
+        #expect(v.stdout.contains("native nftables"), "\(v.stdout)")
+    }
+
+    @Test("Istio's rules alone: the app lands on 15001, the proxy goes direct; trace and verify agree",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func baseline() throws {
+        let o = try observe(try namespace(try Self.podRules()))
+        #expect(o.landed["app"] == 15001 && o.traced["app"] == "REDIRECT 15001")
+        #expect(o.landed["proxy"] == .some(nil) && o.traced["proxy"] == "ACCEPT")
+        #expect(o.errors.isEmpty, "\(o.errors)")
+    }
+
+    @Test("accept in another table's chain at -150 ends only that chain: Istio's nat chain still redirects",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func acceptEndsOnlyItsChain() throws {
+        let other = "table inet other {\n\tchain out {\n\t\ttype filter hook output priority -150; policy accept;\n\t\tmeta l4proto tcp accept\n\t}\n}\n"
+        let o = try observe(try namespace(try Self.podRules(), extra: [other]))
+        #expect(o.landed["app"] == 15001 && o.traced["app"] == "REDIRECT 15001", "\(o)")
+        #expect(o.errors.isEmpty, "\(o.errors)")
+    }
+
+    @Test("drop in another table's chain at -150 ends everything: nothing lands, trace says DROP",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func dropEndsEverything() throws {
+        let other = "table inet other {\n\tchain out {\n\t\ttype filter hook output priority -150; policy accept;\n\t\ttcp dport 80 drop\n\t}\n}\n"
+        let o = try observe(try namespace(try Self.podRules(), extra: [other]))
+        #expect(o.landed["app"] == .some(nil) && o.traced["app"] == "DROP", "\(o)")
+    }
+
+    @Test("a nat chain of another table at -150 that redirects binds the connection first: a foreign-rule error",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func foreignNatFirst() throws {
+        let other = "table inet other {\n\tchain out {\n\t\ttype nat hook output priority -150; policy accept;\n\t\tmeta skuid 1000 meta l4proto tcp redirect to :15006\n\t}\n}\n"
+        let o = try observe(try namespace(try Self.podRules(), extra: [other]))
+        #expect(o.landed["app"] == 15006 && o.traced["app"] == "REDIRECT 15006", "\(o)")
+        let foreign = o.errors.filter { $0["kind"] as? String == "foreign-rule" || $0["kind"] as? String == "wrong-port" }
+        #expect(!foreign.isEmpty && foreign.allSatisfy { ($0["table"] as? String) == "inet other" }, "\(o.errors)")
+    }
+
+    @Test("a legacy nat REDIRECT at Istio's priority (-100), registered after Istio's table, runs first: reported",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func legacyNatAtEqualPriority() throws {
+        let o = try observe(try namespace(try Self.podRules(),
+                                          extra: ["iptables-legacy -t nat -A OUTPUT -p tcp -m owner --uid-owner 1000 -j REDIRECT --to-ports 15006"]))
+        #expect(o.landed["app"] == 15006 && o.traced["app"] == "REDIRECT 15006", "\(o)")
+        #expect(o.errors.contains { ($0["table"] as? String) == "nat" && ($0["chain"] as? String) == "OUTPUT" }, "\(o.errors)")
+    }
+
+    struct Mutation: CustomTestStringConvertible, Sendable {
+        var name: String
+        var edit: @Sendable (String) -> String
+        /// Error kinds verify must report; empty for a harmless rewrite.
+        var kinds: Set<String>
+        /// Where the app's connection lands in the kernel after the edit.
+        var appLands: Int?
+        var testDescription: String { name }
+    }
+
+    static func replacing(_ old: String, _ new: String) -> @Sendable (String) -> String {
+        { text in
+            precondition(text.contains(old), "no \(old)")
+            return text.replacingOccurrences(of: old, with: new)
+        }
+    }
+
+    static let mutations: [Mutation] = [
+        Mutation(name: "outbound redirect removed", edit: replacing("\t\tmeta l4proto tcp counter packets 0 bytes 0 redirect to :15001\n", ""),
+                 kinds: ["missing-redirect"], appLands: nil),
+        Mutation(name: "15001 → 15002", edit: replacing("redirect to :15001", "redirect to :15002"), kinds: ["wrong-port"], appLands: nil),
+        Mutation(name: "skuid 1337 return removed", edit: replacing("\t\tmeta skuid 1337 counter packets 0 bytes 0 return\n", ""),
+                 kinds: ["owner-match-gap"], appLands: 15001),
+        Mutation(name: "skuid 1337 → 1338", edit: replacing("meta skuid 1337", "meta skuid 1338"), kinds: ["owner-match-gap"], appLands: 15001),
+        Mutation(name: "istio-output jump removed", edit: replacing("\t\tcounter packets 0 bytes 0 jump istio-output\n", ""),
+                 kinds: ["missing-redirect"], appLands: nil),
+        Mutation(name: "an early accept in istio-output", edit: replacing("\tchain istio-output {\n", "\tchain istio-output {\n\t\tmeta l4proto tcp accept\n"),
+                 kinds: ["missing-redirect"], appLands: nil),
+        Mutation(name: "counters and a comment (harmless)", edit: replacing("counter packets 0 bytes 0 jump istio-redirect",
+                                                                            "counter packets 7 bytes 420 jump istio-redirect comment \"catch-all\""),
+                 kinds: [], appLands: 15001),
+    ]
+
+    @Test("each break of the native rules is caught with its kind; the kernel agrees where the app lands",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(3)), arguments: mutations)
+    func mutation(_ m: Mutation) throws {
+        let ns = try namespace(m.edit(try Self.podRules()))
+        let probe = TraceTests()
+        let real = try probe.connect([Self.app], in: ns)
+        #expect(real["app"]?.landed == m.appLands, "\(m.name): landed on \(String(describing: real["app"]))")
+        let v = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any] ?? [:]
+        let errors = (doc["findings"] as? [[String: Any]] ?? []).filter { $0["severity"] as? String == "error" }
+        let kinds = Set(errors.compactMap { $0["kind"] as? String })
+        #expect(kinds.isSuperset(of: m.kinds) && (m.kinds.isEmpty ? errors.isEmpty : true), "\(m.name): \(kinds)\n\(v.stdout)")
+        #expect(v.status == (m.kinds.isEmpty ? 0 : 1))
+    }
+}
