@@ -58,6 +58,7 @@ public enum VerificationJSON {
         var chain: String?
         var ruleNumber: Int?
         var ruleText: String?
+        var ruleHandle: UInt64?
         var witness: WitnessDoc?
         var path: [String]
         var message: String
@@ -71,6 +72,7 @@ public enum VerificationJSON {
             chain = f.chain?.rawValue
             ruleNumber = f.ruleNumber
             ruleText = f.ruleText
+            ruleHandle = f.ruleHandle
             witness = f.witness.map(WitnessDoc.init)
             path = f.path.map(\.description)
             message = f.message

@@ -71,8 +71,10 @@ public struct Finding: Hashable, Sendable, Codable {
     public var table: TableName?
     public var chain: ChainName?
     public var ruleNumber: Int?
-    /// That rule as iptables-save prints it.
+    /// That rule as iptables-save prints it (a native nftables rule: as nft prints it).
     public var ruleText: String?
+    /// A native nftables rule's kernel handle (`nft -a`): how nft addresses it, where positions shift.
+    public var ruleHandle: UInt64?
     public var witness: Witness?
     /// The witness's walk: hook → chain#rule → … → verdict.
     public var path: [TraceStep]

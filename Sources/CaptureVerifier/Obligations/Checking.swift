@@ -112,9 +112,11 @@ extension FamilyContext {
         let location = step ?? outcome.path.last { if case .policy = $0.action { true } else { false } }
         let witness = Witness(packet: packet, text: packet.description, verdict: outcome.verdict, pipeline: evaluator.resolve(pipeline),
                               assumptions: outcome.assumptions)
-        return Finding(kind: v.kind, severity: severity, family: family, table: location?.table, chain: location?.chain,
-                       ruleNumber: step?.ruleNumber, ruleText: step.flatMap(ruleText(at:)), witness: witness,
-                       path: outcome.path, message: message, fix: v.fix, obligation: obligation)
+        var f = Finding(kind: v.kind, severity: severity, family: family, table: location?.table, chain: location?.chain,
+                        ruleNumber: step?.ruleNumber, ruleText: step.flatMap(ruleText(at:)), witness: witness,
+                        path: outcome.path, message: message, fix: v.fix, obligation: obligation)
+        f.ruleHandle = step.flatMap { rule(at: $0)?.native?.handle }
+        return f
     }
 
     /// A finding about the rules themselves (no packet shows it).
