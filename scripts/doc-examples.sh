@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Regenerates docs/examples.md from real runs of every command on the built-in example pod (examples/).
+# As root it also verifies a native nftables pod live, in a private network namespace it deletes afterwards.
+# IPTAUDIT_BIN: the binary to run (default: build it); DOC_OUT: where to write (default docs/examples.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build --product iptaudit >/dev/null
-bin="$(swift build --show-bin-path)/iptaudit"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ -z "${IPTAUDIT_BIN:-}" ]; then
+  swift build --product iptaudit >/dev/null
+  bin="$(swift build --show-bin-path)/iptaudit"
+else
+  bin=$IPTAUDIT_BIN
+fi
+out=${DOC_OUT:-docs/examples.md}
+tmp=$(mktemp -d)
+ns=iptaudit-docs-$$
+cleanup() { rm -rf "$tmp"; ip netns del "$ns" 2>/dev/null || true; }
+trap cleanup EXIT
 export NO_COLOR=1
 
 run() {  # run LANG MAXLINES ARGS...: a shell block with the command and its (possibly cut) output
@@ -48,6 +58,7 @@ run xml 24 verify --pod examples/pod.yaml --input examples/broken.save --format 
 echo '## verify — the graph with the findings highlighted'; echo
 printf '```mermaid\n'; "$bin" verify --pod examples/pod.yaml --input examples/broken.save --format mermaid || true; printf '```\n\n'
 echo '## trace — one packet, every outcome the unknown fields allow'; echo
+run text 40 trace out tcp 10.0.0.1:9080 --input examples/healthy.save
 run text 60 trace out tcp 10.0.0.1:5432 --uid 1000 --input examples/broken.save
 run text 30 trace in tcp 10.0.0.1:8080 --from 10.9.9.9 --iif eth0 --input examples/healthy.save
 run json 30 trace out udp 10.96.0.10:53 --uid 1000 --input examples/healthy.save --format json
@@ -55,7 +66,25 @@ echo '## capture — one bundle to verify later, offline'; echo
 run text 5 capture -o "$tmp/pod.bundle.json" --pod examples/pod.yaml --input examples/broken.save
 printf '```text\n$ iptaudit verify --bundle pod.bundle.json | head -3\n'
 "$bin" verify --bundle "$tmp/pod.bundle.json" 2>&1 | head -3 | sed "s#$tmp/##g" || true
-printf '```\n'
-} > docs/examples.md
-sed -i "s#$tmp/##g" docs/examples.md   # no temporary paths in the document
+printf '```\n\n'
+if [ "$(id -u)" = 0 ] && ip netns add "$ns" 2>/dev/null; then
+  echo '## verify — a native nftables pod, live'; echo
+  echo 'Istio 1.27+ with `values.global.nativeNftables=true` writes `inet istio-proxy-*` tables instead of iptables rules.'
+  echo 'Here `expect --format nft` (the injector defaults) is loaded with `nft -f` into a private network namespace, then'
+  echo 'another component adds a nat chain at priority -150 that redirects UID 1000 first.'; echo
+  ip -n "$ns" link set lo up
+  "$bin" expect --format nft > "$tmp/istio.nft"
+  ip netns exec "$ns" nft -f "$tmp/istio.nft"
+  run text 12 verify --netns "/run/netns/$ns" --no-ipv6
+  printf 'table inet other {\n\tchain out {\n\t\ttype nat hook output priority -150; policy accept;\n\t\tmeta skuid 1000 meta l4proto tcp redirect to :15006\n\t}\n}\n' \
+    | ip netns exec "$ns" nft -f -
+  run text 60 verify --netns "/run/netns/$ns" --no-ipv6
+  echo '## show — as the istio-proxy container runs it (UID 1337, no capabilities): exit 2'; echo
+  printf '```text\n$ iptaudit show\n'
+  ip netns exec "$ns" setpriv --reuid 1337 --regid 1337 --clear-groups --inh-caps=-all --bounding-set=-all "$bin" show 2>&1 || true
+  printf '```\n'
+fi
+} > "$out"
+# No temporary paths, namespace names or capture times in the document.
+sed -i -e "s#$tmp/##g" -e "s#/run/netns/$ns#/run/netns/pod#g" -e 's/captured [0-9T:-]*Z/captured TIME/' "$out"
 echo "wrote docs/examples.md"

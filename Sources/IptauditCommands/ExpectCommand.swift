@@ -22,8 +22,8 @@ struct ExpectCommand: ParsableCommand {
         var config = try capture.configuration()
         if format == .nft || (format == nil && config.nativeNftables) {
             config.nativeNftables = true
-            // The mode exists from 1.27; without a version the current shape (1.28+) is printed.
-            if capture.istioVersion == nil, config.istioVersion < ExpectedNftables.firstVersion { config.istioVersion = IstioVersion(1, 28, 0) }
+            // The mode exists from 1.27; without a version the current shape is printed.
+            if capture.istioVersion == nil, config.istioVersion < ExpectedNftables.firstVersion { config.istioVersion = ExpectedNftables.assumedVersion }
             do {
                 let tables = try ExpectedNftables.tables(for: config, groupResolver: SaveTextParser.systemGroupID)
                 emit(NftSyntax.render(tables))

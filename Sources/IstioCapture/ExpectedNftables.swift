@@ -17,6 +17,9 @@ import NetfilterModel
 public enum ExpectedNftables {
     /// The first release with native nftables mode.
     public static let firstVersion = IstioVersion(1, 27, 0)
+    /// The release whose rules are assumed when the version is not known: the current shape (counters in every
+    /// rule, inserts past a chain's end appended), which no earlier 1.28 patch or 1.27.0–1.27.3 fully has.
+    public static let assumedVersion = IstioVersion(1, 29, 0)
 
     /// Every table istio-iptables creates, in the order it creates them; tables it leaves out (no rule would go
     /// into them) are absent, and each holds only the chains that get rules. Empty when the configuration does not

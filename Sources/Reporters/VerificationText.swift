@@ -25,7 +25,12 @@ public enum VerificationText {
         out.append(style.bold("iptaudit verify") + " — \(source)")
         for line in report.configuration { out.append("  " + line) }
         for family in report.families {
-            if let b = ruleset.backends[family] { out.append("  \(family): rules read from \(RulesetListing.describe(b))") }
+            let native = ruleset.tables.filter { $0.family == family && $0.nativeFamily != nil }.map(\.name.rawValue)
+            let iptables = ruleset.tables.contains { $0.family == family && $0.nativeFamily == nil && $0.ruleCount > 0 }
+            if let b = ruleset.backends[family], iptables || native.isEmpty {
+                out.append("  \(family): rules read from \(RulesetListing.describe(b))")
+            }
+            if !native.isEmpty { out.append("  \(family): native nftables tables \(native.joined(separator: ", "))") }
         }
         out.append("")
 
@@ -85,7 +90,7 @@ public enum VerificationText {
             out.append(header)
             if chain.rules.isEmpty { out.append("      (no rules)") }
             for (i, rule) in chain.rules.enumerated() {
-                let text = SaveSyntax.render(rule, in: chain.name, family: table.family)
+                let text = rule.native?.text ?? SaveSyntax.render(rule, in: chain.name, family: table.family)
                 let mark = marks[key]?[i + 1].map { "   " + style.paint("◀ " + $0.joined(separator: ", "), "1;31") } ?? ""
                 out.append(String(repeating: " ", count: max(0, 4 - "\(i + 1)".count)) + "\(i + 1)  " + text + mark)
             }

@@ -64,7 +64,7 @@ extension FamilyContext {
         for o in outcomes {
             guard var v = judge(o) else { continue }
             let step = o.decidingStep
-            if v.kind != .foreignRule, v.kind != .ownerMatchGap, let stranger = strangerOwnerStep(o),
+            if v.kind != .foreignRule, v.kind != .ownerMatchGap, let stranger = strangerOwnerStep(o), !isForeign(stranger),
                let text = ruleText(at: stranger) {
                 v = Violation(kind: .ownerMatchGap, severity: v.severity,
                               problem: v.problem + ", because `\(text)` names an owner that is not a configured proxy id",

@@ -82,11 +82,11 @@ struct VerificationRun {
 
 /// Native nftables mode is what the tables show when they hold Istio's `inet istio-proxy-*` tables and no
 /// `ISTIO_*` chain, whether or not `--native-nftables` was given; the mode exists from 1.27, so an older (or the
-/// default) version is taken as 1.28, the first whose rules every later release repeats.
+/// default) version is taken as `ExpectedNftables.assumedVersion`.
 func nativeNftablesInferred(_ config: CaptureConfiguration, ruleset: Ruleset) -> CaptureConfiguration {
     var c = config
     if IstioLayout.detected(in: ruleset.tables).native { c.nativeNftables = true }
-    if c.nativeNftables, c.istioVersion < ExpectedNftables.firstVersion { c.istioVersion = IstioVersion(1, 28, 0) }
+    if c.nativeNftables, c.istioVersion < ExpectedNftables.firstVersion { c.istioVersion = ExpectedNftables.assumedVersion }
     return c
 }
 
