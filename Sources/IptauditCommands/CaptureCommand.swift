@@ -50,7 +50,10 @@ struct CaptureCommand: ParsableCommand {
         }
         if output == "-" { emit(String(decoding: bundle.encoded(), as: UTF8.self) + "\n") }
         if output != "-" {
-            let tables = bundle.rules.map { "\($0.backend.rawValue) \($0.family.rawValue): \($0.tables.count) table\($0.tables.count == 1 ? "" : "s")" }
+            var tables = bundle.rules.map { "\($0.backend.rawValue) \($0.family.rawValue): \($0.tables.count) table\($0.tables.count == 1 ? "" : "s")" }
+            if !bundle.nativeNftables.isEmpty {
+                tables.append("native nftables: " + bundle.nativeNftables.map { "\($0.family.rawValue) \($0.name)" }.joined(separator: ", "))
+            }
             printError("iptaudit: wrote \(output) (\(tables.joined(separator: ", ")))")
         }
     }

@@ -108,6 +108,8 @@ public struct CaptureBundle: Sendable, Hashable {
     /// resolv.conf nameservers and IPv6 evidence of a live read; nil for text sources.
     public var runtime: RuntimeInputs?
     public var podManifest: PodManifestText?
+    /// Native nftables tables (Istio's `--native-nftables` mode among them), as libnftables' JSON.
+    public var nativeNftables: [NftTable] = []
 
     public init(toolVersion: String, capturedAt: String, hostname: String?, source: Source, networkNamespaceInode: UInt64?,
                 iptablesVersions: IptablesVersions, families: [FamilyRecord], rules: [RuleDump],
@@ -152,11 +154,13 @@ extension CaptureBundle {
         var policyRouting: PolicyRouting?
         var runtime: RuntimeInputs?
         var inode: UInt64?
+        var native: [NftTable] = []
         let described: Source
         switch source {
         case .live(let backend, let namespacePath, let pid):
             let reader = LiveRulesetReader(backend: backend, namespacePath: namespacePath, preferredChains: preferredChains)
             let chosen = try reader.read(request)
+            native = chosen.nativeTables
             for family in Family.allCases {
                 guard let b = chosen.backends[family] else { continue }
                 families.append(FamilyRecord(family: family, chosenBackend: b, populatedBackends: chosen.populatedBackends[family]))
@@ -200,15 +204,19 @@ extension CaptureBundle {
             }
             described = Source(kind: .text, description: reader.sourceDescription, inputs: inputs)
         }
-        return CaptureBundle(toolVersion: toolVersion, capturedAt: timestamp(now), hostname: hostName(), source: described,
-                             networkNamespaceInode: inode, iptablesVersions: iptablesVersions(dumps), families: families,
-                             rules: dumps, policyRouting: policyRouting, runtime: runtime, podManifest: podManifest)
+        var bundle = CaptureBundle(toolVersion: toolVersion, capturedAt: timestamp(now), hostname: hostName(), source: described,
+                                   networkNamespaceInode: inode, iptablesVersions: iptablesVersions(dumps), families: families,
+                                   rules: dumps, policyRouting: policyRouting, runtime: runtime, podManifest: podManifest)
+        bundle.nativeNftables = native
+        return bundle
     }
 
     /// Tables read through libiptc or from text, in iptables-save 1.8.9 syntax with counters.
-    static func dump(_ tables: [Table], backend: Backend, family: Family) -> RuleDump {
-        RuleDump(backend: backend, family: family, tables: tables.map(\.name),
-                 saveText: tables.map { SaveSyntax.render($0, counters: true) }.joined())
+    static func dump(_ all: [Table], backend: Backend, family: Family) -> RuleDump {
+        // Native nftables tables are kept in their own JSON form (`nativeNftables`), not as save text.
+        let tables = all.filter { $0.nativeFamily == nil }
+        return RuleDump(backend: backend, family: family, tables: tables.map(\.name),
+                        saveText: tables.map { SaveSyntax.render($0, counters: true) }.joined())
     }
 
     /// `iptables-nft-save -c` inside the namespace: the nf_tables side with its counters.
@@ -267,6 +275,8 @@ extension CaptureBundle {
             }
         }
         result.policyRouting = policyRouting
+        result.nativeTables = nativeNftables
+        result.tables += nativeNftables.flatMap { $0.normalized() }.filter { request.families.contains($0.family) }
         return result
     }
 
@@ -442,10 +452,12 @@ private struct BundleSchema: Codable {
     var policyRouting: RoutingSchema?
     var runtime: RuntimeSchema?
     var podManifest: ManifestSchema?
+    /// Written only when the namespace holds native nftables tables; absent in older bundles.
+    var nativeNftables: [NftTable]?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, kind, tool, capturedAt, hostname, source, networkNamespaceInode, iptablesVersions
-        case families, rules, policyRouting, runtime, podManifest
+        case families, rules, policyRouting, runtime, podManifest, nativeNftables
     }
 
     struct ToolSchema: Codable {
@@ -535,6 +547,7 @@ private struct BundleSchema: Codable {
         }
         runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6) }
         podManifest = b.podManifest.map { ManifestSchema(fileName: $0.fileName, text: $0.text) }
+        nativeNftables = b.nativeNftables.isEmpty ? nil : b.nativeNftables
     }
 
     var bundle: CaptureBundle {
@@ -562,6 +575,7 @@ private struct BundleSchema: Codable {
             runtime: runtimeInputs,
             podManifest: podManifest.map { .init(fileName: $0.fileName, text: $0.text) })
         b.toolName = tool.name
+        b.nativeNftables = nativeNftables ?? []
         return b
     }
 }

@@ -162,3 +162,26 @@ import TestSupport
         #expect(v.status == (m.kinds.isEmpty ? 0 : 1))
     }
 }
+
+extension NativeNftablesKernelTests {
+    @Test("capture carries native tables: verify --bundle equals verify --netns, show --format nft equals nft list ruleset",
+          .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
+    func bundleCarriesNativeTables() throws {
+        let other = "table inet other {\n\tchain out {\n\t\ttype nat hook output priority -150; policy accept;\n\t\tmeta skuid 1000 meta l4proto tcp redirect to :15006\n\t}\n}\n"
+        let ns = try namespace(try Self.podRules(), extra: [other])
+        let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-native-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        let c = try Binary.run(["capture", "-o", bundle, "--netns", ns.path])
+        #expect(c.status == 0 && c.stderr.contains("native nftables: inet istio-proxy-nat, inet other"), "\(c.stderr)")
+        let live = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+        let offline = try Binary.run(["verify", "--bundle", bundle, "--no-ipv6", "--format", "json"])
+        func findings(_ r: CommandResult) throws -> String {
+            let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+            return String(decoding: try JSONSerialization.data(withJSONObject: doc["findings"] ?? [], options: [.sortedKeys]), as: UTF8.self)
+        }
+        #expect(live.status == 1 && offline.status == 1)
+        #expect(try findings(offline) == findings(live))
+        let shown = try Binary.run(["show", "--bundle", bundle, "--format", "nft"])
+        #expect(shown.stdout == (try ns.mustRun(["nft", "list", "ruleset"])))
+    }
+}
