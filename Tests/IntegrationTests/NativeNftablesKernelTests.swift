@@ -10,9 +10,9 @@ import TestSupport
 /// defaults (`iptaudit expect --format nft`) loaded into a routed namespace, another component's chain beside
 /// them, and real connections (SO_ORIGINAL_DST) compared with what `trace` and `verify` say.
 @Suite(.serialized) struct NativeNftablesKernelTests {
-    /// `expect --format nft`: what Istio's `--native-nftables` writes for the injector's defaults.
-    static func podRules() throws -> String {
-        let r = try Binary.run(["expect", "--format", "nft"])
+    /// `expect --format nft`: what Istio's `--native-nftables` writes for the injector's defaults (or `args`).
+    static func podRules(_ args: String? = nil) throws -> String {
+        let r = try Binary.run(["expect", "--format", "nft"] + (args.map { ["--istio-args", $0] } ?? []))
         try #require(r.status == 0, "\(r.stderr)")
         return r.stdout
     }
@@ -121,6 +121,10 @@ import TestSupport
         var kinds: Set<String>
         /// Where the app's connection lands in the kernel after the edit.
         var appLands: Int?
+        /// istio-iptables arguments of the base (nil: the injector's defaults); verify is told the same.
+        var args: String? = nil
+        /// The app connects here (an excluded range needs a destination inside it).
+        var host = "1.2.3.4"
         var testDescription: String { name }
     }
 
@@ -130,6 +134,8 @@ import TestSupport
             return text.replacingOccurrences(of: old, with: new)
         }
     }
+
+    static let excluding = "-p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x 10.96.0.0/12 -b '*' -d 15090,15021,15020"
 
     static let mutations: [Mutation] = [
         Mutation(name: "outbound redirect removed", edit: replacing("\t\tmeta l4proto tcp counter packets 0 bytes 0 redirect to :15001\n", ""),
@@ -142,6 +148,24 @@ import TestSupport
                  kinds: ["missing-redirect"], appLands: nil),
         Mutation(name: "an early accept in istio-output", edit: replacing("\tchain istio-output {\n", "\tchain istio-output {\n\t\tmeta l4proto tcp accept\n"),
                  kinds: ["missing-redirect"], appLands: nil),
+        Mutation(name: "skgid 1337 return removed", edit: replacing("\t\tmeta skgid 1337 counter packets 0 bytes 0 return\n", ""),
+                 kinds: ["owner-match-gap"], appLands: 15001),
+        Mutation(name: "the -x exclusion moved below the catch-all",
+                 edit: { text in
+                     let exclusion = "\t\tip daddr 10.96.0.0/12 counter packets 0 bytes 0 return\n"
+                     let catchAll = "\t\tcounter packets 0 bytes 0 jump istio-redirect\n"
+                     precondition(text.contains(exclusion + catchAll))
+                     return text.replacingOccurrences(of: exclusion + catchAll, with: catchAll + exclusion)
+                 },
+                 kinds: ["exclusion-leak"], appLands: 15001, args: excluding, host: "10.96.0.10"),
+        Mutation(name: "two independent RETURNs swapped (harmless)",
+                 edit: { text in
+                     let a = "\t\tip daddr 127.0.0.1 counter packets 0 bytes 0 return\n"
+                     let b = "\t\tip daddr 10.96.0.0/12 counter packets 0 bytes 0 return\n"
+                     precondition(text.contains(a + b))
+                     return text.replacingOccurrences(of: a + b, with: b + a)
+                 },
+                 kinds: [], appLands: nil, args: excluding, host: "10.96.0.10"),
         Mutation(name: "counters and a comment (harmless)", edit: replacing("counter packets 0 bytes 0 jump istio-redirect",
                                                                             "counter packets 7 bytes 420 jump istio-redirect comment \"catch-all\""),
                  kinds: [], appLands: 15001),
@@ -150,11 +174,13 @@ import TestSupport
     @Test("each break of the native rules is caught with its kind; the kernel agrees where the app lands",
           .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(3)), arguments: mutations)
     func mutation(_ m: Mutation) throws {
-        let ns = try namespace(m.edit(try Self.podRules()))
+        let ns = try namespace(m.edit(try Self.podRules(m.args)))
         let probe = TraceTests()
-        let real = try probe.connect([Self.app], in: ns)
+        var app = Self.app
+        app.host = m.host
+        let real = try probe.connect([app], in: ns)
         #expect(real["app"]?.landed == m.appLands, "\(m.name): landed on \(String(describing: real["app"]))")
-        let v = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+        let v = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"] + (m.args.map { ["--istio-args", $0] } ?? []))
         let doc = try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any] ?? [:]
         let errors = (doc["findings"] as? [[String: Any]] ?? []).filter { $0["severity"] as? String == "error" }
         let kinds = Set(errors.compactMap { $0["kind"] as? String })
