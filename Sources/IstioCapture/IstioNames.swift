@@ -136,6 +136,23 @@ public struct IstioLayout: Hashable, Sendable {
             : IstioNames.isIstioChain(chain)
     }
 
+    /// Prose written with iptables' names (`nat ISTIO_OUTPUT`, `mangle PREROUTING`, `ISTIO_REDIRECT`) in this
+    /// layout's names (`inet istio-proxy-nat istio-output`, ...), so a native-mode report names what nft shows.
+    public func renamed(_ text: String) -> String {
+        guard native else { return text }
+        let tables: [(String, TableName)] = [("nat", nat), ("mangle", mangle), ("raw", raw)]
+        var out = text
+        for (iptables, table) in tables {
+            for hook in [Hook.prerouting, .output] {
+                out = out.replacing("\(iptables) \(hook.chainName.rawValue)", with: "\(table.rawValue) \(hook.rawValue)")
+            }
+            out = out.replacing(try! Regex("\\b\(iptables) (ISTIO_[A-Z_]+)")) { m in
+                "\(table.rawValue) " + chain(ChainName(String(m.output[1].substring ?? ""))).rawValue
+            }
+        }
+        return out.replacing(try! Regex("ISTIO_[A-Z_]+")) { m in chain(ChainName(String(m.output[0].substring ?? ""))).rawValue }
+    }
+
     /// `inet istio-proxy-nat`, `inet istio-proxy-mangle`, `inet istio-proxy-raw`.
     public static func isNativeIstioTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix("inet istio-proxy-") }
 

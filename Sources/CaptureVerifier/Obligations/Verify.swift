@@ -139,6 +139,24 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
                                         findings: out.findings, proven: status == .passed ? out.proven : [],
                                         notes: (out.notApplicable.map { [$0] } ?? []) + out.notes))
     }
+    if configuration.nativeNftables {
+        // The obligations word their findings with iptables' names; a native-mode report uses nft's.
+        let layout = IstioLayout.nativeNftables
+        func renamed(_ f: Finding) -> Finding {
+            var f = f
+            f.message = layout.renamed(f.message)
+            f.fix = f.fix.map(layout.renamed)
+            return f
+        }
+        results = results.map { r in
+            var r = r
+            r.title = layout.renamed(r.title)
+            r.findings = r.findings.map(renamed)
+            r.proven = r.proven.map(layout.renamed)
+            r.notes = r.notes.map(layout.renamed)
+            return r
+        }
+    }
     // Each finding once: the same kind at the same rule with the same witness verdict is the same defect.
     var seen: Set<String> = []
     var findings: [Finding] = []
