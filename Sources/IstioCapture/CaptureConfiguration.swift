@@ -1,6 +1,6 @@
 import NetfilterModel
 
-/// An Istio release, compared by minor version: the rule shapes change between minors (model doc §9).
+/// An Istio release, compared by minor version: the rule shapes change between minors (docs/capture-model.md §9).
 public struct IstioVersion: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
     public var major: Int
     public var minor: Int
@@ -41,13 +41,13 @@ public enum Selection<Item: Hashable & Sendable & Codable>: Hashable, Sendable, 
     public var isEmpty: Bool { if case .some(let i) = self { return i.isEmpty } else { return false } }
 }
 
-/// Who installed the rules: istio-init's argv, or the istio-cni plugin with its own defaults (model doc §8).
+/// Who installed the rules: istio-init's argv, or the istio-cni plugin with its own defaults (docs/capture-model.md §8).
 public enum Installer: String, Sendable, Codable, Hashable {
     case istioInit = "istio-init"
     case istioCNI = "istio-cni"
 }
 
-/// Every knob that shapes the rules istio-iptables installs (model doc §7), with istio-iptables' defaults.
+/// Every knob that shapes the rules istio-iptables installs (docs/capture-model.md §7), with istio-iptables' defaults.
 ///
 /// The defaults are the binary's own; Istio's sidecar injector adds `-b '*' -i '*' -d 15090,15021,15020`,
 /// which `CaptureConfiguration.injectorDefault` reproduces.

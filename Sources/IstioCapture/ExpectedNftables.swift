@@ -1,10 +1,10 @@
 import NetfilterModel
 
 /// The native nftables tables istio-iptables `--native-nftables` installs for a capture configuration, as
-/// `nft list ruleset` lists them on a live system and `NftablesReader` reads them (model doc §10):
+/// `nft list ruleset` lists them on a live system and `NftablesReader` reads them (docs/capture-model.md §10):
 /// `inet istio-proxy-nat`, `inet istio-proxy-mangle` (TPROXY and drop-invalid only) and `inet istio-proxy-raw`
 /// (DNS conntrack zones only). One `inet` table serves both families; rules naming an IPv6 address exist only
-/// when the pod is IPv6, rules naming no address apply to both families either way (model doc §14).
+/// when the pod is IPv6, rules naming no address apply to both families either way (docs/capture-model.md §14).
 ///
 /// Versions: native nftables mode exists from 1.27; an earlier version is refused
 /// (`IstioCaptureError.nativeNftablesUnavailable`: its istio-iptables does not know the flag), and that includes
@@ -179,7 +179,7 @@ struct NftBuilder {
     }
 
     /// The self-call rules (one per family), the `oifname lo` RETURN and the owner RETURN for one proxy UID or
-    /// GID (model doc §3). With DNS capture the UID's self-call also exempts port 53, the GID's does not.
+    /// GID (docs/capture-model.md §3). With DNS capture the UID's self-call also exempts port 53, the GID's does not.
     func ownerRules(_ p: inout NftProgram, _ owner: NftStatement, _ notOwner: NftStatement, isUID: Bool, dns: Bool) {
         let tunnel = config.inboundTunnelPort
         let ports = isUID && dns ? N.notPorts("tcp", "dport", [53, tunnel]) : N.port("tcp", "dport", tunnel, not: true)

@@ -1,7 +1,7 @@
 import NetfilterModel
 
 /// The rule set istio-iptables installs for a capture configuration, per family and table, in the order
-/// `iptables-save` prints it on a live system (model doc §4-§9).
+/// `iptables-save` prints it on a live system (docs/capture-model.md §4-§9).
 ///
 /// Version shapes: before 1.14 the 1.10 rules (separate IPv6 path, `--dport 22` RETURN, minimal TPROXY);
 /// 1.14-1.17 without the tunnel-port exemption; 1.18-1.21 with it; 1.22-1.25 with the configurable IPv4
@@ -10,7 +10,7 @@ import NetfilterModel
 /// only matters for how the configuration was derived (see `PodManifest`).
 ///
 /// With `nativeNftables` istio-iptables writes no iptables rules at all; the tables returned are then the
-/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (model doc §10). The native
+/// iptables equivalent of its `inet istio-proxy-*` rules, which map one to one (docs/capture-model.md §10). The native
 /// tables themselves are `ExpectedNftables`'.
 public enum ExpectedRules {
     /// Maps an owner-group name to its GID, as iptables does at load time with the pod image's `/etc/group`.
@@ -91,7 +91,7 @@ public enum ExpectedRules {
     }
 }
 
-/// Which of the version-dependent shapes of model doc §9 applies.
+/// Which of the version-dependent shapes of docs/capture-model.md §9 applies.
 struct Shape {
     var version: IstioVersion
     init(_ version: IstioVersion) { self.version = version }
@@ -237,7 +237,7 @@ struct Builder: FamilyDerivation {
         }
     }
 
-    /// The self-call, `-o lo` RETURN and owner RETURN rules for one proxy UID or GID (model doc §3).
+    /// The self-call, `-o lo` RETURN and owner RETURN rules for one proxy UID or GID (docs/capture-model.md §3).
     func ownerRules(_ p: inout RuleProgram, _ owner: Match, _ notOwner: Match, isUID: Bool, dns: Bool) {
         let tunnel = config.inboundTunnelPort
         let selfCall: Rule

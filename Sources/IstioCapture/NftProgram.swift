@@ -49,7 +49,7 @@ struct NftChainName: RawRepresentable, Hashable, Sendable, ExpressibleByStringLi
 /// fresh network namespace holds afterwards.
 ///
 /// Replaying keeps nft's `insert rule ... index N` exact (the new rule goes before the one at position N, so
-/// two inserts at the same index end up in reverse order, model doc §14) and lets the replay fail where nft
+/// two inserts at the same index end up in reverse order, docs/capture-model.md §14) and lets the replay fail where nft
 /// would reject the transaction.
 struct NftProgram {
     /// 1.28 and later put a `counter` in every rule; 1.27 none.

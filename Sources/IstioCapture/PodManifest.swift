@@ -187,7 +187,7 @@ public struct PodManifest: Hashable, Sendable {
     public var proxyRunAsGroup: UInt32? { proxyContainer?.runAsGroup ?? podRunAsGroup }
 
     /// The capture configuration this pod gets: from istio-init's arguments when the pod has that container,
-    /// otherwise the istio-cni plugin's derivation from annotations, proxy env and securityContext (model doc §8).
+    /// otherwise the istio-cni plugin's derivation from annotations, proxy env and securityContext (docs/capture-model.md §8).
     ///
     /// - Parameter dnsServers: the pod's resolv.conf nameservers, when known (they are not in the manifest
     ///   unless `dnsPolicy: None`); istio-init's per-server DNS rules depend on them.

@@ -2,7 +2,7 @@ import NetfilterModel
 
 /// Reads `ip rule` and the routing tables fwmark rules look up, over rtnetlink (`NetlinkRouting`), in the
 /// namespace at `namespacePath` or this one. No child process is started and nothing is changed.
-/// TPROXY capture only works with `fwmark M lookup T` plus a `local` default route in T (model doc §5).
+/// TPROXY capture only works with `fwmark M lookup T` plus a `local` default route in T (docs/capture-model.md §5).
 public struct PolicyRoutingReader: Sendable {
     public var namespacePath: String?
     public init(namespacePath: String? = nil) { self.namespacePath = namespacePath }

@@ -5,7 +5,7 @@ import NetfilterModel
 import TestSupport
 import Testing
 
-/// What model doc §13 says happens to a packet, derived from the configuration alone.
+/// What docs/capture-model.md §13 says happens to a packet, derived from the configuration alone.
 enum Predicted: Equatable, CustomStringConvertible {
     /// REDIRECT to this port (nat).
     case redirect(UInt16)

@@ -78,13 +78,16 @@ import TestSupport
         #expect(o.errors.isEmpty, "\(o.errors)")
     }
 
-    @Test("accept in another table's chain at -150 ends only that chain: Istio's nat chain still redirects",
+    @Test("accept in another table's chain at -150 (filter or nat) ends only that chain: Istio's nat chain still redirects",
           .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
     func acceptEndsOnlyItsChain() throws {
-        let other = "table inet other {\n\tchain out {\n\t\ttype filter hook output priority -150; policy accept;\n\t\tmeta l4proto tcp accept\n\t}\n}\n"
-        let o = try observe(try namespace(try Self.podRules(), extra: [other]))
-        #expect(o.landed["app"] == 15001 && o.traced["app"] == "REDIRECT 15001", "\(o)")
-        #expect(o.errors.isEmpty, "\(o.errors)")
+        // A filter chain, and a nat chain: a nat chain that accepts sets up no binding, so the next nat chain runs.
+        for type in ["filter", "nat"] {
+            let other = "table inet other {\n\tchain out {\n\t\ttype \(type) hook output priority -150; policy accept;\n\t\tmeta l4proto tcp accept\n\t}\n}\n"
+            let o = try observe(try namespace(try Self.podRules(), extra: [other]))
+            #expect(o.landed["app"] == 15001 && o.traced["app"] == "REDIRECT 15001", "\(type): \(o)")
+            #expect(o.errors.isEmpty, "\(type): \(o.errors)")
+        }
     }
 
     @Test("drop in another table's chain at -150 ends everything: nothing lands, trace says DROP",

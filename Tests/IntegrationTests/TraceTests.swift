@@ -180,7 +180,7 @@ import TestSupport
         var spec: String { "\(name),\(uid),\(gid),\(proto),\(host),\(port)" }
     }
 
-    /// A namespace with a golden loaded and a routed `eth0` (model doc §15: without a route, connect() fails
+    /// A namespace with a golden loaded and a routed `eth0` (docs/capture-model.md §15: without a route, connect() fails
     /// before nat OUTPUT sees the packet). The veth's peer stays in the namespace; nothing answers on it.
     func routedNamespace(_ golden: String) throws -> TestNamespace {
         let ns = try TestNamespace()

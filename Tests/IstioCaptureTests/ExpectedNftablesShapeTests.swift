@@ -90,7 +90,7 @@ import Testing
         let mangle = Self.rules(tables, "istio-proxy-mangle")
         #expect(mangle.contains("istio-tproxy: meta l4proto tcp ip daddr != 127.0.0.1 tproxy ip to :15006 meta mark set 0x00000539 counter packets 0 bytes 0 accept"))
         #expect(mangle.contains("istio-inbound: tcp dport 15020 counter packets 0 bytes 0 return"))
-        // The three RETURNs inserted on top, the tunnel port not among them (model doc §14).
+        // The three RETURNs inserted on top, the tunnel port not among them (docs/capture-model.md §14).
         #expect(mangle.filter { $0.hasPrefix("istio-inbound:") }.prefix(3) == [
             "istio-inbound: meta l4proto tcp meta mark 0x00000539 counter packets 0 bytes 0 return",
             "istio-inbound: iifname \"lo\" meta l4proto tcp ip saddr 127.0.0.6 counter packets 0 bytes 0 return",
@@ -108,7 +108,7 @@ import Testing
         let tables = try Self.tables("--drop-invalid")
         #expect(tables.map(\.name) == ["istio-proxy-nat", "istio-proxy-mangle"])
         #expect(Self.chains(tables[1]) == ["prerouting filter prerouting -150", "istio-drop"])
-        // TCP only, unlike the iptables rule (model doc §10).
+        // TCP only, unlike the iptables rule (docs/capture-model.md §10).
         #expect(Self.rules(tables, "istio-proxy-mangle") == [
             "prerouting: meta l4proto tcp ct state invalid counter packets 0 bytes 0 jump istio-drop",
             "istio-drop: counter packets 0 bytes 0 drop",
@@ -137,7 +137,7 @@ import Testing
     }
 
     /// One inet table for both families: without IPv6 there is no `ip6` rule, yet the rules that name no address
-    /// (owner RETURNs, `oifname lo` RETURNs, the catch-all jump) apply to IPv6 too (model doc §14).
+    /// (owner RETURNs, `oifname lo` RETURNs, the catch-all jump) apply to IPv6 too (docs/capture-model.md §14).
     @Test func rulesWithoutAddressesCoverBothFamilies() throws {
         let v4 = try Self.tables("-b '*' -i '*'")
         let nat = Self.rules(v4, "istio-proxy-nat")

@@ -2,7 +2,7 @@ import IstioCapture
 import NetfilterModel
 import Testing
 
-/// Version shapes the corpus does not sample (1.18, 1.22) and behaviours model doc §9/§14 call out.
+/// Version shapes the corpus does not sample (1.18, 1.22) and behaviours docs/capture-model.md §9/§14 call out.
 @Suite struct ExpectedRulesShapeTests {
     /// The `-A ...` lines of one table, as iptables-save prints them.
     static func lines(_ config: CaptureConfiguration, _ table: TableName, family: Family = .ipv4,

@@ -197,9 +197,4 @@ extension PacketSpace {
         }
         return cubes.filter { !$0.isEmpty }.map(Cube.init)
     }
-
-    /// A rule compiled for the symbolic walk (tests check the cubes against the concrete conditions).
-    func compile(_ rule: Rule) -> CompiledRule {
-        SymbolicDomain(space: self).compile(rule, conditions: rule.conditions(family: family))
-    }
 }

@@ -9,7 +9,7 @@ public struct VerifierOptions: Sendable {
     public init(groupIDs: [String: UInt32] = [:]) { self.groupIDs = groupIDs }
 }
 
-/// The configuration seen from one family, with the version-dependent facts of model doc §9.
+/// The configuration seen from one family, with the version-dependent facts of docs/capture-model.md §9.
 struct FamilyContext {
     let family: Family
     let config: CaptureConfiguration

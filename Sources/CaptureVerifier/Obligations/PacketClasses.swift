@@ -1,7 +1,7 @@
 import IstioCapture
 import NetfilterModel
 
-/// The packet classes the obligations quantify over, built from the configuration (model doc §13 notation:
+/// The packet classes the obligations quantify over, built from the configuration (docs/capture-model.md §13 notation:
 /// P/G proxy ids, L loopback CIDR, X `-x`, I `-i`, Q `-q`, O `-o`, E `-c`, K `-k`).
 extension FamilyContext {
     /// (4) What outbound capture must catch: application TCP, passing the owner-group filter, not out `lo`

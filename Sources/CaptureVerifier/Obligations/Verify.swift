@@ -1,7 +1,7 @@
 import IstioCapture
 import NetfilterModel
 
-/// One obligation of model doc §13: its description (with examples) and its check.
+/// One obligation of docs/capture-model.md §13: its description (with examples) and its check.
 protocol Obligation: Sendable {
     static var description: ObligationDescription { get }
     static func check(_ run: VerificationRun) -> CheckOutput
@@ -106,7 +106,7 @@ enum Obligations {
 /// The obligations' descriptions (ids, titles, packet classes, examples), for docs, JUnit and the test suite.
 public var obligationDescriptions: [ObligationDescription] { Obligations.all.map { $0.description } }
 
-/// Checks a pod's tables against the capture configuration: every obligation of model doc §13 that applies,
+/// Checks a pod's tables against the capture configuration: every obligation of docs/capture-model.md §13 that applies,
 /// by exhaustive symbolic evaluation of the packet classes it quantifies over. Pure.
 public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration) -> VerificationReport {
     verify(ruleset, configuration: configuration, options: VerifierOptions())
