@@ -72,10 +72,17 @@ import TestSupport
     @Test("Istio's rules alone: the app lands on 15001, the proxy goes direct; trace and verify agree",
           .enabled(if: enabled, netnsSkip), .timeLimit(.minutes(2)))
     func baseline() throws {
-        let o = try observe(try namespace(try Self.podRules()))
+        let ns = try namespace(try Self.podRules())
+        let o = try observe(ns)
         #expect(o.landed["app"] == 15001 && o.traced["app"] == "REDIRECT 15001")
         #expect(o.landed["proxy"] == .some(nil) && o.traced["proxy"] == "ACCEPT")
         #expect(o.errors.isEmpty, "\(o.errors)")
+        // Each proxy identity alone is exempt (the owner-gap mutations below make these land on 15001).
+        let alone = try TraceTests().connect([
+            TraceTests.Connection(name: "uid-only", uid: 1337, gid: 1000, proto: "tcp", host: "1.2.3.4", port: 80),
+            TraceTests.Connection(name: "gid-only", uid: 1000, gid: 1337, proto: "tcp", host: "1.2.3.4", port: 80),
+        ], in: ns)
+        #expect(alone["uid-only"]?.landed == .some(nil) && alone["gid-only"]?.landed == .some(nil), "\(alone)")
     }
 
     @Test("accept in another table's chain at -150 (filter or nat) ends only that chain: Istio's nat chain still redirects",
@@ -122,8 +129,11 @@ import TestSupport
         var edit: @Sendable (String) -> String
         /// Error kinds verify must report; empty for a harmless rewrite.
         var kinds: Set<String>
-        /// Where the app's connection lands in the kernel after the edit.
+        /// Where the witness's connection lands in the kernel after the edit (by default the app's, UID/GID 1000).
         var appLands: Int?
+        /// The connection's owner: the finding's witness (a proxy identity for the owner gaps).
+        var uid: UInt32 = 1000
+        var gid: UInt32 = 1000
         /// istio-iptables arguments of the base (nil: the injector's defaults); verify is told the same.
         var args: String? = nil
         /// The app connects here (an excluded range needs a destination inside it).
@@ -144,15 +154,17 @@ import TestSupport
         Mutation(name: "outbound redirect removed", edit: replacing("\t\tmeta l4proto tcp counter packets 0 bytes 0 redirect to :15001\n", ""),
                  kinds: ["missing-redirect"], appLands: nil),
         Mutation(name: "15001 → 15002", edit: replacing("redirect to :15001", "redirect to :15002"), kinds: ["wrong-port"], appLands: nil),
+        // The proxy's UID with another group: only the UID rules exempt it, so Envoy would capture itself.
         Mutation(name: "skuid 1337 return removed", edit: replacing("\t\tmeta skuid 1337 counter packets 0 bytes 0 return\n", ""),
-                 kinds: ["owner-match-gap"], appLands: 15001),
-        Mutation(name: "skuid 1337 → 1338", edit: replacing("meta skuid 1337", "meta skuid 1338"), kinds: ["owner-match-gap"], appLands: 15001),
+                 kinds: ["owner-match-gap"], appLands: 15001, uid: 1337, gid: 1000),
+        Mutation(name: "skuid 1337 → 1338", edit: replacing("meta skuid 1337", "meta skuid 1338"), kinds: ["owner-match-gap"], appLands: 15001,
+                 uid: 1337, gid: 1000),
         Mutation(name: "istio-output jump removed", edit: replacing("\t\tcounter packets 0 bytes 0 jump istio-output\n", ""),
                  kinds: ["missing-redirect"], appLands: nil),
         Mutation(name: "an early accept in istio-output", edit: replacing("\tchain istio-output {\n", "\tchain istio-output {\n\t\tmeta l4proto tcp accept\n"),
                  kinds: ["missing-redirect"], appLands: nil),
         Mutation(name: "skgid 1337 return removed", edit: replacing("\t\tmeta skgid 1337 counter packets 0 bytes 0 return\n", ""),
-                 kinds: ["owner-match-gap"], appLands: 15001),
+                 kinds: ["owner-match-gap"], appLands: 15001, uid: 1000, gid: 1337),
         Mutation(name: "the -x exclusion moved below the catch-all",
                  edit: { text in
                      let exclusion = "\t\tip daddr 10.96.0.0/12 counter packets 0 bytes 0 return\n"
@@ -181,6 +193,8 @@ import TestSupport
         let probe = TraceTests()
         var app = Self.app
         app.host = m.host
+        app.uid = m.uid
+        app.gid = m.gid
         let real = try probe.connect([app], in: ns)
         #expect(real["app"]?.landed == m.appLands, "\(m.name): landed on \(String(describing: real["app"]))")
         let v = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"] + (m.args.map { ["--istio-args", $0] } ?? []))
