@@ -65,8 +65,9 @@ extension Table {
 
     /// The base chains of the table registered at a hook.
     public func baseChains(at hook: Hook) -> [(chain: ChainName, registration: HookRegistration)] {
+        // From each chain itself: looking every chain up by name again is quadratic in kube-proxy's 40,000 chains.
         chains.compactMap { c in
-            guard let r = registration(of: c.name), r.hook == hook else { return nil }
+            guard let r = c.registration ?? HookRegistration.iptables(table: name, chain: c.name), r.hook == hook else { return nil }
             return (c.name, r)
         }
     }
