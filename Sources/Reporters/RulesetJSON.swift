@@ -31,10 +31,13 @@ public enum RulesetJSON {
     struct TableDoc: Encodable {
         var family: String
         var table: String
+        /// `inet`, `ip`, `ip6` for a native nftables table (in its normalized form); absent for iptables' tables.
+        var nftFamily: String?
         var chains: [ChainDoc]
         init(_ t: Table) {
             family = t.family.rawValue
             table = t.name.rawValue
+            nftFamily = t.nativeFamily?.rawValue
             let graph = ChainGraph(t)
             chains = t.chains.map { ChainDoc($0, table: t, graph: graph) }
         }
@@ -47,8 +50,11 @@ public enum RulesetJSON {
         var policyCounters: Counters?
         var references: [String]
         var reachableFrom: [String]
+        /// A native nftables base chain's declared `{hook, priority, type}`.
+        var hook: HookRegistration?
         var rules: [RuleDoc]
         init(_ c: Chain, table: Table, graph: ChainGraph) {
+            hook = c.registration
             name = c.name.rawValue
             builtin = c.isBuiltin
             policy = c.policy?.rawValue
@@ -62,6 +68,9 @@ public enum RulesetJSON {
     struct RuleDoc: Encodable {
         var number: Int
         var text: String
+        /// A native nftables rule: its kernel handle and its text as nft prints it (`text` is the normalized form).
+        var handle: UInt64?
+        var nft: String?
         var source: String?
         var destination: String?
         var sourceInverted: Bool?
@@ -79,6 +88,8 @@ public enum RulesetJSON {
         init(_ r: Rule, number: Int, chain: ChainName, family: Family) {
             self.number = number
             text = SaveSyntax.render(r, in: chain, family: family)
+            handle = r.native?.handle
+            nft = r.native?.text
             source = r.source.map(\.cidrText)
             sourceInverted = r.source?.inverted
             destination = r.destination.map(\.cidrText)

@@ -111,6 +111,16 @@ func loadGolden(_ relative: String, family: Int, backend: String, into ns: TestN
         #expect(list.status == 0 && list.stdout.contains("Table inet istio-proxy-nat (IPv4 — native nftables)"), "\(list.stdout)")
         let save = try Binary.run(["show", "--netns", ns.path, "--format", "save"])
         #expect(save.stdout.contains("# native nftables tables (inet istio-proxy-nat, inet istio-proxy-raw)"), "\(save.stdout)")
+        // JSON: the normalized table says it is native; base chains carry their hook, rules their handle and nft text.
+        let json = try Binary.run(["show", "--netns", ns.path, "--format", "json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any] ?? [:]
+        let nat = try #require((doc["tables"] as? [[String: Any]])?.first { $0["table"] as? String == "inet istio-proxy-nat" && $0["family"] as? String == "ipv4" })
+        #expect(nat["nftFamily"] as? String == "inet")
+        let output = try #require((nat["chains"] as? [[String: Any]])?.first { $0["name"] as? String == "output" })
+        let hook = output["hook"] as? [String: Any]
+        #expect(hook?["hook"] as? String == "output" && hook?["priority"] as? Int == -100 && hook?["type"] as? String == "nat", "\(output)")
+        let rule = try #require((output["rules"] as? [[String: Any]])?.first)
+        #expect(rule["handle"] as? Int != nil && (rule["nft"] as? String)?.contains("jump istio-output") == true, "\(rule)")
     }
 
     @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
