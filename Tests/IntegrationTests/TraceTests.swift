@@ -198,7 +198,7 @@ import TestSupport
 
     /// Where each connection really lands, by the listeners' SO_ORIGINAL_DST.
     func connect(_ connections: [Connection], in ns: TestNamespace) throws -> [String: (landed: Int?, original: String?)] {
-        let script = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-trace-probe-\(getpid()).py")
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-trace-probe-\(getpid())-\(UUID().uuidString).py")
         try Self.probeScript.write(to: script, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: script) }
         let r = try ns.run(["timeout", "-s", "KILL", "45", "python3", script.path] + connections.map(\.spec))
