@@ -1,4 +1,5 @@
 @testable import CaptureVerifier
+import IstioCapture
 import NetfilterModel
 import Testing
 
@@ -107,5 +108,24 @@ extension HookModelTests {
         ])
         #expect(Self.verdict([legacy, native]).0 == .redirect(ports: 15006...15006))
         #expect(Self.verdict([native, legacy]).0 == .redirect(ports: 15006...15006))
+    }
+}
+
+/// A configuration whose own native-nftables install fails (1.28.0, TPROXY, no inbound ports: nft rejects
+/// istio-iptables' transaction) expects no rules; verify says why once instead of reporting every chain as drift.
+@Suite struct NativeExpectationRefusedTests {
+    @Test func refusalIsANoteNotDrift() throws {
+        var config = try IstioArguments.parse("--native-nftables -m TPROXY -b ''")
+        config.istioVersion = IstioVersion(1, 28, 0)
+        let table = Table(family: .ipv4, name: "inet istio-proxy-nat", chains: [
+            Chain(name: "output", policy: .accept, rules: [Rule(target: .jump("istio-output"))],
+                  registration: HookRegistration(hook: .output, priority: -100, type: .nat)),
+            Chain(name: "istio-output", rules: []),
+        ])
+        let report = verify(Ruleset(tables: [table]), configuration: config)
+        let hygiene = try #require(report.obligations.first { $0.id == "chain-hygiene" })
+        #expect(hygiene.notes.contains { $0.contains("IPv4: no rules to compare with") && $0.contains("index 1 of istio-proxy-mangle istio-inbound") },
+                "\(hygiene.notes)")
+        #expect(!report.findings.contains { $0.kind == .ruleDrift }, "\(report.findings.map(\.message))")
     }
 }

@@ -24,6 +24,8 @@ struct FamilyContext {
     let policyRouting: PolicyRouting?
     /// Where Istio's rules live: iptables' tables, or native nftables' `inet istio-proxy-*`.
     let layout: IstioLayout
+    /// Why no rules are expected: the configuration's own install fails (said once, instead of rule drift).
+    let expectationRefused: String?
 
     var version: IstioVersion { config.istioVersion }
     func atLeast(_ minor: Int) -> Bool { version >= IstioVersion(1, minor, 0) }
@@ -131,9 +133,17 @@ struct FamilyContext {
         let resolver: ExpectedRules.GroupResolver = { [groupIDs = options.groupIDs] name in groupIDs[name] ?? UInt32(name) }
         if layout.native {
             // The inet tables Istio writes, seen from this family as the reader's normalization sees the live ones.
-            let native = (try? ExpectedNftables.tables(for: config, groupResolver: resolver)) ?? []
-            expected = native.flatMap { $0.normalized() }.filter { $0.family == family }
+            do {
+                expected = try ExpectedNftables.tables(for: config, groupResolver: resolver)
+                    .flatMap { $0.normalized() }.filter { $0.family == family }
+                expectationRefused = nil
+            } catch {
+                // This version's istio-iptables cannot install these rules at all (nft rejects its transaction).
+                expected = []
+                expectationRefused = error.description
+            }
         } else {
+            expectationRefused = nil
             expected = ExpectedRules.tables(for: config, family: family, groupResolver: resolver)
         }
         expectedKeys = Set(expected.flatMap { t in
