@@ -19,23 +19,7 @@ enum TraceWording {
         }
     }
 
-    static func fieldName(_ f: PacketField?) -> String {
-        switch f {
-        case .l4Protocol: "protocol"
-        case .source: "source"
-        case .destination: "destination"
-        case .sourcePort: "sport"
-        case .destinationPort: "dport"
-        case .inInterface: "input interface"
-        case .outInterface: "output interface"
-        case .uid: "uid"
-        case .gid: "gid"
-        case .mark: "mark"
-        case .connmark: "connmark"
-        case .ctState: "ctstate"
-        case nil: "value"
-        }
-    }
+    static func fieldName(_ f: PacketField?) -> String { f?.traceName ?? "value" }
 
     /// One condition's why, in the packet's values.
     static func reason(_ c: ConditionCheck) -> String {

@@ -34,6 +34,24 @@ public enum PacketField: Int, CaseIterable, Sendable, Codable, CustomStringConve
         case .ctState: "conntrack state"
         }
     }
+
+    /// The field's short name in a trace's conditions and reasons: `dport`, `uid`, `output interface`.
+    public var traceName: String {
+        switch self {
+        case .l4Protocol: "protocol"
+        case .source: "source"
+        case .destination: "destination"
+        case .sourcePort: "sport"
+        case .destinationPort: "dport"
+        case .inInterface: "input interface"
+        case .outInterface: "output interface"
+        case .uid: "uid"
+        case .gid: "gid"
+        case .mark: "mark"
+        case .connmark: "connmark"
+        case .ctState: "ctstate"
+        }
+    }
 }
 
 /// The conntrack states a single packet can be in (one each); SNAT/DNAT are properties of the

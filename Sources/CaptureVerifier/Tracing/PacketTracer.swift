@@ -163,7 +163,7 @@ public struct PacketTracer: Sendable {
 
     /// "uid is 1337", "uid is not 1337", "output interface is lo", "source is in 127.0.0.6/32".
     func describe(_ f: PacketField, _ set: AtomSet, within all: AtomSet, space: PacketSpace) -> String {
-        let name = PacketTracer.fieldName(f)
+        let name = f.traceName
         let missing = all.subtracting(set)
         let (shown, negated) = set.count <= missing.count ? (set, false) : (missing, true)
         let values = shown.atoms.map { atomText(f, $0, space: space) }
@@ -215,22 +215,6 @@ public struct PacketTracer: Sendable {
         return out
     }
 
-    static func fieldName(_ f: PacketField) -> String {
-        switch f {
-        case .l4Protocol: "protocol"
-        case .source: "source"
-        case .destination: "destination"
-        case .sourcePort: "sport"
-        case .destinationPort: "dport"
-        case .inInterface: "input interface"
-        case .outInterface: "output interface"
-        case .uid: "uid"
-        case .gid: "gid"
-        case .mark: "mark"
-        case .connmark: "connmark"
-        case .ctState: "ctstate"
-        }
-    }
 
     // MARK: where it ends up
 
