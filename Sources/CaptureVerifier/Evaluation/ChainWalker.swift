@@ -158,10 +158,16 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     let indexes: [TableName: [ChainName: ChainIndex]]
     /// Per hook, the base chains of every table, in the order the kernel runs them.
     let hooks: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]]
+    /// The type of each of those base chains by table and chain, worked out once (the walk asks at every stage
+    /// of every branch).
+    let chainTypes: [[String]: HookRegistration.ChainType]
 
     init(domain: Domain, tables: [Table], indexing: Bool = true) {
         self.domain = domain
-        self.hooks = ChainWalker.hookOrder(tables.filter { $0.family == domain.family })
+        let hooks = ChainWalker.hookOrder(tables.filter { $0.family == domain.family })
+        self.hooks = hooks
+        chainTypes = Dictionary(hooks.values.joined().map { ([$0.table.rawValue, $0.chain.rawValue], $0.registration.type) },
+                                uniquingKeysWith: { a, _ in a })
         var chains: [TableName: [ChainName: Chain]] = [:]
         var compiled: [TableName: [ChainName: [CompiledRule]]] = [:]
         var indexes: [TableName: [ChainName: ChainIndex]] = [:]
@@ -236,10 +242,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
 
     /// Whether a stage's chain is a nat chain (by its registration, or iptables' nat table when absent).
     func isNat(_ table: TableName, _ chain: ChainName) -> Bool {
-        if let r = hooks.values.lazy.flatMap({ $0 }).first(where: { $0.table == table && $0.chain == chain })?.registration {
-            return r.type == .nat
-        }
-        return table == .nat
+        chainTypes[[table.rawValue, chain.rawValue]].map { $0 == .nat } ?? (table == .nat)
     }
 
     /// Every way the packets go through the pipeline, with the state each branch left with.
