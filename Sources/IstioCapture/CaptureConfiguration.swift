@@ -114,6 +114,10 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     public var nativeNftables: Bool = false
     /// Env `ISTIO_META_DNS_CONNTRACK_ZONE`: 1.10 adds the DNS conntrack-zone rules only when it is true.
     public var legacyDNSConntrackZones: Bool = false
+    /// Set when the pod is in ambient mode: istio-cni's node agent installs in-pod rules for ztunnel instead of
+    /// istio-iptables' sidecar rules, and the sidecar knobs above do not apply (except the version, `ipv6Enabled`
+    /// and `nativeNftables`, which say the same for both).
+    public var ambient: AmbientSettings?
 
     public init() {}
 

@@ -33,6 +33,7 @@ public enum ExpectedRules {
     public static func tables(for config: CaptureConfiguration, family: Family,
                               groupResolver: @escaping GroupResolver = ExpectedRules.numericGroups) -> [Table] {
         guard config.families.contains(family) else { return [] }
+        if config.ambient != nil { return ExpectedAmbient.tables(for: config, family: family) }
         let shape = Shape(config.istioVersion)
         var program = RuleProgram(family: family, traceLogging: config.traceLogging && shape.hasTraceLogging)
         var builder = Builder(config: config, family: family, shape: shape, groups: groupResolver)
@@ -48,6 +49,9 @@ public enum ExpectedRules {
     public static func describe(_ config: CaptureConfiguration) -> [String] {
         func ports(_ p: [UInt16]) -> String { p.isEmpty ? "none" : p.map(String.init).joined(separator: ",") }
         func list(_ s: [String]) -> String { s.isEmpty ? "none" : s.joined(separator: ",") }
+        if let ambient = config.ambient {
+            return ambient.describe(version: config.istioVersion, ipv6: config.ipv6Enabled, native: config.nativeNftables)
+        }
         var lines: [String] = []
         lines.append("Istio \(config.istioVersion), rules by \(config.installer.rawValue), inbound \(config.interceptionMode.rawValue), "
             + (config.ipv6Enabled ? "IPv4 and IPv6" : "IPv4 only"))

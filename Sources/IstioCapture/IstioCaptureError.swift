@@ -25,6 +25,9 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
     /// nft would reject the transaction istio-iptables submits for this configuration, so nothing is installed
     /// and the init container fails; `reason` says which rule.
     case nativeNftablesRejected(version: IstioVersion, reason: String)
+    /// Ambient in-pod rules from a release whose shape iptaudit does not model (before 1.24, TPROXY), or
+    /// ambient's nftables backend before it existed (1.28).
+    case ambientUnavailable(version: IstioVersion, reason: String)
 
     public var description: String {
         switch self {
@@ -52,6 +55,8 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
         case .nativeNftablesRejected(let version, let reason):
             return "istio-iptables \(version) cannot install its native nftables rules for this configuration: \(reason); "
                 + "nft rejects the whole transaction, so no rules are installed and the init container fails"
+        case .ambientUnavailable(let version, let reason):
+            return "ambient mode on Istio \(version): \(reason)"
         }
     }
 }

@@ -80,6 +80,10 @@ public struct IstioDataPlane: Hashable, Sendable {
     }
 
     public let mode: Mode
+    /// Whether the rules hold ambient's in-pod chains, and whether the sidecar's (both: a pod moved between
+    /// modes without its old rules being removed; `mode` is then sidecar).
+    public let ambientRules: Bool
+    public let sidecarRules: Bool
     /// Families with at least one Istio chain; IPv6 among them means istio-iptables saw IPv6 on the pod.
     public let families: [Family]
 
@@ -89,7 +93,7 @@ public struct IstioDataPlane: Hashable, Sendable {
         // Native nftables mode's `inet istio-proxy-*` tables hook into both families, but Istio configured IPv6
         // only when they name IPv6 addresses (`ip6 daddr ::1/128`).
         let nativeIPv6 = ruleset.nativeTables.contains { t in
-            t.name.hasPrefix("istio-proxy-") && t.chains.contains { c in c.rules.contains { r in r.statements.contains { s in
+            (t.name.hasPrefix("istio-proxy-") || t.name.hasPrefix("istio-ambient-")) && t.chains.contains { c in c.rules.contains { r in r.statements.contains { s in
                 if case .match(let m) = s, case .payload(.field(protocol: "ip6", _)) = m.left { true } else { false }
             } } }
         }
@@ -98,10 +102,16 @@ public struct IstioDataPlane: Hashable, Sendable {
                 t.family == f && (t.hasIstioChains || (IstioLayout.isNativeIstioTable(t.name) && (f == .ipv4 || nativeIPv6)))
             }
         }
-        let has = { (name: ChainName) in ruleset.tables.contains { $0.chain(name) != nil } }
+        let has = { (name: ChainName) in ruleset.tables.contains { $0.nativeFamily == nil && $0.chain(name) != nil } }
+        let nativeSidecar = ruleset.tables.contains { $0.name.rawValue.hasPrefix("inet istio-proxy-") }
+        let nativeAmbient = ruleset.tables.contains { IstioLayout.isNativeAmbientTable($0.name) }
+        let iptablesAmbient = has(.istioPrerouting) && !has(.istioInbound) && !has(.istioRedirect)
+        let iptablesSidecar = has(.istioInbound) || has(.istioRedirect) || has(.istioOutput) && !has(.istioPrerouting)
+        ambientRules = iptablesAmbient || nativeAmbient
+        sidecarRules = iptablesSidecar || nativeSidecar
         if families.isEmpty {
             mode = .none
-        } else if has(.istioPrerouting), !has(.istioInbound), !has(.istioRedirect) {
+        } else if ambientRules, !sidecarRules {
             mode = .ambient
         } else {
             mode = .sidecar
@@ -121,13 +131,18 @@ public struct IstioLayout: Hashable, Sendable {
     public static let iptables = IstioLayout(nat: .nat, mangle: .mangle, raw: .raw, native: false)
     public static let nativeNftables = IstioLayout(nat: "inet istio-proxy-nat", mangle: "inet istio-proxy-mangle",
                                                    raw: "inet istio-proxy-raw", native: true)
+    /// Ambient's nftables backend: istio-cni's `inet istio-ambient-*` tables.
+    public static let ambientNftables = IstioLayout(nat: "inet istio-ambient-nat", mangle: "inet istio-ambient-mangle",
+                                                    raw: "inet istio-ambient-raw", native: true)
 
     /// The chain a hook runs in Istio's tables: iptables' built-in `OUTPUT`, or the base chain `output`.
     public func hookChain(_ hook: Hook) -> ChainName { native ? ChainName(hook.rawValue) : hook.chainName }
 
     /// One of Istio's chains by its iptables name: `ISTIO_OUTPUT`, or `istio-output` in native nftables mode.
     public func chain(_ istio: ChainName) -> ChainName {
-        native ? ChainName(String(istio.rawValue.lowercased().map { $0 == "_" ? "-" : $0 })) : istio
+        guard native else { return istio }
+        if istio == .istioPrerouting { return AmbientNames.nativePrerouting }
+        return ChainName(String(istio.rawValue.lowercased().map { $0 == "_" ? "-" : $0 }))
     }
 
     /// Whether a chain of a table is one of Istio's own.
@@ -153,14 +168,25 @@ public struct IstioLayout: Hashable, Sendable {
         return out.replacing(try! Regex("ISTIO_[A-Z_]+")) { m in chain(ChainName(String(m.output[0].substring ?? ""))).rawValue }
     }
 
-    /// `inet istio-proxy-nat`, `inet istio-proxy-mangle`, `inet istio-proxy-raw`.
-    public static func isNativeIstioTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix("inet istio-proxy-") }
+    /// `inet istio-proxy-nat`, `-mangle`, `-raw` (sidecar) and `inet istio-ambient-nat`, `-mangle`, `-raw` (ambient).
+    public static func isNativeIstioTable(_ table: TableName) -> Bool {
+        table.rawValue.hasPrefix("inet istio-proxy-") || isNativeAmbientTable(table)
+    }
+    public static func isNativeAmbientTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix("inet istio-ambient-") }
 
     /// The layout a ruleset's Istio rules use: native when it holds Istio's native nftables tables and no
-    /// `ISTIO_*` chain.
+    /// `ISTIO_*` chain (ambient's when its tables are the `istio-ambient-*` ones).
     public static func detected(in tables: [Table]) -> IstioLayout {
         let native = tables.contains { isNativeIstioTable($0.name) }
         let iptables = tables.contains { $0.nativeFamily == nil && $0.hasIstioChains }
-        return native && !iptables ? .nativeNftables : .iptables
+        guard native, !iptables else { return .iptables }
+        let sidecar = tables.contains { $0.name.rawValue.hasPrefix("inet istio-proxy-") }
+        return sidecar ? .nativeNftables : .ambientNftables
+    }
+
+    /// The layout of a configuration's own rules.
+    public static func of(_ config: CaptureConfiguration) -> IstioLayout {
+        guard config.nativeNftables else { return .iptables }
+        return config.ambient != nil ? .ambientNftables : .nativeNftables
     }
 }

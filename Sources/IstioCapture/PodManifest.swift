@@ -195,6 +195,14 @@ public struct PodManifest: Hashable, Sendable {
         var base = CaptureConfiguration()
         base.istioVersion = istioVersion ?? .latest
         var config: CaptureConfiguration
+        if istioInitContainer == nil, proxyContainer == nil, AmbientSettings.isAmbient(annotations) {
+            // The node agent captures ambient pods that carry no sidecar; its own settings (DNS capture, probe
+            // addresses, IPv6) are not in the manifest and come from the caller.
+            base.ambient = try AmbientSettings.fromAnnotations(annotations)
+            let families = podIPs.compactMap { IPAddress($0)?.family }
+            base.ipv6Enabled = families.contains(.ipv6)
+            return base
+        }
         if let initContainer = istioInitContainer {
             // istio-iptables reads its own environment; the injector copies proxy metadata there, so fall back
             // to the proxy's env for knobs the init container does not carry.

@@ -22,16 +22,20 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
     public var proxyEnv: [String: String]
     public var runAsUser: Int?
     public var runAsGroup: Int?
+    /// Ambient cases: the node agent's settings with the pod's annotations applied.
+    public var ambient: AmbientSettings? = nil
 
     public var testDescription: String { "\(ref)/\(kind)/\(name)" }
     public var isCNI: Bool { kind == "cni-sidecar-iptables" }
     /// A case of Istio's native-nftables harness (`--native-nftables`), whose golden is an nft transaction.
-    public var isNativeNftables: Bool { kind == "sidecar-nftables" }
+    public var isNativeNftables: Bool { kind == "sidecar-nftables" || kind == "ambient-nftables" }
+    /// Ambient's `hostprobe` cases hold the node-side rule only (host network namespace), nothing in the pod.
+    public var isHostRules: Bool { ambient != nil && name.hasPrefix("hostprobe") }
 
     /// The version the ref stands for; master installs the 1.26 shape of iptables rules, and for native
     /// nftables, which 1.26 does not have, is the release its VERSION file names.
     public var version: IstioVersion {
-        if ref == "master", isNativeNftables { return Corpus.masterVersion }
+        if ref == "master", isNativeNftables || ambient != nil { return Corpus.masterVersion }
         return IstioVersion(ref) ?? .latest
     }
 
@@ -65,6 +69,14 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
     /// `PodManifest` value carrying the injector's annotations and the proxy's env and securityContext.
     public func configuration() throws -> CaptureConfiguration {
         var config: CaptureConfiguration
+        if let ambient {
+            config = CaptureConfiguration()
+            config.ambient = ambient
+            config.istioVersion = version
+            config.ipv6Enabled = ipv6
+            config.nativeNftables = kind == "ambient-nftables"
+            return config
+        }
         if isCNI {
             let pod = PodManifest(kind: "Pod", name: name, annotations: annotations,
                                   initContainers: [.init(name: "istio-validation", image: "proxyv2:latest",
@@ -85,6 +97,17 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
     /// command line, the env applied afterwards; CNI cases through the manifest YAML of `podYAML`.
     /// Tests of the parsers use this path; `configuration()` keeps them out of the picture.
     public func configurationThroughText() throws -> CaptureConfiguration {
+        if let ambient {
+            // The pod's part through its manifest; the node agent's settings are options, as on the command line.
+            var config = try PodManifest(yaml: ambientPodYAML).captureConfiguration()
+            config.ambient?.dnsCapture = ambient.dnsCapture
+            config.ambient?.probeSNATIPv4 = ambient.probeSNATIPv4
+            config.ambient?.probeSNATIPv6 = ambient.probeSNATIPv6
+            config.istioVersion = version
+            config.ipv6Enabled = ipv6
+            config.nativeNftables = kind == "ambient-nftables"
+            return config
+        }
         if isCNI { return try PodManifest(yaml: podYAML).captureConfiguration() }
         var config = try IstioArguments.parse((["istio-iptables"] + flags).map(Corpus.shellQuoted).joined(separator: " "))
         try config.applyEnvironment(env)
@@ -99,6 +122,14 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
         config.dnsServersIPv4 = dnsServersIPv4
         config.dnsServersIPv6 = dnsServersIPv6
         return config
+    }
+
+    /// An ambient pod as the node agent sees it: the redirection annotation, the case's annotations, no sidecar.
+    public var ambientPodYAML: String {
+        var y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: \(name.lowercased().replacingOccurrences(of: "_", with: "-"))\n  annotations:\n"
+        y += "    ambient.istio.io/redirection: enabled\n"
+        for (k, v) in annotations.sorted(by: { $0.key < $1.key }) { y += "    \(k): '\(v)'\n" }
+        return y + "spec:\n  containers:\n  - name: app\n    image: app:1\n"
     }
 
     /// A minimal pod as the injector leaves it in CNI mode: istio-validation, istio-proxy, the case's annotations.
@@ -187,6 +218,29 @@ public enum Corpus {
                 annotations: [:], proxyEnv: [:], runAsUser: nil, runAsGroup: nil)
         }
     }()
+
+    /// Every in-pod case of istio-cni's ambient harness, iptables (`ambient-iptables`) or nftables
+    /// (`ambient-nftables`): the node agent's settings from `config`, the pod's annotations applied through the
+    /// product's own reading of them. The `hostprobe` cases are kept (`isHostRules`) so nothing shrinks unnoticed.
+    public static func ambientCases(_ kind: String) -> [CorpusCase] {
+        guard let cases = object("istio/master/\(kind)/cases.json")?["cases"] as? [String: [String: Any]] else { return [] }
+        return cases.sorted(by: { $0.key < $1.key }).compactMap { name, c in
+            let config = c["config"] as? [String: Any] ?? [:]
+            let annotations = c["pod_annotations"] as? [String: String] ?? [:]
+            var base = AmbientSettings()
+            base.dnsCapture = config["RedirectDNS"] as? Bool ?? true
+            if let v4 = config["HostProbeSNATAddress"] as? String { base.probeSNATIPv4 = v4 }
+            if let v6 = config["HostProbeV6SNATAddress"] as? String { base.probeSNATIPv6 = v6 }
+            guard let settings = try? AmbientSettings.fromAnnotations(annotations, base: base) else { return nil }
+            var out = CorpusCase(ref: "master", kind: kind, name: name, golden: golden(c, name), flags: [], env: [:],
+                                 ipv6: config["EnableIPv6"] as? Bool ?? false, dnsServersIPv4: [], dnsServersIPv6: [],
+                                 annotations: annotations, proxyEnv: [:], runAsUser: nil, runAsGroup: nil)
+            out.ambient = settings
+            return out
+        }
+    }
+    public static let ambientIPTablesCases = ambientCases("ambient-iptables")
+    public static let ambientNftablesCases = ambientCases("ambient-nftables")
 
     /// What master was at the corpus commit (86c9f01, 2026-08-22): 1.32 in development (its VERSION file).
     public static let masterVersion = IstioVersion(1, 32, 0)

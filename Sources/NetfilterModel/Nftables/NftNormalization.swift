@@ -105,6 +105,8 @@ struct NftNormalizer {
                     actions.append(.connmark(ConnmarkTarget(mode: .save(nfmask: 0xFFFF_FFFF, ctmask: 0xFFFF_FFFF))))
                 } else if case .integer(let v) = value {
                     actions.append(.connmark(ConnmarkTarget(mode: .set(value: UInt32(truncatingIfNeeded: v), mask: 0xFFFF_FFFF))))
+                } else if let (value, mask) = Self.maskedConnmark(value) {
+                    actions.append(.connmark(ConnmarkTarget(mode: .set(value: value, mask: mask))))
                 } else {
                     return unknownTarget()
                 }
@@ -288,6 +290,20 @@ struct NftNormalizer {
             if let lo = idRange(a)?.lowerBound, let hi = idRange(b)?.lowerBound, lo <= hi { lo...hi } else { nil }
         default: nil
         }
+    }
+
+    /// `ct mark set ct mark & KEEP | V` (also without `| V`) as CONNMARK `--set-xmark V/MASK`: the bits outside
+    /// `MASK` are the ones kept from the old connmark. Istio's ambient rules set 0x111 in the low 12 bits this way.
+    static func maskedConnmark(_ e: NftExpression) -> (value: UInt32, mask: UInt32)? {
+        func int(_ e: NftExpression) -> UInt32? { if case .integer(let i) = e { UInt32(exactly: i) } else { nil } }
+        var value: UInt32 = 0
+        var kept = e
+        if case .binary(.or, let l, let r) = e, let v = int(r) {
+            value = v
+            kept = l
+        }
+        guard case .binary(.and, .ct(key: "mark", direction: nil), let k) = kept, let keep = int(k) else { return nil }
+        return (value, ~(keep & ~value))
     }
 
     func markMatch(_ left: NftExpression, _ right: NftExpression, inverted: Bool) -> MarkMatch? {
