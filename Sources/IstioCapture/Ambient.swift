@@ -128,27 +128,27 @@ public struct AmbientSettings: Hashable, Sendable, Codable {
 }
 
 /// How the in-pod rules differ between releases (read from the release tags of istio/istio).
-struct AmbientShape {
+public struct AmbientShape: Sendable {
     /// REDIRECT to ztunnel, DNS with conntrack zones, ingress mode: 1.24 (earlier releases captured inbound with
     /// TPROXY and are not modelled).
-    static let firstVersion = IstioVersion(1, 24, 0)
+    public static let firstVersion = IstioVersion(1, 24, 0)
     /// The node agent's nftables backend (istio/istio#57524).
-    static let firstNftablesVersion = IstioVersion(1, 28, 0)
+    public static let firstNftablesVersion = IstioVersion(1, 28, 0)
 
-    let version: IstioVersion
-    init(_ version: IstioVersion) { self.version = version }
+    public let version: IstioVersion
+    public init(_ version: IstioVersion) { self.version = version }
 
-    var isModelled: Bool { version >= Self.firstVersion }
-    var hasNftables: Bool { version >= Self.firstNftablesVersion }
+    public var isModelled: Bool { version >= Self.firstVersion }
+    public var hasNftables: Bool { version >= Self.firstNftablesVersion }
     /// The chart's `ambient.dnsCapture` default: off in 1.24, on from 1.25.
-    var dnsCaptureDefault: Bool { version >= IstioVersion(1, 25, 0) }
+    public var dnsCaptureDefault: Bool { version >= IstioVersion(1, 25, 0) }
     /// `ambient.istio.io/dns-capture` is read from 1.25 (backported from #54935).
-    var podDNSAnnotation: Bool { version >= IstioVersion(1, 25, 0) }
+    public var podDNSAnnotation: Bool { version >= IstioVersion(1, 25, 0) }
     /// `istio.io/reroute-virtual-interfaces` for ambient pods, 1.25 (#53933).
-    var virtualInterfaces: Bool { version >= IstioVersion(1, 25, 0) }
+    public var virtualInterfaces: Bool { version >= IstioVersion(1, 25, 0) }
     /// Ingress mode keeps mangle's CONNMARK set rule from 1.29 (#58577); before, replies to ztunnel's own
     /// connections into a bypassing pod were not routed back to it.
-    var ingressKeepsConnmark: Bool { version >= IstioVersion(1, 29, 0) }
+    public var ingressKeepsConnmark: Bool { version >= IstioVersion(1, 29, 0) }
     /// 1.28.0's nftables backend wrote the IPv6 rules even with IPv6 off (fixed in 1.28.1, #58270).
-    var nftablesIPv6Always: Bool { version.major == 1 && version.minor == 28 && version.patch == 0 }
+    public var nftablesIPv6Always: Bool { version.major == 1 && version.minor == 28 && version.patch == 0 }
 }

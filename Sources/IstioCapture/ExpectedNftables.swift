@@ -31,7 +31,10 @@ public enum ExpectedNftables {
                               groupResolver: @escaping ExpectedRules.GroupResolver = ExpectedRules.numericGroups)
         throws(IstioCaptureError) -> [NftTable] {
         guard config.nativeNftables else { return [] }
-        if config.ambient != nil { return ExpectedAmbient.nftTables(for: config) }
+        if config.ambient != nil {
+            try AmbientSettings.check(version: config.istioVersion, nativeNftables: true)
+            return ExpectedAmbient.nftTables(for: config)
+        }
         let shape = NftShape(config.istioVersion)
         guard shape.isAvailable else { throw .nativeNftablesUnavailable(config.istioVersion) }
         var program = NftProgram(counters: shape.hasCounters)

@@ -105,8 +105,10 @@ public struct IstioDataPlane: Hashable, Sendable {
         let has = { (name: ChainName) in ruleset.tables.contains { $0.nativeFamily == nil && $0.chain(name) != nil } }
         let nativeSidecar = ruleset.tables.contains { $0.name.rawValue.hasPrefix("inet istio-proxy-") }
         let nativeAmbient = ruleset.tables.contains { IstioLayout.isNativeAmbientTable($0.name) }
-        let iptablesAmbient = has(.istioPrerouting) && !has(.istioInbound) && !has(.istioRedirect)
-        let iptablesSidecar = has(.istioInbound) || has(.istioRedirect) || has(.istioOutput) && !has(.istioPrerouting)
+        // ISTIO_PRERT is ambient's alone; ISTIO_INBOUND and the redirect chains the sidecar's alone.
+        let iptablesAmbient = has(.istioPrerouting)
+        let iptablesSidecar = has(.istioInbound) || has(.istioRedirect) || has(.istioInRedirect)
+            || has(.istioOutput) && !has(.istioPrerouting)
         ambientRules = iptablesAmbient || nativeAmbient
         sidecarRules = iptablesSidecar || nativeSidecar
         if families.isEmpty {

@@ -41,12 +41,17 @@ public struct FindingKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     public static let backendSplit: FindingKind = "backend-split"
     /// Conntrack-INVALID packets are not dropped although `--drop-invalid` is configured.
     public static let dropInvalid: FindingKind = "drop-invalid"
+    /// Replies on connections ambient's ztunnel delivered into the pod are not marked (connmark 0x111 set and
+    /// restored) or not routed back to it (`ip rule fwmark 0x111/0xfff lookup 100`, table 100's local route).
+    public static let returnPath: FindingKind = "return-path"
+    /// The pod holds the rules of two data planes (sidecar and ambient) at once.
+    public static let modeConflict: FindingKind = "mode-conflict"
     /// The rules differ from what istio-iptables installs for this configuration without changing any verdict.
     public static let ruleDrift: FindingKind = "rule-drift"
 
     public static let all: [FindingKind] = [
         .missingRedirect, .wrongPort, .ownerMatchGap, .exclusionLeak, .unexpectedCapture, .dnsCapture, .tproxy,
-        .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .ruleDrift,
+        .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .returnPath, .modeConflict, .ruleDrift,
     ]
 }
 

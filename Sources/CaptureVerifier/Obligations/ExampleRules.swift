@@ -29,6 +29,35 @@ public enum ExampleRules {
         return c
     }
 
+    /// An ambient pod with the node agent's defaults (DNS capture on), current rules.
+    public static var ambientPod: CaptureConfiguration {
+        var c = CaptureConfiguration()
+        c.istioVersion = IstioVersion(1, 29, 0)
+        c.ambient = AmbientSettings()
+        return c
+    }
+
+    /// An ambient pod that bypasses inbound capture (`ambient.istio.io/bypass-inbound-capture: "true"`).
+    public static var ambientIngressPod: CaptureConfiguration {
+        var c = ambientPod
+        c.ambient?.bypassInboundCapture = true
+        return c
+    }
+
+    /// An ambient pod with DNS capture off (`ambient.istio.io/dns-capture: "false"`).
+    public static var ambientNoDNSPod: CaptureConfiguration {
+        var c = ambientPod
+        c.ambient?.podDNSCapture = false
+        return c
+    }
+
+    /// An ambient pod with a virtual interface `net1` (`istio.io/reroute-virtual-interfaces: net1`).
+    public static var ambientVirtualPod: CaptureConfiguration {
+        var c = ambientPod
+        c.ambient?.virtualInterfaces = ["net1"]
+        return c
+    }
+
     /// `iptables-save` text of what Istio installs for a configuration, for one family.
     public static func save(_ config: CaptureConfiguration, family: Family = .ipv4) -> String {
         ExpectedRules.tables(for: config, family: family, groupResolver: { UInt32($0) })
@@ -44,6 +73,15 @@ public enum ExampleRules {
 }
 
 extension String {
+    /// The text with `edit` applied to one table's block (`*nat` ... `COMMIT`) only; ambient's chains have the
+    /// same names in several tables.
+    func inTable(_ table: String, _ edit: (String) -> String) -> String {
+        let lines = split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(of: "*\(table)"),
+              let end = lines[(start + 1)...].firstIndex(of: "COMMIT") else { return self }
+        let body = edit(lines[(start + 1)..<end].joined(separator: "\n"))
+        return (lines[...start] + [body] + lines[end...]).joined(separator: "\n")
+    }
     /// The text without the line (exactly as written); unchanged if absent, which makes a failing example pass
     /// and its test fail.
     func removingLine(_ line: String) -> String {

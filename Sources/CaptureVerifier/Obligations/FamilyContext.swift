@@ -142,6 +142,11 @@ struct FamilyContext {
                 expected = []
                 expectationRefused = error.description
             }
+        } else if config.ambient != nil, case .failure(let refused) = Result(catching: { () throws(IstioCaptureError) in
+            try AmbientSettings.check(version: config.istioVersion, nativeNftables: false)
+        }) {
+            expected = []
+            expectationRefused = refused.description
         } else {
             expectationRefused = nil
             expected = ExpectedRules.tables(for: config, family: family, groupResolver: resolver)
@@ -160,6 +165,15 @@ struct FamilyContext {
         hints.interfaces = ["lo", "eth0"] + config.excludeInterfaces + config.rerouteVirtualInterfaces
         hints.marks = [0, config.tproxyMark, IstioNames.selfCallMark]
         hints.protocols = [ProtocolMatch.tcp, ProtocolMatch.udp]
+        if let ambient = config.ambient {
+            // ztunnel's marks, alone and under another component's bits, so a mask that is too wide shows.
+            let other: UInt32 = 0x10000
+            hints.marks += [AmbientNames.ztunnelMark, AmbientNames.ztunnelMark | other, AmbientNames.replyMark,
+                            AmbientNames.replyMark | other, other]
+            hints.addresses += [ambient.probeSNATIPv4, ambient.probeSNATIPv6].compactMap { IPAddress($0) }.filter { $0.family == family }
+                .map { AddressMatch(address: $0, prefixLength: family.addressBits) }
+            hints.interfaces += ambient.virtualInterfaces
+        }
         let space = PacketSpace(family: family, tables: tables, hints: hints)
         self.space = space
         evaluator = SymbolicEvaluator(space: space, tables: tables)

@@ -62,7 +62,7 @@ struct VerificationRun {
         var contexts: [FamilyContext] = []
         var skipped: [(Family, String)] = []
         let present = Set(IstioDataPlane(detectedIn: ruleset).families)
-        let layout: IstioLayout = config.nativeNftables ? .nativeNftables : .iptables
+        let layout = IstioLayout.of(config)
         for family in Family.allCases {
             let configured = config.families.contains(family)
             guard configured || present.contains(family) else { continue }
@@ -86,7 +86,8 @@ struct VerificationRun {
 func nativeNftablesInferred(_ config: CaptureConfiguration, ruleset: Ruleset) -> CaptureConfiguration {
     var c = config
     if IstioLayout.detected(in: ruleset.tables).native { c.nativeNftables = true }
-    if c.nativeNftables, c.istioVersion < ExpectedNftables.firstVersion { c.istioVersion = ExpectedNftables.assumedVersion }
+    let first = c.ambient != nil ? AmbientShape.firstNftablesVersion : ExpectedNftables.firstVersion
+    if c.nativeNftables, c.istioVersion < first { c.istioVersion = ExpectedNftables.assumedVersion }
     return c
 }
 
@@ -101,10 +102,22 @@ enum Obligations {
         // These two read the others' results: drift already explained is not repeated; parity compares families.
         ChainHygiene.self, FamilyParity.self,
     ]
+
+    /// Ambient's in-pod rules (docs/capture-model.md §11), with the checks both data planes share.
+    static let ambient: [any Obligation.Type] = [
+        DataPlaneMode.self, AmbientOutbound.self, AmbientZtunnelExempt.self, AmbientInbound.self, AmbientHBONE.self,
+        AmbientProbes.self, AmbientDNS.self, AmbientUDP.self, AmbientReturnPath.self, AmbientVirtualInterfaces.self,
+        OneBackend.self, ChainHygiene.self, FamilyParity.self,
+    ]
+
+    /// Every obligation of either data plane, each once.
+    static var every: [any Obligation.Type] {
+        all + ambient.filter { a in !all.contains { ObjectIdentifier($0) == ObjectIdentifier(a) } }
+    }
 }
 
 /// The obligations' descriptions (ids, titles, packet classes, examples), for docs, JUnit and the test suite.
-public var obligationDescriptions: [ObligationDescription] { Obligations.all.map { $0.description } }
+public var obligationDescriptions: [ObligationDescription] { Obligations.every.map { $0.description } }
 
 /// Checks a pod's tables against the capture configuration: every obligation of docs/capture-model.md §13 that applies,
 /// by exhaustive symbolic evaluation of the packet classes it quantifies over. Pure.
@@ -116,7 +129,7 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
     let configuration = nativeNftablesInferred(given, ruleset: ruleset)
     var run = VerificationRun(ruleset: ruleset, config: configuration, options: options)
     var results: [ObligationResult] = []
-    for obligation in Obligations.all {
+    for obligation in configuration.ambient != nil ? Obligations.ambient : Obligations.all {
         let d = obligation.description
         let out: CheckOutput
         if let familyObligation = obligation as? any FamilyObligation.Type {
@@ -141,7 +154,7 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
     }
     if configuration.nativeNftables {
         // The obligations word their findings with iptables' names; a native-mode report uses nft's.
-        let layout = IstioLayout.nativeNftables
+        let layout = IstioLayout.of(configuration)
         func renamed(_ f: Finding) -> Finding {
             var f = f
             f.message = layout.renamed(f.message)

@@ -1,0 +1,44 @@
+import CaptureVerifier
+import CorpusSupport
+import IstioCapture
+import NetfilterModel
+import Testing
+
+/// Every in-pod ambient golden of istio-cni, as iptables-legacy-save printed it after loading, verified against
+/// the node-agent settings and pod annotations that produced it: no error, no warning, no drift, and the
+/// report says which data plane it checked.
+@Suite("Ambient corpus conformance")
+struct AmbientConformanceTests {
+    @Test("live dump verifies without findings", arguments: Corpus.ambientIPTablesCases.filter { !$0.isHostRules })
+    func liveDumpVerifies(_ c: CorpusCase) throws {
+        let rules = try c.ruleset()
+        let config = try c.configuration()
+        let report = verify(rules, configuration: config)
+        let serious = report.findings.filter { $0.severity >= .warning }
+        #expect(serious.isEmpty, "\(c.testDescription):\n\(describe(serious))")
+        #expect(report.ok)
+        #expect(report.findings(ofKind: .ruleDrift).isEmpty, "\(describe(report.findings(ofKind: .ruleDrift)))")
+        #expect(report.obligations.contains { $0.id == "ambient-outbound" && $0.status == .passed })
+        #expect(!report.obligations.contains { $0.id == "outbound-hook" }, "no sidecar obligation runs on an ambient pod")
+        #expect(report.configuration.first?.contains("ambient") == true)
+        expectWitnessesReplay(report, rules)
+    }
+
+    /// The same rules checked with the wrong node-agent setting are caught: DNS rules present with DNS capture
+    /// off, and absent with it on.
+    @Test("DNS capture disagreeing with the rules is an error")
+    func dnsSettingMismatch() throws {
+        let on = try #require(Corpus.ambientIPTablesCases.first { $0.name == "default" })
+        let off = try #require(Corpus.ambientIPTablesCases.first { $0.name == "dns_pod_disabled_and_on_globally" })
+        var config = try on.configuration()
+        config.ambient?.podDNSCapture = false
+        let withRulesButOff = verify(try on.ruleset(), configuration: config)
+        #expect(withRulesButOff.findings(ofKind: .dnsCapture).contains { $0.severity == .error })
+        var onConfig = try off.configuration()
+        onConfig.ambient?.podDNSCapture = true
+        let withoutRulesButOn = verify(try off.ruleset(), configuration: onConfig)
+        let missing = withoutRulesButOn.findings(ofKind: .dnsCapture).filter { $0.severity == .error }
+        #expect(!missing.isEmpty)
+        #expect(missing.first?.witness?.packet.destinationPort == 53)
+    }
+}
