@@ -25,7 +25,17 @@ struct CaptureOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Istio version, as in the proxy image tag (1.22.8); shapes differ between minors.", valueName: "version"))
     var istioVersion: String?
 
+    @Flag(help: "The pod is in ambient mode: check istio-cni's in-pod rules for ztunnel (normally detected from the rules or the pod's ambient.istio.io/redirection annotation).")
+    var ambient = false
+
+    @Option(help: ArgumentHelp("Ambient: the node agent's DNS capture (istio-cni ambient.dnsCapture; default: the release's chart default, on from 1.25).", valueName: "true|false"))
+    var ambientDnsCapture: Bool?
+
+    @Option(help: ArgumentHelp("Ambient: the address the node SNATs kubelet probes to (HOST_PROBE_SNAT_IP / _IPV6; defaults 169.254.7.127, fd16:9254:7127:1337:ffff:ffff:ffff:ffff); repeatable, one per family.", valueName: "addr"))
+    var hostProbeSnat: [String] = []
+
     func validate() throws {
+        for a in hostProbeSnat where IPAddress(a) == nil { throw ValidationError("--host-probe-snat: '\(a)' is not an IP address") }
         if let v = istioVersion, IstioVersion(v) == nil { throw ValidationError("--istio-version: expected a version like 1.22.8, got '\(v)'") }
         for kv in istioEnv where !kv.contains("=") { throw ValidationError("--istio-env: expected KEY=VALUE, got '\(kv)'") }
         for s in dnsList where IPAddress(s) == nil { throw ValidationError("--dns-servers: '\(s)' is not an IP address") }
@@ -86,6 +96,21 @@ struct CaptureOptions: ParsableArguments {
             config.dnsServersIPv6 = dns.filter { IPAddress($0)?.family == .ipv6 }
         }
         if let ipv6 { config.ipv6Enabled = ipv6 } else if evidence.ipv6 == true { config.ipv6Enabled = true }
+        if ambient || evidence.ambient || ambientDnsCapture != nil || !hostProbeSnat.isEmpty, config.ambient == nil {
+            // Ambient pods carry no sidecar knobs: start from a clean configuration with the same version and families.
+            var fresh = CaptureConfiguration()
+            fresh.istioVersion = config.istioVersion
+            fresh.ipv6Enabled = config.ipv6Enabled
+            fresh.ambient = AmbientSettings()
+            config = fresh
+        }
+        if config.ambient != nil {
+            if let d = ambientDnsCapture { config.ambient?.dnsCapture = d }
+            for a in hostProbeSnat {
+                if IPAddress(a)?.family == .ipv4 { config.ambient?.probeSNATIPv4 = a } else { config.ambient?.probeSNATIPv6 = a }
+            }
+            if evidence.nativeAmbient { config.nativeNftables = true }
+        }
         return config
     }
 
@@ -126,5 +151,8 @@ struct RuntimeEvidence {
     var ipv6: Bool?
     /// A pod manifest kept with the rules (a capture bundle), used when `--pod` is not given.
     var manifest: (name: String, text: String)?
+    /// The rules are ambient's in-pod rules (and, with `nativeAmbient`, in `inet istio-ambient-*` tables).
+    var ambient = false
+    var nativeAmbient = false
 }
 

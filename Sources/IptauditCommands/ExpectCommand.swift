@@ -15,15 +15,16 @@ struct ExpectCommand: ParsableCommand {
     @OptionGroup var capture: CaptureOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family.") var family: FamilyChoice = .all
-    @Option(help: "save: iptables-save syntax; nft: the inet istio-proxy-* tables of native nftables mode (--native-nftables, Istio 1.27+), as `nft list ruleset` prints them.")
+    @Option(help: "save: iptables-save syntax; nft: the inet istio-proxy-* tables of native nftables mode (--native-nftables, Istio 1.27+), or with --ambient the inet istio-ambient-* tables (1.28+), as `nft list ruleset` prints them.")
     var format: Format?
 
     func run() throws {
         var config = try capture.configuration()
         if format == .nft || (format == nil && config.nativeNftables) {
             config.nativeNftables = true
-            // The mode exists from 1.27; without a version the current shape is printed.
-            if capture.istioVersion == nil, config.istioVersion < ExpectedNftables.firstVersion { config.istioVersion = ExpectedNftables.assumedVersion }
+            // The mode exists from 1.27 (ambient's from 1.28); without a version the current shape is printed.
+            let first = config.ambient != nil ? AmbientShape.firstNftablesVersion : ExpectedNftables.firstVersion
+            if capture.istioVersion == nil, config.istioVersion < first { config.istioVersion = ExpectedNftables.assumedVersion }
             do {
                 let tables = try ExpectedNftables.tables(for: config, groupResolver: SaveTextParser.systemGroupID)
                 emit(NftSyntax.render(tables))

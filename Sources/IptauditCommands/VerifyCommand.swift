@@ -40,11 +40,9 @@ struct VerifyCommand: ParsableCommand {
         case .sidecar:
             break
         case .ambient:
-            // Ambient's in-pod rules (ztunnel, ISTIO_PRERT) follow another model (§11); checking them against the
-            // sidecar's obligations would only produce wrong findings.
-            printError("iptaudit: these are Istio ambient (ztunnel) in-pod rules (ISTIO_PRERT); `verify` checks sidecar capture "
-                + "and does not verify ambient mode yet. `iptaudit show` and `iptaudit trace` work on them.")
-            throw ExitCodes.unreadable
+            // istio-cni's in-pod rules for ztunnel: ambient's obligations, not the sidecar's.
+            evidence.ambient = true
+            evidence.nativeAmbient = IstioLayout.detected(in: ruleset.tables) == .ambientNftables
         case .none:
             // Every obligation will fail; say the likely reason once, before the details.
             printError("iptaudit: no Istio chain (ISTIO_*) in any table read from \(sourceDescription)"
@@ -52,6 +50,9 @@ struct VerifyCommand: ParsableCommand {
                     ? "; if this is not the pod's network namespace, use --pid PID or --netns PATH" : ""))
         }
         let config = try capture.configuration(evidence: evidence)
+        if config.ambient != nil, dataPlane.mode == .none {
+            printError("iptaudit: the pod is in ambient mode but no table read from \(sourceDescription) holds istio-cni's in-pod rules")
+        }
         let report = CaptureVerifier.verify(ruleset, configuration: config)
         switch format {
         case .text:

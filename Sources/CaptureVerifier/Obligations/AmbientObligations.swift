@@ -401,7 +401,9 @@ enum AmbientReturnPath: FamilyObligation {
                 r.family == ctx.family && r.type == "local" && r.table == table && r.device == "lo"
                     && ["default", "0.0.0.0/0", "::/0"].contains(r.destination)
             }
-            for (present, what) in [(hasRule, "`ip rule fwmark 0x111/0xfff lookup \(table)`"), (hasRoute, "a `local default dev lo` route in table \(table)")] where !present {
+            // Without the rule nothing uses table 100 (and a live read lists only the tables rules name): one finding.
+            let missing = !hasRule ? [(false, "`ip rule fwmark 0x111/0xfff lookup \(table)`")] : [(hasRoute, "`local default dev lo` route in table \(table)")]
+            for (present, what) in missing where !present {
                 out.findings.append(ctx.structural(.returnPath, .error, table: nil, chain: nil,
                     message: "The pod's network namespace has no \(what) (\(ctx.familyName)): replies marked 0x111 on ztunnel-delivered connections are routed out of the pod instead of back to ztunnel.",
                     fix: "The node agent adds it over netlink when it sets up the pod. " + Fix.ambient, obligation: description.id))

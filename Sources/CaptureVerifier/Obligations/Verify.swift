@@ -170,6 +170,22 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
             return r
         }
     }
+    if configuration.ambient != nil {
+        // The shared checks (chain hygiene, parity) name istio-iptables; an ambient pod's rules are the node agent's.
+        func renamed(_ text: String) -> String { text.replacing("istio-iptables", with: "istio-cni's node agent") }
+        results = results.map { r in
+            var r = r
+            r.title = renamed(r.title)
+            r.findings = r.findings.map { f in
+                var f = f
+                f.message = renamed(f.message)
+                return f
+            }
+            r.proven = r.proven.map(renamed)
+            r.notes = r.notes.map(renamed)
+            return r
+        }
+    }
     // Each finding once: the same kind at the same rule with the same witness verdict is the same defect.
     var seen: Set<String> = []
     var findings: [Finding] = []
