@@ -57,6 +57,8 @@ struct TraceCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Packet mark (decimal or 0x hex); default 0.", valueName: "value"))
     var mark: String?
+    @Option(help: ArgumentHelp("Connection mark (decimal or 0x hex); default 0 (ambient: 0x111 marks connections ztunnel delivered).", valueName: "value"))
+    var connmark: String?
 
     @Option(help: ArgumentHelp("Conntrack state: NEW (default), ESTABLISHED, RELATED, INVALID, UNTRACKED.", valueName: "state"))
     var ctstate: String?
@@ -110,14 +112,16 @@ struct TraceCommand: ParsableCommand {
                 throw ValidationError("\(name): '\(v)' is not an interface name")
             }
         }
-        var markValue: UInt32 = 0
-        if let mark {
-            let m = mark.lowercased()
+        func markNumber(_ text: String?, _ flag: String) throws -> UInt32 {
+            guard let text else { return 0 }
+            let m = text.lowercased()
             guard let v = m.hasPrefix("0x") ? UInt32(m.dropFirst(2), radix: 16) : UInt32(m) else {
-                throw ValidationError("--mark: expected a number like 0x539 or 1337, got '\(mark)'")
+                throw ValidationError("\(flag): expected a number like 0x539 or 1337, got '\(text)'")
             }
-            markValue = v
+            return v
         }
+        let markValue = try markNumber(mark, "--mark")
+        let connmarkValue = try markNumber(connmark, "--connmark")
         var state = ConntrackState.new
         if let ctstate {
             guard let s = ConntrackState(rawValue: ctstate.uppercased()) else {
@@ -128,7 +132,7 @@ struct TraceCommand: ParsableCommand {
         return PacketQuery(direction: outbound ? .outbound : .inbound, family: fam, protocolNumber: proto,
                            destination: dst, destinationPort: dport, source: src, sourcePort: srcPort,
                            uid: uid, gid: gid, inInterface: iif, outInterface: oif,
-                           mark: markValue, connmark: 0, state: state)
+                           mark: markValue, connmark: connmarkValue, state: state)
     }
 
     func run() throws {
