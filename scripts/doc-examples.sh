@@ -57,6 +57,12 @@ echo '## verify — JUnit, one testcase per obligation'; echo
 run xml 24 verify --pod examples/pod.yaml --input examples/broken.save --format junit
 echo '## verify — the graph with the findings highlighted'; echo
 printf '```mermaid\n'; "$bin" verify --pod examples/pod.yaml --input examples/broken.save --format mermaid || true; printf '```\n\n'
+echo '## verify — an ambient pod'; echo
+echo '`ambient.save` is what istio-cni'"'"'s node agent installs into an ambient pod (1.29, DNS capture on);'
+echo 'in `ambient-broken.save` the REDIRECT to ztunnel'"'"'s 15001 has lost its `-m mark ! --mark 0x539/0xfff` exemption.'; echo
+run text 20 verify --input examples/ambient.save --istio-version 1.29
+run text 60 verify --input examples/ambient-broken.save --istio-version 1.29
+run text 12 trace out tcp 1.2.3.4:443 --mark 0x539 --input examples/ambient-broken.save
 echo '## trace — one packet, every outcome the unknown fields allow'; echo
 run text 40 trace out tcp 10.0.0.1:9080 --input examples/healthy.save
 run text 60 trace out tcp 10.0.0.1:5432 --uid 1000 --input examples/broken.save

@@ -118,14 +118,24 @@ extension VerifyCLITests {
 }
 
 extension VerifyCLITests {
-    /// Ambient's in-pod rules are not sidecar capture: verify refuses them clearly instead of reporting every
-    /// sidecar obligation as broken; show and trace still work.
-    @Test func ambientRulesAreNamedNotVerifiedAsASidecar() throws {
+    /// Ambient's in-pod rules are recognised and checked against ambient's obligations (exit 0 for istio-cni's
+    /// own rules, 1 once a REDIRECT loses ztunnel's mark exemption), not reported as a broken sidecar.
+    @Test func ambientRulesAreVerifiedAsAmbient() throws {
         let dump = Fixtures.url("istio/master/live-save/ambient-iptables/default.ipv4.save").path
-        let r = try Binary.run(["verify", "--input", dump])
-        #expect(r.status == 2)
-        #expect(r.stderr.contains("ambient") && r.stderr.contains("ISTIO_PRERT"))
-        #expect(r.stdout.isEmpty)
+        let r = try Binary.run(["verify", "--input", dump, "--istio-version", "1.29"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("ambient: in-pod rules by the istio-cni node agent (iptables)"))
+        #expect(r.stdout.contains("ztunnel"))
+        #expect(!r.stdout.contains("Envoy"))
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("ambient-\(UUID().uuidString).save")
+        try (try String(contentsOfFile: dump, encoding: .utf8)).replacingOccurrences(
+            of: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
+            with: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -j REDIRECT --to-ports 15001").write(to: broken, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: broken) }
+        let b = try Binary.run(["verify", "--input", broken.path, "--istio-version", "1.29", "--format", "json"])
+        #expect(b.status == 1)
+        let findings = (try Self.json(b)["findings"] as? [[String: Any]]) ?? []
+        #expect(findings.map { $0["kind"] as? String } == ["owner-match-gap"])
         #expect(try Binary.run(["show", "--input", dump, "--format", "save"]).status == 0)
         #expect(try Binary.run(["trace", "out", "tcp", "10.0.0.1:9080", "--uid", "1000", "--input", dump]).status == 0)
     }

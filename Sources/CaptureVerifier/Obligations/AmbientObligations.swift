@@ -472,7 +472,7 @@ enum DataPlaneMode: Obligation {
         let plane = IstioDataPlane(detectedIn: run.ruleset)
         if plane.ambientRules, plane.sidecarRules {
             out.findings.append(Finding(kind: .modeConflict, severity: .error, family: plane.families.first ?? .ipv4,
-                message: "The pod holds both sidecar (istio-iptables) and ambient (istio-cni node agent) rules: traffic is redirected by whichever "
+                message: "The pod holds both sidecar rules (ISTIO_INBOUND, ISTIO_REDIRECT) and ambient in-pod rules (ISTIO_PRERT): traffic is redirected by whichever "
                     + "runs first and can loop between Envoy and ztunnel. A pod moved between modes keeps its old rules until it restarts.",
                 fix: "Restart the pod so only its current data plane's rules are installed; a pod with a sidecar is not captured by ambient.",
                 obligation: description.id))
