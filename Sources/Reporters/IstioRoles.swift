@@ -11,6 +11,7 @@ public enum IstioRoles {
     /// The role of `rule` at `position` in `table`, or nil when it plays no recognisable part in Istio's capture.
     public static func annotate(table: Table, position: RulePosition, rule: Rule) -> String? {
         let facts = RuleFacts(rule)
+        if isAmbient(table) { return ambientRole(chain: position.chain, rule: rule, facts: facts) }
         let chain = position.chain
         let inIstioChain = IstioNames.isIstioChain(chain)
         // Hook-level rules only count as Istio's when the table carries Istio's chains (1.14 put its DNS rules in
@@ -53,6 +54,51 @@ public enum IstioRoles {
             return inIstioChain || istioTable ? "trace log \(n.prefix.isEmpty ? "" : "\"\(n.prefix)\" ")(NFLOG group \(n.group))" : nil
         case .log(let l):
             return inIstioChain ? "trace log \"\(l.prefix)\"" : nil
+        default:
+            return nil
+        }
+    }
+
+    /// A table holding istio-cni's in-pod rules for ambient (ISTIO_PRERT exists only there).
+    static func isAmbient(_ table: Table) -> Bool {
+        table.chain(.istioPrerouting) != nil || IstioLayout.isNativeAmbientTable(table.name)
+    }
+
+    /// Ambient's in-pod rules (docs/capture-model.md §11): ztunnel's ports and marks, not Envoy's.
+    static func ambientRole(chain: ChainName, rule: Rule, facts: RuleFacts) -> String? {
+        let ztunnelMark = facts.marks.contains(AmbientNames.ztunnelMark)
+        let replyMark = facts.marks.contains(AmbientNames.replyMark)
+        switch rule.target {
+        case .jump(let target), .goto(let target):
+            if target == .istioPrerouting || target == AmbientNames.nativePrerouting { return "jump to ambient's prerouting chain" }
+            if target == .istioOutput || target == AmbientNames.nativeOutput { return "jump to ambient's output chain" }
+            return nil
+        case .redirect(let r):
+            guard let port = r.ports.flatMap({ $0.count == 1 ? $0.lowerBound : nil }), let p = IstioPort(rawValue: port) else { return nil }
+            if let i = facts.inInterface, !i.inverted { return "virtual interface \(i.text) → \(AmbientNames.role(p)) \(port)" }
+            var exempt: [String] = []
+            if facts.portsInverted, facts.destinationPorts.contains(IstioPort.tunnel.rawValue) { exempt.append("HBONE \(IstioPort.tunnel.rawValue)") }
+            if ztunnelMark, facts.markInverted { exempt.append("ztunnel's mark") }
+            let what = p == .inbound ? "inbound" : p == .dnsProxy ? "DNS" : "outbound"
+            return "\(what) → \(AmbientNames.role(p)) \(port)" + (exempt.isEmpty ? "" : " (\(exempt.joined(separator: " and ")) exempt)")
+        case .return:
+            if let i = facts.inInterface, !i.inverted { return "virtual interface \(i.text) handled" }
+            return nil
+        case .accept:
+            if let s = rule.source, !s.inverted, s.mask.prefixLength == s.address.family.addressBits { return "kubelet probes (host-probe SNAT \(s.address)) bypass ztunnel" }
+            if let d = rule.destination, !d.inverted, d.mask.prefixLength == d.address.family.addressBits { return "probe answers (to \(d.address)) bypass ztunnel" }
+            if replyMark, !facts.markInverted { return "replies on ztunnel-delivered connections (mark 0x111) untouched" }
+            if facts.outLoopback { return "to the pod's own addresses over lo untouched" }
+            return nil
+        case .connmark(let c):
+            switch c.mode {
+            case .set: return ztunnelMark ? "connections ztunnel opens into the pod get connmark 0x111" : nil
+            case .restore: return "replies on ztunnel's connections get mark 0x111 (ip rule → table 100 → back to ztunnel)"
+            case .save: return nil
+            }
+        case .ct(let ct) where ct.zone != 0:
+            if ztunnelMark, !facts.markInverted { return "ztunnel's DNS queries in conntrack zone \(ct.zone)" }
+            return "DNS answers in conntrack zone \(ct.zone)"
         default:
             return nil
         }

@@ -234,3 +234,41 @@ import Testing
 extension ChainName {
     static let istioTProxyName: ChainName = "ISTIO_TPROXY"
 }
+
+/// An ambient pod's manifest: the node agent's annotation makes it ambient, its own annotations shape the rules,
+/// and a pod that still has a sidecar stays a sidecar pod (the node agent skips it).
+@Suite struct AmbientManifestTests {
+    static func pod(_ annotations: [String: String], sidecar: Bool = false, ips: [String] = ["10.244.1.7"]) -> String {
+        var y = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: reviews\n  annotations:\n"
+        for (k, v) in annotations.sorted(by: { $0.key < $1.key }) { y += "    \(k): \"\(v)\"\n" }
+        y += "spec:\n  containers:\n  - name: reviews\n    image: reviews:1\n"
+        if sidecar { y += "  - name: istio-proxy\n    image: proxyv2:1.26.0\n    args: [proxy, sidecar]\n" }
+        return y + "status:\n  podIPs:\n" + ips.map { "  - ip: \($0)\n" }.joined()
+    }
+
+    @Test func annotationsShapeTheSettings() throws {
+        let c = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/bypass-inbound-capture": "True",
+                                                "ambient.istio.io/dns-capture": "false", "istio.io/reroute-virtual-interfaces": "net1, net2"],
+                                               ips: ["10.244.1.7", "fd00::7"])).captureConfiguration()
+        let a = try #require(c.ambient)
+        #expect(a.bypassInboundCapture)
+        #expect(a.podDNSCapture == false && !a.redirectDNS(IstioVersion(1, 26)))
+        #expect(a.virtualInterfaces == ["net1", "net2"])
+        #expect(c.ipv6Enabled)
+    }
+
+    @Test func defaultsAndWhatIsNotAmbient() throws {
+        let plain = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled"])).captureConfiguration()
+        #expect(plain.ambient == AmbientSettings())
+        #expect(plain.ambient?.redirectDNS(IstioVersion(1, 26)) == true)
+        #expect(plain.ambient?.redirectDNS(IstioVersion(1, 24)) == false, "1.24's chart leaves DNS capture off")
+        // An unknown dns-capture value is ignored as istio-cni ignores it; a malformed bypass flag is an error.
+        let odd = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/dns-capture": "maybe"])).captureConfiguration()
+        #expect(odd.ambient?.podDNSCapture == nil)
+        #expect(throws: IstioCaptureError.self) {
+            try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/bypass-inbound-capture": "yes"])).captureConfiguration()
+        }
+        let sidecar = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "sidecar.istio.io/status": "{}"], sidecar: true)).captureConfiguration()
+        #expect(sidecar.ambient == nil)
+    }
+}

@@ -160,3 +160,36 @@ import Testing
         #expect(line.hasSuffix("# outbound capture → 15001"))
     }
 }
+
+/// Ambient's in-pod rules read as ztunnel's, not Envoy's: every rule of istio-cni's dumps gets a role, and the
+/// roles name the mark, ports and probe address each rule deals with.
+@Suite struct AmbientRolesTests {
+    static let cases = GraphCorpus.casesWithAmbient.filter { $0.testDescription.contains("ambient-iptables") && !$0.testDescription.contains("hostprobe") }
+
+    @Test(arguments: cases)
+    func everyAmbientRuleIsAnnotated(_ c: GraphCorpusCase) throws {
+        for table in try c.ruleset().tables {
+            for (pos, rule, note) in IstioRolesTests.annotations(table) {
+                let text = SaveSyntax.render(rule, in: pos.chain, family: table.family)
+                #expect(note != nil, "\(table.name) \(pos): \(text)")
+                #expect(!(note ?? "").contains("Envoy") && !(note ?? "").contains("TPROXY"), "\(text): \(note ?? "")")
+            }
+        }
+    }
+
+    @Test func rolesNameWhatEachRuleDoes() throws {
+        let c = try #require(GraphCorpus.casesWithAmbient.first { $0.testDescription.hasSuffix("ambient-iptables/virtual_interfaces") })
+        let ruleset = try c.ruleset()
+        func notes(_ table: TableName) throws -> [String] {
+            try IstioRolesTests.annotations(#require(ruleset.table(table, family: .ipv4))).compactMap(\.2)
+        }
+        let nat = try notes(.nat)
+        #expect(nat.contains("virtual interface fake1s0f0 → ztunnel's outbound listener 15001"))
+        #expect(nat.contains("kubelet probes (host-probe SNAT 169.254.7.127) bypass ztunnel"))
+        #expect(nat.contains("inbound → ztunnel's inbound plaintext listener 15006 (HBONE 15008 and ztunnel's mark exempt)"))
+        #expect(nat.contains("outbound → ztunnel's outbound listener 15001 (ztunnel's mark exempt)"))
+        let mangle = try notes(.mangle)
+        #expect(mangle.contains("connections ztunnel opens into the pod get connmark 0x111"))
+        #expect(mangle.contains("replies on ztunnel's connections get mark 0x111 (ip rule → table 100 → back to ztunnel)"))
+    }
+}
