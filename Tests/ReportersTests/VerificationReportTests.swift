@@ -19,7 +19,13 @@ import TestSupport
         let pod = try String(contentsOf: repo.appendingPathComponent("examples/pod.yaml"), encoding: .utf8)
         let tables = try SaveTextParser(fileName: name).parse(text)
         let ruleset = Ruleset(tables: tables, backends: [.ipv4: .text])
-        let config = try PodManifest(yaml: pod).captureConfiguration()
+        var config = try PodManifest(yaml: pod).captureConfiguration()
+        if name.hasPrefix("ambient") {
+            // istio-cni's in-pod rules for an ambient pod (1.29): ambient's obligations and kinds.
+            config = CaptureConfiguration()
+            config.istioVersion = IstioVersion(1, 29, 0)
+            config.ambient = AmbientSettings()
+        }
         return (verify(ruleset, configuration: config), ruleset)
     }
 
@@ -68,7 +74,7 @@ import TestSupport
         }
     }
 
-    @Test(arguments: ["healthy", "broken"])
+    @Test(arguments: ["healthy", "broken", "ambient", "ambient-broken"])
     func jsonMatchesTheDocumentedSchema(_ name: String) throws {
         let (report, ruleset) = try Self.example(name)
         let json = VerificationJSON.render(report, ruleset: ruleset, source: "examples/\(name).save")
