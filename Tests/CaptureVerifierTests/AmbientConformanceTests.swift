@@ -42,3 +42,26 @@ struct AmbientConformanceTests {
         #expect(missing.first?.witness?.packet.destinationPort == 53)
     }
 }
+
+/// `trace` on ambient rules names ztunnel, and takes ztunnel's mark and the reply connmark into account.
+@Suite("Ambient trace")
+struct AmbientTraceTests {
+    @Test func tracesNameZtunnelAndFollowMarks() throws {
+        let c = try #require(Corpus.ambientIPTablesCases.first { $0.name == "default" })
+        let tracer = PacketTracer(family: .ipv4, tables: try c.ruleset().tables)
+        func outcome(_ mark: UInt32 = 0, connmark: UInt32 = 0, state: ConntrackState = .new, inbound: Bool = false, port: UInt16 = 443,
+                     dst: String = "1.2.3.4") -> Disposition? {
+            let q = PacketQuery(direction: inbound ? .inbound : .outbound, family: .ipv4, protocolNumber: ProtocolMatch.tcp,
+                                destination: IPAddress(dst)!, destinationPort: port, source: inbound ? IPAddress("10.9.9.9") : nil,
+                                inInterface: inbound ? "eth0" : nil, mark: mark, connmark: connmark, state: state)
+            let r = tracer.trace(q)
+            #expect(Set(r.outcomes.map(\.disposition)).count == 1, "one disposition for a fully given packet")
+            return r.outcomes.first?.disposition
+        }
+        #expect(outcome()?.summary == "ztunnel's outbound listener 15001")
+        #expect(outcome(0x539)?.summary == "1.2.3.4:443 directly — not through ztunnel")
+        #expect(outcome(0x10539)?.summary == "1.2.3.4:443 directly — not through ztunnel", "the mask ignores the upper bits")
+        #expect(outcome(inbound: true, port: 8080, dst: "10.0.0.1")?.summary == "ztunnel's inbound plaintext listener 15006")
+        #expect(outcome(inbound: true, port: 15008, dst: "10.0.0.1")?.action == "ACCEPT")
+    }
+}

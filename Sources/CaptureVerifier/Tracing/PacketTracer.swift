@@ -8,9 +8,13 @@ public struct PacketTracer: Sendable {
     public let family: Family
     let tables: [Table]
 
+    /// The tables hold ambient's in-pod rules: captured traffic goes to ztunnel, not Envoy.
+    let ambient: Bool
+
     public init(family: Family, tables: [Table]) {
         self.family = family
         self.tables = tables.filter { $0.family == family }
+        ambient = self.tables.contains { $0.chain(.istioPrerouting) != nil || IstioLayout.isNativeAmbientTable($0.name) }
     }
 
     /// Every outcome of a partially specified packet. `pipeline` overrides the query's (to replay a witness).
@@ -48,7 +52,7 @@ public struct PacketTracer: Sendable {
             t.path = o.path
             t.verdict = o.verdict
             t.assumptions = o.assumptions
-            t.disposition = PacketTracer.disposition(o.verdict, packet: packet, direction: query.direction)
+            t.disposition = PacketTracer.disposition(o.verdict, packet: packet, direction: query.direction, ambient: ambient)
             if query.state != .new, o.verdict.continues, pipeline.stages.contains(where: { if case .table(.nat, _) = $0 { true } else { false } }) {
                 // nat decided on the connection's first packet; this one just follows it.
                 t.disposition.summary = "wherever its connection's first packet went: nat sees only that one (trace it with --ctstate NEW)"
@@ -69,7 +73,8 @@ public struct PacketTracer: Sendable {
     public func trace(_ packet: Packet, pipeline: Pipeline, assumptions: [Assumption] = []) -> TracedOutcome {
         var t = explain(packet, pipeline: pipeline, assumptions: assumptions, given: Set(PacketField.allCases), outcomeSet: nil, space: nil)
         t.disposition = PacketTracer.disposition(t.verdict, packet: packet,
-                                                 direction: packet.uid != nil || packet.inInterface == nil ? .outbound : .inbound)
+                                                 direction: packet.uid != nil || packet.inInterface == nil ? .outbound : .inbound,
+                                                 ambient: ambient)
         return t
     }
 
@@ -219,17 +224,17 @@ public struct PacketTracer: Sendable {
     // MARK: where it ends up
 
     /// What a verdict means for the connection, in plain words (Istio's default ports named).
-    public static func disposition(_ verdict: Verdict, packet: Packet, direction: PacketQuery.Direction) -> Disposition {
+    public static func disposition(_ verdict: Verdict, packet: Packet, direction: PacketQuery.Direction, ambient: Bool = false) -> Disposition {
         func listener(_ port: UInt16) -> String {
             guard let known = IstioPort(rawValue: port), known.carriesTraffic else { return "local port \(port)" }
-            return "\(known.name) \(port)"
+            return "\(ambient ? AmbientNames.role(known) : known.name) \(port)"
         }
         let hasPorts = packet.hasPorts
         let dst = hasPorts ? (packet.family == .ipv6 ? "[\(packet.destination)]:\(packet.destinationPort)" : "\(packet.destination):\(packet.destinationPort)")
             : packet.destination.description
         let untouched = direction == .inbound
             ? (hasPorts ? "application port \(packet.destinationPort) directly — bypasses the mesh" : "the pod directly — bypasses the mesh")
-            : "\(dst) directly — not through Envoy"
+            : "\(dst) directly — not through \(ambient ? "ztunnel" : "Envoy")"
         switch verdict {
         case .accept, .policy(.accept):
             return Disposition(action: "ACCEPT", port: nil, summary: untouched)
