@@ -13,8 +13,11 @@ struct CaptureOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Pod manifest (YAML or JSON, as `kubectl get pod -o yaml` prints it; - for stdin).", valueName: "file"))
     var pod: String?
 
-    @Option(help: ArgumentHelp("The pod's resolv.conf nameservers, comma separated (DNS capture matches them).", valueName: "list"))
+    @Option(help: ArgumentHelp("The pod's resolv.conf nameservers, comma separated (DNS capture matches them); '' for none.", valueName: "list"))
     var dnsServers: String?
+
+    @Option(help: ArgumentHelp("The pod's resolv.conf, for its nameservers (a live read finds it itself only with --pid).", valueName: "file"))
+    var resolvConf: String?
 
     @Flag(inversion: .prefixedNo, help: "Whether the pod has IPv6 (then Istio installs ip6tables rules too).")
     var ipv6: Bool?
@@ -54,7 +57,11 @@ struct CaptureOptions: ParsableArguments {
 
     /// Builds the configuration; `evidence` lets a live read fill runtime inputs the user did not give.
     func configuration(evidence: RuntimeEvidence = RuntimeEvidence()) throws -> CaptureConfiguration {
-        let dns = dnsList.isEmpty ? evidence.dnsServers : dnsList
+        // Explicit servers (even none) win; then the pod's resolv.conf; then what the live read found through --pid.
+        var given: [String]? = dnsServers == nil ? nil : dnsList
+        if given == nil, let resolvConf { given = RuntimeInputs.nameservers(inResolvConf: try readResolvConf(resolvConf)) }
+        let known = given ?? evidence.dnsServers
+        let dns = known ?? []
         var config = CaptureConfiguration.injectorDefault
         var manifest: PodManifest?
         if let pod {
@@ -91,9 +98,11 @@ struct CaptureOptions: ParsableArguments {
             }
         }
         if let v = istioVersion.flatMap(IstioVersion.init) { config.istioVersion = v }
-        if !dns.isEmpty {
-            config.dnsServersIPv4 = dns.filter { IPAddress($0)?.family == .ipv4 }
-            config.dnsServersIPv6 = dns.filter { IPAddress($0)?.family == .ipv6 }
+        if let known {
+            config.dnsServersIPv4 = known.filter { IPAddress($0)?.family == .ipv4 }
+            config.dnsServersIPv6 = known.filter { IPAddress($0)?.family == .ipv6 }
+        } else if manifest?.explicitNameservers.isEmpty ?? true {
+            config.dnsServersUnknown = true
         }
         if let ipv6 { config.ipv6Enabled = ipv6 } else if evidence.ipv6 == true { config.ipv6Enabled = true }
         if ambient || evidence.ambient || ambientDnsCapture != nil || !hostProbeSnat.isEmpty, config.ambient == nil {
@@ -133,6 +142,16 @@ struct CaptureOptions: ParsableArguments {
     }
 }
 
+/// The nameserver file a user names; a read failure exits 2 with the file named.
+func readResolvConf(_ path: String) throws -> String {
+    do {
+        return String(decoding: try FileContents.read(path: path), as: UTF8.self)
+    } catch {
+        printError("iptaudit: \(path): cannot read the resolv.conf: \(error.description)")
+        throw ExitCodes.unreadable
+    }
+}
+
 /// The text of a pod manifest (`-` is standard input; pipes such as `--pod <(kubectl get pod my-pod -o yaml)` work);
 /// a read failure exits 2 with the file named.
 func readManifestText(_ path: String) throws -> String {
@@ -147,7 +166,8 @@ func readManifestText(_ path: String) throws -> String {
 
 /// What a live read can tell about the pod when the user did not say: its nameservers and whether it has IPv6.
 struct RuntimeEvidence {
-    var dnsServers: [String] = []
+    /// nil: not known (no pid to reach the pod's resolv.conf, or a bundle captured without one).
+    var dnsServers: [String]?
     var ipv6: Bool?
     /// A pod manifest kept with the rules (a capture bundle), used when `--pod` is not given.
     var manifest: (name: String, text: String)?

@@ -103,6 +103,9 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     /// Runtime input: resolv.conf nameservers, per family.
     public var dnsServersIPv4: [String] = []
     public var dnsServersIPv6: [String] = []
+    /// The pod's nameservers were not available (a saved dump, or a live read without the pod's pid): the
+    /// verifier takes them from the DNS rules instead of assuming there are none.
+    public var dnsServersUnknown: Bool = false
     /// Runtime input: whether istio-iptables found the pod to be IPv6 (then ip6tables rules exist).
     public var ipv6Enabled: Bool = false
     /// The proxy container's real identity, when known from the pod spec; used to check the owner rules cover it.

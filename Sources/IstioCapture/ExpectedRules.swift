@@ -78,7 +78,11 @@ public enum ExpectedRules {
         lines.append(identity)
         if config.redirectDNS {
             let servers = config.dnsServersIPv4 + config.dnsServersIPv6
-            let scope = config.captureAllDNS ? "all port-53 traffic" : servers.isEmpty ? "no known nameservers" : "nameservers \(list(servers))"
+            var scope = config.captureAllDNS ? "all port-53 traffic" : servers.isEmpty ? "no known nameservers" : "nameservers \(list(servers))"
+            if config.dnsServersUnknown, !config.captureAllDNS {
+                scope = "the pod's nameservers are not known (give --pid, --dns-servers or --resolv-conf); "
+                    + (servers.isEmpty ? "the rules name none" : "the rules name \(list(servers))")
+            }
             lines.append("DNS capture: \(scope) -> \(IstioPort.dnsProxy.rawValue)")
         }
         var extras: [String] = []

@@ -517,7 +517,8 @@ private struct BundleSchema: Codable {
         enum CodingKeys: String, CodingKey { case rules, routes }
     }
     struct RuntimeSchema: Codable {
-        var nameservers: [String]
+        /// Absent when the capture could not read the pod's resolv.conf (no `--pid`).
+        var nameservers: [String]?
         var hasGlobalIPv6: Bool?
         enum CodingKeys: String, CodingKey { case nameservers, hasGlobalIPv6 }
     }

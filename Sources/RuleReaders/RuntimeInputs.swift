@@ -3,17 +3,19 @@ import NetfilterModel
 /// Runtime inputs istio-iptables itself reads from the pod, gathered on a live read so `verify` checks
 /// against what the pod really had: its resolv.conf nameservers and whether it has a global IPv6 address.
 public struct RuntimeInputs: Sendable, Hashable {
-    public var nameservers: [String] = []
+    /// nil: not read. Only a pid reaches the pod's resolv.conf: in a namespace entered with `nsenter -n` (or
+    /// `--netns`) /etc/resolv.conf is still the node's, which is not the pod's.
+    public var nameservers: [String]?
     public var hasGlobalIPv6: Bool?
     public init() {}
 
     /// Reads what is reachable: with a pid, the process's `/etc/resolv.conf` through `/proc/PID/root`;
     /// in a namespace (or here), the interfaces' IPv6 addresses over rtnetlink (RTM_GETADDR, as
-    /// `ip -6 addr show scope global` lists them). Starts no child process; nil where a read failed.
+    /// `ip -6 addr show scope global` lists them). Starts no child process; nil where a read failed or
+    /// nothing could be read.
     public static func gather(pid: Int32?, namespacePath: String?) -> RuntimeInputs {
         var inputs = RuntimeInputs()
-        let resolv = pid.map { "/proc/\($0)/root/etc/resolv.conf" } ?? (namespacePath == nil ? "/etc/resolv.conf" : nil)
-        if let resolv, let text = readSmallFile(resolv, limit: 1 << 20) {
+        if let pid, let text = readSmallFile("/proc/\(pid)/root/etc/resolv.conf", limit: 1 << 20) {
             inputs.nameservers = nameservers(inResolvConf: text)
         }
         let addresses = try? NetworkNamespace.performing(at: namespacePath) { () throws(RuleReaderError) in

@@ -140,3 +140,27 @@ extension VerifyCLITests {
         #expect(try Binary.run(["trace", "out", "tcp", "10.0.0.1:9080", "--uid", "1000", "--input", dump]).status == 0)
     }
 }
+
+extension VerifyCLITests {
+    /// A live read without --pid does not take the caller's /etc/resolv.conf for the pod's: the nameservers are
+    /// unknown and judged from the rules; `--dns-servers ''` says "none" and wins; `--resolv-conf` names the file.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func nameserversOnALiveRead() throws {
+        let ns = try TestNamespace()
+        try ns.mustRun(["ip", "link", "set", "lo", "up"])
+        try ns.mustRun(["iptables-legacy-restore"], stdin: try Fixtures.text("istio/master/live-save/sidecar-iptables/ip-range.ipv4.save"))
+        let args = ["verify", "--netns", ns.path, "--no-ipv6", "--istio-version", "1.26",
+                    "--istio-args", "-p 15001 -z 15006 -e 15008 -u 3,4 -g 1,2 -t 1337 -r 133 -i 9.9.0.0/16 -x 1.1.0.0/16 --redirect-dns"]
+        let unknown = try Binary.run(args)
+        #expect(unknown.status == 0, "\(unknown.stdout)")
+        #expect(unknown.stdout.contains("the pod's nameservers are not known (give --pid, --dns-servers or --resolv-conf); the rules name 127.0.0.53"))
+        let none = try Binary.run(args + ["--dns-servers", ""])
+        #expect(none.status == 1, "an explicit empty list means no nameservers: the per-server DNS rules are then wrong")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString).conf")
+        try "search svc.cluster.local\nnameserver 127.0.0.53\noptions ndots:5\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let fromFile = try Binary.run(args + ["--resolv-conf", file.path])
+        #expect(fromFile.status == 0)
+        #expect(fromFile.stdout.contains("DNS capture: nameservers 127.0.0.53"))
+    }
+}

@@ -91,6 +91,18 @@ func nativeNftablesInferred(_ config: CaptureConfiguration, ruleset: Ruleset) ->
     return c
 }
 
+/// When the pod's nameservers are unknown, the ones its DNS rules name: judging DNS capture against "no
+/// nameservers" would call every per-server rule Istio wrote drift, and each server's queries uncaptured.
+func dnsServersInferred(_ config: CaptureConfiguration, ruleset: Ruleset) -> CaptureConfiguration {
+    guard config.dnsServersUnknown, config.ambient == nil, config.redirectDNS, !config.captureAllDNS,
+          config.dnsServersIPv4.isEmpty, config.dnsServersIPv6.isEmpty else { return config }
+    var c = config
+    let found = DNSServersFromRules.servers(in: ruleset.tables)
+    c.dnsServersIPv4 = found.filter { IPAddress($0)?.family == .ipv4 }
+    c.dnsServersIPv6 = found.filter { IPAddress($0)?.family == .ipv6 }
+    return c
+}
+
 /// Every obligation, in report order.
 enum Obligations {
     static let all: [any Obligation.Type] = [
@@ -126,7 +138,7 @@ public func verify(_ ruleset: Ruleset, configuration: CaptureConfiguration) -> V
 }
 
 public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration, options: VerifierOptions) -> VerificationReport {
-    let configuration = nativeNftablesInferred(given, ruleset: ruleset)
+    let configuration = dnsServersInferred(nativeNftablesInferred(given, ruleset: ruleset), ruleset: ruleset)
     var run = VerificationRun(ruleset: ruleset, config: configuration, options: options)
     var results: [ObligationResult] = []
     for obligation in configuration.ambient != nil ? Obligations.ambient : Obligations.all {
