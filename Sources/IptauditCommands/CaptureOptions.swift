@@ -63,19 +63,21 @@ struct CaptureOptions: ParsableArguments {
         let known = given ?? evidence.dnsServers
         let dns = known ?? []
         var config = CaptureConfiguration.injectorDefault
+        config.versionAssumed = true
         var manifest: PodManifest?
         if let pod {
-            let loaded = try loadManifest(pod, text: readInput(pod), dnsServers: dns)
+            let loaded = try loadManifest(pod, text: readInput(pod), dnsServers: dns, forceAmbient: ambient)
             manifest = loaded.0
             config = loaded.1
         } else if let saved = evidence.manifest {
-            let loaded = try loadManifest(saved.name, text: saved.text, dnsServers: dns)
+            let loaded = try loadManifest(saved.name, text: saved.text, dnsServers: dns, forceAmbient: ambient)
             manifest = loaded.0
             config = loaded.1
         }
         if let istioArgs {
             var base = CaptureConfiguration()
             base.istioVersion = config.istioVersion
+            base.versionAssumed = config.versionAssumed
             base.proxyRunAsUser = config.proxyRunAsUser
             base.proxyRunAsGroup = config.proxyRunAsGroup
             base.ipv6Enabled = config.ipv6Enabled
@@ -97,7 +99,10 @@ struct CaptureOptions: ParsableArguments {
             case .failure(let e): throw ValidationError("--istio-env: \(e.description)")
             }
         }
-        if let v = istioVersion.flatMap(IstioVersion.init) { config.istioVersion = v }
+        if let v = istioVersion.flatMap(IstioVersion.init) {
+            config.istioVersion = v
+            config.versionAssumed = false
+        }
         if let known {
             config.dnsServersIPv4 = known.filter { IPAddress($0)?.family == .ipv4 }
             config.dnsServersIPv6 = known.filter { IPAddress($0)?.family == .ipv6 }
@@ -105,15 +110,26 @@ struct CaptureOptions: ParsableArguments {
             config.dnsServersUnknown = true
         }
         if let ipv6 { config.ipv6Enabled = ipv6 } else if evidence.ipv6 == true { config.ipv6Enabled = true }
-        if ambient || evidence.ambient || ambientDnsCapture != nil || !hostProbeSnat.isEmpty, config.ambient == nil {
-            // Ambient pods carry no sidecar knobs: start from a clean configuration with the same version and families.
+        // Ambient when told, when the manifest says so, or when the rules are ambient's and nothing says otherwise.
+        let ambientByRules = evidence.ambient && manifest == nil && istioArgs == nil
+        if (ambient || ambientByRules), config.ambient == nil {
+            // Ambient pods carry no sidecar knobs: start from a clean configuration with the same families.
             var fresh = CaptureConfiguration()
-            fresh.istioVersion = config.istioVersion
+            fresh.istioVersion = istioVersion.flatMap(IstioVersion.init) ?? AmbientShape.assumedVersion
+            fresh.versionAssumed = istioVersion == nil
             fresh.ipv6Enabled = config.ipv6Enabled
             fresh.ambient = AmbientSettings()
             config = fresh
         }
+        if config.ambient == nil, ambientDnsCapture != nil || !hostProbeSnat.isEmpty {
+            throw ValidationError("--ambient-dns-capture and --host-probe-snat describe ambient's node agent, but this pod is checked as a sidecar pod; "
+                + "add --ambient if it is an ambient pod")
+        }
         if config.ambient != nil {
+            let check = Result { () throws(IstioCaptureError) in
+                try AmbientSettings.check(version: config.istioVersion, nativeNftables: config.nativeNftables || evidence.nativeAmbient)
+            }
+            if case .failure(let e) = check { throw ValidationError(e.description) }
             if let d = ambientDnsCapture { config.ambient?.dnsCapture = d }
             for a in hostProbeSnat {
                 if IPAddress(a)?.family == .ipv4 { config.ambient?.probeSNATIPv4 = a } else { config.ambient?.probeSNATIPv6 = a }
@@ -124,10 +140,10 @@ struct CaptureOptions: ParsableArguments {
     }
 
     /// Reads and interprets the pod manifest; failures exit 2 with the file named.
-    private func loadManifest(_ path: String, text: String, dnsServers: [String]) throws -> (PodManifest, CaptureConfiguration) {
+    private func loadManifest(_ path: String, text: String, dnsServers: [String], forceAmbient: Bool) throws -> (PodManifest, CaptureConfiguration) {
         let result = Result { () throws(IstioCaptureError) -> (PodManifest, CaptureConfiguration) in
             let m = try PodManifest(yaml: text)
-            return (m, try m.captureConfiguration(dnsServers: dnsServers))
+            return (m, forceAmbient ? m.ambientConfiguration() : try m.captureConfiguration(dnsServers: dnsServers))
         }
         switch result {
         case .success(let r): return r

@@ -30,6 +30,9 @@ public enum AmbientNames {
     public static let nativePrerouting: ChainName = "istio-prerouting"
     public static let nativeOutput: ChainName = "istio-output"
 
+    /// `0x539/0xfff`, as reports and rules print a mark under the ambient mask.
+    public static func markText(_ mark: UInt32) -> String { "0x\(String(mark, radix: 16))/0x\(String(markMask, radix: 16))" }
+
     /// ztunnel's role for each port, as ambient reports name it.
     public static func role(_ port: IstioPort) -> String {
         switch port {
@@ -81,23 +84,16 @@ public struct AmbientSettings: Hashable, Sendable, Codable {
     /// The probe SNAT address of a family.
     public func probeSNAT(_ family: Family) -> String { family == .ipv4 ? probeSNATIPv4 : probeSNATIPv6 }
 
-    /// The settings a pod's annotations give on top of the node agent's (`base`); a malformed value is an error
-    /// naming the annotation.
-    public static func fromAnnotations(_ annotations: [String: String], base: AmbientSettings = AmbientSettings())
-        throws(IstioCaptureError) -> AmbientSettings {
+    /// The settings a pod's annotations give on top of the node agent's (`base`). istio-cni reads both boolean
+    /// annotations with Go's `strconv.ParseBool` and ignores a value it cannot parse (the annotation then counts
+    /// as absent), and so does this.
+    public static func fromAnnotations(_ annotations: [String: String], base: AmbientSettings = AmbientSettings()) -> AmbientSettings {
         var s = base
-        if let v = annotations[AmbientNames.bypassInboundAnnotation] {
-            // istio-cni parses it as Go's strconv.ParseBool.
-            guard let b = IstioArguments.parseBool(v) else {
-                throw .invalidAnnotation(key: AmbientNames.bypassInboundAnnotation, value: v, reason: "expected true or false")
-            }
+        if let v = annotations[AmbientNames.bypassInboundAnnotation], let b = IstioArguments.parseBool(v) {
             s.bypassInboundCapture = b
         }
-        // Any other value istio-cni ignores (with a warning in its log); the node agent's setting then applies.
-        switch annotations[AmbientNames.dnsCaptureAnnotation] {
-        case "true": s.podDNSCapture = true
-        case "false": s.podDNSCapture = false
-        default: break
+        if let v = annotations[AmbientNames.dnsCaptureAnnotation], let b = IstioArguments.parseBool(v) {
+            s.podDNSCapture = b
         }
         if let v = annotations[AmbientNames.virtualInterfacesAnnotation] {
             s.virtualInterfaces = v.split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty }
@@ -111,9 +107,9 @@ public struct AmbientSettings: Hashable, Sendable, Codable {
     }
 
     /// A few lines for reports.
-    func describe(version: IstioVersion, ipv6: Bool, native: Bool) -> [String] {
+    func describe(version: IstioVersion, versionText: String, ipv6: Bool, native: Bool) -> [String] {
         let redirectDNS = redirectDNS(version)
-        var lines = ["Istio \(version) ambient: in-pod rules by the istio-cni node agent (\(native ? "native nftables" : "iptables")), "
+        var lines = ["Istio \(versionText) ambient: in-pod rules by the istio-cni node agent (\(native ? "native nftables" : "iptables")), "
             + (ipv6 ? "IPv4 and IPv6" : "IPv4 only")]
         let inbound = bypassInboundCapture ? "bypassed (ambient.istio.io/bypass-inbound-capture)"
             : "TCP -> \(IstioPort.inbound.rawValue), HBONE \(IstioPort.tunnel.rawValue) untouched"
@@ -132,6 +128,9 @@ public struct AmbientShape: Sendable {
     /// REDIRECT to ztunnel, DNS with conntrack zones, ingress mode: 1.24 (earlier releases captured inbound with
     /// TPROXY and are not modelled).
     public static let firstVersion = IstioVersion(1, 24, 0)
+    /// The release whose rules are assumed when none is given: the newest shape modelled (1.29 and master alike).
+    /// Ambient pods carry no Istio image whose tag would say.
+    public static let assumedVersion = IstioVersion(1, 29, 0)
     /// The node agent's nftables backend (istio/istio#57524).
     public static let firstNftablesVersion = IstioVersion(1, 28, 0)
 

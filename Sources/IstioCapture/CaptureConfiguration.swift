@@ -53,6 +53,8 @@ public enum Installer: String, Sendable, Codable, Hashable {
 /// which `CaptureConfiguration.injectorDefault` reproduces.
 public struct CaptureConfiguration: Hashable, Sendable, Codable {
     public var istioVersion: IstioVersion = .latest
+    /// Nobody said which release: `istioVersion` is iptaudit's default, and reports say so.
+    public var versionAssumed: Bool = false
     public var installer: Installer = .istioInit
     /// `-p`: Envoy's outbound listener.
     public var proxyPort: UInt16 = IstioPort.outbound.rawValue
@@ -132,6 +134,11 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
         c.inboundPortsExclude = [IstioPort.metrics, .health, .status].map(\.rawValue)
         c.outboundIPRangesInclude = .all
         return c
+    }
+
+    /// The release as reports name it, saying when it was assumed.
+    public var versionText: String {
+        versionAssumed ? "\(istioVersion) (assumed: no --istio-version and no Istio image tag)" : istioVersion.description
     }
 
     /// Families that get rules.

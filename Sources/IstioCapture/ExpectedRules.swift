@@ -50,10 +50,10 @@ public enum ExpectedRules {
         func ports(_ p: [UInt16]) -> String { p.isEmpty ? "none" : p.map(String.init).joined(separator: ",") }
         func list(_ s: [String]) -> String { s.isEmpty ? "none" : s.joined(separator: ",") }
         if let ambient = config.ambient {
-            return ambient.describe(version: config.istioVersion, ipv6: config.ipv6Enabled, native: config.nativeNftables)
+            return ambient.describe(version: config.istioVersion, versionText: config.versionText, ipv6: config.ipv6Enabled, native: config.nativeNftables)
         }
         var lines: [String] = []
-        lines.append("Istio \(config.istioVersion), rules by \(config.installer.rawValue), inbound \(config.interceptionMode.rawValue), "
+        lines.append("Istio \(config.versionText), rules by \(config.installer.rawValue), inbound \(config.interceptionMode.rawValue), "
             + (config.ipv6Enabled ? "IPv4 and IPv6" : "IPv4 only"))
         let inbound: String
         switch config.inboundPortsInclude {

@@ -194,14 +194,10 @@ public struct PodManifest: Hashable, Sendable {
     public func captureConfiguration(dnsServers: [String] = []) throws(IstioCaptureError) -> CaptureConfiguration {
         var base = CaptureConfiguration()
         base.istioVersion = istioVersion ?? .latest
+        base.versionAssumed = istioVersion == nil
         var config: CaptureConfiguration
         if istioInitContainer == nil, proxyContainer == nil, AmbientSettings.isAmbient(annotations) {
-            // The node agent captures ambient pods that carry no sidecar; its own settings (DNS capture, probe
-            // addresses, IPv6) are not in the manifest and come from the caller.
-            base.ambient = try AmbientSettings.fromAnnotations(annotations)
-            let families = podIPs.compactMap { IPAddress($0)?.family }
-            base.ipv6Enabled = families.contains(.ipv6)
-            return base
+            return ambientConfiguration()
         }
         if let initContainer = istioInitContainer {
             // istio-iptables reads its own environment; the injector copies proxy metadata there, so fall back
@@ -225,6 +221,19 @@ public struct PodManifest: Hashable, Sendable {
         let families = podIPs.compactMap { IPAddress($0)?.family }
         config.ipv6Enabled = config.dualStack ? families.contains(.ipv6) : families.first == .ipv6
         return config
+    }
+
+    /// The pod as ambient sees it: the node agent captures pods that carry no sidecar, shaped by their
+    /// annotations; its own settings (DNS capture, probe addresses, IPv6) are not in the manifest and come from
+    /// the caller. Also what `--ambient` makes of a pod whose redirection annotation is missing (the node agent
+    /// never took it).
+    public func ambientConfiguration() -> CaptureConfiguration {
+        var c = CaptureConfiguration()
+        c.istioVersion = AmbientShape.assumedVersion
+        c.versionAssumed = true
+        c.ambient = AmbientSettings.fromAnnotations(annotations)
+        c.ipv6Enabled = podIPs.compactMap { IPAddress($0)?.family }.contains(.ipv6)
+        return c
     }
 
     /// The istio-cni plugin's mapping (`NewRedirect`): annotations with the plugin's own defaults.

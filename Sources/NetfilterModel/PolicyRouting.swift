@@ -43,3 +43,24 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
         self.routes = routes
     }
 }
+
+extension PolicyRouting {
+    /// The first rule of a family that sends packets marked `mark` (under `mask`) to `table`, if it is reached:
+    /// the kernel walks rules by priority and the `main` table (32766) answers every unicast packet first.
+    /// Rules naming another mask, or sitting after `main`, do not route what the marking rules produce.
+    public func markRule(family: Family, mark: UInt32, mask: UInt32, table: String) -> RoutingRule? {
+        rules.first { r in
+            r.family == family && !r.inverted && r.table == table && r.fwmark.map { $0 & mask == mark & mask } == true
+                && (r.fwmask ?? 0xFFFF_FFFF) == mask && (r.priority ?? 0) < 32766
+        }
+    }
+
+    /// Whether `table` holds a `local` default route over `lo` for the family: what delivers marked packets to
+    /// a local socket instead of routing them out.
+    public func hasLocalDefaultRoute(family: Family, table: String) -> Bool {
+        routes.contains { r in
+            r.family == family && r.type == "local" && r.table == table && r.device == "lo"
+                && ["default", "0.0.0.0/0", "::/0"].contains(r.destination)
+        }
+    }
+}

@@ -231,7 +231,7 @@ public enum Corpus {
             base.dnsCapture = config["RedirectDNS"] as? Bool ?? true
             if let v4 = config["HostProbeSNATAddress"] as? String { base.probeSNATIPv4 = v4 }
             if let v6 = config["HostProbeV6SNATAddress"] as? String { base.probeSNATIPv6 = v6 }
-            guard let settings = try? AmbientSettings.fromAnnotations(annotations, base: base) else { return nil }
+            let settings = AmbientSettings.fromAnnotations(annotations, base: base)
             var out = CorpusCase(ref: "master", kind: kind, name: name, golden: golden(c, name), flags: [], env: [:],
                                  ipv6: config["EnableIPv6"] as? Bool ?? false, dnsServersIPv4: [], dnsServersIPv6: [],
                                  annotations: annotations, proxyEnv: [:], runAsUser: nil, runAsGroup: nil)

@@ -6,9 +6,13 @@ import NetfilterModel
 // ztunnel-delivered connections back to it. The mark exemption plays the part the owner match plays for
 // sidecars, so its gaps are owner-match-gap findings.
 
+/// ztunnel's mark and the reply mark as reports print them (`0x539/0xfff`, `0x111/0xfff`).
+private let ztunnelText = AmbientNames.markText(AmbientNames.ztunnelMark)
+private let replyText = AmbientNames.markText(AmbientNames.replyMark)
+
 extension Fix {
     static let ambient = "istio-cni's node agent installs these rules when the pod starts: restart the pod, and check the node "
-        + "agent on its node (kubectl -n istio-system logs ds/istio-cni-node) if they come back wrong."
+        + "agent on its node (its istio-cni-node DaemonSet's log, in istio-system or wherever istio-cni is installed) if they come back wrong."
     static let ambientDNS = "DNS capture follows the node agent's ambient.dnsCapture and the pod's ambient.istio.io/dns-capture "
         + "annotation; if those are right, restart the pod so the node agent reinstalls its rules."
     static let ambientInbound = "Inbound capture is skipped only with ambient.istio.io/bypass-inbound-capture: \"true\"; "
@@ -119,11 +123,11 @@ enum AmbientZtunnelExempt: FamilyObligation {
             out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 return Violation(kind: .ownerMatchGap, severity: .error,
-                                 problem: "is ztunnel's own (mark 0x539 under 0xfff) but is redirected to port \(port): ztunnel's connections loop back into it",
-                                 fix: "Every REDIRECT must carry `-m mark ! --mark 0x539/0xfff` (nft: `meta mark & 0xfff != 0x539`). " + Fix.ambient)
+                                 problem: "is ztunnel's own (mark \(ztunnelText)) but is redirected to port \(port): ztunnel's connections loop back into it",
+                                 fix: "Every REDIRECT must carry `-m mark ! --mark \(ztunnelText)` (nft: `meta mark & 0xfff != 0x539`). " + Fix.ambient)
             }
         }
-        out.proven.append("no packet marked 0x539/0xfff, sent or received, is redirected")
+        out.proven.append("no packet marked \(ztunnelText), sent or received, is redirected")
         return out
     }
 }
@@ -282,16 +286,18 @@ enum AmbientDNS: FamilyObligation {
                 return Violation(kind: .dnsCapture, severity: .error,
                                  problem: "is a DNS query with DNS capture on but \(got), not to \(ctx.ztunnelPort(.dnsProxy))", fix: Fix.ambientDNS)
             }
-            // ztunnel's own lookups and the answers the app receives share conntrack zone 1, apart from the app's NATed queries.
+            // ztunnel's upstream queries go out in conntrack zone 1, so their answers must come in there too; the
+            // application's redirected queries stay in the default zone and cannot collide with them.
             let ztunnelQuery = ctx.localNew.setting(.mark, ctx.ztunnelMarks).with(.l4Protocol, ctx.udp).with(.destinationPort, ctx.ports([53]))
             let answer = ctx.ambientInboundNew.setting(.l4Protocol, ctx.udp).with(.sourcePort, ctx.sourcePorts([53]))
             for (what, cls, pipeline) in [("ztunnel's own UDP query", ztunnelQuery, ctx.single(.raw, .output)),
-                                          ("a UDP DNS answer received by the application", answer, ctx.single(.raw, .prerouting))] {
+                                          ("a UDP answer from port 53 (to ztunnel's upstream query)", answer, ctx.single(.raw, .prerouting))] {
                 out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
                     if o.ctZone == AmbientNames.dnsZone { return nil }
                     return Violation(kind: .dnsCapture, severity: .error,
                                      problem: "is \(what) but gets \(o.ctZone.map { "conntrack zone \($0)" } ?? "no conntrack zone"), not zone \(AmbientNames.dnsZone): "
-                                        + "its conntrack entry can collide with the application's redirected query", fix: Fix.ambientDNS)
+                                        + "its conntrack entry can collide with the application's redirected query",
+                                     fix: "The raw table needs the node agent's zone-\(AmbientNames.dnsZone) rules (`CT --zone \(AmbientNames.dnsZone)` for UDP to port 53 marked \(ztunnelText), and from port 53 not marked). " + Fix.ambient)
                 }
             }
             out.proven.append("application DNS (UDP not out lo, TCP not to loopback) reaches REDIRECT --to-ports \(port); ztunnel's queries and their answers use zone 1")
@@ -312,11 +318,15 @@ enum AmbientDNS: FamilyObligation {
 /// 37: UDP other than DNS is never redirected (ztunnel proxies TCP only).
 enum AmbientUDP: FamilyObligation {
     static let description = ObligationDescription(
-        id: "ambient-udp", title: "Only UDP to port 53 is ever redirected", invariant: 37,
-        quantifiesOver: ["locally generated UDP not to port 53", "every inbound UDP packet"],
+        id: "ambient-udp", title: "UDP is redirected only as DNS to ztunnel's DNS proxy", invariant: 37,
+        quantifiesOver: ["every locally generated UDP packet: none redirected, except DNS capture's class to 15053", "every inbound UDP packet"],
         kinds: [.unexpectedCapture, .foreignRule],
         examples: [
             ExampleRules.example("ambient pod", ExampleRules.ambientPod, .passes),
+            ExampleRules.example("UDP DNS sent to 15001 with DNS capture off", ExampleRules.ambientNoDNSPod, .fails(.unexpectedCapture, .error)) {
+                $0.inserting("-A ISTIO_OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15001",
+                             before: "-A ISTIO_OUTPUT -p tcp -m mark --mark 0x111/0xfff -j ACCEPT")
+            },
             ExampleRules.example("the 15001 REDIRECT takes every protocol", ExampleRules.ambientPod, .fails(.unexpectedCapture, .error)) {
                 $0.inserting("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p udp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
                              before: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001")
@@ -325,16 +335,20 @@ enum AmbientUDP: FamilyObligation {
 
     static func check(_ ctx: FamilyContext) -> CheckOutput {
         var out = CheckOutput()
-        let local = ctx.localNew.with(.l4Protocol, ctx.udp).without(.destinationPort, ctx.ports([53]))
+        let local = ctx.localNew.with(.l4Protocol, ctx.udp)
         let inbound = ctx.inboundNew.with(.l4Protocol, ctx.udp)
+        // What DNS capture takes (ambient-dns judges whether it gets there): UDP to 53, not out lo, not ztunnel's.
+        let dnsClass = ctx.ambientLocalNew.with(.l4Protocol, ctx.udp).with(.destinationPort, ctx.ports([53])).without(.outInterface, ctx.out(ctx.lo))
         for (cls, pipeline) in [(local, Pipeline.localOutput), (inbound, .inbound)] {
             out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
                 guard let port = o.verdict.capturePort else { return nil }
+                // DNS to 15053 is ambient-dns's to judge (off: nothing may get there); anything else there is this one's.
+                if port == IstioPort.dnsProxy.rawValue, pipeline == .localOutput, o.packets.subtracting(PacketSet([dnsClass])).isEmpty { return nil }
                 return Violation(kind: .unexpectedCapture, severity: .error,
                                  problem: "is UDP but is redirected to port \(port), where ztunnel accepts only TCP: the datagrams are lost", fix: Fix.ambient)
             }
         }
-        out.proven.append("no UDP other than to port 53 is redirected")
+        out.proven.append("no UDP is redirected but DNS to \(IstioPort.dnsProxy.rawValue)")
         return out
     }
 }
@@ -346,8 +360,8 @@ enum AmbientReturnPath: FamilyObligation {
     static let description = ObligationDescription(
         id: "ambient-return-path", title: "Replies on ztunnel-delivered connections are marked 0x111 and routed back to ztunnel", invariant: 38,
         quantifiesOver: ["packets marked 0x539/0xfff entering mangle PREROUTING (connmark 0x111 set)",
-                         "locally generated packets of connections with connmark 0x111/0xfff (mark restored)",
-                         "the ip rule fwmark 0x111/0xfff lookup 100 and table 100's local default route over lo (when read)"],
+                         "locally generated packets of connections with connmark \(replyText) (mark restored)",
+                         "the ip rule fwmark \(replyText) lookup 100 and table 100's local default route over lo (when read)"],
         kinds: [.returnPath],
         examples: [
             ExampleRules.example("ambient pod", ExampleRules.ambientPod, .passes),
@@ -361,6 +375,7 @@ enum AmbientReturnPath: FamilyObligation {
 
     static func check(_ ctx: FamilyContext) -> CheckOutput {
         var out = CheckOutput()
+        var proven: [String] = []
         let reply = AmbientNames.replyMark, mask = AmbientNames.markMask
         func carries(_ o: Outcome, _ field: PacketField) -> Bool {
             o.packets.boxes.allSatisfy { b in b[field].atoms.allSatisfy { (ctx.space.value(field, $0) ?? 0) & mask == reply } }
@@ -371,13 +386,14 @@ enum AmbientReturnPath: FamilyObligation {
             out.notes.append("ingress mode before 1.29 leaves out mangle's CONNMARK set (istio/istio#58577): replies on ztunnel's connections into the pod "
                 + "are not routed back to it; upgrade to 1.29 or later")
         } else {
+            proven.append("ztunnel's connections into the pod get connmark \(replyText)")
             let sent = ctx.inboundNew.setting(.inInterface, ctx.space.universe[.inInterface]).setting(.mark, ctx.ztunnelMarks)
                 .setting(.connmark, ctx.space.atoms(.connmark, marks: { $0 == 0 }))
             out.findings += ctx.check(PacketSet([sent]), ctx.single(.mangle, .prerouting), obligation: description.id) { o in
                 if carries(o, .connmark) { return nil }
                 return Violation(kind: .returnPath, severity: .error,
-                                 problem: "is sent by ztunnel (mark 0x539/0xfff) but its connection does not get connmark 0x111/0xfff: the application's replies will not find ztunnel",
-                                 fix: "mangle PREROUTING needs `-m mark --mark 0x539/0xfff -j CONNMARK --set-xmark 0x111/0xfff`. " + Fix.ambient)
+                                 problem: "is sent by ztunnel (mark \(ztunnelText)) but its connection does not get connmark \(replyText): the application's replies will not find ztunnel",
+                                 fix: "mangle PREROUTING needs `-m mark --mark \(ztunnelText) -j CONNMARK --set-xmark \(replyText)`. " + Fix.ambient)
             }
         }
         // (b) the application's replies get the mark back.
@@ -386,31 +402,38 @@ enum AmbientReturnPath: FamilyObligation {
         out.findings += ctx.check(PacketSet([replies]), ctx.single(.mangle, .output), obligation: description.id) { o in
             if carries(o, .mark) { return nil }
             return Violation(kind: .returnPath, severity: .error,
-                             problem: "is a reply on a ztunnel-delivered connection (connmark 0x111/0xfff) but leaves mangle OUTPUT without mark 0x111: it is routed out of the pod instead of back to ztunnel",
-                             fix: "mangle OUTPUT needs `-m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark`. " + Fix.ambient)
+                             problem: "is a reply on a ztunnel-delivered connection (connmark \(replyText)) but leaves mangle OUTPUT without mark \(replyText): it is routed out of the pod instead of back to ztunnel",
+                             fix: "mangle OUTPUT needs `-m connmark --mark \(replyText) -j CONNMARK --restore-mark`. " + Fix.ambient)
         }
-        out.proven.append("ztunnel's connections into the pod get connmark 0x111; their replies get mark 0x111 back")
+        proven.append("replies on connections with connmark \(replyText) get mark \(replyText) back")
+        out.proven += proven
         // (c) the routing those marks rely on.
         if let routing = ctx.policyRouting {
             let table = String(AmbientNames.replyRouteTable)
-            let hasRule = routing.rules.contains { r in
-                r.family == ctx.family && !r.inverted && r.fwmark.map { $0 & mask == reply } == true
-                    && (r.fwmask.map { $0 & mask == mask } ?? true) && r.table == table
-            }
-            let hasRoute = routing.routes.contains { r in
-                r.family == ctx.family && r.type == "local" && r.table == table && r.device == "lo"
-                    && ["default", "0.0.0.0/0", "::/0"].contains(r.destination)
-            }
-            // Without the rule nothing uses table 100 (and a live read lists only the tables rules name): one finding.
-            let missing = !hasRule ? [(false, "`ip rule fwmark 0x111/0xfff lookup \(table)`")] : [(hasRoute, "`local default dev lo` route in table \(table)")]
-            for (present, what) in missing where !present {
+            let wanted = "`ip rule fwmark \(replyText) lookup \(table)` before the main table"
+            if ctx.family == .ipv6, !ctx.config.ipv6Enabled {
+                out.notes.append("IPv6 is off for the node agent: its IPv6 rules (1.28.0 wrote them regardless) come without IPv6 policy routing, which is not checked")
+            } else if let rule = routing.markRule(family: ctx.family, mark: reply, mask: mask, table: table) {
+                if routing.hasLocalDefaultRoute(family: ctx.family, table: table) {
+                    out.proven.append("ip rule pref \(rule.priority.map(String.init) ?? "0") fwmark \(replyText) lookup \(table) and its local default route over lo exist")
+                } else {
+                    // The node agent leaves the IPv6 route out when IPv6 is disabled on lo; then nothing IPv6 reaches ztunnel over lo either.
+                    let v6 = ctx.family == .ipv6
+                    out.findings.append(ctx.structural(.returnPath, v6 ? .warning : .error, table: nil, chain: nil,
+                        message: "Table \(table) has no `local default dev lo` route (\(ctx.familyName)): replies marked \(replyText) on ztunnel-delivered connections are routed out of the pod instead of back to ztunnel."
+                            + (v6 ? " The node agent leaves it out when IPv6 is disabled on lo (net.ipv6.conf.lo.disable_ipv6=1)." : ""),
+                        fix: "The node agent adds it over netlink when it sets up the pod. " + Fix.ambient, obligation: description.id))
+                }
+            } else {
+                let near = routing.rules.first { $0.family == ctx.family && $0.table == table && $0.fwmark != nil }
+                let seen = near.map { r in " (there is `fwmark 0x\(String(r.fwmark ?? 0, radix: 16))/0x\(String(r.fwmask ?? 0xffff_ffff, radix: 16)) lookup \(r.table)` at priority \(r.priority.map(String.init) ?? "0"), which marks with other bits or the main table pre-empt)" } ?? ""
                 out.findings.append(ctx.structural(.returnPath, .error, table: nil, chain: nil,
-                    message: "The pod's network namespace has no \(what) (\(ctx.familyName)): replies marked 0x111 on ztunnel-delivered connections are routed out of the pod instead of back to ztunnel.",
-                    fix: "The node agent adds it over netlink when it sets up the pod. " + Fix.ambient, obligation: description.id))
+                    message: "The pod's network namespace has no \(wanted) (\(ctx.familyName))\(seen): replies marked \(replyText) on ztunnel-delivered connections are routed out of the pod instead of back to ztunnel.",
+                    fix: "The node agent adds `ip rule add fwmark \(replyText) lookup \(table) pref \(AmbientNames.replyRulePriority)` over netlink when it sets up the pod. " + Fix.ambient,
+                    obligation: description.id))
             }
-            if hasRule, hasRoute { out.proven.append("ip rule fwmark 0x111/0xfff lookup \(table) and its local route exist") }
         } else {
-            out.notes.append("policy routing was not read (saved dump): the ip rule and route for mark 0x111 were not checked")
+            out.notes.append("policy routing was not read (saved dump): the ip rule and route for mark \(replyText) were not checked")
         }
         return out
     }
@@ -477,7 +500,18 @@ enum DataPlaneMode: Obligation {
                 fix: "Restart the pod so only its current data plane's rules are installed; a pod with a sidecar is not captured by ambient.",
                 obligation: description.id))
         }
-        if run.config.ambient != nil, !plane.ambientRules {
+        let ambient = run.config.ambient != nil
+        if ambient != plane.ambientRules, plane.ambientRules || plane.sidecarRules, !(plane.ambientRules && plane.sidecarRules) {
+            // One data plane's rules, but the pod is configured for the other (a manifest, --ambient, --istio-args).
+            let (configured, found) = ambient ? ("ambient (ztunnel)", "a sidecar's (ISTIO_INBOUND, ISTIO_REDIRECT)")
+                : ("a sidecar pod", "ambient's in-pod rules (ISTIO_PRERT)")
+            out.findings.append(Finding(kind: .modeConflict, severity: .error, family: plane.families.first ?? .ipv4,
+                message: "The pod is configured as \(configured) but its rules are \(found): they were installed for the other data plane, "
+                    + "so the capture checked here is not the one the pod is meant to have.",
+                fix: "Restart the pod so its current data plane installs its rules; if the configuration is what is wrong, "
+                    + (ambient ? "drop --ambient (or the ambient.istio.io/redirection annotation)." : "check the pod's sidecar injection and ambient annotations."),
+                obligation: description.id))
+        } else if ambient, !plane.ambientRules, !plane.sidecarRules {
             out.findings.append(Finding(kind: .missingRedirect, severity: .error, family: .ipv4,
                 message: "The pod is in ambient mode but its network namespace holds none of the node agent's rules: every packet bypasses ztunnel. "
                     + "The pod most likely started before istio-cni's node agent was ready on its node.",

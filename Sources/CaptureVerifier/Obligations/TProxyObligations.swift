@@ -77,10 +77,7 @@ enum TProxyConsistency: FamilyObligation {
             let hasRule = routing.rules.contains { r in
                 r.family == ctx.family && !r.inverted && r.fwmark == m && (r.fwmask.map { $0 & m == m } ?? true) && r.table == table
             }
-            let hasRoute = routing.routes.contains { r in
-                r.family == ctx.family && r.type == "local" && r.table == table && r.device == "lo"
-                    && ["default", "0.0.0.0/0", "::/0"].contains(r.destination)
-            }
+            let hasRoute = routing.hasLocalDefaultRoute(family: ctx.family, table: table)
             let witnessOutcome = tproxied.first { if case .tproxy = $0.verdict { true } else { false } }
             for (present, what) in [(hasRule, "`ip rule fwmark \(hex) lookup \(table)`"), (hasRoute, "a `local default dev lo` route in table \(table)")] where !present {
                 let problem = "is TPROXYed and marked \(hex), but the namespace has no \(what): inbound connections are black-holed"
