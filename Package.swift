@@ -27,9 +27,9 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // Headers only: libnftables is loaded with dlopen when a namespace holds native tables (NftablesContext.swift).
         .systemLibrary(
             name: "CNftables",
-            pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev"])]
         ),
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
