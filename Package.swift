@@ -46,7 +46,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "iptaudit", dependencies: ["IptauditCommands"]),
+        .executableTarget(
+            name: "iptaudit",
+            dependencies: ["IptauditCommands"],
+            exclude: ["StaticLibstdcxx"],
+            // Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
+            // archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
+            linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx"], .when(configuration: .release))]
+        ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
