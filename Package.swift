@@ -52,6 +52,7 @@ let package = Package(
             exclude: ["StaticLibstdcxx"],
             // Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
             // archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
+            // Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
             linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx"], .when(configuration: .release))]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
