@@ -27,9 +27,9 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // Headers only: libnftables is loaded with dlopen when a namespace holds native tables (NftablesContext.swift).
         .systemLibrary(
             name: "CNftables",
-            pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev"])]
         ),
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
@@ -46,7 +46,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "iptaudit", dependencies: ["IptauditCommands"]),
+        .executableTarget(
+            name: "iptaudit",
+            dependencies: ["IptauditCommands"],
+            exclude: ["StaticLibstdcxx"],
+            // Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
+            // archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
+            // Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
+            linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx"], .when(configuration: .release))]
+        ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
@@ -54,6 +62,7 @@ let package = Package(
         .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CorpusSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "CorpusSupport", "IstioCapture", "NetfilterModel"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "CorpusSupport", "RuleReaders", "IstioCapture", "NetfilterModel", "CaptureVerifier"]),
+        .testTarget(name: "IptauditCommandsTests", dependencies: ["IptauditCommands", "RuleReaders", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RuleReadersTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
     ]
 )

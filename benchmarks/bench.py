@@ -10,7 +10,7 @@ and prints medians and ratios to the reference. The floor under all of them, the
 (`IPT_SO_GET_INFO` + `IPT_SO_GET_ENTRIES`, timed inside benchmarks/getsockopt-floor.c), is printed beside.
 Needs root and a C compiler. Python 3 standard library only.
 
-Usage: benchmarks/bench.py [--runs N] [--binary PATH] [--services N]
+Usage: benchmarks/bench.py [--runs N] [--binary PATH] [--services N] [--pod-only]
 """
 
 import argparse
@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build/release/iptaudit"))
     ap.add_argument("--services", type=int, default=10000, help="kube-proxy services (3 endpoints each: ~10 rules per service)")
+    ap.add_argument("--pod-only", action="store_true", help="time the pod's table only (start-up work: seconds, not minutes)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py needs root (it creates a network namespace)")
@@ -95,13 +96,18 @@ def main():
         ns.exec(["sh", LOADER, GOLDEN, "4", "legacy"])
         rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
         workloads.append(("pod (Istio default sidecar, nat)", rules, measure(ns, args.binary, args.runs), floor(ns, args.runs)))
+        if args.pod_only:
+            return report(workloads)
         restore = run([sys.executable, GENERATOR, "--services", str(args.services), "--endpoints", "3"]).stdout
         ns.exec(["iptables-legacy-restore", "--noflush"], input=restore)
         rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
         workloads.append(("pod + kube-proxy-style nat", rules, measure(ns, args.binary, max(3, args.runs // 2)), floor(ns, args.runs)))
     finally:
         ns.close()
+    report(workloads)
 
+
+def report(workloads):
     print("workload                           rules  command                          median      ratio")
     for name, rules, medians, (copy, size) in workloads:
         ref = medians["iptables-legacy-save -t nat"]

@@ -1,3 +1,3 @@
 import IptauditCommands
 
-IptauditCommand.main()
+IptauditCommand.mainParsingSubcommandFirst()

@@ -11,21 +11,24 @@ import Glibc
 /// Output and errors go to buffers, never to the process's stdout/stderr; output is JSON with handles.
 final class NftablesContext {
     private let context: OpaquePointer
+    private let library: NftablesLibrary
 
     init() throws(RuleReaderError) {
-        guard let context = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
+        let library = try NftablesLibrary.shared.get()
+        guard let context = library.ctxNew(UInt32(NFT_CTX_DEFAULT)) else {
             throw .netlink(request: NftablesContext.request, reason: "libnftables could not open a context (nft_ctx_new)")
         }
         self.context = context
-        guard nft_ctx_buffer_output(context) == 0, nft_ctx_buffer_error(context) == 0 else {
+        self.library = library
+        guard library.bufferOutput(context) == 0, library.bufferError(context) == 0 else {
             throw .netlink(request: NftablesContext.request, reason: "libnftables could not buffer its output (nft_ctx_buffer_output)")
         }
         // Numeric UIDs, GIDs and ports and no reverse DNS (nft's defaults): no NSS or DNS lookup while reading.
         // Protocol names, ct states and other symbols stay symbolic, as `nft list ruleset` prints them.
-        nft_ctx_output_set_flags(context, UInt32(NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE))
+        library.outputSetFlags(context, UInt32(NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE))
     }
 
-    deinit { nft_ctx_free(context) }
+    deinit { library.ctxFree(context) }
 
     /// What the read asks libnftables, for error messages.
     static let request = "nft list ruleset (libnftables)"
@@ -34,17 +37,17 @@ final class NftablesContext {
     /// context's buffer.
     func run(_ command: String) throws(RuleReaderError) -> [UInt8] {
         errno = 0
-        let status = nft_run_cmd_from_buffer(context, command)
+        let status = library.runCommand(context, command)
         let err = errno
         guard status == 0 else {
-            let message = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? ""
+            let message = library.errorBuffer(context).map { String(cString: $0) } ?? ""
             let reason = message.split(separator: "\n").first.map(String.init) ?? "failed with status \(status)"
             if err == EPERM || err == EACCES || message.contains("Operation not permitted") {
                 throw .insufficientPrivilege(detail: "\(NftablesContext.request): \(reason)")
             }
             throw .netlink(request: NftablesContext.request, reason: reason)
         }
-        guard let output = nft_ctx_get_output_buffer(context) else { return [] }
+        guard let output = library.outputBuffer(context) else { return [] }
         return Array(UnsafeRawBufferPointer(start: output, count: strlen(output)))
     }
 
@@ -55,6 +58,49 @@ final class NftablesContext {
         defer { libraryLock.unlock() }
         return try body()
     }
+}
+
+/// libnftables' entry points, from `dlopen` rather than the link line: linking it made every start map and
+/// relocate it and libnftnl, libxtables, libjansson and libgmp (~1 M instructions, ~1 ms) though only a
+/// namespace with native tables ever calls it. Loaded once, on the first such read; never unloaded (the
+/// library keeps process-wide state).
+private struct NftablesLibrary: @unchecked Sendable {
+    let ctxNew: iptaudit_nft_ctx_new_fn
+    let ctxFree: iptaudit_nft_ctx_free_fn
+    let bufferOutput: iptaudit_nft_ctx_buffer_output_fn
+    let bufferError: iptaudit_nft_ctx_buffer_error_fn
+    let outputSetFlags: iptaudit_nft_ctx_output_set_flags_fn
+    let runCommand: iptaudit_nft_run_cmd_from_buffer_fn
+    let outputBuffer: iptaudit_nft_ctx_get_output_buffer_fn
+    let errorBuffer: iptaudit_nft_ctx_get_error_buffer_fn
+
+    /// The process's one load (a Swift global: initialised once, thread-safely, on first use).
+    static let shared: Result<NftablesLibrary, RuleReaderError> = Result { () throws(RuleReaderError) in try load() }
+
+    private static func load() throws(RuleReaderError) -> NftablesLibrary {
+        let name = IPTAUDIT_NFTABLES_SONAME
+        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
+            throw .netlink(request: request, reason: "\(reason) (install libnftables1)")
+        }
+        func symbol<F>(_ symbol: String, as _: F.Type) throws(RuleReaderError) -> F {
+            guard let address = dlsym(handle, symbol) else {
+                throw .netlink(request: request, reason: "\(name) has no \(symbol)")
+            }
+            return unsafeBitCast(address, to: F.self)
+        }
+        return NftablesLibrary(
+            ctxNew: try symbol("nft_ctx_new", as: iptaudit_nft_ctx_new_fn.self),
+            ctxFree: try symbol("nft_ctx_free", as: iptaudit_nft_ctx_free_fn.self),
+            bufferOutput: try symbol("nft_ctx_buffer_output", as: iptaudit_nft_ctx_buffer_output_fn.self),
+            bufferError: try symbol("nft_ctx_buffer_error", as: iptaudit_nft_ctx_buffer_error_fn.self),
+            outputSetFlags: try symbol("nft_ctx_output_set_flags", as: iptaudit_nft_ctx_output_set_flags_fn.self),
+            runCommand: try symbol("nft_run_cmd_from_buffer", as: iptaudit_nft_run_cmd_from_buffer_fn.self),
+            outputBuffer: try symbol("nft_ctx_get_output_buffer", as: iptaudit_nft_ctx_get_output_buffer_fn.self),
+            errorBuffer: try symbol("nft_ctx_get_error_buffer", as: iptaudit_nft_ctx_get_error_buffer_fn.self))
+    }
+
+    private static var request: String { NftablesContext.request }
 }
 
 private let libraryLock = LibraryMutex()
