@@ -18,8 +18,8 @@ public enum RulesetListing {
     /// The command whose output a table's block equals. A native nftables table has none: it is shown in
     /// iptables' columns as iptaudit normalized it.
     public static func command(for table: Table) -> String {
-        if let nft = table.nativeFamily {
-            return "nft table \(nft.rawValue) \(table.name.rawValue), normalized (iptables -L cannot list it)"
+        if table.nativeFamily != nil {
+            return "native nftables table \(table.name.rawValue) (\(table.family == .ipv4 ? "IPv4" : "IPv6")), as iptaudit normalizes it; no iptables -L lists it"
         }
         return "\(table.family == .ipv4 ? "iptables" : "ip6tables") -L -v -n --line-numbers -t \(table.name.rawValue)"
     }
