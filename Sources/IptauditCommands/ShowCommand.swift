@@ -3,18 +3,23 @@ import NetfilterModel
 import Reporters
 import RuleReaders
 
-/// `iptaudit show`: print the tables as read, in save syntax, as a listing, or as JSON.
+/// `iptaudit show`: print the tables as read, in save syntax, as `iptables -L` lists them, or as JSON.
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "Print the tables as iptaudit reads them (save syntax, an annotated listing, or JSON).")
+        abstract: "Print the tables as iptaudit reads them (save syntax, an iptables -L listing, or JSON).")
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case save, nft, list, json, dot, mermaid, svg }
 
     @OptionGroup var source: SourceOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family (with --input: also forces the family of the text).") var family: FamilyChoice = .all
-    @Option(help: "save: iptables-save syntax (iptables' tables); nft: native nftables tables as `nft list ruleset` prints them; list: a numbered listing with each rule's role in Istio's scheme; json: the normalized model; dot, mermaid, svg: the capture graph.") var format: Format = .list
+    @Option(help: "save: iptables-save syntax (iptables' tables); nft: native nftables tables as `nft list ruleset` prints them; list: each table exactly as `iptables -L -v -n --line-numbers -t TABLE` (or ip6tables) prints it; json: the normalized model; dot, mermaid, svg: the capture graph.") var format: Format = .list
+    @Flag(help: "With --format list: end each rule's line with its role in Istio's scheme (`# …`); the text is then no longer iptables'.") var roles = false
+
+    func validate() throws {
+        if roles, format != .list { throw ValidationError("--roles annotates --format list only.") }
+    }
 
     func run() throws {
         let request = ReadRequest(tables: table.tables, families: family.families)
@@ -30,7 +35,10 @@ struct ShowCommand: ParsableCommand {
         switch format {
         case .save: emit(ShowRendering.save(ruleset, source: sourceDescription))
         case .nft: emit(NftSyntax.render(ruleset.nativeTables))
-        case .list: emit(RulesetListing.render(ruleset, annotate: { IstioRoles.annotate(table: $0, position: $1, rule: $2) }))
+        case .list:
+            var annotate: RulesetListing.Annotator?
+            if roles { annotate = { IstioRoles.annotate(table: $0, position: $1, rule: $2) } }
+            emit(RulesetListing.render(ruleset, annotate: annotate))
         case .json: emit(RulesetJSON.render(ruleset, source: sourceDescription))
         case .dot: emit(try GraphOutput.render(.dot, ruleset: ruleset, source: sourceDescription))
         case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, source: sourceDescription))

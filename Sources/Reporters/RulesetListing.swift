@@ -1,21 +1,27 @@
 import NetfilterModel
 
-/// The `show --format list` view: what people read from `iptables -t nat -L -n -v --line-numbers`,
-/// but with interfaces always shown, addresses numeric, one rule per line, and each chain's references listed.
+/// The `show --format list` view: each table exactly as `iptables -L -v -n --line-numbers -t TABLE` (or
+/// `ip6tables`) of iptables 1.8.9 prints it, so the listing can be diffed against the kernel's own tool.
+///
+/// One table prints as that command's output alone. Several tables print one after another, each introduced by a
+/// `# iptables -L -v -n --line-numbers -t TABLE` line naming the command it equals and separated by a blank line.
+/// Annotations, when asked for, end a rule's line with `  # NOTE`; with them the text is no longer iptables'.
 public enum RulesetListing {
     /// Optional per-rule annotations (e.g. a rule's role in Istio's scheme), keyed by table, family and position.
     public typealias Annotator = @Sendable (Table, RulePosition, Rule) -> String?
 
     public static func render(_ ruleset: Ruleset, annotate: Annotator? = nil) -> String {
-        var out: [String] = []
-        for table in ruleset.tables {
-            let backend = table.nativeFamily != nil ? " — native nftables"
-                : ruleset.backends[table.family].map { " — \(describe($0))" } ?? ""
-            out.append("Table \(table.name) (\(table.family == .ipv4 ? "IPv4" : "IPv6")\(backend))")
-            out.append("")
-            out.append(render(table, annotate: annotate))
+        if ruleset.tables.count == 1 { return render(ruleset.tables[0], annotate: annotate) }
+        return ruleset.tables.map { "# \(command(for: $0))\n" + render($0, annotate: annotate) }.joined(separator: "\n")
+    }
+
+    /// The command whose output a table's block equals. A native nftables table has none: it is shown in
+    /// iptables' columns as iptaudit normalized it.
+    public static func command(for table: Table) -> String {
+        if table.nativeFamily != nil {
+            return "native nftables table \(table.name.rawValue) (\(table.family == .ipv4 ? "IPv4" : "IPv6")), as iptaudit normalizes it; no iptables -L lists it"
         }
-        return out.joined(separator: "\n")
+        return "\(table.family == .ipv4 ? "iptables" : "ip6tables") -L -v -n --line-numbers -t \(table.name.rawValue)"
     }
 
     public static func describe(_ backend: Backend) -> String {
@@ -26,89 +32,87 @@ public enum RulesetListing {
         }
     }
 
+    /// One table as `iptables -L -v -n --line-numbers -t TABLE` prints it (iptables 1.8.9 `list_entries`).
     public static func render(_ table: Table, annotate: Annotator? = nil) -> String {
-        let graph = ChainGraph(table)
-        var lines: [String] = []
-        for chain in table.chains {
-            var header = "Chain \(chain.name)"
+        var references: [ChainName: Int] = [:]
+        for chain in table.chains { for rule in chain.rules { if let c = rule.target.chainReference { references[c, default: 0] += 1 } } }
+        var out = ""
+        for (index, chain) in table.chains.enumerated() {
+            if index > 0 { out += "\n" }
+            out += "Chain \(chain.name.rawValue)"
             if let policy = chain.policy {
-                header += " (policy \(policy.rawValue) \(chain.policyCounters.packets) packets, \(chain.policyCounters.bytes) bytes)"
+                out += " (policy \(policy.rawValue) \(count(chain.policyCounters.packets, padded: false))packets, "
+                    + "\(count(chain.policyCounters.bytes, padded: false))bytes)\n"
             } else {
-                let refs = graph.referrers[chain.name] ?? []
-                let noun = refs.count == 1 ? "reference" : "references"
-                header += refs.isEmpty ? " (0 references — unreachable)"
-                    : " (\(refs.count) \(noun): \(refs.map(\.description).joined(separator: ", ")))"
+                out += " (\(references[chain.name] ?? 0) references)\n"
             }
-            lines.append(header)
-            let rows: [[String]] = chain.rules.enumerated().map { i, rule in
-                let pos = RulePosition(chain: chain.name, number: i + 1)
-                var row = [
-                    "\(i + 1)", "\(rule.counters.packets)", "\(rule.counters.bytes)",
-                    targetColumn(rule.target),
-                    rule.protocol.map { ($0.inverted ? "!" : "") + SaveSyntax.protocolName($0.number) } ?? "all",
-                    rule.inInterface.map { ($0.inverted ? "!" : "") + $0.text } ?? "*",
-                    rule.outInterface.map { ($0.inverted ? "!" : "") + $0.text } ?? "*",
-                    addressColumn(rule.source, family: table.family),
-                    addressColumn(rule.destination, family: table.family),
-                    details(rule, family: table.family),
-                ]
-                if let note = annotate?(table, pos, rule) { row[9] += (row[9].isEmpty ? "" : "  ") + "# " + note }
-                return row
+            out += header
+            for (i, rule) in chain.rules.enumerated() {
+                out += line(rule, number: i + 1, family: table.family)
+                if let note = annotate?(table, RulePosition(chain: chain.name, number: i + 1), rule) { out += "  # " + note }
+                out += "\n"
             }
-            let head = ["num", "pkts", "bytes", "target", "prot", "in", "out", "source", "destination", ""]
-            if rows.isEmpty {
-                lines.append("  (no rules)")
-            } else {
-                lines += columns([head] + rows, rightAligned: [0, 1, 2])
-            }
-            lines.append("")
         }
-        return lines.joined(separator: "\n")
+        return out
     }
 
-    static func targetColumn(_ t: Target) -> String {
+    /// The column header `print_header` writes under each chain (line numbers, counters, interfaces).
+    static let header = "num   pkts bytes target     prot opt in     out     source               destination         \n"
+
+    /// One rule's line (`print_firewall`): fixed-width columns, then `[goto]`, the matches and the target's text.
+    static func line(_ rule: Rule, number: Int, family: Family) -> String {
+        var s = padded("\(number)", 4) + " "
+        s += count(rule.counters.packets, padded: true) + count(rule.counters.bytes, padded: true)
+        s += padded(targetName(rule.target), 9) + " "
+        s += (rule.protocol?.inverted == true ? "!" : " ") + padded("\(rule.protocol?.number ?? 0)", 4) + " "
+        // ip6tables has no fragment flag and always prints `--`.
+        switch (family, rule.fragment) {
+        case (.ipv4, .some(let inverted)): s += (inverted ? "!f" : "-f") + " "
+        default: s += "-- "
+        }
+        s += " " + padded(interface(rule.inInterface), 6) + " " + padded(interface(rule.outInterface), 6) + " "
+        s += address(rule.source, family: family) + address(rule.destination, family: family)
+        if case .goto = rule.target { s += "[goto] " }
+        for m in rule.matches { s += ListingText.match(m, family: family) }
+        s += ListingText.target(rule.target, family: family)
+        return s
+    }
+
+    /// The target column: the extension's kernel name (CT also for `-j NOTRACK`), a chain, a verdict, or nothing.
+    static func targetName(_ t: Target) -> String {
         switch t {
-        case .continue: return "-"
-        case .goto(let c): return "goto " + c.rawValue
-        default: return t.name
+        case .ct: "CT"
+        default: t.name
         }
     }
 
-    static func addressColumn(_ a: AddressMatch?, family: Family) -> String {
-        guard let a, !a.isWildcard else { return family == .ipv4 ? "0.0.0.0/0" : "::/0" }
-        return (a.inverted ? "!" : "") + a.cidrText
+    static func interface(_ i: InterfaceMatch?) -> String {
+        guard let i else { return "*" }
+        return (i.inverted ? "!" : "") + i.text
     }
 
-    /// Matches, fragment flag and target options in save syntax, which is unambiguous and copy-pastable.
-    static func details(_ rule: Rule, family: Family) -> String {
-        var parts: [String] = []
-        if let inv = rule.fragment { parts.append((inv ? "! " : "") + "-f") }
-        for m in rule.matches { parts.append("-m \(m.name)" + SaveSyntax.matchOptions(m, family: family)) }
-        // Only a target's options belong here; its name is in the target column.
-        let target = SaveSyntax.targetText(rule.target, family: family)
-        let prefix = rule.target.chainReference != nil || target.isEmpty ? target : " -j " + rule.target.name
-        if target.hasPrefix(prefix), target.count > prefix.count {
-            parts.append(String(target.dropFirst(prefix.count + 1)))
-        }
-        return parts.joined(separator: " ")
+    static func address(_ a: AddressMatch?, family: Family) -> String {
+        guard let a else { return " " + padded(family == .ipv4 ? "0.0.0.0/0" : "::/0", 19) + " " }
+        return (a.inverted ? "!" : " ") + padded(ListingText.address(a), 19) + " "
     }
 
-    static func columns(_ rows: [[String]], rightAligned: Set<Int>) -> [String] {
-        guard let width = rows.first?.count else { return [] }
-        var widths = [Int](repeating: 0, count: width)
-        for row in rows { for (i, cell) in row.enumerated() where i < width - 1 { widths[i] = max(widths[i], cell.count) } }
-        return rows.map { row in
-            var line = ""
-            for (i, cell) in row.enumerated() {
-                if i == width - 1 {
-                    line += cell
-                } else {
-                    let pad = String(repeating: " ", count: widths[i] - cell.count)
-                    line += (rightAligned.contains(i) ? pad + cell : cell + pad) + " "
-                }
+    /// `xtables_print_num` without `-x`: exact up to 99999, then rounded to K, M, G or T; `padded` for the
+    /// columns, bare (with its trailing space) in a chain's policy line.
+    static func count(_ n: UInt64, padded pad: Bool) -> String {
+        var value = n
+        var suffix = ""
+        if value > 99999 {
+            for unit in ["K", "M", "G", "T"] {
+                value = (value + 500) / 1000
+                suffix = unit
+                if value <= 9999 || unit == "T" { break }
             }
-            while line.hasSuffix(" ") { line.removeLast() }
-            return line
         }
+        let text = "\(value)" + suffix
+        return (pad ? String(repeating: " ", count: max(0, 5 - text.count)) + text : text) + " "
+    }
+
+    static func padded(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
     }
 }

@@ -54,10 +54,14 @@ import TestSupport
     }
 
     @Test func listingPrintsRoles() throws {
-        let r = try Binary.run(["show", "--input", Self.tproxy, "--format", "list", "--table", "nat"])
+        let r = try Binary.run(["show", "--input", Self.tproxy, "--format", "list", "--table", "nat", "--roles"])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
-        #expect(lines.contains { $0.contains("--to-ports 15001") && $0.hasSuffix("# outbound capture → 15001") })
-        #expect(lines.contains { $0.contains("--uid-owner 1337") && $0.hasSuffix("# exempts proxy UID 1337") })
+        #expect(lines.contains { $0.contains("redir ports 15001") && $0.hasSuffix("# outbound capture → 15001") })
+        #expect(lines.contains { $0.contains("owner UID match 1337") && $0.hasSuffix("# exempts proxy UID 1337") })
+        // Without --roles the listing is iptables' own, with no annotation.
+        let plain = try Binary.run(["show", "--input", Self.tproxy, "--format", "list", "--table", "nat"])
+        #expect(plain.status == 0 && !plain.stdout.contains("# "))
+        #expect(try Binary.run(["show", "--input", Self.tproxy, "--format", "save", "--roles"]).status == 64)
     }
 }

@@ -156,7 +156,7 @@ import Testing
     @Test func listingCarriesTheRoles() throws {
         let c = try #require(GraphCorpus.named("master/sidecar-iptables/tproxy"))
         let text = RulesetListing.render(try c.ruleset(), annotate: { IstioRoles.annotate(table: $0, position: $1, rule: $2) })
-        let line = try #require(text.split(separator: "\n").first { $0.contains("--to-ports 15001") })
+        let line = try #require(text.split(separator: "\n").first { $0.contains("redir ports 15001") })
         #expect(line.hasSuffix("# outbound capture → 15001"))
     }
 }
