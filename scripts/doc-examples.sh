@@ -22,7 +22,8 @@ run() {  # run LANG MAXLINES ARGS...: a shell block with the command and its (po
   printf '```%s\n$ iptaudit %s\n' "$lang" "$*"
   local out; out=$("$bin" "$@" 2>&1) || true
   local n; n=$(printf '%s\n' "$out" | wc -l)
-  printf '%s\n' "$out" | head -n "$max"
+  # No pipe into head: with pipefail, head closing early would make printf's SIGPIPE end the script.
+  sed -n "1,${max}p" <<<"$out"
   [ "$n" -gt "$max" ] && printf '... (%d more lines)\n' $((n - max))
   printf '```\n\n'
 }
