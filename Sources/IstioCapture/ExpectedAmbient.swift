@@ -39,19 +39,18 @@ public enum ExpectedAmbient {
             })
         }
     }
-
-    /// The `ip rule` priority, table and mark the agent installs per family for replies to ztunnel-delivered
-    /// connections.
-    public static var replyRouting: (priority: UInt32, mark: UInt32, mask: UInt32, table: UInt32) {
-        (AmbientNames.replyRulePriority, AmbientNames.replyMark, AmbientNames.markMask, AmbientNames.replyRouteTable)
-    }
 }
 
 enum AmbientTable: CaseIterable {
     case nat, mangle, raw
 
     var iptables: TableName { self == .nat ? .nat : self == .mangle ? .mangle : .raw }
-    var nativeName: String { self == .nat ? "istio-ambient-nat" : self == .mangle ? "istio-ambient-mangle" : "istio-ambient-raw" }
+    /// The nft table's own name: the layout's, without the family the reader puts in front.
+    var nativeName: String {
+        let layout = IstioLayout.ambientNftables
+        let name = self == .nat ? layout.nat : self == .mangle ? layout.mangle : layout.raw
+        return String(name.rawValue.dropFirst("inet ".count))
+    }
 
     /// The base chains' hooks as the agent declares them: the iptables tables' priorities, and mangle output as
     /// a `route` chain so a changed mark re-routes the packet.

@@ -93,7 +93,7 @@ public struct IstioDataPlane: Hashable, Sendable {
         // Native nftables mode's `inet istio-proxy-*` tables hook into both families, but Istio configured IPv6
         // only when they name IPv6 addresses (`ip6 daddr ::1/128`).
         let nativeIPv6 = ruleset.nativeTables.contains { t in
-            (t.name.hasPrefix("istio-proxy-") || t.name.hasPrefix("istio-ambient-")) && t.chains.contains { c in c.rules.contains { r in r.statements.contains { s in
+            IstioLayout.isNativeIstioTable(TableName("inet " + t.name)) && t.chains.contains { c in c.rules.contains { r in r.statements.contains { s in
                 if case .match(let m) = s, case .payload(.field(protocol: "ip6", _)) = m.left { true } else { false }
             } } }
         }
@@ -103,7 +103,7 @@ public struct IstioDataPlane: Hashable, Sendable {
             }
         }
         let has = { (name: ChainName) in ruleset.tables.contains { $0.nativeFamily == nil && $0.chain(name) != nil } }
-        let nativeSidecar = ruleset.tables.contains { $0.name.rawValue.hasPrefix("inet istio-proxy-") }
+        let nativeSidecar = ruleset.tables.contains { IstioLayout.isNativeSidecarTable($0.name) }
         let nativeAmbient = ruleset.tables.contains { IstioLayout.isNativeAmbientTable($0.name) }
         // ISTIO_PRERT is ambient's alone; ISTIO_INBOUND and the redirect chains the sidecar's alone.
         let iptablesAmbient = has(.istioPrerouting)
@@ -170,11 +170,19 @@ public struct IstioLayout: Hashable, Sendable {
         return out.replacing(try! Regex("ISTIO_[A-Z_]+")) { m in chain(ChainName(String(m.output[0].substring ?? ""))).rawValue }
     }
 
+    /// How the reader names Istio's native tables (`inet istio-proxy-nat`, `inet istio-ambient-raw`, ...).
+    static let nativeSidecarPrefix = "inet istio-proxy-"
+    static let nativeAmbientPrefix = "inet istio-ambient-"
+
     /// `inet istio-proxy-nat`, `-mangle`, `-raw` (sidecar) and `inet istio-ambient-nat`, `-mangle`, `-raw` (ambient).
-    public static func isNativeIstioTable(_ table: TableName) -> Bool {
-        table.rawValue.hasPrefix("inet istio-proxy-") || isNativeAmbientTable(table)
+    public static func isNativeIstioTable(_ table: TableName) -> Bool { isNativeSidecarTable(table) || isNativeAmbientTable(table) }
+    public static func isNativeSidecarTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix(nativeSidecarPrefix) }
+    public static func isNativeAmbientTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix(nativeAmbientPrefix) }
+
+    /// Whether a table holds ambient's in-pod rules: `ISTIO_PRERT` (no sidecar writes it) or an `istio-ambient-*` table.
+    public static func holdsAmbientRules(_ table: Table) -> Bool {
+        table.chain(.istioPrerouting) != nil || isNativeAmbientTable(table.name)
     }
-    public static func isNativeAmbientTable(_ table: TableName) -> Bool { table.rawValue.hasPrefix("inet istio-ambient-") }
 
     /// The layout a ruleset's Istio rules use: native when it holds Istio's native nftables tables and no
     /// `ISTIO_*` chain (ambient's when its tables are the `istio-ambient-*` ones).
@@ -182,8 +190,7 @@ public struct IstioLayout: Hashable, Sendable {
         let native = tables.contains { isNativeIstioTable($0.name) }
         let iptables = tables.contains { $0.nativeFamily == nil && $0.hasIstioChains }
         guard native, !iptables else { return .iptables }
-        let sidecar = tables.contains { $0.name.rawValue.hasPrefix("inet istio-proxy-") }
-        return sidecar ? .nativeNftables : .ambientNftables
+        return tables.contains(where: { isNativeSidecarTable($0.name) }) ? .nativeNftables : .ambientNftables
     }
 
     /// The layout of a configuration's own rules.

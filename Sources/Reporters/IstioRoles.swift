@@ -11,7 +11,7 @@ public enum IstioRoles {
     /// The role of `rule` at `position` in `table`, or nil when it plays no recognisable part in Istio's capture.
     public static func annotate(table: Table, position: RulePosition, rule: Rule) -> String? {
         let facts = RuleFacts(rule)
-        if isAmbient(table) { return ambientRole(chain: position.chain, rule: rule, facts: facts) }
+        if IstioLayout.holdsAmbientRules(table) { return ambientRole(chain: position.chain, rule: rule, facts: facts) }
         let chain = position.chain
         let inIstioChain = IstioNames.isIstioChain(chain)
         // Hook-level rules only count as Istio's when the table carries Istio's chains (1.14 put its DNS rules in
@@ -59,10 +59,6 @@ public enum IstioRoles {
         }
     }
 
-    /// A table holding istio-cni's in-pod rules for ambient (ISTIO_PRERT exists only there).
-    static func isAmbient(_ table: Table) -> Bool {
-        table.chain(.istioPrerouting) != nil || IstioLayout.isNativeAmbientTable(table.name)
-    }
 
     /// Ambient's in-pod rules (docs/capture-model.md §11): ztunnel's ports and marks, not Envoy's.
     static func ambientRole(chain: ChainName, rule: Rule, facts: RuleFacts) -> String? {
@@ -85,8 +81,14 @@ public enum IstioRoles {
             if let i = facts.inInterface, !i.inverted { return "virtual interface \(i.text) handled" }
             return nil
         case .accept:
-            if let s = rule.source, !s.inverted, s.mask.prefixLength == s.address.family.addressBits { return "kubelet probes (host-probe SNAT \(s.address)) bypass ztunnel" }
-            if let d = rule.destination, !d.inverted, d.mask.prefixLength == d.address.family.addressBits { return "probe answers (to \(d.address)) bypass ztunnel" }
+            // The node agent's probe address is a setting; only its defaults are known to be it.
+            let probes = [AmbientNames.defaultProbeSNATIPv4, AmbientNames.defaultProbeSNATIPv6].compactMap(IPAddress.init)
+            if let s = rule.source, !s.inverted, s.mask.prefixLength == s.address.family.addressBits {
+                return probes.contains(s.address) ? "kubelet probes (host-probe SNAT \(s.address)) bypass ztunnel" : "from \(s.address) bypasses ztunnel (the host-probe SNAT address?)"
+            }
+            if let d = rule.destination, !d.inverted, d.mask.prefixLength == d.address.family.addressBits {
+                return probes.contains(d.address) ? "probe answers (to \(d.address)) bypass ztunnel" : "to \(d.address) bypasses ztunnel (the host-probe SNAT address?)"
+            }
             if replyMark, !facts.markInverted { return "replies on ztunnel-delivered connections (mark 0x111) untouched" }
             if facts.outLoopback { return "to the pod's own addresses over lo untouched" }
             return nil

@@ -63,5 +63,11 @@ struct AmbientTraceTests {
         #expect(outcome(0x10539)?.summary == "1.2.3.4:443 directly — not through ztunnel", "the mask ignores the upper bits")
         #expect(outcome(inbound: true, port: 8080, dst: "10.0.0.1")?.summary == "ztunnel's inbound plaintext listener 15006")
         #expect(outcome(inbound: true, port: 15008, dst: "10.0.0.1")?.action == "ACCEPT")
+        // A reply on a ztunnel-delivered connection: nat sees only first packets; mangle gives it mark 0x111.
+        let reply = tracer.trace(PacketQuery(direction: .outbound, family: .ipv4, protocolNumber: ProtocolMatch.tcp,
+                                             destination: IPAddress("10.9.9.9")!, destinationPort: 40000, connmark: 0x111, state: .established))
+        #expect(reply.outcomes.count == 1)
+        #expect(reply.outcomes.first?.path.contains { $0.table == .mangle && $0.chain == .istioOutput && $0.ruleNumber == 1 } == true)
+        #expect(reply.outcomes.first?.path.contains { $0.table == .nat } == false, "nat is skipped for ESTABLISHED")
     }
 }

@@ -70,6 +70,10 @@ enum AmbientOutbound: FamilyObligation {
                 $0.replacingLine("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
                                  with: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15002")
             },
+            ExampleRules.example("mark exemption under a mask narrower than 0xfff", ExampleRules.ambientPod, .fails(.missingRedirect, .error)) {
+                $0.replacingLine("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
+                                 with: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0x539 -j REDIRECT --to-ports 15001")
+            },
             ExampleRules.example("foreign ACCEPT first in nat OUTPUT", ExampleRules.ambientPod, .fails(.foreignRule, .error)) {
                 $0.inTable("nat") { $0.inserting("-A OUTPUT -p tcp -j ACCEPT", before: "-A OUTPUT -j ISTIO_OUTPUT") }
             },
@@ -108,6 +112,10 @@ enum AmbientZtunnelExempt: FamilyObligation {
             ExampleRules.example("mark exemption with the full mask", ExampleRules.ambientPod, .fails(.ownerMatchGap, .error)) {
                 $0.replacingLine("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
                                  with: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539 -j REDIRECT --to-ports 15001")
+            },
+            ExampleRules.example("mark exemption under 0xffff", ExampleRules.ambientPod, .fails(.ownerMatchGap, .error)) {
+                $0.replacingLine("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
+                                 with: "-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xffff -j REDIRECT --to-ports 15001")
             },
         ])
 
@@ -193,7 +201,13 @@ enum AmbientHBONE: FamilyObligation {
         kinds: [.unexpectedCapture, .foreignRule],
         examples: [
             ExampleRules.example("ambient pod", ExampleRules.ambientPod, .passes),
-            ExampleRules.example("REDIRECT to 15006 above the 15008 exception", ExampleRules.ambientPod, .fails(.unexpectedCapture, .error)) {
+            ExampleRules.example("a catch-all REDIRECT to 15006 above the one exempting 15008", ExampleRules.ambientPod, .fails(.unexpectedCapture, .error)) {
+                $0.inTable("nat") {
+                    $0.inserting("-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006",
+                                 before: "-A ISTIO_PRERT ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006")
+                }
+            },
+            ExampleRules.example("the 15008 exception dropped from the 15006 REDIRECT", ExampleRules.ambientPod, .fails(.unexpectedCapture, .error)) {
                 $0.replacing("-p tcp -m tcp ! --dport 15008 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006",
                              with: "-p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15006")
             },

@@ -166,10 +166,25 @@ struct FamilyContext {
         hints.marks = [0, config.tproxyMark, IstioNames.selfCallMark]
         hints.protocols = [ProtocolMatch.tcp, ProtocolMatch.udp]
         if let ambient = config.ambient {
-            // ztunnel's marks, alone and under another component's bits, so a mask that is too wide shows.
+            // ztunnel's marks, alone and under another component's bits, so a mask that is too wide shows; and for
+            // every mask a rule tests, one bit it tests above 0xfff and one it ignores below, so a mask too wide
+            // (0xffff) or too narrow (0x539) shows on a packet it misjudges.
             let other: UInt32 = 0x10000
             hints.marks += [AmbientNames.ztunnelMark, AmbientNames.ztunnelMark | other, AmbientNames.replyMark,
                             AmbientNames.replyMark | other, other]
+            let masks = Set(tables.flatMap { t in t.chains.flatMap { c in c.rules.flatMap { r in r.matches.compactMap { m -> UInt32? in
+                switch m {
+                case .mark(let mm), .connmark(let mm): mm.mask
+                default: nil
+                }
+            } } } })
+            for mask in masks {
+                for v in [AmbientNames.ztunnelMark, AmbientNames.replyMark] {
+                    let above = mask & ~AmbientNames.markMask, below = ~mask & AmbientNames.markMask
+                    if above != 0 { hints.marks.append(v | (above & (~above &+ 1))) }
+                    if below != 0 { hints.marks.append(v ^ (below & (~below &+ 1))) }
+                }
+            }
             hints.addresses += [ambient.probeSNATIPv4, ambient.probeSNATIPv6].compactMap { IPAddress($0) }.filter { $0.family == family }
                 .map { AddressMatch(address: $0, prefixLength: family.addressBits) }
             hints.interfaces += ambient.virtualInterfaces

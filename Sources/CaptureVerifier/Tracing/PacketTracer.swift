@@ -14,7 +14,7 @@ public struct PacketTracer: Sendable {
     public init(family: Family, tables: [Table]) {
         self.family = family
         self.tables = tables.filter { $0.family == family }
-        ambient = self.tables.contains { $0.chain(.istioPrerouting) != nil || IstioLayout.isNativeAmbientTable($0.name) }
+        ambient = self.tables.contains(where: IstioLayout.holdsAmbientRules)
     }
 
     /// Every outcome of a partially specified packet. `pipeline` overrides the query's (to replay a witness).
