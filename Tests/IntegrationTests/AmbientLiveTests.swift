@@ -59,6 +59,15 @@ struct AmbientLiveTests {
         #expect(report.ok)
         #expect(report.findings(ofKind: .ruleDrift).isEmpty)
         #expect(report.obligations.first { $0.id == "ambient-return-path" }?.proven.contains { $0.contains("lookup 100") } == true)
+        // `expect` is what was loaded: the live tables, rendered, are the expected ones (native: their normalized form).
+        for family in config.families {
+            let live = rules.tables.filter { $0.family == family && ($0.hasIstioChains || IstioLayout.isNativeAmbientTable($0.name)) }
+            let expected = load.backend == "nftables"
+                ? try ExpectedNftables.tables(for: config).flatMap { $0.normalized() }.filter { $0.family == family }
+                : ExpectedRules.tables(for: config, family: family)
+            #expect(live.sorted { $0.name < $1.name }.map { SaveSyntax.render($0.withoutCounters) }
+                    == expected.sorted { $0.name < $1.name }.map { SaveSyntax.render($0) }, "\(family)")
+        }
     }
 
     /// Without the node agent's ip rule or table-100 route, replies on ztunnel-delivered connections leave the pod:
