@@ -262,12 +262,15 @@ extension ChainName {
         #expect(plain.ambient == AmbientSettings())
         #expect(plain.ambient?.redirectDNS(IstioVersion(1, 26)) == true)
         #expect(plain.ambient?.redirectDNS(IstioVersion(1, 24)) == false, "1.24's chart leaves DNS capture off")
-        // An unknown dns-capture value is ignored as istio-cni ignores it; a malformed bypass flag is an error.
-        let odd = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/dns-capture": "maybe"])).captureConfiguration()
+        // Values istio-cni cannot parse (Go's ParseBool) it ignores, annotation absent; "1" and "True" parse.
+        let odd = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/dns-capture": "maybe",
+                                                  "ambient.istio.io/bypass-inbound-capture": "yes"])).captureConfiguration()
         #expect(odd.ambient?.podDNSCapture == nil)
-        #expect(throws: IstioCaptureError.self) {
-            try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/bypass-inbound-capture": "yes"])).captureConfiguration()
-        }
+        #expect(odd.ambient?.bypassInboundCapture == false)
+        let parsed = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "ambient.istio.io/dns-capture": "0",
+                                                     "ambient.istio.io/bypass-inbound-capture": "1"])).captureConfiguration()
+        #expect(parsed.ambient?.podDNSCapture == false)
+        #expect(parsed.ambient?.bypassInboundCapture == true)
         let sidecar = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "sidecar.istio.io/status": "{}"], sidecar: true)).captureConfiguration()
         #expect(sidecar.ambient == nil)
     }
