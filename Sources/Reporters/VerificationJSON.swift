@@ -21,6 +21,7 @@ public enum VerificationJSON {
         var findings: [FindingDoc]
         var obligations: [ObligationDoc]
         var proven: [String]
+        var assumptions: [String]
 
         init(_ r: VerificationReport, ruleset: Ruleset, source: String) {
             ok = r.ok
@@ -38,6 +39,7 @@ public enum VerificationJSON {
             findings = r.findings.map(FindingDoc.init)
             obligations = r.obligations.map(ObligationDoc.init)
             proven = r.proven
+            assumptions = r.assumptions
         }
     }
 
@@ -127,6 +129,7 @@ public enum VerificationJSON {
         var findings: Int
         var proven: [String]
         var notes: [String]
+        var assuming: [String]
         init(_ o: ObligationResult) {
             id = o.id.rawValue
             title = o.title
@@ -135,6 +138,7 @@ public enum VerificationJSON {
             findings = o.findings.count
             proven = o.proven
             notes = o.notes
+            assuming = o.assuming
         }
     }
 }

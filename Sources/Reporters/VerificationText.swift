@@ -48,10 +48,17 @@ public enum VerificationText {
         let errors = report.findings.filter { $0.severity == .error }.count
         let warnings = report.findings.filter { $0.severity == .warning }.count
         if report.ok {
-            out.append(style.ok("Capture proven") + " for \(report.families.map(\.rawValue).joined(separator: " and ")): "
-                + "\(passed) obligations hold, \(skipped) not applicable"
+            let assumed = report.obligations.filter { !$0.assuming.isEmpty }.count
+            let families = report.families.map(\.rawValue).joined(separator: " and ")
+            let headline = report.assumptions.isEmpty ? "Capture proven"
+                : "Capture proven for \(families), assuming " + report.assumptions.joined(separator: " and ")
+            out.append(style.ok(headline) + (report.assumptions.isEmpty ? " for \(families)" : "") + ": "
+                + "\(passed) obligations hold" + (assumed > 0 ? " (\(assumed) only under that assumption)" : "")
+                + ", \(skipped) not applicable"
                 + (warnings > 0 ? ", \(warnings) warning\(warnings == 1 ? "" : "s")" : "") + ".")
-            for p in report.proven { out.append("  ✓ " + p) }
+            for o in report.obligations where o.status == .passed {
+                for p in o.proven { out.append((o.assuming.isEmpty ? "  ✓ " : "  ? ") + p + (o.assuming.isEmpty ? "" : " (assuming " + o.assuming.joined(separator: " and ") + ")")) }
+            }
         } else {
             out.append(style.paint("Capture NOT proven", "1;31") + ": \(errors) error\(errors == 1 ? "" : "s"), "
                 + "\(warnings) warning\(warnings == 1 ? "" : "s"); obligations: \(passed) hold, \(failed) fail, \(skipped) not applicable.")

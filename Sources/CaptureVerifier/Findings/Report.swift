@@ -77,6 +77,9 @@ public struct ObligationResult: Sendable, Codable, Hashable {
     public var proven: [String]
     /// Why it does not apply, or what it could not check.
     public var notes: [String]
+    /// A passing obligation that holds only if matches iptaudit cannot evaluate go the way given here (the
+    /// other way is one of its warnings): proven under an assumption, not outright.
+    public var assuming: [String] = []
 }
 
 /// Everything `iptaudit verify` found, as a value: reporters render it, the exit code follows `ok`.
@@ -91,6 +94,9 @@ public struct VerificationReport: Sendable, Codable, Hashable {
     public var ok: Bool
     /// What was proven, over all passing obligations.
     public var proven: [String]
+    /// What the proof assumes about matches iptaudit cannot evaluate (`-m bpf`, `-m set`, ...), over all
+    /// passing obligations; empty when it assumes nothing.
+    public var assumptions: [String] = []
 
     public func findings(ofKind kind: FindingKind) -> [Finding] { findings.filter { $0.kind == kind } }
     public var errors: [Finding] { findings.filter { $0.severity == .error } }

@@ -160,9 +160,20 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
         } else {
             status = .passed
         }
+        // A pass whose other branch (an unevaluable match going the other way) is a warning holds only under the
+        // opposite assumption: say so instead of claiming it outright.
+        var assuming: [String] = []
+        if status == .passed {
+            for f in out.findings where f.severity == .warning {
+                for a in f.witness?.assumptions ?? [] {
+                    let text = "\(a.table) \(a.position) (\(a.what.joined(separator: ", "))) \(a.matched ? "does not match" : "matches")"
+                    if !assuming.contains(text) { assuming.append(text) }
+                }
+            }
+        }
         results.append(ObligationResult(id: d.id, title: d.title, invariant: d.invariant, status: status,
                                         findings: out.findings, proven: status == .passed ? out.proven : [],
-                                        notes: (out.notApplicable.map { [$0] } ?? []) + out.notes))
+                                        notes: (out.notApplicable.map { [$0] } ?? []) + out.notes, assuming: assuming))
     }
     if configuration.nativeNftables {
         // The obligations word their findings with iptables' names; a native-mode report uses nft's.
@@ -214,5 +225,6 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
         obligations: results,
         findings: findings,
         ok: !findings.contains { $0.severity == .error },
-        proven: results.filter { $0.status == .passed }.flatMap(\.proven))
+        proven: results.filter { $0.status == .passed }.flatMap(\.proven),
+        assumptions: results.flatMap(\.assuming).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } })
 }
