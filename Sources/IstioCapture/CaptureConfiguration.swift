@@ -119,6 +119,9 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     public var nativeNftables: Bool = false
     /// Env `ISTIO_META_DNS_CONNTRACK_ZONE`: 1.10 adds the DNS conntrack-zone rules only when it is true.
     public var legacyDNSConntrackZones: Bool = false
+    /// The pod's other containers and the identities they run as (from the manifest): one that runs as a proxy
+    /// UID or GID has all its traffic exempt from capture, like the proxy's own.
+    public var workloads: [WorkloadIdentity] = []
     /// Set when the pod is in ambient mode: istio-cni's node agent installs in-pod rules for ztunnel instead of
     /// istio-iptables' sidecar rules, and the sidecar knobs above do not apply (except the version, `ipv6Enabled`
     /// and `nativeNftables`, which say the same for both).
@@ -149,5 +152,22 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
         guard redirectDNS else { return false }
         if captureAllDNS { return true }
         return !(family == .ipv4 ? dnsServersIPv4 : dnsServersIPv6).isEmpty
+    }
+}
+
+/// A container of the pod besides Istio's own, with the identity the kernel's owner match will see for its
+/// sockets: its securityContext's, else the pod's; nil where neither says (the image's USER decides, which the
+/// manifest does not show).
+public struct WorkloadIdentity: Hashable, Sendable, Codable {
+    public var container: String
+    /// An init container: it runs before the proxy and exits.
+    public var isInit: Bool
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public init(container: String, isInit: Bool, uid: UInt32?, gid: UInt32?) {
+        self.container = container
+        self.isInit = isInit
+        self.uid = uid
+        self.gid = gid
     }
 }

@@ -182,6 +182,17 @@ public struct PodManifest: Hashable, Sendable {
         return IstioVersion(String(lastComponent[lastComponent.index(after: colon)...]))
     }
 
+    /// Every container but Istio's own (istio-proxy, istio-init, istio-validation), with its effective identity.
+    public var workloads: [WorkloadIdentity] {
+        let istio: Set<String> = ["istio-proxy", "istio-init", "istio-validation"]
+        return initContainers.filter { !istio.contains($0.name) }.map { identity($0, isInit: true) }
+            + containers.filter { !istio.contains($0.name) }.map { identity($0, isInit: false) }
+    }
+
+    private func identity(_ c: Container, isInit: Bool) -> WorkloadIdentity {
+        WorkloadIdentity(container: c.name, isInit: isInit, uid: c.runAsUser ?? podRunAsUser, gid: c.runAsGroup ?? podRunAsGroup)
+    }
+
     /// The identity the proxy really runs as: its container's securityContext, else the pod's.
     public var proxyRunAsUser: UInt32? { proxyContainer?.runAsUser ?? podRunAsUser }
     public var proxyRunAsGroup: UInt32? { proxyContainer?.runAsGroup ?? podRunAsGroup }
@@ -212,6 +223,7 @@ public struct PodManifest: Hashable, Sendable {
         }
         config.proxyRunAsUser = proxyRunAsUser
         config.proxyRunAsGroup = proxyRunAsGroup
+        config.workloads = workloads
         let servers = dnsServers.isEmpty ? explicitNameservers : dnsServers
         if !servers.isEmpty, config.redirectDNS, !config.captureAllDNS {
             config.dnsServersIPv4 = servers.filter { IPAddress($0)?.family == .ipv4 }

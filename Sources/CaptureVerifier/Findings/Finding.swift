@@ -44,6 +44,8 @@ public struct FindingKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     /// Replies on connections ambient's ztunnel delivered into the pod are not marked (connmark 0x111 set and
     /// restored) or not routed back to it (`ip rule fwmark 0x111/0xfff lookup 100`, table 100's local route).
     public static let returnPath: FindingKind = "return-path"
+    /// A container other than the proxy runs as a proxy UID or GID: the owner rules exempt its traffic.
+    public static let sharedIdentity: FindingKind = "shared-identity"
     /// The pod holds the rules of two data planes (sidecar and ambient) at once.
     public static let modeConflict: FindingKind = "mode-conflict"
     /// The rules differ from what istio-iptables installs for this configuration without changing any verdict.
@@ -51,7 +53,7 @@ public struct FindingKind: RawRepresentable, Hashable, Sendable, Codable, Compar
 
     public static let all: [FindingKind] = [
         .missingRedirect, .wrongPort, .ownerMatchGap, .exclusionLeak, .unexpectedCapture, .dnsCapture, .tproxy,
-        .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .returnPath, .modeConflict, .ruleDrift,
+        .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .returnPath, .modeConflict, .sharedIdentity, .ruleDrift,
     ]
 }
 

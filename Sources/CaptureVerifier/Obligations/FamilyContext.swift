@@ -162,6 +162,7 @@ struct FamilyContext {
             + config.inboundPortsInclude.items + config.inboundPortsExclude
         hints.ids = config.proxyUIDs + config.proxyGIDs + [1000] + excluded + (included ?? [])
             + [config.proxyRunAsUser, config.proxyRunAsGroup].compactMap { $0 }
+            + config.workloads.flatMap { [$0.uid, $0.gid].compactMap { $0 } }
         hints.interfaces = ["lo", "eth0"] + config.excludeInterfaces + config.rerouteVirtualInterfaces
         hints.marks = [0, config.tproxyMark, IstioNames.selfCallMark]
         hints.protocols = [ProtocolMatch.tcp, ProtocolMatch.udp]
