@@ -197,3 +197,33 @@ extension VerifyCLITests {
         #expect(clean["assumptions"] as? [String] == [])
     }
 }
+
+extension VerifyCLITests {
+    /// Issue 9 item 3: the injector's own guarantees are judged on the rules even when they match the
+    /// configuration exactly: `-b '*' -d 8080` captures kubelet's probes to 15021 (a warning), and an `-i` include
+    /// list next to a catch-all jump captures traffic meant to bypass Envoy (an error). Through `--input` and live.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func injectorGuaranteesAreJudged() throws {
+        let d8080 = "-p 15001 -z 15006 -u 1337 -m REDIRECT -i * -b * -d 8080"
+        let exact = try Binary.run(["expect", "--istio-args", d8080, "--family", "ipv4"])
+        try #require(exact.status == 0)
+        let include = "-p 15001 -z 15006 -u 1337 -m REDIRECT -i 10.0.0.0/8 -b * -d 15090,15021,15020"
+        let catchAll = try Binary.run(["expect", "--istio-args", include, "--family", "ipv4"]).stdout
+            .replacingOccurrences(of: "-A ISTIO_OUTPUT -d 10.0.0.0/8 -j ISTIO_REDIRECT", with: "-A ISTIO_OUTPUT -j ISTIO_REDIRECT")
+        #expect(catchAll.contains("-A ISTIO_OUTPUT -j ISTIO_REDIRECT"))
+        for (args, rules, status, severity) in [(d8080, exact.stdout, Int32(0), "warning"), (include, catchAll, Int32(1), "error")] {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("inv-\(UUID().uuidString).save")
+            try rules.write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let ns = try TestNamespace()
+            try ns.mustRun(["iptables-legacy-restore"], stdin: rules)
+            for source in [["--input", file.path], ["--netns", ns.path, "--no-ipv6"]] {
+                let r = try Binary.run(["verify", "--istio-args", args, "--format", "json"] + source)
+                #expect(r.status == status, "\(args) \(source[0])")
+                let found = ((try Self.json(r)["findings"] as? [[String: Any]]) ?? []).filter { $0["obligation"] as? String == "configuration-invariants" }
+                #expect(found.map { $0["kind"] as? String } == ["unexpected-capture"], "\(args): \(found)")
+                #expect(found.first?["severity"] as? String == severity)
+            }
+        }
+    }
+}

@@ -70,3 +70,83 @@ enum WorkloadIdentities: FamilyObligation {
 extension FamilyContext {
     func list32(_ ids: [UInt32]) -> String { ids.map(String.init).joined(separator: ",") }
 }
+
+/// 26: what Istio's injector guarantees for every pod holds for this configuration too, however it was written
+/// (a custom template, hand-written `--istio-args`): Envoy's own status, health and metrics ports are never
+/// captured inbound (kubelet's probes and Prometheus' scrapes would go through the inbound listener), traffic
+/// outside an `-i` include list is not captured, and DNS capture has nameservers to capture. Each is judged on the
+/// rules, so a configuration that breaks one is a finding even when the rules match it exactly.
+enum ConfigurationInvariants: FamilyObligation {
+    static let description = ObligationDescription(
+        id: "configuration-invariants", title: "The configuration keeps the injector's own guarantees", invariant: 26,
+        quantifiesOver: ["inbound TCP to Envoy's ports 15020, 15021, 15090 (with inbound capture)",
+                         "application TCP to a destination outside an -i include list (and not to a -q port)",
+                         "DNS capture configured with no nameserver and no capture-all (1.26+)"],
+        kinds: [.unexpectedCapture, .dnsCapture],
+        examples: [
+            ExampleRules.example("the injector's defaults", ExampleRules.pod, .passes),
+            ExampleRules.example("-d 8080 alone: probes to 15021 captured", onlyExcluding8080, .fails(.unexpectedCapture, .warning)),
+            ExampleRules.example("-i 10.0.0.0/8 with the catch-all jump still there", including10, .fails(.unexpectedCapture, .error)) {
+                $0.replacingLine("-A ISTIO_OUTPUT -d 10.0.0.0/8 -j ISTIO_REDIRECT", with: "-A ISTIO_OUTPUT -j ISTIO_REDIRECT")
+            },
+        ])
+
+    static var onlyExcluding8080: CaptureConfiguration {
+        var c = ExampleRules.pod
+        c.inboundPortsExclude = [8080]
+        return c
+    }
+
+    static var including10: CaptureConfiguration {
+        var c = ExampleRules.pod
+        c.outboundIPRangesInclude = .some(["10.0.0.0/8"])
+        return c
+    }
+
+    static func check(_ ctx: FamilyContext) -> CheckOutput {
+        var out = CheckOutput()
+        let c = ctx.config
+        // (a) Envoy's own ports.
+        let envoyPorts = [IstioPort.status, .health, .metrics].map(\.rawValue)
+        if !c.inboundPortsInclude.isEmpty {
+            let cls = ctx.inboundNew.with(.l4Protocol, ctx.tcp).with(.destinationPort, ctx.ports(envoyPorts))
+                .without(.inInterface, ctx.into(c.excludeInterfaces + c.rerouteVirtualInterfaces))
+            out.findings += ctx.check(PacketSet([cls]), .inbound, obligation: description.id) { o in
+                guard let port = o.verdict.capturePort else { return nil }
+                // A warning: Envoy still answers through its inbound listener, but probes and scrapes then depend
+                // on the proxy's inbound path and its policy (an mTLS STRICT policy rejects the kubelet's plaintext).
+                return Violation(kind: .unexpectedCapture, severity: .warning,
+                                 problem: "is a kubelet probe or a metrics scrape to one of Envoy's own ports but is captured (port \(port)): "
+                                    + "the configuration does not exclude 15020, 15021 and 15090 inbound, which the injector always does",
+                                 fix: "Exclude them (-d 15090,15021,15020, as the injector passes; traffic.sidecar.istio.io/excludeInboundPorts "
+                                    + "adds to that list, it does not replace it), then re-create the pod.")
+            }
+            out.proven.append("inbound TCP to \(ctx.list(envoyPorts)) is not captured")
+        }
+        // (b) Outside the include list.
+        if let include = ctx.includeCIDRs {
+            let cls = ctx.capturedGroups(ctx.application(ctx.localNew)).with(.l4Protocol, ctx.tcp)
+                .without(.outInterface, ctx.out(ctx.lo + c.excludeInterfaces))
+                .without(.destination, ctx.destinations(include + [ctx.loopback]))
+                .without(.destinationPort, ctx.ports(c.outboundPortsInclude + [53]))
+            out.findings += ctx.check(PacketSet([cls]), .localOutput, obligation: description.id) { o in
+                guard let port = o.verdict.capturePort else { return nil }
+                return Violation(kind: .unexpectedCapture, severity: .error,
+                                 problem: "goes to a destination outside the include list (-i \(include.isEmpty ? "''" : ctx.list(include))) but is captured (port \(port)): "
+                                    + "traffic meant to bypass Envoy goes through it",
+                                 fix: "With an include list ISTIO_OUTPUT jumps to ISTIO_REDIRECT only for the listed ranges; remove the catch-all jump. " + Fix.reinstall)
+            }
+            out.proven.append("TCP outside \(include.isEmpty ? "an empty include list" : ctx.list(include)) is not captured")
+        }
+        // (c) DNS capture with nothing to capture.
+        if c.redirectDNS, !c.captureAllDNS, !c.dnsServersUnknown, c.dnsServersIPv4.isEmpty, c.dnsServersIPv6.isEmpty, ctx.atLeast(26), ctx.family == .ipv4 {
+            out.findings.append(ctx.structural(.dnsCapture, .warning, table: nil, chain: nil,
+                message: "DNS capture is configured (--redirect-dns) but the pod has no nameserver and capture-all is off: istio-iptables "
+                    + "\(ctx.version) then installs no DNS rule, and the agent's DNS proxy gets nothing.",
+                fix: "Check the pod's resolv.conf (dnsPolicy, dnsConfig), or capture all port-53 traffic (--capture-all-dns, as istio-cni does).",
+                obligation: description.id))
+        }
+        if out.proven.isEmpty, out.findings.isEmpty { return .notApplicable("inbound capture is off, outbound includes everything and DNS capture has what it needs") }
+        return out
+    }
+}
