@@ -8,7 +8,25 @@ public enum TraceText {
         var out: [String] = []
         let q = result.query
         out.append(style.bold("iptaudit trace") + " — \(TraceText.describe(q)) — \(source)")
-        out.append("  path: \(result.pipeline)")
+        // The hooks each outcome really passes (a packet out eth0 never comes back in on lo), not every hook the
+        // query could reach.
+        var walks: [(String, [Int])] = []
+        for (i, o) in result.outcomes.enumerated() {
+            let walk = o.steps.compactMap { s -> String? in
+                switch s.kind {
+                case .enter, .skipped: "\(s.table) \(s.chain)"
+                case .loopback: "lo"
+                default: nil
+                }
+            }.joined(separator: " → ")
+            if let k = walks.firstIndex(where: { $0.0 == walk }) { walks[k].1.append(i + 1) } else { walks.append((walk, [i + 1])) }
+        }
+        if walks.count > 1 {
+            out.append("  paths: " + walks.map { "\($0.0) (outcome\($0.1.count == 1 ? "" : "s") \($0.1.map(String.init).joined(separator: ", ")))" }
+                .joined(separator: "; "))
+        } else {
+            out.append("  path: \(walks.first?.0 ?? result.pipeline.description)")
+        }
         let unknown = TraceText.unknownFields(q)
         if !unknown.isEmpty { out.append("  unknown: \(unknown.joined(separator: ", ")) — every outcome they allow is shown") }
         out.append("")

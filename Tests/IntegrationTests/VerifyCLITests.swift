@@ -227,3 +227,19 @@ extension VerifyCLITests {
         }
     }
 }
+
+extension VerifyCLITests {
+    /// Issue 9 item 7: trace's header names the hooks the packet really takes: a packet out eth0 never comes back
+    /// in on lo; when outcomes take different hooks, each walk is named with its outcomes.
+    @Test func traceHeaderNamesTheHooksTaken() throws {
+        let healthy = Fixtures.repositoryPath("examples/healthy.save")
+        let out = try Binary.run(["trace", "out", "tcp", "10.0.0.1:9080", "--uid", "1000", "--input", healthy])
+        #expect(out.stdout.split(separator: "\n").dropFirst().first == "  path: raw OUTPUT → mangle OUTPUT → nat OUTPUT")
+        let both = try Binary.run(["trace", "out", "tcp", "10.0.0.1:9080", "--uid", "1337", "--oif", "lo", "--input", healthy])
+        let header = String(both.stdout.split(separator: "\n").dropFirst().first ?? "")
+        #expect(header.hasPrefix("  paths: "))
+        #expect(header.contains("nat OUTPUT → lo → raw PREROUTING"))
+        let inbound = try Binary.run(["trace", "in", "tcp", "10.0.0.1:8080", "--from", "10.9.9.9", "--iif", "eth0", "--input", healthy])
+        #expect(inbound.stdout.split(separator: "\n").dropFirst().first == "  path: raw PREROUTING → mangle PREROUTING → nat PREROUTING")
+    }
+}
