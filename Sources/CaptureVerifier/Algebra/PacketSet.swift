@@ -148,33 +148,96 @@ struct PacketSet: Hashable, Sendable {
         guard boxes.count > 1, let fieldCount = boxes.first?.fields.count else { return self }
         var list = boxes
         var prints = list.map(Fingerprint.init)
+        var groups = FingerprintGroups(capacity: list.count)
+        var next = [Int](repeating: -1, count: list.count)
+        var removed = [Bool](repeating: false, count: list.count)
         var changed = true
         while changed, list.count > 1 {
             changed = false
             for f in 0..<fieldCount {
-                var groups: [UInt64: [Int]] = [:]
-                var removed = Set<Int>()
+                groups.reset(capacity: list.count)
+                if next.count < list.count { next = [Int](repeating: -1, count: list.count) }
+                var anyRemoved = false
                 for i in list.indices {
+                    next[i] = -1
+                    removed[i] = false
                     let key = prints[i].without(f)
-                    if let candidates = groups[key],
-                       let j = candidates.first(where: { list[$0].equal(list[i], except: f) }) {
+                    // Candidates with the same fingerprint, in the order they were added: the first equal one
+                    // takes this box in.
+                    var j = groups.first(key)
+                    var last = -1
+                    while j >= 0, !list[j].equal(list[i], except: f) {
+                        last = j
+                        j = next[j]
+                    }
+                    if j >= 0 {
                         list[j].fields[f] = list[j].fields[f] | list[i].fields[f]
                         prints[j].update(f, list[j].fields[f])
-                        removed.insert(i)
+                        removed[i] = true
+                        anyRemoved = true
                         changed = true
+                    } else if last >= 0 {
+                        next[last] = i
                     } else {
-                        groups[key, default: []].append(i)
+                        groups.insert(key, i)
                     }
                 }
-                if !removed.isEmpty {
-                    list = list.indices.filter { !removed.contains($0) }.map { list[$0] }
-                    prints = prints.indices.filter { !removed.contains($0) }.map { prints[$0] }
+                if anyRemoved {
+                    var k = 0
+                    for i in list.indices where !removed[i] {
+                        if k != i {
+                            list.swapAt(k, i)
+                            prints.swapAt(k, i)
+                        }
+                        k += 1
+                    }
+                    list.removeLast(list.count - k)
+                    prints.removeLast(prints.count - k)
                 }
             }
         }
         var r = PacketSet()
         r.boxes = list
         return r
+    }
+}
+
+/// Fingerprint → first box index, open addressing: `compacted` groups thousands of boxes per field pass, and a
+/// `Dictionary` of arrays spent most of its time hashing and allocating.
+struct FingerprintGroups {
+    private var keys: [UInt64] = []
+    private var heads: [Int] = []
+    private var mask = 0
+
+    init(capacity: Int) { reset(capacity: capacity) }
+
+    mutating func reset(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        if heads.count == size {
+            for i in heads.indices { heads[i] = -1 }
+        } else {
+            keys = [UInt64](repeating: 0, count: size)
+            heads = [Int](repeating: -1, count: size)
+        }
+        mask = size - 1
+    }
+
+    /// The first index added under the key, or -1.
+    func first(_ key: UInt64) -> Int {
+        var slot = Int(truncatingIfNeeded: key ^ (key >> 29)) & mask
+        while heads[slot] >= 0 {
+            if keys[slot] == key { return heads[slot] }
+            slot = (slot + 1) & mask
+        }
+        return -1
+    }
+
+    mutating func insert(_ key: UInt64, _ index: Int) {
+        var slot = Int(truncatingIfNeeded: key ^ (key >> 29)) & mask
+        while heads[slot] >= 0 { slot = (slot + 1) & mask }
+        keys[slot] = key
+        heads[slot] = index
     }
 }
 

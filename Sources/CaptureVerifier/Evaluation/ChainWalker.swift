@@ -49,9 +49,12 @@ struct CompiledRule: Sendable {
     var unknown: [String]
     /// The target as a step names an effect or NAT verdict ("DNAT --to-destination ..."), rendered once.
     var effect: String?
+    /// The rule's target, kept apart so the walk does not copy whole rules.
+    var target: Target
 
     init(_ rule: Rule, conditions: [Condition], family: Family) {
         self.conditions = conditions
+        target = rule.target
         unknown = conditions.compactMap(\.unevaluated)
         switch rule.target {
         case .dnat, .snat, .masquerade, .mark, .connmark, .ct, .log, .nflog:
@@ -323,7 +326,8 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         let chainIndexes = indexes[name] ?? [:]
         // The current chain's lookups, redone only when the walk changes chain (not three hash lookups per rule).
         var cachedName: ChainName?
-        var chain: Chain?
+        var chainExists = false
+        var chainIsBuiltin = false
         var compiledRules: [CompiledRule] = []
         var chainIndex: ChainIndex?
 
@@ -352,12 +356,14 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 }
                 if cachedName != f.chain {
                     cachedName = f.chain
-                    chain = chainsByName[f.chain]
+                    let chain = chainsByName[f.chain]
+                    chainExists = chain != nil
+                    chainIsBuiltin = chain?.isBuiltin ?? false
                     compiledRules = rulesByChain[f.chain] ?? []
                     chainIndex = chainIndexes[f.chain]
                 }
                 if f.index >= compiledRules.count {
-                    if chain?.isBuiltin ?? false, f.chain == hook || f.stack.isEmpty {
+                    if chainIsBuiltin, f.chain == hook || f.stack.isEmpty {
                         f.carry.path.append(TraceStep(table: name, chain: hook, action: .policy(hookPolicy)))
                         finish(f.packets, f.carry, .policy(hookPolicy))
                         break
@@ -366,9 +372,10 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     if !leave(&f) { break }
                     continue
                 }
-                guard let rule = chain?.rules[f.index] else { break }
+                guard chainExists else { break }
                 if let index = chainIndex, domain.indexStep(&f, &work, index: index, rules: compiledRules) { continue }
                 let cr = compiledRules[f.index]
+                let ruleTarget = cr.target
                 let number = f.index + 1
                 let position = RulePosition(chain: f.chain, number: number)
                 let (matched, rest) = domain.split(f.packets, by: cr, compactAt: &f.compactAt)
@@ -379,6 +386,13 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     }
                 }
 
+                if domain.isEmpty(matched) {
+                    // Nothing matched: the flow itself goes on at the next rule (no copy of it).
+                    guard !domain.isEmpty(rest) else { break }
+                    f.packets = rest
+                    f.index += 1
+                    continue
+                }
                 // What does not match goes on to the next rule.
                 var next = f
                 next.packets = rest
@@ -414,7 +428,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.carry.events.append((f.carry.path.count, .rule(table: name, chain: f.chain, number: number, matched: true, packet: p)))
                 }
                 let step = { (action: TraceStep.Action) in TraceStep(table: name, chain: f.chain, ruleNumber: number, action: action) }
-                switch rule.target {
+                switch ruleTarget {
                 case .continue:
                     f.index += 1
                 case .accept: f.carry.path.append(step(.verdict(.accept))); finish(f.packets, f.carry, .accept); break flowLoop
@@ -440,7 +454,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.carry.path.append(step(.return))
                     if !leave(&f) { break flowLoop }
                 case .jump(let target), .goto(let target):
-                    let isGoto: Bool = if case .goto = rule.target { true } else { false }
+                    let isGoto: Bool = if case .goto = ruleTarget { true } else { false }
                     guard chainsByName[target] != nil else {
                         f.carry.path.append(step(.danglingJump(target)))
                         f.index += 1
