@@ -124,7 +124,8 @@ struct PacketAlgebraTests {
         #expect(AtomSet(capacity: 70, full: true).count == 70)
     }
 
-    @Test("atom sets agree with a reference set in every representation", arguments: [5, 70, 300, 5000])
+    /// Capacities on both sides of the one-word form (≤ 64 atoms), the short lists and the bitsets.
+    @Test("atom sets agree with a reference set in every representation", arguments: [1, 5, 63, 64, 65, 70, 300, 5000])
     func atomSetsAgainstReference(_ capacity: Int) {
         var rng = SplitMix(state: UInt64(capacity))
         func random() -> (AtomSet, Set<Int>) {
@@ -148,6 +149,9 @@ struct PacketAlgebraTests {
             #expect(Set(a.subtracting(b).atoms) == ra.subtracting(rb))
             #expect(Set(a.complement.atoms) == Set(0..<capacity).subtracting(ra))
             #expect(a.count == ra.count)
+            #expect(a.atoms == ra.sorted())
+            #expect(a.isEmpty == ra.isEmpty)
+            #expect(a.isFull == (ra.count == capacity))
             #expect(a.first == ra.min())
             #expect(a.intersects(b) == !ra.isDisjoint(with: rb))
             #expect((a == b) == (ra == rb))
@@ -157,6 +161,9 @@ struct PacketAlgebraTests {
             // Built in different ways, the same set is the same value.
             #expect(a.complement.complement == a)
             #expect((a | a.complement).isFull && (a & a.complement).isEmpty)
+            #expect(AtomSet(capacity: capacity, dense: a.words) == a)
+            let lo = Int.random(in: 0..<capacity, using: &rng), hi = Int.random(in: lo..<capacity, using: &rng)
+            #expect(Set(AtomSet(capacity: capacity, range: lo...hi).atoms) == Set(lo...hi))
         }
     }
 

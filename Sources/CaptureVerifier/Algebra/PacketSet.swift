@@ -6,12 +6,12 @@ import NetfilterModel
 /// input (nil while unchanged); effects split boxes so the changed field is a function of the shadow,
 /// which keeps the box an exact product.
 struct PacketBox: Hashable, Sendable {
-    var fields: [AtomSet]
-    var shadows: [AtomSet?]
+    var fields: FieldSets
+    var shadows: ShadowSets
 
     init(fields: [AtomSet]) {
-        self.fields = fields
-        shadows = Array(repeating: nil, count: PacketField.shadowed.count)
+        self.fields = FieldSets(fields)
+        shadows = ShadowSets()
     }
 
     subscript(_ f: PacketField) -> AtomSet {
@@ -276,5 +276,85 @@ extension PacketBox {
         guard shadows == other.shadows else { return false }
         for i in fields.indices where i != f && fields[i] != other.fields[i] { return false }
         return true
+    }
+}
+
+/// A box's twelve field sets, stored inline: boxes are copied and split millions of times on large tables, and an
+/// array per box cost an allocation and twelve retains each time.
+struct FieldSets: RandomAccessCollection, MutableCollection, Hashable, Sendable {
+    private var s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11: AtomSet
+
+    init(_ sets: [AtomSet]) {
+        precondition(sets.count == PacketField.allCases.count, "one set per field")
+        (s0, s1, s2, s3, s4, s5) = (sets[0], sets[1], sets[2], sets[3], sets[4], sets[5])
+        (s6, s7, s8, s9, s10, s11) = (sets[6], sets[7], sets[8], sets[9], sets[10], sets[11])
+    }
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { 12 }
+
+    subscript(i: Int) -> AtomSet {
+        get {
+            switch i {
+            case 0: s0
+            case 1: s1
+            case 2: s2
+            case 3: s3
+            case 4: s4
+            case 5: s5
+            case 6: s6
+            case 7: s7
+            case 8: s8
+            case 9: s9
+            case 10: s10
+            default: s11
+            }
+        }
+        set {
+            switch i {
+            case 0: s0 = newValue
+            case 1: s1 = newValue
+            case 2: s2 = newValue
+            case 3: s3 = newValue
+            case 4: s4 = newValue
+            case 5: s5 = newValue
+            case 6: s6 = newValue
+            case 7: s7 = newValue
+            case 8: s8 = newValue
+            case 9: s9 = newValue
+            case 10: s10 = newValue
+            default: s11 = newValue
+            }
+        }
+    }
+}
+
+/// The input values of the fields effects can change (`PacketField.shadowed`), nil while unchanged; inline like
+/// `FieldSets`.
+struct ShadowSets: RandomAccessCollection, MutableCollection, Hashable, Sendable {
+    private var s0: AtomSet?, s1: AtomSet?, s2: AtomSet?, s3: AtomSet?
+
+    init() {}
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { 4 }
+
+    subscript(i: Int) -> AtomSet? {
+        get {
+            switch i {
+            case 0: s0
+            case 1: s1
+            case 2: s2
+            default: s3
+            }
+        }
+        set {
+            switch i {
+            case 0: s0 = newValue
+            case 1: s1 = newValue
+            case 2: s2 = newValue
+            default: s3 = newValue
+            }
+        }
     }
 }

@@ -51,6 +51,8 @@ struct CompiledRule: Sendable {
     var effect: String?
     /// The rule's target, kept apart so the walk does not copy whole rules.
     var target: Target
+    /// A jump or goto to a chain the table does not have (only possible in a dump), found once.
+    var dangling = false
 
     init(_ rule: Rule, conditions: [Condition], family: Family) {
         self.conditions = conditions
@@ -63,6 +65,13 @@ struct CompiledRule: Sendable {
             effect = nil
         }
     }
+}
+
+/// What the walk needs of one chain.
+struct WalkChain: Sendable {
+    var rules: [CompiledRule]
+    var index: ChainIndex?
+    var isBuiltin: Bool
 }
 
 /// How a walk follows a rule whose condition (or target) iptaudit cannot evaluate.
@@ -159,6 +168,8 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     let chains: [TableName: [ChainName: Chain]]
     let compiled: [TableName: [ChainName: [CompiledRule]]]
     let indexes: [TableName: [ChainName: ChainIndex]]
+    /// Per table, what the walk needs of each chain, so changing chain costs one lookup.
+    let walkChains: [TableName: [ChainName: WalkChain]]
     /// Per hook, the base chains of every table, in the order the kernel runs them.
     let hooks: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]]
     /// The type of each of those base chains by table and chain, worked out once (the walk asks at every stage
@@ -181,6 +192,16 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 byName[c.name] = c
                 rules[c.name] = c.rules.map { domain.compile($0, conditions: $0.conditions(family: domain.family, spelled: domain.records)) }
             }
+            for (name, list) in rules {
+                rules[name] = list.map { r in
+                    var r = r
+                    switch r.target {
+                    case .jump(let target), .goto(let target): r.dangling = byName[target] == nil
+                    default: break
+                    }
+                    return r
+                }
+            }
             chains[t.name] = byName
             compiled[t.name] = rules
             var tableIndexes: [ChainName: ChainIndex] = [:]
@@ -192,6 +213,11 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         self.chains = chains
         self.compiled = compiled
         self.indexes = indexes
+        walkChains = Dictionary(uniqueKeysWithValues: chains.map { table, byName in
+            (table, byName.mapValues { c in
+                WalkChain(rules: compiled[table]?[c.name] ?? [], index: indexes[table]?[c.name], isBuiltin: c.isBuiltin)
+            })
+        })
     }
 
     /// The base chains at each hook in the kernel's order: by priority. At equal priority the kernel runs the
@@ -306,7 +332,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
     func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry) -> [(Domain.Packets, WalkCarry)] {
         guard !domain.isEmpty(set) else { return [] }
-        guard let chainsByName = chains[name], let rulesByChain = compiled[name] else {
+        guard let chainsByName = chains[name], let walkChainsByName = walkChains[name] else {
             // No such table: nothing is installed there, the packet passes.
             var c = carry
             c.verdict = .policy(.accept)
@@ -323,7 +349,6 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
             return [(set, start)]
         }
         var work = [WalkFlow(packets: set, chain: hook, index: 0, carry: start)]
-        let chainIndexes = indexes[name] ?? [:]
         // The current chain's lookups, redone only when the walk changes chain (not three hash lookups per rule).
         var cachedName: ChainName?
         var chainExists = false
@@ -356,11 +381,11 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 }
                 if cachedName != f.chain {
                     cachedName = f.chain
-                    let chain = chainsByName[f.chain]
+                    let chain = walkChainsByName[f.chain]
                     chainExists = chain != nil
                     chainIsBuiltin = chain?.isBuiltin ?? false
-                    compiledRules = rulesByChain[f.chain] ?? []
-                    chainIndex = chainIndexes[f.chain]
+                    compiledRules = chain?.rules ?? []
+                    chainIndex = chain?.index
                 }
                 if f.index >= compiledRules.count {
                     if chainIsBuiltin, f.chain == hook || f.stack.isEmpty {
@@ -455,7 +480,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     if !leave(&f) { break flowLoop }
                 case .jump(let target), .goto(let target):
                     let isGoto: Bool = if case .goto = ruleTarget { true } else { false }
-                    guard chainsByName[target] != nil else {
+                    guard !cr.dangling else {
                         f.carry.path.append(step(.danglingJump(target)))
                         f.index += 1
                         continue
