@@ -80,6 +80,35 @@ struct PacketAlgebraTests {
         }
     }
 
+    @Test("splitting gives the boxes of intersecting and subtracting every box it touches", arguments: algebraRules.indices)
+    func splitAgreesWithBoxAlgebra(_ index: Int) {
+        var rng = SplitMix(state: UInt64(index) + 77)
+        let cubes = space.compile(algebraRules[index]).cubes
+        for _ in 0..<20 {
+            // Some boxes inside a cube, some across it, some beside it: the split takes shortcuts for the first
+            // and the last.
+            var boxes = [randomBox(&rng), randomBox(&rng)]
+            if let c = cubes.first { boxes.append(c.intersection(randomBox(&rng))) }
+            let input = PacketSet(boxes)
+            var matched: [PacketBox] = [], rest = input.boxes
+            for cube in cubes {
+                var next: [PacketBox] = []
+                for box in rest {
+                    if cube.touches(box) {
+                        matched.append(cube.intersection(box))
+                        next += box.subtracting(cube)
+                    } else {
+                        next.append(box)
+                    }
+                }
+                rest = next
+            }
+            let split = input.splitUncompacted(by: cubes)
+            #expect(split.matched.boxes == matched, "rule \(index)")
+            #expect(split.remainder.boxes == rest, "rule \(index)")
+        }
+    }
+
     @Test("only matches iptaudit cannot evaluate are reported unknown")
     func unknownConditions() {
         #expect(space.compile(algebraRules[0]).unknown.isEmpty)
@@ -154,6 +183,8 @@ struct PacketAlgebraTests {
             #expect(a.isFull == (ra.count == capacity))
             #expect(a.first == ra.min())
             #expect(a.intersects(b) == !ra.isDisjoint(with: rb))
+            #expect(a.isSubset(of: b) == ra.isSubset(of: rb))
+            #expect(a.isSubset(of: a | b) && (a & b).isSubset(of: b))
             #expect((a == b) == (ra == rb))
             if ra == rb { #expect(a.hashValue == b.hashValue) }
             let probe = Int.random(in: 0..<capacity, using: &rng)

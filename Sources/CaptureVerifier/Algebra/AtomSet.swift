@@ -308,6 +308,19 @@ struct AtomSet: Hashable, Sendable {
         }
     }
 
+    /// Whether every atom of the set is in `b`, without building the difference.
+    func isSubset(of b: AtomSet) -> Bool {
+        switch (storage, b.storage) {
+        case (.word(let x), .word(let y)): return x & ~y == 0
+        case (_, .sparse([], true)): return true
+        case (.sparse(let s, false), _): return s.allSatisfy(b.contains)
+        case (.dense(let x), .dense(let y)):
+            for i in x.indices where x[i] & ~y[i] != 0 { return false }
+            return true
+        default: return subtracting(b).isEmpty
+        }
+    }
+
     /// One number standing for the set, cheap to combine (merging boxes fingerprints many large sets).
     var fold: UInt64 {
         switch storage {

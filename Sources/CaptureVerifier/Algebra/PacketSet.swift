@@ -83,6 +83,19 @@ struct Cube: Sendable {
         for f in constrained where !b.fields[f].intersects(box.fields[f]) { return false }
         return true
     }
+
+    enum Relation { case disjoint, inside, overlaps }
+
+    /// How the box lies against the cube; splitting skips building pieces for boxes wholly on one side.
+    func relation(_ b: PacketBox) -> Relation {
+        var inside = true
+        for f in constrained {
+            let set = b.fields[f], c = box.fields[f]
+            if !set.intersects(c) { return .disjoint }
+            if inside, !set.isSubset(of: c) { inside = false }
+        }
+        return inside ? .inside : .overlaps
+    }
 }
 
 /// A packet class: a union of disjoint boxes.
@@ -111,11 +124,13 @@ struct PacketSet: Hashable, Sendable {
             var next: [PacketBox] = []
             next.reserveCapacity(rest.count)
             for box in rest {
-                if cube.touches(box) {
+                switch cube.relation(box) {
+                case .disjoint: next.append(box)
+                // Inside the cube: the intersection is the box itself and nothing is left outside.
+                case .inside: matched.append(box)
+                case .overlaps:
                     matched.append(cube.intersection(box))
                     next.append(contentsOf: box.subtracting(cube))
-                } else {
-                    next.append(box)
                 }
             }
             rest = next
