@@ -355,8 +355,15 @@ extension AtomSet {
             self.init(capacity: capacity, atoms: Array(0..<lo) + Array((hi + 1)..<capacity))
             self = complement
         } else {
+            // Whole words at a time: a /16 over a large address domain spans thousands of atoms.
             var w = [UInt64](repeating: 0, count: (capacity + 63) / 64)
-            for a in lo...hi { w[a / 64] |= 1 << UInt64(a % 64) }
+            let first = lo / 64, last = hi / 64
+            for i in first...last {
+                var word: UInt64 = ~0
+                if i == first { word &= ~0 << UInt64(lo % 64) }
+                if i == last { word &= ~0 >> UInt64(63 - hi % 64) }
+                w[i] = word
+            }
             self.init(capacity: capacity, dense: w)
         }
     }

@@ -52,11 +52,11 @@ struct PacketBox: Hashable, Sendable {
 }
 
 /// A box used as a condition, with the fields it constrains worked out once (long chains test it against
-/// many boxes).
-struct Cube: Sendable {
-    var box: PacketBox
+/// many boxes). A class: it never changes once built, and every split would otherwise copy its inline box.
+final class Cube: Sendable {
+    let box: PacketBox
     /// Fields that are not full, least selective first.
-    var constrained: [Int]
+    let constrained: [Int]
 
     init(_ box: PacketBox) {
         self.box = box

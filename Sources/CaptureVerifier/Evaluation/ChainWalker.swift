@@ -399,11 +399,12 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 }
                 guard chainExists else { break }
                 if let index = chainIndex, domain.indexStep(&f, &work, index: index, rules: compiledRules) { continue }
-                let cr = compiledRules[f.index]
-                let ruleTarget = cr.target
+                // Fields are read from the array in place: copying a whole CompiledRule per step retained all of it.
+                let ri = f.index
+                let ruleTarget = compiledRules[ri].target
                 let number = f.index + 1
                 let position = RulePosition(chain: f.chain, number: number)
-                let (matched, rest) = domain.split(f.packets, by: cr, compactAt: &f.compactAt)
+                let (matched, rest) = domain.split(f.packets, by: compiledRules[ri], compactAt: &f.compactAt)
                 if domain.records {
                     if !domain.isEmpty(rest), let p = domain.sample(rest) {
                         // A rule that did not match is explained; one that matched is explained with its step.
@@ -424,17 +425,17 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 next.index += 1
                 var current = f
                 current.packets = matched
-                if !cr.unknown.isEmpty, !domain.isEmpty(matched) {
+                if !compiledRules[ri].unknown.isEmpty, !domain.isEmpty(matched) {
                     // Conditions iptaudit cannot evaluate: follow each way they may be decided.
-                    let decision = domain.decide(name, position, cr.unknown)
+                    let decision = domain.decide(name, position, compiledRules[ri].unknown)
                     if decision == .both {
                         var skipped = current
                         skipped.index += 1
-                        skipped.carry.assumptions.append(Assumption(table: name, position: position, what: cr.unknown, matched: false))
+                        skipped.carry.assumptions.append(Assumption(table: name, position: position, what: compiledRules[ri].unknown, matched: false))
                         work.append(skipped)
                     }
                     let matches = decision != .doesNotMatch
-                    current.carry.assumptions.append(Assumption(table: name, position: position, what: cr.unknown, matched: matches))
+                    current.carry.assumptions.append(Assumption(table: name, position: position, what: compiledRules[ri].unknown, matched: matches))
                     if !matches {
                         // Assumed not to match: the whole branch goes on at the next rule.
                         if !domain.isEmpty(rest) { work.append(next) }
@@ -466,7 +467,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     finish(f.packets, f.carry, v)
                     break flowLoop
                 case .dnat, .snat, .masquerade:
-                    let v = Verdict.nat(cr.effect ?? "")
+                    let v = Verdict.nat(compiledRules[ri].effect ?? "")
                     f.carry.path.append(step(.verdict(v)))
                     finish(f.packets, f.carry, v)
                     break flowLoop
@@ -480,7 +481,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     if !leave(&f) { break flowLoop }
                 case .jump(let target), .goto(let target):
                     let isGoto: Bool = if case .goto = ruleTarget { true } else { false }
-                    guard !cr.dangling else {
+                    guard !compiledRules[ri].dangling else {
                         f.carry.path.append(step(.danglingJump(target)))
                         f.index += 1
                         continue
@@ -495,22 +496,22 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.chain = target
                     f.index = 0
                 case .mark(let m):
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.packets = domain.mapMark(f.packets) { m.apply(to: $0) }
                     f.index += 1
                 case .connmark(let c):
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.packets = domain.mapConnmark(f.packets, c)
                     f.index += 1
                 case .ct(let ct):
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     if !f.carry.ctTemplate {
                         f.carry.ctTemplate = true
                         if ct.notrack { f.carry.notrack = true } else { f.carry.ctZone = ct.zone }
                     }
                     f.index += 1
                 case .log, .nflog:
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.index += 1
                 case .unrecognized(let u):
                     // A target iptaudit does not decode: it may end the walk or not.
