@@ -80,6 +80,35 @@ struct PacketAlgebraTests {
         }
     }
 
+    @Test("splitting gives the boxes of intersecting and subtracting every box it touches", arguments: algebraRules.indices)
+    func splitAgreesWithBoxAlgebra(_ index: Int) {
+        var rng = SplitMix(state: UInt64(index) + 77)
+        let cubes = space.compile(algebraRules[index]).cubes
+        for _ in 0..<20 {
+            // Some boxes inside a cube, some across it, some beside it: the split takes shortcuts for the first
+            // and the last.
+            var boxes = [randomBox(&rng), randomBox(&rng)]
+            if let c = cubes.first { boxes.append(c.intersection(randomBox(&rng))) }
+            let input = PacketSet(boxes)
+            var matched: [PacketBox] = [], rest = input.boxes
+            for cube in cubes {
+                var next: [PacketBox] = []
+                for box in rest {
+                    if cube.touches(box) {
+                        matched.append(cube.intersection(box))
+                        next += box.subtracting(cube)
+                    } else {
+                        next.append(box)
+                    }
+                }
+                rest = next
+            }
+            let split = input.splitUncompacted(by: cubes)
+            #expect(split.matched.boxes == matched, "rule \(index)")
+            #expect(split.remainder.boxes == rest, "rule \(index)")
+        }
+    }
+
     @Test("only matches iptaudit cannot evaluate are reported unknown")
     func unknownConditions() {
         #expect(space.compile(algebraRules[0]).unknown.isEmpty)
@@ -124,7 +153,8 @@ struct PacketAlgebraTests {
         #expect(AtomSet(capacity: 70, full: true).count == 70)
     }
 
-    @Test("atom sets agree with a reference set in every representation", arguments: [5, 70, 300, 5000])
+    /// Capacities on both sides of the one-word form (≤ 64 atoms), the short lists and the bitsets.
+    @Test("atom sets agree with a reference set in every representation", arguments: [1, 5, 63, 64, 65, 70, 300, 5000])
     func atomSetsAgainstReference(_ capacity: Int) {
         var rng = SplitMix(state: UInt64(capacity))
         func random() -> (AtomSet, Set<Int>) {
@@ -148,8 +178,13 @@ struct PacketAlgebraTests {
             #expect(Set(a.subtracting(b).atoms) == ra.subtracting(rb))
             #expect(Set(a.complement.atoms) == Set(0..<capacity).subtracting(ra))
             #expect(a.count == ra.count)
+            #expect(a.atoms == ra.sorted())
+            #expect(a.isEmpty == ra.isEmpty)
+            #expect(a.isFull == (ra.count == capacity))
             #expect(a.first == ra.min())
             #expect(a.intersects(b) == !ra.isDisjoint(with: rb))
+            #expect(a.isSubset(of: b) == ra.isSubset(of: rb))
+            #expect(a.isSubset(of: a | b) && (a & b).isSubset(of: b))
             #expect((a == b) == (ra == rb))
             if ra == rb { #expect(a.hashValue == b.hashValue) }
             let probe = Int.random(in: 0..<capacity, using: &rng)
@@ -157,6 +192,9 @@ struct PacketAlgebraTests {
             // Built in different ways, the same set is the same value.
             #expect(a.complement.complement == a)
             #expect((a | a.complement).isFull && (a & a.complement).isEmpty)
+            #expect(AtomSet(capacity: capacity, dense: a.words) == a)
+            let lo = Int.random(in: 0..<capacity, using: &rng), hi = Int.random(in: lo..<capacity, using: &rng)
+            #expect(Set(AtomSet(capacity: capacity, range: lo...hi).atoms) == Set(lo...hi))
         }
     }
 

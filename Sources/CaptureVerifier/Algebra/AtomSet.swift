@@ -4,7 +4,9 @@ import NetfilterModel
 ///
 /// Address domains of large tables have tens of thousands of atoms while the sets boxes hold are mostly "one
 /// address" or "all but these few": those are kept as a short sorted list (of the members, or of the
-/// non-members), everything else as a bitset. The form is canonical, so equality and hashing are structural.
+/// non-members), everything else as a bitset. Domains of at most 64 atoms (protocols, interfaces, marks, states:
+/// most fields of most boxes) keep their one word inline, so copying a box does not allocate or retain for them.
+/// The form is canonical, so equality and hashing are structural.
 struct AtomSet: Hashable, Sendable {
     let capacity: Int
     var storage: Storage
@@ -13,6 +15,8 @@ struct AtomSet: Hashable, Sendable {
         case dense([UInt64])
         /// Sorted atoms: the members, or (inverted) the non-members.
         case sparse([Int], inverted: Bool)
+        /// The bitset of a domain of at most 64 atoms.
+        case word(UInt64)
     }
 
     /// Sets with at most this many members or non-members are lists (in domains wider than `denseOnly` words).
@@ -21,9 +25,16 @@ struct AtomSet: Hashable, Sendable {
 
     init(capacity: Int, full: Bool = false) {
         self.capacity = capacity
-        storage = .sparse([], inverted: full)
-        normalize()
+        if capacity <= 64 {
+            storage = .word(full ? AtomSet.low(capacity) : 0)
+        } else {
+            storage = .sparse([], inverted: full)
+            normalize()
+        }
     }
+
+    /// The word with the low `capacity` bits set.
+    static func low(_ capacity: Int) -> UInt64 { capacity >= 64 ? ~0 : (1 << UInt64(capacity)) &- 1 }
 
     init(capacity: Int, atoms: some Sequence<Int>) {
         self.capacity = capacity
@@ -40,6 +51,12 @@ struct AtomSet: Hashable, Sendable {
         self.init(capacity: capacity, storage: .dense(w))
     }
 
+    /// A set of a domain of at most 64 atoms, from its word (already within the capacity).
+    private init(capacity: Int, word: UInt64) {
+        self.capacity = capacity
+        storage = .word(word)
+    }
+
     private init(capacity: Int, storage: Storage) {
         self.capacity = capacity
         self.storage = storage
@@ -52,6 +69,7 @@ struct AtomSet: Hashable, Sendable {
     var words: [UInt64] {
         switch storage {
         case .dense(let w): return w
+        case .word(let x): return [x]
         case .sparse(let list, let inverted):
             var w = [UInt64](repeating: inverted ? ~0 : 0, count: wordCount)
             for a in list { w[a / 64] ^= 1 << UInt64(a % 64) }
@@ -67,8 +85,22 @@ struct AtomSet: Hashable, Sendable {
 
     /// Puts the set in its canonical form.
     private mutating func normalize() {
+        if capacity <= 64 {
+            switch storage {
+            case .word: return
+            case .dense(let w): storage = .word(w.first ?? 0)
+            case .sparse: storage = .word(words.first ?? 0)
+            }
+            return
+        }
         let small = wordCount <= AtomSet.denseOnlyWords
         switch storage {
+        case .word(let x):
+            // Only built for small domains; kept total.
+            var w = [UInt64](repeating: 0, count: wordCount)
+            w[0] = x
+            storage = .dense(w)
+            normalize()
         case .dense(let w):
             if small { return }
             // Count members only as far as needed: past the limit both ways, it stays a bitset.
@@ -112,6 +144,7 @@ struct AtomSet: Hashable, Sendable {
             var n = 0
             for x in w { n &+= x.nonzeroBitCount }
             return n
+        case .word(let x): return x.nonzeroBitCount
         case .sparse(let list, let inverted): return inverted ? capacity - list.count : list.count
         }
     }
@@ -120,12 +153,14 @@ struct AtomSet: Hashable, Sendable {
         case .dense(let w):
             for x in w where x != 0 { return false }
             return true
+        case .word(let x): return x == 0
         case .sparse(let list, let inverted): return inverted ? list.count == capacity : list.isEmpty
         }
     }
     var isFull: Bool {
         switch storage {
         case .dense: return count == capacity
+        case .word(let x): return x == AtomSet.low(capacity)
         case .sparse(let list, let inverted): return inverted ? list.isEmpty : list.count == capacity
         }
     }
@@ -134,6 +169,7 @@ struct AtomSet: Hashable, Sendable {
         guard atom >= 0, atom < capacity else { return false }
         switch storage {
         case .dense(let w): return w[atom / 64] & (1 << UInt64(atom % 64)) != 0
+        case .word(let x): return x & (1 << UInt64(atom)) != 0
         case .sparse(let list, let inverted): return AtomSet.binarySearch(list, atom) != inverted
         }
     }
@@ -165,6 +201,7 @@ struct AtomSet: Hashable, Sendable {
     var atoms: [Int] {
         switch storage {
         case .dense(let w): return AtomSet.members(w)
+        case .word(let x): return AtomSet.members([x])
         case .sparse(let list, false): return list
         case .sparse(let list, true):
             var out: [Int] = []
@@ -186,11 +223,13 @@ struct AtomSet: Hashable, Sendable {
         case .dense(let w):
             for (i, word) in w.enumerated() where word != 0 { return i * 64 + word.trailingZeroBitCount }
             return nil
+        case .word(let x): return x == 0 ? nil : x.trailingZeroBitCount
         }
     }
 
     static func & (a: AtomSet, b: AtomSet) -> AtomSet {
         switch (a.storage, b.storage) {
+        case (.word(let x), .word(let y)): return AtomSet(capacity: a.capacity, word: x & y)
         case (.dense(let x), .dense(let y)):
             return AtomSet(capacity: a.capacity, storage: .dense(zip(x, y).map { $0 & $1 }))
         case (.sparse(let s, false), _):
@@ -202,11 +241,15 @@ struct AtomSet: Hashable, Sendable {
         case (.sparse(let t, true), .dense(var w)), (.dense(var w), .sparse(let t, true)):
             for x in t { w[x / 64] &= ~(1 << UInt64(x % 64)) }
             return AtomSet(capacity: a.capacity, storage: .dense(w))
+        case (.word, _), (_, .word):
+            // Only sets of different capacities mix forms.
+            return AtomSet(capacity: a.capacity, dense: zip(a.words, b.words).map { $0 & $1 })
         }
     }
 
     static func | (a: AtomSet, b: AtomSet) -> AtomSet {
         switch (a.storage, b.storage) {
+        case (.word(let x), .word(let y)): return AtomSet(capacity: a.capacity, word: x | y)
         case (.dense(let x), .dense(let y)):
             return AtomSet(capacity: a.capacity, storage: .dense(zip(x, y).map { $0 | $1 }))
         case (.sparse(let t, true), _):
@@ -218,11 +261,14 @@ struct AtomSet: Hashable, Sendable {
         case (.sparse(let s, false), .dense(var w)), (.dense(var w), .sparse(let s, false)):
             for x in s { w[x / 64] |= 1 << UInt64(x % 64) }
             return AtomSet(capacity: a.capacity, storage: .dense(w))
+        case (.word, _), (_, .word):
+            return AtomSet(capacity: a.capacity, dense: zip(a.words, b.words).map { $0 | $1 })
         }
     }
 
     func subtracting(_ b: AtomSet) -> AtomSet {
         switch (storage, b.storage) {
+        case (.word(let x), .word(let y)): return AtomSet(capacity: capacity, word: x & ~y)
         case (.dense(var x), .dense(let y)):
             for i in x.indices { x[i] &= ~y[i] }
             return AtomSet(capacity: capacity, storage: .dense(x))
@@ -238,6 +284,7 @@ struct AtomSet: Hashable, Sendable {
 
     var complement: AtomSet {
         switch storage {
+        case .word(let x): return AtomSet(capacity: capacity, word: ~x & AtomSet.low(capacity))
         case .sparse(let list, let inverted): return AtomSet(capacity: capacity, storage: .sparse(list, inverted: !inverted))
         case .dense(let w):
             var inv = w.map { ~$0 }
@@ -249,6 +296,7 @@ struct AtomSet: Hashable, Sendable {
     /// Whether the two sets share an atom, without building the intersection.
     func intersects(_ b: AtomSet) -> Bool {
         switch (storage, b.storage) {
+        case (.word(let x), .word(let y)): return x & y != 0
         case (.sparse(let s, false), _): return s.contains(where: b.contains)
         case (_, .sparse(let s, false)): return s.contains(where: contains)
         case (.dense(let x), .dense(let y)):
@@ -260,9 +308,26 @@ struct AtomSet: Hashable, Sendable {
         }
     }
 
+    /// Whether every atom of the set is in `b`, without building the difference.
+    func isSubset(of b: AtomSet) -> Bool {
+        switch (storage, b.storage) {
+        case (.word(let x), .word(let y)): return x & ~y == 0
+        case (_, .sparse([], true)): return true
+        case (.sparse(let s, false), _): return s.allSatisfy(b.contains)
+        case (.dense(let x), .dense(let y)):
+            for i in x.indices where x[i] & ~y[i] != 0 { return false }
+            return true
+        default: return subtracting(b).isEmpty
+        }
+    }
+
     /// One number standing for the set, cheap to combine (merging boxes fingerprints many large sets).
     var fold: UInt64 {
         switch storage {
+        case .word(let x):
+            // As the one-word bitset would fold.
+            let f = UInt64(truncatingIfNeeded: capacity)
+            return (f &<< 7 | f &>> 57) ^ x
         case .dense(let w):
             var f = UInt64(truncatingIfNeeded: capacity)
             for x in w { f = (f &<< 7 | f &>> 57) ^ x }
@@ -290,8 +355,15 @@ extension AtomSet {
             self.init(capacity: capacity, atoms: Array(0..<lo) + Array((hi + 1)..<capacity))
             self = complement
         } else {
+            // Whole words at a time: a /16 over a large address domain spans thousands of atoms.
             var w = [UInt64](repeating: 0, count: (capacity + 63) / 64)
-            for a in lo...hi { w[a / 64] |= 1 << UInt64(a % 64) }
+            let first = lo / 64, last = hi / 64
+            for i in first...last {
+                var word: UInt64 = ~0
+                if i == first { word &= ~0 << UInt64(lo % 64) }
+                if i == last { word &= ~0 >> UInt64(63 - hi % 64) }
+                w[i] = word
+            }
             self.init(capacity: capacity, dense: w)
         }
     }

@@ -43,8 +43,10 @@ public struct Packet: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// The example pod address of a family, used when nothing constrains an address.
     public static func podAddress(_ family: Family) -> IPAddress {
-        family == .ipv4 ? IPAddress(ipv4: 0x0A00_0001) : (IPAddress("fd00::1") ?? .zero(.ipv6))
+        family == .ipv4 ? IPAddress(ipv4: 0x0A00_0001) : podIPv6
     }
+    /// Parsed once: witnesses are chosen among millions of boxes on large tables.
+    private static let podIPv6 = IPAddress("fd00::1") ?? .zero(.ipv6)
 
     var hasPorts: Bool { [6, 17, 33, 132, 136].contains(protocolNumber) }
 
@@ -81,6 +83,11 @@ public struct Packet: Hashable, Sendable, Codable, CustomStringConvertible {
 }
 
 extension PacketSpace {
+    /// Addresses a witness prefers after the pod's own, parsed once.
+    static let otherIPv4 = ["10.0.0.2", "10.96.0.10", "1.2.3.4", "192.168.1.1", "172.16.0.1", "8.8.8.8", "127.0.0.1",
+                            "127.0.0.6", "127.0.0.53"].compactMap { IPAddress($0)?.value }
+    static let otherIPv6 = ["fd00::2", "2001:db8::1", "fd00:10:96::10", "::1", "::6", "::127.0.0.53"].compactMap { IPAddress($0)?.value }
+
     /// A realistic member of a box: the example pod address, UID 1000 for "an application", ports such as
     /// 9080, `eth0` — whenever the box allows them; otherwise the first value of its first atom.
     /// With `input` (the default) it reads the shadow fields, so it names the packet as it entered.
@@ -103,10 +110,7 @@ extension PacketSpace {
         let inn = (inbound ? ["eth0", "lo", ""] : ["", "eth0", "lo"]).first(where: inNames.contains) ?? inNames.first ?? ""
 
         let pod = Packet.podAddress(family)
-        let others: [String] = family == .ipv4
-            ? ["10.0.0.2", "10.96.0.10", "1.2.3.4", "192.168.1.1", "172.16.0.1", "8.8.8.8", "127.0.0.1", "127.0.0.6", "127.0.0.53"]
-            : ["fd00::2", "2001:db8::1", "fd00:10:96::10", "::1", "::6", "::127.0.0.53"]
-        let otherAddresses = others.compactMap { IPAddress($0)?.value }
+        let otherAddresses = family == .ipv4 ? PacketSpace.otherIPv4 : PacketSpace.otherIPv6
         let niceAddress: (ClosedRange<UInt128>) -> UInt128 = { r in
             r.lowerBound < r.upperBound && r.lowerBound % 256 == 0 ? r.lowerBound + 1 : r.lowerBound
         }

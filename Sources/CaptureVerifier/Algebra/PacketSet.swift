@@ -6,12 +6,12 @@ import NetfilterModel
 /// input (nil while unchanged); effects split boxes so the changed field is a function of the shadow,
 /// which keeps the box an exact product.
 struct PacketBox: Hashable, Sendable {
-    var fields: [AtomSet]
-    var shadows: [AtomSet?]
+    var fields: FieldSets
+    var shadows: ShadowSets
 
     init(fields: [AtomSet]) {
-        self.fields = fields
-        shadows = Array(repeating: nil, count: PacketField.shadowed.count)
+        self.fields = FieldSets(fields)
+        shadows = ShadowSets()
     }
 
     subscript(_ f: PacketField) -> AtomSet {
@@ -52,11 +52,11 @@ struct PacketBox: Hashable, Sendable {
 }
 
 /// A box used as a condition, with the fields it constrains worked out once (long chains test it against
-/// many boxes).
-struct Cube: Sendable {
-    var box: PacketBox
+/// many boxes). A class: it never changes once built, and every split would otherwise copy its inline box.
+final class Cube: Sendable {
+    let box: PacketBox
     /// Fields that are not full, least selective first.
-    var constrained: [Int]
+    let constrained: [Int]
 
     init(_ box: PacketBox) {
         self.box = box
@@ -82,6 +82,19 @@ struct Cube: Sendable {
     func touches(_ b: PacketBox) -> Bool {
         for f in constrained where !b.fields[f].intersects(box.fields[f]) { return false }
         return true
+    }
+
+    enum Relation { case disjoint, inside, overlaps }
+
+    /// How the box lies against the cube; splitting skips building pieces for boxes wholly on one side.
+    func relation(_ b: PacketBox) -> Relation {
+        var inside = true
+        for f in constrained {
+            let set = b.fields[f], c = box.fields[f]
+            if !set.intersects(c) { return .disjoint }
+            if inside, !set.isSubset(of: c) { inside = false }
+        }
+        return inside ? .inside : .overlaps
     }
 }
 
@@ -111,11 +124,13 @@ struct PacketSet: Hashable, Sendable {
             var next: [PacketBox] = []
             next.reserveCapacity(rest.count)
             for box in rest {
-                if cube.touches(box) {
+                switch cube.relation(box) {
+                case .disjoint: next.append(box)
+                // Inside the cube: the intersection is the box itself and nothing is left outside.
+                case .inside: matched.append(box)
+                case .overlaps:
                     matched.append(cube.intersection(box))
                     next.append(contentsOf: box.subtracting(cube))
-                } else {
-                    next.append(box)
                 }
             }
             rest = next
@@ -148,33 +163,96 @@ struct PacketSet: Hashable, Sendable {
         guard boxes.count > 1, let fieldCount = boxes.first?.fields.count else { return self }
         var list = boxes
         var prints = list.map(Fingerprint.init)
+        var groups = FingerprintGroups(capacity: list.count)
+        var next = [Int](repeating: -1, count: list.count)
+        var removed = [Bool](repeating: false, count: list.count)
         var changed = true
         while changed, list.count > 1 {
             changed = false
             for f in 0..<fieldCount {
-                var groups: [UInt64: [Int]] = [:]
-                var removed = Set<Int>()
+                groups.reset(capacity: list.count)
+                if next.count < list.count { next = [Int](repeating: -1, count: list.count) }
+                var anyRemoved = false
                 for i in list.indices {
+                    next[i] = -1
+                    removed[i] = false
                     let key = prints[i].without(f)
-                    if let candidates = groups[key],
-                       let j = candidates.first(where: { list[$0].equal(list[i], except: f) }) {
+                    // Candidates with the same fingerprint, in the order they were added: the first equal one
+                    // takes this box in.
+                    var j = groups.first(key)
+                    var last = -1
+                    while j >= 0, !list[j].equal(list[i], except: f) {
+                        last = j
+                        j = next[j]
+                    }
+                    if j >= 0 {
                         list[j].fields[f] = list[j].fields[f] | list[i].fields[f]
                         prints[j].update(f, list[j].fields[f])
-                        removed.insert(i)
+                        removed[i] = true
+                        anyRemoved = true
                         changed = true
+                    } else if last >= 0 {
+                        next[last] = i
                     } else {
-                        groups[key, default: []].append(i)
+                        groups.insert(key, i)
                     }
                 }
-                if !removed.isEmpty {
-                    list = list.indices.filter { !removed.contains($0) }.map { list[$0] }
-                    prints = prints.indices.filter { !removed.contains($0) }.map { prints[$0] }
+                if anyRemoved {
+                    var k = 0
+                    for i in list.indices where !removed[i] {
+                        if k != i {
+                            list.swapAt(k, i)
+                            prints.swapAt(k, i)
+                        }
+                        k += 1
+                    }
+                    list.removeLast(list.count - k)
+                    prints.removeLast(prints.count - k)
                 }
             }
         }
         var r = PacketSet()
         r.boxes = list
         return r
+    }
+}
+
+/// Fingerprint → first box index, open addressing: `compacted` groups thousands of boxes per field pass, and a
+/// `Dictionary` of arrays spent most of its time hashing and allocating.
+struct FingerprintGroups {
+    private var keys: [UInt64] = []
+    private var heads: [Int] = []
+    private var mask = 0
+
+    init(capacity: Int) { reset(capacity: capacity) }
+
+    mutating func reset(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        if heads.count == size {
+            for i in heads.indices { heads[i] = -1 }
+        } else {
+            keys = [UInt64](repeating: 0, count: size)
+            heads = [Int](repeating: -1, count: size)
+        }
+        mask = size - 1
+    }
+
+    /// The first index added under the key, or -1.
+    func first(_ key: UInt64) -> Int {
+        var slot = Int(truncatingIfNeeded: key ^ (key >> 29)) & mask
+        while heads[slot] >= 0 {
+            if keys[slot] == key { return heads[slot] }
+            slot = (slot + 1) & mask
+        }
+        return -1
+    }
+
+    mutating func insert(_ key: UInt64, _ index: Int) {
+        var slot = Int(truncatingIfNeeded: key ^ (key >> 29)) & mask
+        while heads[slot] >= 0 { slot = (slot + 1) & mask }
+        keys[slot] = key
+        heads[slot] = index
     }
 }
 
@@ -213,5 +291,85 @@ extension PacketBox {
         guard shadows == other.shadows else { return false }
         for i in fields.indices where i != f && fields[i] != other.fields[i] { return false }
         return true
+    }
+}
+
+/// A box's twelve field sets, stored inline: boxes are copied and split millions of times on large tables, and an
+/// array per box cost an allocation and twelve retains each time.
+struct FieldSets: RandomAccessCollection, MutableCollection, Hashable, Sendable {
+    private var s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11: AtomSet
+
+    init(_ sets: [AtomSet]) {
+        precondition(sets.count == PacketField.allCases.count, "one set per field")
+        (s0, s1, s2, s3, s4, s5) = (sets[0], sets[1], sets[2], sets[3], sets[4], sets[5])
+        (s6, s7, s8, s9, s10, s11) = (sets[6], sets[7], sets[8], sets[9], sets[10], sets[11])
+    }
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { 12 }
+
+    subscript(i: Int) -> AtomSet {
+        get {
+            switch i {
+            case 0: s0
+            case 1: s1
+            case 2: s2
+            case 3: s3
+            case 4: s4
+            case 5: s5
+            case 6: s6
+            case 7: s7
+            case 8: s8
+            case 9: s9
+            case 10: s10
+            default: s11
+            }
+        }
+        set {
+            switch i {
+            case 0: s0 = newValue
+            case 1: s1 = newValue
+            case 2: s2 = newValue
+            case 3: s3 = newValue
+            case 4: s4 = newValue
+            case 5: s5 = newValue
+            case 6: s6 = newValue
+            case 7: s7 = newValue
+            case 8: s8 = newValue
+            case 9: s9 = newValue
+            case 10: s10 = newValue
+            default: s11 = newValue
+            }
+        }
+    }
+}
+
+/// The input values of the fields effects can change (`PacketField.shadowed`), nil while unchanged; inline like
+/// `FieldSets`.
+struct ShadowSets: RandomAccessCollection, MutableCollection, Hashable, Sendable {
+    private var s0: AtomSet?, s1: AtomSet?, s2: AtomSet?, s3: AtomSet?
+
+    init() {}
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { 4 }
+
+    subscript(i: Int) -> AtomSet? {
+        get {
+            switch i {
+            case 0: s0
+            case 1: s1
+            case 2: s2
+            default: s3
+            }
+        }
+        set {
+            switch i {
+            case 0: s0 = newValue
+            case 1: s1 = newValue
+            case 2: s2 = newValue
+            default: s3 = newValue
+            }
+        }
     }
 }

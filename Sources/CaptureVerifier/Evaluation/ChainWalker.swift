@@ -49,9 +49,14 @@ struct CompiledRule: Sendable {
     var unknown: [String]
     /// The target as a step names an effect or NAT verdict ("DNAT --to-destination ..."), rendered once.
     var effect: String?
+    /// The rule's target, kept apart so the walk does not copy whole rules.
+    var target: Target
+    /// A jump or goto to a chain the table does not have (only possible in a dump), found once.
+    var dangling = false
 
     init(_ rule: Rule, conditions: [Condition], family: Family) {
         self.conditions = conditions
+        target = rule.target
         unknown = conditions.compactMap(\.unevaluated)
         switch rule.target {
         case .dnat, .snat, .masquerade, .mark, .connmark, .ct, .log, .nflog:
@@ -60,6 +65,13 @@ struct CompiledRule: Sendable {
             effect = nil
         }
     }
+}
+
+/// What the walk needs of one chain.
+struct WalkChain: Sendable {
+    var rules: [CompiledRule]
+    var index: ChainIndex?
+    var isBuiltin: Bool
 }
 
 /// How a walk follows a rule whose condition (or target) iptaudit cannot evaluate.
@@ -156,6 +168,8 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     let chains: [TableName: [ChainName: Chain]]
     let compiled: [TableName: [ChainName: [CompiledRule]]]
     let indexes: [TableName: [ChainName: ChainIndex]]
+    /// Per table, what the walk needs of each chain, so changing chain costs one lookup.
+    let walkChains: [TableName: [ChainName: WalkChain]]
     /// Per hook, the base chains of every table, in the order the kernel runs them.
     let hooks: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]]
     /// The type of each of those base chains by table and chain, worked out once (the walk asks at every stage
@@ -178,6 +192,16 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 byName[c.name] = c
                 rules[c.name] = c.rules.map { domain.compile($0, conditions: $0.conditions(family: domain.family, spelled: domain.records)) }
             }
+            for (name, list) in rules {
+                rules[name] = list.map { r in
+                    var r = r
+                    switch r.target {
+                    case .jump(let target), .goto(let target): r.dangling = byName[target] == nil
+                    default: break
+                    }
+                    return r
+                }
+            }
             chains[t.name] = byName
             compiled[t.name] = rules
             var tableIndexes: [ChainName: ChainIndex] = [:]
@@ -189,6 +213,11 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         self.chains = chains
         self.compiled = compiled
         self.indexes = indexes
+        walkChains = Dictionary(uniqueKeysWithValues: chains.map { table, byName in
+            (table, byName.mapValues { c in
+                WalkChain(rules: compiled[table]?[c.name] ?? [], index: indexes[table]?[c.name], isBuiltin: c.isBuiltin)
+            })
+        })
     }
 
     /// The base chains at each hook in the kernel's order: by priority. At equal priority the kernel runs the
@@ -303,7 +332,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
     func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry) -> [(Domain.Packets, WalkCarry)] {
         guard !domain.isEmpty(set) else { return [] }
-        guard let chainsByName = chains[name], let rulesByChain = compiled[name] else {
+        guard let chainsByName = chains[name], let walkChainsByName = walkChains[name] else {
             // No such table: nothing is installed there, the packet passes.
             var c = carry
             c.verdict = .policy(.accept)
@@ -320,10 +349,10 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
             return [(set, start)]
         }
         var work = [WalkFlow(packets: set, chain: hook, index: 0, carry: start)]
-        let chainIndexes = indexes[name] ?? [:]
         // The current chain's lookups, redone only when the walk changes chain (not three hash lookups per rule).
         var cachedName: ChainName?
-        var chain: Chain?
+        var chainExists = false
+        var chainIsBuiltin = false
         var compiledRules: [CompiledRule] = []
         var chainIndex: ChainIndex?
 
@@ -352,12 +381,14 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 }
                 if cachedName != f.chain {
                     cachedName = f.chain
-                    chain = chainsByName[f.chain]
-                    compiledRules = rulesByChain[f.chain] ?? []
-                    chainIndex = chainIndexes[f.chain]
+                    let chain = walkChainsByName[f.chain]
+                    chainExists = chain != nil
+                    chainIsBuiltin = chain?.isBuiltin ?? false
+                    compiledRules = chain?.rules ?? []
+                    chainIndex = chain?.index
                 }
                 if f.index >= compiledRules.count {
-                    if chain?.isBuiltin ?? false, f.chain == hook || f.stack.isEmpty {
+                    if chainIsBuiltin, f.chain == hook || f.stack.isEmpty {
                         f.carry.path.append(TraceStep(table: name, chain: hook, action: .policy(hookPolicy)))
                         finish(f.packets, f.carry, .policy(hookPolicy))
                         break
@@ -366,12 +397,14 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     if !leave(&f) { break }
                     continue
                 }
-                guard let rule = chain?.rules[f.index] else { break }
+                guard chainExists else { break }
                 if let index = chainIndex, domain.indexStep(&f, &work, index: index, rules: compiledRules) { continue }
-                let cr = compiledRules[f.index]
+                // Fields are read from the array in place: copying a whole CompiledRule per step retained all of it.
+                let ri = f.index
+                let ruleTarget = compiledRules[ri].target
                 let number = f.index + 1
                 let position = RulePosition(chain: f.chain, number: number)
-                let (matched, rest) = domain.split(f.packets, by: cr, compactAt: &f.compactAt)
+                let (matched, rest) = domain.split(f.packets, by: compiledRules[ri], compactAt: &f.compactAt)
                 if domain.records {
                     if !domain.isEmpty(rest), let p = domain.sample(rest) {
                         // A rule that did not match is explained; one that matched is explained with its step.
@@ -379,23 +412,30 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     }
                 }
 
+                if domain.isEmpty(matched) {
+                    // Nothing matched: the flow itself goes on at the next rule (no copy of it).
+                    guard !domain.isEmpty(rest) else { break }
+                    f.packets = rest
+                    f.index += 1
+                    continue
+                }
                 // What does not match goes on to the next rule.
                 var next = f
                 next.packets = rest
                 next.index += 1
                 var current = f
                 current.packets = matched
-                if !cr.unknown.isEmpty, !domain.isEmpty(matched) {
+                if !compiledRules[ri].unknown.isEmpty, !domain.isEmpty(matched) {
                     // Conditions iptaudit cannot evaluate: follow each way they may be decided.
-                    let decision = domain.decide(name, position, cr.unknown)
+                    let decision = domain.decide(name, position, compiledRules[ri].unknown)
                     if decision == .both {
                         var skipped = current
                         skipped.index += 1
-                        skipped.carry.assumptions.append(Assumption(table: name, position: position, what: cr.unknown, matched: false))
+                        skipped.carry.assumptions.append(Assumption(table: name, position: position, what: compiledRules[ri].unknown, matched: false))
                         work.append(skipped)
                     }
                     let matches = decision != .doesNotMatch
-                    current.carry.assumptions.append(Assumption(table: name, position: position, what: cr.unknown, matched: matches))
+                    current.carry.assumptions.append(Assumption(table: name, position: position, what: compiledRules[ri].unknown, matched: matches))
                     if !matches {
                         // Assumed not to match: the whole branch goes on at the next rule.
                         if !domain.isEmpty(rest) { work.append(next) }
@@ -414,7 +454,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.carry.events.append((f.carry.path.count, .rule(table: name, chain: f.chain, number: number, matched: true, packet: p)))
                 }
                 let step = { (action: TraceStep.Action) in TraceStep(table: name, chain: f.chain, ruleNumber: number, action: action) }
-                switch rule.target {
+                switch ruleTarget {
                 case .continue:
                     f.index += 1
                 case .accept: f.carry.path.append(step(.verdict(.accept))); finish(f.packets, f.carry, .accept); break flowLoop
@@ -427,7 +467,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     finish(f.packets, f.carry, v)
                     break flowLoop
                 case .dnat, .snat, .masquerade:
-                    let v = Verdict.nat(cr.effect ?? "")
+                    let v = Verdict.nat(compiledRules[ri].effect ?? "")
                     f.carry.path.append(step(.verdict(v)))
                     finish(f.packets, f.carry, v)
                     break flowLoop
@@ -440,8 +480,8 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.carry.path.append(step(.return))
                     if !leave(&f) { break flowLoop }
                 case .jump(let target), .goto(let target):
-                    let isGoto: Bool = if case .goto = rule.target { true } else { false }
-                    guard chainsByName[target] != nil else {
+                    let isGoto: Bool = if case .goto = ruleTarget { true } else { false }
+                    guard !compiledRules[ri].dangling else {
                         f.carry.path.append(step(.danglingJump(target)))
                         f.index += 1
                         continue
@@ -456,22 +496,22 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.chain = target
                     f.index = 0
                 case .mark(let m):
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.packets = domain.mapMark(f.packets) { m.apply(to: $0) }
                     f.index += 1
                 case .connmark(let c):
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.packets = domain.mapConnmark(f.packets, c)
                     f.index += 1
                 case .ct(let ct):
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     if !f.carry.ctTemplate {
                         f.carry.ctTemplate = true
                         if ct.notrack { f.carry.notrack = true } else { f.carry.ctZone = ct.zone }
                     }
                     f.index += 1
                 case .log, .nflog:
-                    f.carry.path.append(step(.effect(cr.effect ?? "")))
+                    f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.index += 1
                 case .unrecognized(let u):
                     // A target iptaudit does not decode: it may end the walk or not.
