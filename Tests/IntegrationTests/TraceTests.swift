@@ -112,61 +112,6 @@ import TestSupport
 
     // MARK: real kernel
 
-    /// Listeners on 15001/15006 (TCP) and 15053 (UDP) that read SO_ORIGINAL_DST, and clients forked under a
-    /// given uid/gid; one JSON line per connection: where it landed and its original destination.
-    static let probeScript = #"""
-    import json, os, select, signal, socket, struct, sys, time
-    signal.alarm(40)  # never outlive the test
-    SO_ORIGINAL_DST = 80
-    listeners = {}
-    for port in (15001, 15006):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port)); s.listen(16); s.setblocking(False)
-        listeners[s] = ("tcp", port)
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("0.0.0.0", 15053)); u.setblocking(False)
-    listeners[u] = ("udp", 15053)
-    for spec in sys.argv[1:]:
-        name, uid, gid, proto, host, port = spec.split(",")
-        uid, gid, port = int(uid), int(gid), int(port)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setgroups([]); os.setresgid(gid, gid, gid); os.setresuid(uid, uid, uid)
-                if proto == "tcp":
-                    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM); c.settimeout(1.5)
-                    try:
-                        c.connect((host, port)); c.sendall(name.encode()); time.sleep(0.3)
-                    except OSError:
-                        pass
-                else:
-                    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    try:
-                        c.sendto(name.encode(), (host, port))
-                    except OSError:
-                        pass
-            finally:
-                os._exit(0)
-        landed, original = None, None
-        deadline = time.time() + 2.0
-        while landed is None and time.time() < deadline:
-            ready, _, _ = select.select(list(listeners), [], [], max(0.0, deadline - time.time()))
-            for s in ready:
-                kind, lport = listeners[s]
-                if kind == "tcp":
-                    conn, _ = s.accept()
-                    raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
-                    oport, oaddr = struct.unpack("!2xH4s8x", raw)
-                    original = "%s:%d" % (socket.inet_ntoa(oaddr), oport)
-                    conn.close()
-                else:
-                    s.recvfrom(512)
-                landed = lport
-        os.waitpid(pid, 0)
-        print(json.dumps({"name": name, "landed": landed, "original": original}), flush=True)
-    """#
-
     struct Connection: CustomStringConvertible {
         var name: String
         var uid: UInt32
@@ -177,7 +122,6 @@ import TestSupport
         /// The pod's own address is routed over lo; the trace is told so (it cannot know which addresses are local).
         var oif: String? = nil
         var description: String { "\(name): \(proto) \(host):\(port) as uid \(uid) gid \(gid)" }
-        var spec: String { "\(name),\(uid),\(gid),\(proto),\(host),\(port)" }
     }
 
     /// A namespace with a golden loaded and a routed `eth0` (docs/capture-model.md §15: without a route, connect() fails
@@ -198,18 +142,10 @@ import TestSupport
 
     /// Where each connection really lands, by the listeners' SO_ORIGINAL_DST.
     func connect(_ connections: [Connection], in ns: TestNamespace) throws -> [String: (landed: Int?, original: String?)] {
-        let script = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-trace-probe-\(getpid())-\(UUID().uuidString).py")
-        try Self.probeScript.write(to: script, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: script) }
-        let r = try ns.run(["timeout", "-s", "KILL", "45", "python3", script.path] + connections.map(\.spec))
-        try #require(r.status == 0, "probe failed: \(r.stderr)")
-        var out: [String: (Int?, String?)] = [:]
-        for line in r.stdout.split(separator: "\n") {
-            let o = try Self.json(String(line))
-            guard let name = o["name"] as? String else { continue }
-            out[name] = (o["landed"] as? Int, o["original"] as? String)
-        }
-        return out
+        let landings = try ConnectionProbe.run(connections.map {
+            ConnectionProbe.Connection(name: $0.name, uid: $0.uid, gid: $0.gid, proto: $0.proto, host: $0.host, port: $0.port)
+        }, in: ns)
+        return landings.mapValues { ($0.landed, $0.original) }
     }
 
     /// What `iptaudit trace --netns` says for a connection: the verdict's action and port. The source port is
