@@ -243,3 +243,35 @@ extension VerifyCLITests {
         #expect(inbound.stdout.split(separator: "\n").dropFirst().first == "  path: raw PREROUTING → mangle PREROUTING → nat PREROUTING")
     }
 }
+
+extension VerifyCLITests {
+    /// Issue 9 item 6: Istio's rules installed twice are one finding that says so, not one per copied rule;
+    /// through `--input` and live.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func aDuplicatedInstallIsOneFinding() throws {
+        let pod = Fixtures.repositoryPath("examples/pod.yaml")
+        let once = try Binary.run(["expect", "--pod", pod, "--family", "ipv4"]).stdout
+        var twice: [String] = []
+        var rules: [String] = []
+        for line in once.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if line.hasPrefix("*") { rules = [] }
+            if line == "COMMIT" { twice += rules }
+            if line.hasPrefix("-A ") { rules.append(line) }
+            twice.append(line)
+        }
+        let text = twice.joined(separator: "\n")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("twice-\(UUID().uuidString).save")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let ns = try TestNamespace()
+        try ns.mustRun(["iptables-legacy-restore"], stdin: text)
+        for source in [["--input", file.path], ["--netns", ns.path, "--no-ipv6"]] {
+            let r = try Binary.run(["verify", "--pod", pod, "--format", "json"] + source)
+            #expect(r.status == 0)
+            let findings = (try Self.json(r)["findings"] as? [[String: Any]]) ?? []
+            #expect(findings.count == 1, "\(source[0]): \(findings.map { $0["message"] as? String ?? "" })")
+            #expect((findings.first?["message"] as? String)?.hasPrefix("Istio's rules are installed twice over") == true)
+            #expect(findings.first?["severity"] as? String == "warning")
+        }
+    }
+}

@@ -104,6 +104,20 @@ extension String {
         if let i = lines.firstIndex(of: line) { lines.insert(newLine, at: i + 1) }
         return lines.joined(separator: "\n")
     }
+    /// The save text as istio-iptables leaves it when it runs a second time without cleaning up: each table's
+    /// rules appended once more.
+    var installedTwice: String {
+        var out: [String] = []
+        var rules: [String] = []
+        for line in split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if line.hasPrefix("*") { rules = [] }
+            if line == "COMMIT" { out += rules }
+            if line.hasPrefix("-A ") { rules.append(line) }
+            out.append(line)
+        }
+        return out.joined(separator: "\n")
+    }
+
     /// The text with a line moved to just after another.
     func movingLine(_ line: String, after anchor: String) -> String {
         removingLine(line).inserting(line, after: anchor)

@@ -45,7 +45,8 @@ enum OutboundHook: FamilyObligation {
         }
         let natOutput = ctx.layout.hookChain(.output)
         let jumps = (ctx.table(ctx.layout.nat)?.chain(natOutput)?.rules ?? []).enumerated().filter { $0.element.target == .jump(ctx.layout.chain(.istioOutput)) }
-        if jumps.count > 1 {
+        // A whole install repeated is chain-hygiene's one finding; a jump repeated alone is this one's.
+        if jumps.count > 1, ctx.installCount == nil {
             out.findings.append(ctx.structural(.ruleDrift, .warning, table: ctx.layout.nat, chain: natOutput, rule: jumps[1].offset + 1,
                 message: "nat OUTPUT jumps to ISTIO_OUTPUT \(jumps.count) times: istio-iptables ran more than once without cleaning up.",
                 fix: Fix.reinstall, obligation: description.id))

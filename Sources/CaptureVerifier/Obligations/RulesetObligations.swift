@@ -17,6 +17,7 @@ enum ChainHygiene: Obligation {
             ExampleRules.example("a LOG rule added", ExampleRules.pod, .fails(.ruleDrift, .info)) {
                 $0.inserting("-A ISTIO_OUTPUT -j LOG", before: "-A ISTIO_OUTPUT -j ISTIO_REDIRECT")
             },
+            ExampleRules.example("installed twice", ExampleRules.pod, .fails(.ruleDrift, .warning)) { $0.installedTwice },
         ])
 
     static func check(_ run: VerificationRun) -> CheckOutput {
@@ -36,6 +37,15 @@ enum ChainHygiene: Obligation {
         for ctx in run.checked {
             if let refused = ctx.expectationRefused {
                 out.notes.append("\(ctx.familyName): no rules to compare with: \(refused)")
+                continue
+            }
+            if let times = ctx.installCount {
+                // istio-iptables ran again without removing its earlier rules: one finding, not one per copied rule.
+                out.findings.append(ctx.structural(.ruleDrift, .warning, table: nil, chain: nil,
+                    message: "Istio's rules are installed \(times == 2 ? "twice" : "\(times) times") over: every chain holds its rules \(times) times in a row "
+                        + "(istio-iptables ran again without removing what it installed before). The later copies never decide "
+                        + "a packet, but counters split between them and a cleanup that removes one copy leaves the others.",
+                    fix: Fix.reinstall, obligation: id))
                 continue
             }
             var drift = 0
@@ -235,5 +245,27 @@ enum FamilyParity: Obligation {
             }
         }
         return out
+    }
+}
+
+extension FamilyContext {
+    /// How many times Istio's whole rule set sits in the tables, when it is more than once: every chain the
+    /// configuration gives rules holds exactly those rules (counters and comments aside), repeated the same number
+    /// of times, and no chain holds anything else.
+    var installCount: Int? {
+        var times: Int?
+        for expectedTable in expected {
+            guard let actualTable = table(expectedTable.name) else { return nil }
+            for chain in expectedTable.chains where !chain.rules.isEmpty {
+                let want = chain.rules.map(\.normalized)
+                let got = actualTable.chain(chain.name)?.rules.map(\.normalized) ?? []
+                guard got.count % want.count == 0 else { return nil }
+                let k = got.count / want.count
+                guard k >= 2, times == nil || times == k else { return nil }
+                for i in 0..<k where Array(got[(i * want.count)..<((i + 1) * want.count)]) != want { return nil }
+                times = k
+            }
+        }
+        return times
     }
 }
