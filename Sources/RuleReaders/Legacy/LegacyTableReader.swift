@@ -95,24 +95,7 @@ public struct LegacyTableReader: RulesetReader {
 // MARK: - libiptc handle
 
 /// libiptc keeps global state (the last failing function for `iptc_strerror`, its own caches): one call at a time.
-private let libiptcLock = PThreadMutex()
-
-private final class PThreadMutex: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-}
+private let libiptcLock = ProcessMutex()
 
 /// A rule copied out of libiptc memory: the whole entry (header, matches, target) and libiptc's name for its verdict.
 struct CopiedEntry {

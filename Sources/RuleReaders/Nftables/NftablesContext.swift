@@ -54,9 +54,7 @@ final class NftablesContext {
     /// libnftables keeps process-wide state (its one-time initialisation, the interface-name cache that
     /// `nft_run_cmd_from_buffer` releases at the end): one context at a time in the process.
     static func withLibraryLock<T>(_ body: () throws(RuleReaderError) -> T) throws(RuleReaderError) -> T {
-        libraryLock.lock()
-        defer { libraryLock.unlock() }
-        return try body()
+        try libraryLock.withLock(body)
     }
 }
 
@@ -103,22 +101,4 @@ private struct NftablesLibrary: @unchecked Sendable {
     private static var request: String { NftablesContext.request }
 }
 
-private let libraryLock = LibraryMutex()
-
-/// A process-wide pthread mutex (an in-process lock: nothing on disk, nothing another process sees).
-private final class LibraryMutex: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
-}
+private let libraryLock = ProcessMutex()
