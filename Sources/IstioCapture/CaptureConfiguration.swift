@@ -126,6 +126,9 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     /// istio-iptables' sidecar rules, and the sidecar knobs above do not apply (except the version, `ipv6Enabled`
     /// and `nativeNftables`, which say the same for both).
     public var ambient: AmbientSettings?
+    /// Settings on which the pod's annotations ask for something istio-init was not given (the rules follow
+    /// istio-init; the verifier judges what the difference does to the pod's traffic).
+    public var injectionDrift: [InjectionDrift] = []
 
     public init() {}
 

@@ -95,6 +95,7 @@ public enum ExpectedRules {
         if config.interceptionMode == .tproxy { extras.append("TPROXY mark \(config.tproxyMark), route table \(config.tproxyRouteTable)") }
         if config.nativeNftables { extras.append("native nftables (no iptables rules)") }
         if !extras.isEmpty { lines.append(extras.joined(separator: "; ")) }
+        lines += config.injectionDrift.map { "not applied: \($0.description)" }
         return lines
     }
 }

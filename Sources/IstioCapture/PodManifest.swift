@@ -218,6 +218,7 @@ public struct PodManifest: Hashable, Sendable {
             base.installer = .istioInit
             config = try IstioArguments.parse(arguments: initContainer.command + initContainer.args,
                                                environment: environment, base: base)
+            config.injectionDrift = injectionDrift(given: config)
         } else {
             config = try cniConfiguration(base: base)
         }

@@ -1,3 +1,4 @@
+import Foundation
 import CorpusSupport
 import IstioCapture
 import NetfilterModel
@@ -274,4 +275,38 @@ extension ChainName {
         let sidecar = try PodManifest(yaml: Self.pod(["ambient.istio.io/redirection": "enabled", "sidecar.istio.io/status": "{}"], sidecar: true)).captureConfiguration()
         #expect(sidecar.ambient == nil)
     }
+}
+
+extension PodManifestTests {
+    /// Issue 9 item 2: the injector writes the values it rendered into istio-init's args back as annotations, so
+    /// every injected workload agrees with itself; the check must not invent a difference (order, spacing, the
+    /// ports the template adds to `-d`).
+    @Test func injectedAnnotationsAgreeWithIstioInit() throws {
+        var compared = 0
+        for file in Self.injected where !file.hasPrefix("init-no-intercept") {
+            let m = try Self.manifest(file)
+            guard m.istioInitContainer != nil else { continue }
+            if InjectionDrift.Setting.allCases.contains(where: { m.annotations[$0.annotation] != nil }) { compared += 1 }
+            #expect(try m.captureConfiguration().injectionDrift.isEmpty, "\(file)")
+        }
+        #expect(compared >= 3, "too few injected fixtures carry the traffic annotations for this to mean anything")
+    }
+
+    /// An annotation changed on the pod after injection: each setting that now disagrees is named with what the
+    /// annotation asks and what istio-init was given; the ones that still agree are not.
+    @Test func annotationChangedAfterInjection() throws {
+        let text = try Fixtures.text(Self.injectedPath("traffic-annotations.yaml.injected"))
+        let changed = text
+            .replacingOccurrences(of: "traffic.sidecar.istio.io/excludeOutboundPorts: 7,8,9", with: "traffic.sidecar.istio.io/excludeOutboundPorts: 7,8,9,5432")
+            .replacingOccurrences(of: "traffic.sidecar.istio.io/includeInboundPorts: 1,2,3", with: "traffic.sidecar.istio.io/includeInboundPorts: '3,2,1'")
+        #expect(changed != text)
+        let c = try PodManifest(yaml: changed).captureConfiguration()
+        #expect(c.outboundPortsExclude == [7, 8, 9], "the rules still follow istio-init's arguments")
+        #expect(c.injectionDrift == [InjectionDrift(setting: .outboundPortsExclude, annotationValue: "7,8,9,5432",
+                                                    asked: .ports(.some([7, 8, 9, 5432])), given: .ports(.some([7, 8, 9])))])
+        #expect(c.injectionDrift.first?.description
+            == "traffic.sidecar.istio.io/excludeOutboundPorts: \"7,8,9,5432\" asks for -o 7,8,9,5432; istio-init was given -o 7,8,9")
+    }
+
+    static func injectedPath(_ file: String) -> String { "istio/master/injected-workloads/\(file)" }
 }

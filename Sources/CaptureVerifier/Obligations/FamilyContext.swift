@@ -164,6 +164,16 @@ struct FamilyContext {
             + [config.proxyRunAsUser, config.proxyRunAsGroup].compactMap { $0 }
             + config.workloads.flatMap { [$0.uid, $0.gid].compactMap { $0 } }
         hints.interfaces = ["lo", "eth0"] + config.excludeInterfaces + config.rerouteVirtualInterfaces
+        for drift in config.injectionDrift {
+            for value in [drift.asked, drift.given] {
+                switch value {
+                case .ports(let p): hints.ports += p.items
+                case .ranges(let r): hints.addresses += parse(r.items)
+                case .interfaces(let names): hints.interfaces += names
+                case .mode: break
+                }
+            }
+        }
         hints.marks = [0, config.tproxyMark, IstioNames.selfCallMark]
         hints.protocols = [ProtocolMatch.tcp, ProtocolMatch.udp]
         if let ambient = config.ambient {

@@ -110,7 +110,7 @@ enum Obligations {
         ProxyNotCaptured.self, BothIdentities.self, InboundForwardSource.self, SelfCall.self, AppLocalTraffic.self,
         LoopbackDestination.self, InboundPorts.self, DNSCapture.self, DNSConntrackZones.self,
         InterfaceExclusions.self, VirtualInterfaces.self, TProxyConsistency.self, DropInvalid.self,
-        UDPNeverToEnvoy.self, WorkloadIdentities.self, ConfigurationInvariants.self, OneBackend.self, DataPlaneMode.self,
+        UDPNeverToEnvoy.self, WorkloadIdentities.self, ConfigurationInvariants.self, AnnotationsApplied.self, OneBackend.self, DataPlaneMode.self,
         // These two read the others' results: drift already explained is not repeated; parity compares families.
         ChainHygiene.self, FamilyParity.self,
     ]
