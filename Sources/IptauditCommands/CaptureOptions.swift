@@ -18,6 +18,8 @@ struct CaptureOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("The pod's resolv.conf, for its nameservers (a live read finds it itself only with --pid).", valueName: "file"))
     var resolvConf: String?
+    @Option(help: ArgumentHelp("An /etc/group of the proxy image, to number owner-group names (a live read finds it itself with the istio-proxy container's --pid).", valueName: "file"))
+    var groupFile: String?
 
     @Flag(inversion: .prefixedNo, help: "Whether the pod has IPv6 (then Istio installs ip6tables rules too).")
     var ipv6: Bool?
@@ -155,6 +157,19 @@ struct CaptureOptions: ParsableArguments {
 
     private func readInput(_ path: String) throws -> String {
         try readManifestText(path)
+    }
+}
+
+extension CaptureOptions {
+    /// Owner-group names as the pod's /etc/group numbers them: `--group-file`, else what a live read found.
+    func groupIDs(found: [String: UInt32]?) throws -> [String: UInt32] {
+        guard let groupFile else { return found ?? [:] }
+        do {
+            return RuntimeInputs.groups(inGroupFile: String(decoding: try FileContents.read(path: groupFile), as: UTF8.self))
+        } catch {
+            printError("iptaudit: \(groupFile): cannot read the group file: \(error.description)")
+            throw ExitCodes.unreadable
+        }
     }
 }
 

@@ -20,6 +20,11 @@ struct ExpectCommand: ParsableCommand {
 
     func run() throws {
         var config = try capture.configuration()
+        if let failure = config.installFailure, config.ambient == nil {
+            printError("iptaudit: istio-iptables \(config.istioVersion) exits on these arguments before installing a rule: \(failure); "
+                + "there are no rules to print (`iptaudit verify` reports how istio-iptables reads them)")
+            throw ExitCodes.unreadable
+        }
         if format == .nft || (format == nil && config.nativeNftables) {
             config.nativeNftables = true
             // The mode exists from 1.27 (ambient's from 1.28); without a version the current shape is printed.

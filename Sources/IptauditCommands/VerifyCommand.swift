@@ -53,7 +53,8 @@ struct VerifyCommand: ParsableCommand {
         if config.ambient != nil, dataPlane.mode == .none {
             printError("iptaudit: the pod is in ambient mode but no table read from \(sourceDescription) holds istio-cni's in-pod rules")
         }
-        let report = CaptureVerifier.verify(ruleset, configuration: config)
+        let options = VerifierOptions(groupIDs: try capture.groupIDs(found: runtime?.groups))
+        let report = CaptureVerifier.verify(ruleset, configuration: config, options: options)
         switch format {
         case .text:
             let color = Output.colorOnStandardOutput

@@ -129,6 +129,12 @@ public struct CaptureConfiguration: Hashable, Sendable, Codable {
     /// Settings on which the pod's annotations ask for something istio-init was not given (the rules follow
     /// istio-init; the verifier judges what the difference does to the pod's traffic).
     public var injectionDrift: [InjectionDrift] = []
+    /// How istio-iptables' own flag parser read words that do not say what they seem to (`-x -b '*'`, `--redirect-dns
+    /// false`, a flag given twice, a stray word).
+    public var argumentQuirks: [ArgumentQuirk] = []
+    /// Why istio-iptables exits on this configuration before installing a rule (a value its command line accepts
+    /// and its run rejects: `-x` not a CIDR, a port iptables refuses); nil when it installs.
+    public var installFailure: String?
 
     public init() {}
 
@@ -173,4 +179,23 @@ public struct WorkloadIdentity: Hashable, Sendable, Codable {
         self.uid = uid
         self.gid = gid
     }
+}
+
+/// A stretch of istio-iptables' command line that its flag parser (pflag, under cobra) reads differently from how
+/// it reads to a person.
+public struct ArgumentQuirk: Hashable, Sendable, Codable {
+    /// The words concerned, as written.
+    public var words: [String]
+    /// What istio-iptables makes of them.
+    public var effect: String
+    /// Whether a setting ends up other than the words suggest (a warning), or nothing changes (info).
+    public var changesSettings: Bool
+    public init(words: [String], effect: String, changesSettings: Bool) {
+        self.words = words
+        self.effect = effect
+        self.changesSettings = changesSettings
+    }
+
+    /// `-x -b: pflag takes "-b" as the value of -x, …`
+    public var description: String { "`\(ShellWords.join(words))`: \(effect)" }
 }

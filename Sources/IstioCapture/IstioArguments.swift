@@ -36,15 +36,37 @@ public enum IstioArguments {
 
         var uids: [UInt32]?
         var gids: [UInt32]?
+        var quirks: [ArgumentQuirk] = []
+        var given: [String: String] = [:]
+        /// A value istio-iptables accepts on its command line and then fails on: it exits before installing a rule.
+        func fails(_ error: IstioCaptureError) {
+            if config.installFailure == nil { config.installFailure = error.description }
+        }
         var index = words.startIndex
+        var previousBoolean: String?
         while index < words.endIndex {
             let word = words[index]
             index += 1
             if word == "--" {
-                if index < words.endIndex { throw .unexpectedArgument(words[index]) }
+                // pflag stops reading flags; cobra hands the rest to a command that ignores its arguments.
+                if index < words.endIndex {
+                    quirks.append(ArgumentQuirk(words: Array(words[index...]), effect: "follows `--`, so istio-iptables reads no flag in it and ignores it", changesSettings: words[index...].contains { $0.hasPrefix("-") }))
+                }
                 break
             }
-            guard word.hasPrefix("-"), word != "-" else { throw .unexpectedArgument(word) }
+            guard word.hasPrefix("-"), word != "-" else {
+                // istio-iptables' command takes positional arguments and ignores them.
+                if let flag = previousBoolean, let b = parseBool(word) {
+                    quirks.append(ArgumentQuirk(words: [flag, word],
+                        effect: "pflag sets \(flag) on its own (true) and ignores \"\(word)\"" + (b ? "" : ", so \(flag) is ON, not off"),
+                        changesSettings: !b))
+                } else {
+                    quirks.append(ArgumentQuirk(words: [word], effect: "not a flag or a flag's value: istio-iptables ignores it", changesSettings: false))
+                }
+                previousBoolean = nil
+                continue
+            }
+            previousBoolean = nil
 
             // Split `--name=value`, `-x=value` and `-xvalue` into the flag and its attached value.
             let name: String
@@ -76,6 +98,7 @@ public enum IstioArguments {
                     value = b
                 } else {
                     value = true
+                    previousBoolean = word
                 }
                 switch flag.knob {
                 case .redirectDNS: config.redirectDNS = value
@@ -96,36 +119,59 @@ public enum IstioArguments {
                 guard index < words.endIndex else { throw .missingValue(flag: shown) }
                 value = words[index]
                 index += 1
-            }
-            switch flag.knob {
-            case .proxyPort: config.proxyPort = try port(value, flag: shown)
-            case .inboundCapturePort: config.inboundCapturePort = try port(value, flag: shown)
-            case .inboundTunnelPort: config.inboundTunnelPort = try port(value, flag: shown)
-            case .proxyUID: uids = try ids(value, flag: shown)
-            case .proxyGID: gids = try ids(value, flag: shown)
-            case .interceptionMode:
-                switch value {
-                case "", "REDIRECT": config.interceptionMode = .redirect
-                case "TPROXY": config.interceptionMode = .tproxy
-                default: throw .invalidValue(flag: shown, value: value, reason: "expected REDIRECT or TPROXY")
+                // pflag gives a flag that takes a value the next word, whatever it is: `-x -b '*'` sets -x to "-b".
+                if value.hasPrefix("-"), value.count > 1, let swallowed = Flag.named(value) {
+                    quirks.append(ArgumentQuirk(words: [word, value],
+                        effect: "pflag takes \"\(value)\" as the value of \(word), not as a flag: \(swallowed.display) is not set by it"
+                            + (swallowed.absentMeaning.map { " (\($0))" } ?? ""),
+                        changesSettings: true))
                 }
-            case .tproxyMark: config.tproxyMark = try number(value, flag: shown)
-            case .tproxyRouteTable: config.tproxyRouteTable = try number(value, flag: shown)
-            case .inboundPortsInclude:
-                config.inboundPortsInclude = value == "*" ? .all : .some(try ports(value, flag: shown))
-            case .inboundPortsExclude: config.inboundPortsExclude = try ports(value, flag: shown)
-            case .outboundPortsInclude: config.outboundPortsInclude = try ports(value, flag: shown)
-            case .outboundPortsExclude: config.outboundPortsExclude = try ports(value, flag: shown)
-            case .outboundIPRangesInclude:
-                config.outboundIPRangesInclude = value == "*" ? .all : .some(try cidrs(value, flag: shown))
-            case .outboundIPRangesExclude:
-                if value == "*" { throw .invalidValue(flag: shown, value: value, reason: "excluded ranges cannot be \"*\"") }
-                config.outboundIPRangesExclude = try cidrs(value, flag: shown)
-            case .rerouteVirtualInterfaces: config.rerouteVirtualInterfaces = try interfaces(value, flag: shown)
-            case .excludeInterfaces: config.excludeInterfaces = try interfaces(value, flag: shown)
-            default: break
+            }
+            if flag.knob != .ignored {
+                if let before = given[flag.long], before != value {
+                    quirks.append(ArgumentQuirk(words: [word, value],
+                        effect: "\(shown) is given more than once; istio-iptables keeps the last value (\"\(value)\"), not \"\(before)\"",
+                        changesSettings: true))
+                }
+                given[flag.long] = value
+            }
+            do throws(IstioCaptureError) {
+                switch flag.knob {
+                case .proxyPort: config.proxyPort = try port(value, flag: shown)
+                case .inboundCapturePort: config.inboundCapturePort = try port(value, flag: shown)
+                case .inboundTunnelPort: config.inboundTunnelPort = try port(value, flag: shown)
+                case .proxyUID: uids = try ids(value, flag: shown)
+                case .proxyGID: gids = try ids(value, flag: shown)
+                case .interceptionMode:
+                    // istio-iptables tests for "TPROXY"; any other value installs REDIRECT.
+                    config.interceptionMode = value == "TPROXY" ? .tproxy : .redirect
+                    if value != "", value != "REDIRECT", value != "TPROXY" {
+                        quirks.append(ArgumentQuirk(words: [word, value],
+                            effect: "istio-iptables installs REDIRECT for any -m but TPROXY", changesSettings: value.uppercased() == "TPROXY"))
+                    }
+                case .tproxyMark: config.tproxyMark = try number(value, flag: shown)
+                case .tproxyRouteTable: config.tproxyRouteTable = try number(value, flag: shown)
+                case .inboundPortsInclude:
+                    config.inboundPortsInclude = value == "*" ? .all : .some(try ports(value, flag: shown))
+                case .inboundPortsExclude: config.inboundPortsExclude = try ports(value, flag: shown)
+                case .outboundPortsInclude: config.outboundPortsInclude = try ports(value, flag: shown)
+                case .outboundPortsExclude: config.outboundPortsExclude = try ports(value, flag: shown)
+                case .outboundIPRangesInclude:
+                    config.outboundIPRangesInclude = value == "*" ? .all : .some(try cidrs(value, flag: shown))
+                case .outboundIPRangesExclude:
+                    if value == "*" { throw .invalidValue(flag: shown, value: value, reason: "excluded ranges cannot be \"*\"") }
+                    config.outboundIPRangesExclude = try cidrs(value, flag: shown)
+                case .rerouteVirtualInterfaces: config.rerouteVirtualInterfaces = try interfaces(value, flag: shown)
+                case .excludeInterfaces: config.excludeInterfaces = try interfaces(value, flag: shown)
+                default: break
+                }
+            } catch {
+                // Identities are resolved through the init image's /etc/passwd, which iptaudit cannot see.
+                if flag.knob == .proxyUID || flag.knob == .proxyGID { throw error }
+                fails(error)
             }
         }
+        config.argumentQuirks = quirks
         // istio-iptables: an empty or absent -u means the istio-proxy user (1337); -g defaults to -u.
         if let uids { config.proxyUIDs = uids.isEmpty ? [IstioNames.proxyID] : uids }
         if let gids, !gids.isEmpty {
@@ -153,6 +199,30 @@ public enum IstioArguments {
         var isBoolean: Bool
         var knob: Knob
         var display: String { short.map { "-\($0)/--\(long)" } ?? "--\(long)" }
+
+        /// The flag a whole word names (`-b`, `--istio-inbound-ports`, `-b=x`), if any.
+        static func named(_ word: String) -> Flag? {
+            if word.hasPrefix("--") {
+                return lookup(String(word.dropFirst(2).prefix { $0 != "=" }), long: true)
+            }
+            return lookup(String(word.dropFirst().prefix(1)), long: false)
+        }
+
+        /// What istio-iptables does when the flag is not given, for flags whose absence changes capture.
+        var absentMeaning: String? {
+            switch knob {
+            case .inboundPortsInclude: "so no inbound port is captured"
+            case .inboundPortsExclude: "so no inbound port is excluded, Envoy's own 15020, 15021 and 15090 included"
+            case .outboundIPRangesInclude: "so no outbound destination is captured"
+            case .outboundIPRangesExclude: "so no destination is excluded"
+            case .outboundPortsExclude: "so no outbound port is excluded"
+            case .outboundPortsInclude: "so no outbound port is always captured"
+            case .excludeInterfaces: "so no interface is excluded"
+            case .interceptionMode: "so inbound capture is REDIRECT"
+            case .proxyUID: "so the proxy is the istio-proxy user, 1337"
+            default: nil
+            }
+        }
 
         static func lookup(_ name: String, long: Bool) -> Flag? {
             if long { return all.first { $0.long == name } }

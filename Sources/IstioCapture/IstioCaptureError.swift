@@ -7,8 +7,6 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
     case missingValue(flag: String)
     /// A flag value istio-iptables would reject or that cannot shape rules.
     case invalidValue(flag: String, value: String, reason: String)
-    /// A bare word where a flag was expected (istio-iptables takes no positional arguments).
-    case unexpectedArgument(String)
     /// Shell syntax the splitter could not finish (an unterminated quote).
     case unbalancedQuote(String)
     /// An environment variable whose value istio-iptables would reject.
@@ -37,8 +35,6 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
             return "flag \(flag) needs a value"
         case .invalidValue(let flag, let value, let reason):
             return "invalid value \"\(value)\" for \(flag): \(reason)"
-        case .unexpectedArgument(let word):
-            return "unexpected argument \"\(word)\": istio-iptables takes only flags"
         case .unbalancedQuote(let text):
             return "unterminated quote in arguments: \(text)"
         case .invalidEnvironment(let name, let value, let reason):

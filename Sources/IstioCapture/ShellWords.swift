@@ -63,3 +63,13 @@ enum ShellWords {
         return words
     }
 }
+
+extension ShellWords {
+    /// Words as a shell would need them typed: plain ones bare, others single-quoted (`-b '*'`, `-x ''`).
+    static func join(_ words: [String]) -> String {
+        words.map { w in
+            let plain = !w.isEmpty && w.allSatisfy { $0.isLetter || $0.isNumber || "-_=.,/:@%+".contains($0) }
+            return plain ? w : "'" + w.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+        }.joined(separator: " ")
+    }
+}

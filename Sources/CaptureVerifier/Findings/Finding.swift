@@ -48,12 +48,14 @@ public struct FindingKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     public static let sharedIdentity: FindingKind = "shared-identity"
     /// The pod holds the rules of two data planes (sidecar and ambient) at once.
     public static let modeConflict: FindingKind = "mode-conflict"
+    /// istio-iptables' flag parser reads the arguments otherwise than they read (`-x -b '*'`, `--redirect-dns false`).
+    public static let argumentQuirk: FindingKind = "argument-quirk"
     /// The rules differ from what istio-iptables installs for this configuration without changing any verdict.
     public static let ruleDrift: FindingKind = "rule-drift"
 
     public static let all: [FindingKind] = [
         .missingRedirect, .wrongPort, .ownerMatchGap, .exclusionLeak, .unexpectedCapture, .dnsCapture, .tproxy,
-        .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .returnPath, .modeConflict, .sharedIdentity, .ruleDrift,
+        .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .returnPath, .modeConflict, .sharedIdentity, .argumentQuirk, .ruleDrift,
     ]
 }
 

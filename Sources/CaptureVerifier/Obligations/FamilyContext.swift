@@ -55,6 +55,8 @@ struct FamilyContext {
     let ownerGroupsIncluded: [UInt32]?
     let ownerGroupsExcluded: [UInt32]
     let unresolvedGroups: [String]
+    /// Group names no /etc/group resolved, numbered as the owner rules number them (same order as configured).
+    let groupsReadFromRules: [String: UInt32]
     /// Inbound ports never captured with `-b '*'` (1.10 also returned port 22).
     let inboundExcluded: [UInt16]
 
@@ -100,17 +102,36 @@ struct FamilyContext {
             realIdentity = nil
         }
 
-        // Owner groups: numeric, or resolved by the options; else read back from the numeric owner rules.
+        // Owner groups: numeric, or resolved by the options (the pod's /etc/group); else read back from the numeric
+        // owner rules, where istio-iptables writes them in the configuration's order.
+        let nat = tables.first { $0.name == layout.nat }
+        let ownerRules = nat?.chain(layout.chain(.istioOutput))?.rules ?? []
+        let names = config.ownerGroupsInclude.isAll ? config.ownerGroupsExclude : config.ownerGroupsInclude.items
+        var written: [UInt32] = []
+        for r in ownerRules where r.target == .return {
+            for case .owner(let o) in r.matches {
+                if let g = o.gid, g.range.count == 1, o.uid == nil, !config.proxyGIDs.contains(g.range.lowerBound),
+                   g.inverted == !config.ownerGroupsInclude.isAll {
+                    written.append(g.range.lowerBound)
+                }
+            }
+        }
+        var fromRules: [String: UInt32] = [:]
+        if written.count == names.count {
+            let agree = zip(names, written).allSatisfy { name, number in (options.groupIDs[name] ?? UInt32(name)).map { $0 == number } ?? true }
+            if agree {
+                for (name, number) in zip(names, written) where options.groupIDs[name] == nil && UInt32(name) == nil { fromRules[name] = number }
+            }
+        }
+        groupsReadFromRules = fromRules
         var unresolved: [String] = []
         func resolve(_ names: [String]) -> [UInt32] {
             names.compactMap { n in
-                if let g = options.groupIDs[n] ?? UInt32(n) { return g }
+                if let g = options.groupIDs[n] ?? UInt32(n) ?? fromRules[n] { return g }
                 unresolved.append(n)
                 return nil
             }
         }
-        let nat = tables.first { $0.name == layout.nat }
-        let ownerRules = nat?.chain(layout.chain(.istioOutput))?.rules ?? []
         var included: [UInt32]? = config.ownerGroupsInclude.isAll ? nil : resolve(config.ownerGroupsInclude.items)
         var excluded = resolve(config.ownerGroupsExclude)
         if !unresolved.isEmpty {
@@ -130,8 +151,8 @@ struct FamilyContext {
         unresolvedGroups = unresolved
         inboundExcluded = config.inboundPortsExclude + (v < IstioVersion(1, 14, 0) ? [22] : [])
 
-        let resolver: ExpectedRules.GroupResolver = { [groupIDs = options.groupIDs] name in groupIDs[name] ?? UInt32(name) }
-        if layout.native {
+        let resolver: ExpectedRules.GroupResolver = { [groupIDs = options.groupIDs, fromRules] name in groupIDs[name] ?? UInt32(name) ?? fromRules[name] }
+        if layout.native, config.installFailure == nil {
             // The inet tables Istio writes, seen from this family as the reader's normalization sees the live ones.
             do {
                 expected = try ExpectedNftables.tables(for: config, groupResolver: resolver)
@@ -142,6 +163,9 @@ struct FamilyContext {
                 expected = []
                 expectationRefused = error.description
             }
+        } else if config.ambient == nil, let failure = config.installFailure {
+            expected = []
+            expectationRefused = "istio-iptables exits on this configuration: \(failure)"
         } else if config.ambient != nil, case .failure(let refused) = Result(catching: { () throws(IstioCaptureError) in
             try AmbientSettings.check(version: config.istioVersion, nativeNftables: false)
         }) {

@@ -213,3 +213,57 @@ enum AnnotationsApplied: FamilyObligation {
         }
     }
 }
+
+/// 28: istio-iptables' arguments say what they seem to say. pflag gives a flag that takes a value the next word
+/// whatever it is (`-x -b '*'` sets -x to "-b" and leaves -b unset), a boolean flag never takes the next word
+/// (`--redirect-dns false` turns DNS capture on), the last of a repeated flag wins and stray words are ignored;
+/// and a value the command line accepts but the run rejects (a CIDR that is not one) makes istio-iptables exit
+/// before installing anything. The configuration is read as istio-iptables reads it; this obligation says where
+/// that differs from how the words read, and when nothing can have been installed from them.
+enum ArgumentsAsRead: Obligation {
+    static let description = ObligationDescription(
+        id: "arguments-as-read", title: "istio-iptables reads its arguments as they were meant", invariant: 28,
+        quantifiesOver: ["istio-init's arguments (or --istio-args), word by word, as istio-iptables' flag parser reads them"],
+        kinds: [.argumentQuirk, .missingRedirect],
+        examples: [
+            ExampleRules.example("the injector's arguments", ExampleRules.pod, .passes),
+            ExampleRules.example("a stray word", quirk(["extra"], changes: false), .fails(.argumentQuirk, .info)),
+            ExampleRules.example("--redirect-dns false", quirk(["--redirect-dns", "false"], changes: true), .fails(.argumentQuirk, .warning)),
+            ExampleRules.example("-x -b '*': -x is not a CIDR", failing, .fails(.missingRedirect, .error)),
+        ])
+
+    static func quirk(_ words: [String], changes: Bool) -> CaptureConfiguration {
+        var c = ExampleRules.pod
+        c.argumentQuirks = [ArgumentQuirk(words: words, effect: "is read differently", changesSettings: changes)]
+        return c
+    }
+
+    static var failing: CaptureConfiguration {
+        var c = ExampleRules.pod
+        c.installFailure = "invalid value \"-b\" for -x/--istio-service-exclude-cidr: \"-b\" is not an address/prefix-length CIDR"
+        return c
+    }
+
+    static func check(_ run: VerificationRun) -> CheckOutput {
+        let c = run.config
+        guard c.ambient == nil, c.installer == .istioInit, let ctx = run.checked.first else {
+            return .notApplicable("no istio-iptables arguments to read (istio-cni or ambient)")
+        }
+        var out = CheckOutput()
+        if c.argumentQuirks.isEmpty, c.installFailure == nil { out.proven.append("istio-iptables reads each argument as written") }
+        for q in c.argumentQuirks {
+            out.findings.append(ctx.structural(.argumentQuirk, q.changesSettings ? .warning : .info, table: nil, chain: nil,
+                message: "istio-iptables \(ctx.version): \(q.description).",
+                fix: q.changesSettings ? "Write each flag with its value (`-x ''`, `--redirect-dns=false`), once; then re-create the pod so istio-init runs with them." : nil,
+                obligation: description.id))
+        }
+        if let failure = c.installFailure {
+            out.findings.append(ctx.structural(.missingRedirect, .error, table: nil, chain: nil,
+                message: "istio-iptables \(ctx.version) exits on these arguments before installing a rule (\(failure)): istio-init fails, so the pod "
+                    + "does not start; any rules found here were not installed from these arguments.",
+                fix: "Correct the arguments (or the annotation the injector renders them from) and re-create the pod.",
+                obligation: description.id))
+        }
+        return out
+    }
+}

@@ -39,6 +39,10 @@ enum ChainHygiene: Obligation {
                 out.notes.append("\(ctx.familyName): no rules to compare with: \(refused)")
                 continue
             }
+            for (name, number) in ctx.groupsReadFromRules.sorted(by: { $0.key < $1.key }) {
+                out.notes.append("\(ctx.familyName): owner group \(name) is taken as gid \(number), the number the rules hold "
+                    + "(no /etc/group resolved it: give --pid of the istio-proxy container or --group-file)")
+            }
             if let times = ctx.installCount {
                 // istio-iptables ran again without removing its earlier rules: one finding, not one per copied rule.
                 out.findings.append(ctx.structural(.ruleDrift, .warning, table: nil, chain: nil,
