@@ -78,8 +78,9 @@ struct CaptureOptions: ParsableArguments {
         }
         if let istioArgs {
             var base = CaptureConfiguration()
-            base.istioVersion = config.istioVersion
-            base.versionAssumed = config.versionAssumed
+            // The release decides which flags istio-iptables has, so it is known before the arguments are read.
+            base.istioVersion = istioVersion.flatMap(IstioVersion.init) ?? config.istioVersion
+            base.versionAssumed = istioVersion == nil && config.versionAssumed
             base.proxyRunAsUser = config.proxyRunAsUser
             base.proxyRunAsGroup = config.proxyRunAsGroup
             base.ipv6Enabled = config.ipv6Enabled

@@ -88,6 +88,10 @@ public enum IstioArguments {
             let isLong = word.hasPrefix("--")
             guard let flag = Flag.lookup(name, long: isLong) else { throw .unknownFlag((isLong ? "--" : "-") + name) }
             let shown = flag.display
+            if !config.versionAssumed, !flag.exists(in: config.istioVersion), config.installFailure == nil {
+                // cobra stops at a flag the release does not define: istio-iptables prints its usage and exits.
+                config.installFailure = "istio-iptables \(config.istioVersion) has no \(shown) flag (\(flag.releases) have it) and refuses to start"
+            }
 
             if flag.isBoolean {
                 let value: Bool
@@ -198,6 +202,17 @@ public enum IstioArguments {
         var short: Character?
         var isBoolean: Bool
         var knob: Knob
+        /// The 1.x minors whose istio-iptables has the flag (from the constants each release's flag set is bound to);
+        /// another release refuses to start on it.
+        var minors: ClosedRange<Int> = 0...Int.max
+
+        func exists(in version: IstioVersion) -> Bool { version.major != 1 || minors.contains(version.minor) }
+
+        /// "1.24 and later", "1.11 to 1.17".
+        var releases: String {
+            minors.upperBound == Int.max ? "1.\(minors.lowerBound) and later" : minors.lowerBound == 0
+                ? "1.\(minors.upperBound) and earlier" : "1.\(minors.lowerBound) to 1.\(minors.upperBound)"
+        }
         var display: String { short.map { "-\($0)/--\(long)" } ?? "--\(long)" }
 
         /// The flag a whole word names (`-b`, `--istio-inbound-ports`, `-b=x`), if any.
@@ -240,35 +255,36 @@ public enum IstioArguments {
             Flag(long: "istio-inbound-tproxy-route-table", short: "r", isBoolean: false, knob: .tproxyRouteTable),
             Flag(long: "istio-inbound-ports", short: "b", isBoolean: false, knob: .inboundPortsInclude),
             Flag(long: "istio-local-exclude-ports", short: "d", isBoolean: false, knob: .inboundPortsExclude),
-            Flag(long: "istio-exclude-interfaces", short: "c", isBoolean: false, knob: .excludeInterfaces),
+            Flag(long: "istio-exclude-interfaces", short: "c", isBoolean: false, knob: .excludeInterfaces, minors: 12...Int.max),
             Flag(long: "istio-service-cidr", short: "i", isBoolean: false, knob: .outboundIPRangesInclude),
             Flag(long: "istio-service-exclude-cidr", short: "x", isBoolean: false, knob: .outboundIPRangesExclude),
             Flag(long: "istio-outbound-ports", short: "q", isBoolean: false, knob: .outboundPortsInclude),
             Flag(long: "istio-local-outbound-ports-exclude", short: "o", isBoolean: false, knob: .outboundPortsExclude),
             Flag(long: "kube-virt-interfaces", short: "k", isBoolean: false, knob: .rerouteVirtualInterfaces),
             Flag(long: "redirect-dns", short: nil, isBoolean: true, knob: .redirectDNS),
-            Flag(long: "capture-all-dns", short: nil, isBoolean: true, knob: .captureAllDNS),
-            Flag(long: "drop-invalid", short: nil, isBoolean: true, knob: .dropInvalid),
-            Flag(long: "dual-stack", short: nil, isBoolean: true, knob: .dualStack),
-            Flag(long: "iptables-trace-logging", short: nil, isBoolean: true, knob: .traceLogging),
-            Flag(long: "native-nftables", short: nil, isBoolean: true, knob: .nativeNftables),
+            Flag(long: "capture-all-dns", short: nil, isBoolean: true, knob: .captureAllDNS, minors: 11...Int.max),
+            Flag(long: "drop-invalid", short: nil, isBoolean: true, knob: .dropInvalid, minors: 13...Int.max),
+            Flag(long: "dual-stack", short: nil, isBoolean: true, knob: .dualStack, minors: 20...Int.max),
+            Flag(long: "iptables-trace-logging", short: nil, isBoolean: true, knob: .traceLogging, minors: 12...Int.max),
+            Flag(long: "native-nftables", short: nil, isBoolean: true, knob: .nativeNftables, minors: 27...Int.max),
             // Flags that do not shape the rules.
             Flag(long: "dry-run", short: "n", isBoolean: true, knob: .ignored),
-            Flag(long: "restore-format", short: "f", isBoolean: true, knob: .ignored),
+            Flag(long: "restore-format", short: "f", isBoolean: true, knob: .ignored, minors: 0...23),
             Flag(long: "skip-rule-apply", short: nil, isBoolean: true, knob: .ignored),
             Flag(long: "run-validation", short: nil, isBoolean: true, knob: .ignored),
-            Flag(long: "cni-mode", short: nil, isBoolean: true, knob: .ignored),
-            Flag(long: "reconcile", short: nil, isBoolean: true, knob: .ignored),
-            Flag(long: "cleanup-only", short: nil, isBoolean: true, knob: .ignored),
-            Flag(long: "force-apply", short: nil, isBoolean: true, knob: .ignored),
-            Flag(long: "clean", short: nil, isBoolean: true, knob: .ignored),
+            Flag(long: "cni-mode", short: nil, isBoolean: true, knob: .ignored, minors: 11...Int.max),
+            Flag(long: "host-nsenter-exec", short: nil, isBoolean: true, knob: .ignored, minors: 15...19),
+            Flag(long: "reconcile", short: nil, isBoolean: true, knob: .ignored, minors: 24...Int.max),
+            Flag(long: "cleanup-only", short: nil, isBoolean: true, knob: .ignored, minors: 24...Int.max),
+            Flag(long: "force-apply", short: nil, isBoolean: true, knob: .ignored, minors: 24...Int.max),
+            Flag(long: "clean", short: nil, isBoolean: true, knob: .ignored, minors: 0...19),
             Flag(long: "log_as_json", short: nil, isBoolean: true, knob: .ignored),
             Flag(long: "iptables-probe-port", short: nil, isBoolean: false, knob: .ignored),
             Flag(long: "probe-timeout", short: nil, isBoolean: false, knob: .ignored),
-            Flag(long: "network-namespace", short: nil, isBoolean: false, knob: .ignored),
-            Flag(long: "force-iptables-binary", short: nil, isBoolean: false, knob: .ignored),
-            Flag(long: "iptables-version", short: nil, isBoolean: false, knob: .ignored),
-            Flag(long: "output-paths", short: nil, isBoolean: false, knob: .ignored),
+            Flag(long: "network-namespace", short: nil, isBoolean: false, knob: .ignored, minors: 11...Int.max),
+            Flag(long: "force-iptables-binary", short: nil, isBoolean: false, knob: .ignored, minors: 28...Int.max),
+            Flag(long: "iptables-version", short: nil, isBoolean: false, knob: .ignored, minors: 20...21),
+            Flag(long: "output-paths", short: nil, isBoolean: false, knob: .ignored, minors: 11...17),
             Flag(long: "log_output_level", short: nil, isBoolean: false, knob: .ignored),
             Flag(long: "log_stacktrace_level", short: nil, isBoolean: false, knob: .ignored),
             Flag(long: "log_caller", short: nil, isBoolean: false, knob: .ignored),

@@ -89,7 +89,7 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
             config.istioVersion = .latest
             return config
         }
-        config = try IstioArguments.parse(arguments: ["istio-iptables"] + flags, environment: env)
+        config = try IstioArguments.parse(arguments: ["istio-iptables"] + flags, environment: env, base: versioned)
         return withRuntimeInputs(config)
     }
 
@@ -109,9 +109,17 @@ public struct CorpusCase: CustomTestStringConvertible, Sendable {
             return config
         }
         if isCNI { return try PodManifest(yaml: podYAML).captureConfiguration() }
-        var config = try IstioArguments.parse((["istio-iptables"] + flags).map(Corpus.shellQuoted).joined(separator: " "))
+        var config = try IstioArguments.parse((["istio-iptables"] + flags).map(Corpus.shellQuoted).joined(separator: " "),
+                                              environment: [:], base: versioned)
         try config.applyEnvironment(env)
         return withRuntimeInputs(config)
+    }
+
+    /// The case's release, known before its flags are read (the release decides which flags exist).
+    private var versioned: CaptureConfiguration {
+        var c = CaptureConfiguration()
+        c.istioVersion = version
+        return c
     }
 
     /// What `cases.json` sets outside the flags: the version and the runtime inputs.
