@@ -240,7 +240,7 @@ public enum IstioArguments {
         var out: [UInt16] = []
         for item in items(text) {
             guard let p = UInt16(item), p != 0 else {
-                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not a port number")
+                throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not a port number")
             }
             out.append(p)
         }
@@ -251,7 +251,7 @@ public enum IstioArguments {
         var out: [UInt32] = []
         for item in items(text) {
             guard let id = UInt32(item) else {
-                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not a numeric id")
+                throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not a numeric id")
             }
             out.append(id)
         }
@@ -269,7 +269,7 @@ public enum IstioArguments {
         var out: [String] = []
         for item in items(text) {
             guard CIDR(item) != nil else {
-                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not an address/prefix-length CIDR")
+                throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not an address/prefix-length CIDR")
             }
             out.append(item)
         }
@@ -279,7 +279,7 @@ public enum IstioArguments {
     static func interfaces(_ text: String, flag: String) throws(IstioCaptureError) -> [String] {
         let names = items(text)
         for name in names where name.count > 15 || name.contains(where: { $0 == " " || $0 == "/" }) {
-            throw .invalidValue(flag: flag, value: text, reason: "\"\(name)\" is not an interface name")
+            throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(name)) is not an interface name")
         }
         return names
     }

@@ -23,6 +23,8 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     case malformed(file: String, line: Int, message: String)
     /// The input could not be opened.
     case unreadableInput(file: String, reason: String)
+    /// An output file (`capture -o`) was refused or could not be written; nothing at the path was changed.
+    case unwritableOutput(file: String, reason: String)
     /// The kernel refused: CAP_NET_ADMIN (and CAP_NET_RAW for libiptc's socket) are missing.
     case insufficientPrivilege(detail: String)
     /// The table, family or kernel support is missing.
@@ -36,12 +38,23 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     /// A netlink dump (routing rules, routes, addresses, nf_tables tables) failed.
     case netlink(request: String, reason: String)
 
+    /// One line (the privilege advice aside, written on several), input escaped and bounded by `MessageText`.
     public var description: String {
+        switch self {
+        case .insufficientPrivilege: return MessageText.line(text, keepingNewlines: true)
+        default: return MessageText.line(text)
+        }
+        return MessageText.line(text)
+    }
+
+    private var text: String {
         switch self {
         case .malformed(let file, let line, let message):
             return "\(file):\(line): \(message)"
         case .unreadableInput(let file, let reason):
             return "\(file): \(reason)"
+        case .unwritableOutput(let file, let reason):
+            return "cannot write \(file): \(reason)"
         case .insufficientPrivilege(let detail):
             return """
                 cannot read netfilter tables: \(detail)
