@@ -28,9 +28,9 @@ public struct LegacyTableReader: RulesetReader {
         var seenFamilies = Set<Family>()
         for family in request.families where seenFamilies.insert(family).inserted {
             ruleset.backends[family] = .legacy
-            let present = try Self.presentTables(family)
+            // In the kernel's order, as iptables-save prints them: the names file lists the newest table first.
             var seenTables = Set<TableName>()
-            for name in request.tables where seenTables.insert(name).inserted && present.contains(name) {
+            for name in try Self.presentTables(family) where request.tables.contains(name) && seenTables.insert(name).inserted {
                 ruleset.tables.append(try Self.readTable(name, family: family, setNames: setNames))
             }
         }
@@ -39,15 +39,15 @@ public struct LegacyTableReader: RulesetReader {
         return ruleset
     }
 
-    /// The tables the kernel has instantiated in the calling thread's namespace.
+    /// The tables the kernel has instantiated in the calling thread's namespace, in the order it lists them.
     ///
     /// `thread-self`, not `self`: `/proc/self/net` shows the namespace of the process's main thread, while this
     /// may run on a thread that entered another namespace. A missing file means ip_tables is not loaded at all.
-    static func presentTables(_ family: Family) throws(RuleReaderError) -> Set<TableName> {
+    static func presentTables(_ family: Family) throws(RuleReaderError) -> [TableName] {
         let path = family == .ipv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names"
         switch readSmallFile(path) {
         case .success(let text):
-            return Set(text.split(separator: "\n").map { TableName(String($0)) })
+            return text.split(separator: "\n").map { TableName(String($0)) }
         case .failure(let err) where err.code == ENOENT:
             return []
         case .failure(let err) where err.code == EACCES || err.code == EPERM:
