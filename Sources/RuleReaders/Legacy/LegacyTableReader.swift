@@ -51,8 +51,13 @@ public struct LegacyTableReader: RulesetReader {
         case .failure(let err) where err.code == ENOENT:
             return []
         case .failure(let err) where err.code == EACCES || err.code == EPERM:
-            // The names file is root-only (0440): the same privilege libiptc would need.
-            throw .insufficientPrivilege(detail: "cannot read \(path): \(String(cString: strerror(err.code)))")
+            // The names file is root-only (0440). With CAP_NET_ADMIN and CAP_NET_RAW libiptc would answer, but only
+            // by opening tables one by one, and opening a missing table creates it: iptables-legacy-save stops too.
+            let detail = "cannot read \(path): \(String(cString: strerror(err.code)))"
+            if let caps = Capabilities.current(), caps.holds(Capabilities.netAdmin), caps.holds(Capabilities.netRaw) {
+                throw .tableListRootOnly(detail: detail)
+            }
+            throw .insufficientPrivilege(detail: detail)
         case .failure(let err):
             throw .unavailable(family: family, table: nil, reason: "cannot read \(path): \(String(cString: strerror(err.code)))")
         }
