@@ -36,27 +36,33 @@ public enum MessageText {
         }
     }
 
+    /// Escapes `text` and keeps at most `limit` scalars of the result, the last of them "…" when it was cut;
+    /// an escape is kept whole or not at all.
     static func escaped(_ text: some StringProtocol, limit: Int, quoting: Bool) -> String {
         var out = String.UnicodeScalarView()
         var count = 0
+        // What was kept before the piece that would pass `limit - 1`: the text if it is cut there.
+        var cutAt: (index: String.UnicodeScalarView.Index, found: Bool) = (out.startIndex, false)
         for s in text.unicodeScalars {
-            let piece: String
+            let piece: String.UnicodeScalarView
             switch s {
-            case "\n": piece = "\\n"
-            case "\r": piece = "\\r"
-            case "\t": piece = "\\t"
-            case "\"" where quoting: piece = "\\\""
-            case "\\" where quoting: piece = "\\\\"
-            case _ where needsEscape(s): piece = "\\u{" + String(s.value, radix: 16, uppercase: true) + "}"
-            default:
-                guard count < limit else { out.append("…"); return String(out) }
-                out.append(s)
-                count += 1
-                continue
+            case "\n": piece = "\\n".unicodeScalars
+            case "\r": piece = "\\r".unicodeScalars
+            case "\t": piece = "\\t".unicodeScalars
+            case "\"" where quoting: piece = "\\\"".unicodeScalars
+            case "\\" where quoting: piece = "\\\\".unicodeScalars
+            case _ where needsEscape(s): piece = ("\\u{" + String(s.value, radix: 16, uppercase: true) + "}").unicodeScalars
+            default: piece = String.UnicodeScalarView([s])
             }
-            guard count + piece.unicodeScalars.count <= limit else { out.append("…"); return String(out) }
-            out.append(contentsOf: piece.unicodeScalars)
-            count += piece.unicodeScalars.count
+            let n = piece.count
+            if !cutAt.found && count + n > limit - 1 { cutAt = (out.endIndex, true) }
+            if count + n > limit {
+                var cut = String.UnicodeScalarView(out[..<cutAt.index])
+                cut.append("…")
+                return String(cut)
+            }
+            out.append(contentsOf: piece)
+            count += n
         }
         return String(out)
     }

@@ -15,7 +15,7 @@ struct OneLineMessageTests {
         let errorLines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("iptaudit:") || $0.hasPrefix("Error:") }
         #expect(errorLines.count == 1, "\(what): \(r.stderr.debugDescription)")
         for line in r.stderr.split(separator: "\n") {
-            #expect(line.unicodeScalars.count <= MessageText.lineLimit + 1, "\(what): a line of \(line.unicodeScalars.count)")
+            #expect(line.unicodeScalars.count <= MessageText.lineLimit, "\(what): a line of \(line.unicodeScalars.count)")
             #expect(!line.unicodeScalars.contains(where: MessageText.needsEscape), "\(what): \(line.debugDescription)")
         }
     }

@@ -36,18 +36,20 @@ struct MessageTextTests {
         if length <= MessageText.excerptLimit {
             #expect(excerpt == text)
         } else {
-            #expect(excerpt.unicodeScalars.count == MessageText.excerptLimit + 1 && excerpt.hasSuffix("…"))
+            #expect(excerpt.unicodeScalars.count == MessageText.excerptLimit && excerpt.hasSuffix("…"))
         }
     }
 
     /// Escapes count against the limit: input made only of escaped scalars stays within it too.
     @Test func escapesCountAgainstTheLimit() {
         let text = String(repeating: "\u{202E}", count: 10_000)
-        #expect(MessageText.excerpt(text).unicodeScalars.count <= MessageText.excerptLimit + 1)
-        #expect(MessageText.line(text).unicodeScalars.count <= MessageText.lineLimit + 1)
+        #expect(MessageText.excerpt(text).unicodeScalars.count <= MessageText.excerptLimit)
+        #expect(MessageText.line(text).unicodeScalars.count <= MessageText.lineLimit)
+        // Escapes are kept whole: the cut text ends with a complete one, then the ellipsis.
+        #expect(MessageText.excerpt(text).hasSuffix("\\u{202E}…"))
         // One grapheme of many combining marks is cut by scalars, not kept whole.
         let combining = "e" + String(repeating: "\u{301}", count: 10_000)
-        #expect(MessageText.line(combining).unicodeScalars.count <= MessageText.lineLimit + 1)
+        #expect(MessageText.line(combining).unicodeScalars.count <= MessageText.lineLimit)
     }
 
     @Test func keepingNewlinesBoundsEachLine() {
@@ -55,6 +57,6 @@ struct MessageTextTests {
         let lines = MessageText.line(text, keepingNewlines: true).split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 3)
         #expect(lines[0] == "first" && lines[2] == "third\\u{1B}")
-        #expect(lines[1].unicodeScalars.count == MessageText.lineLimit + 1)
+        #expect(lines[1].unicodeScalars.count == MessageText.lineLimit)
     }
 }
