@@ -45,6 +45,23 @@ struct SaveOrderConformanceTests {
         #expect(withoutSaveComments(shown.stdout) == reversed)
     }
 
+    /// Every table iptables-legacy-save prints, `security` included, in both families, created in an order no fixed
+    /// list has.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func everyTableOfBothFamiliesIsPrinted() throws {
+        let ns = try TestNamespace()
+        for (tool, table) in [("iptables-legacy", "filter"), ("iptables-legacy", "security"), ("ip6tables-legacy", "nat"),
+                              ("iptables-legacy", "raw"), ("ip6tables-legacy", "security"), ("iptables-legacy", "mangle")] {
+            try ns.mustRun([tool, "-t", table, "-A", "OUTPUT", "-p", "tcp", "--dport", "80", "-j", "ACCEPT"])
+        }
+        let shown = try Binary.run(["show", "--netns", ns.path, "--backend", "legacy", "--format", "save"])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let expected = withoutSaveComments(try ns.mustRun(["iptables-legacy-save"]))
+            + withoutSaveComments(try ns.mustRun(["ip6tables-legacy-save"]))
+        #expect(Self.tableOrder(expected).count == 6)
+        #expect(withoutSaveComments(shown.stdout) == expected, "\(ListingConformanceTests.firstDifference(withoutSaveComments(shown.stdout), expected))")
+    }
+
     /// Each dump restored into a private namespace: iptaudit's whole save output (every table, both families) is
     /// iptables-legacy-save's followed by ip6tables-legacy-save's, comment lines aside.
     @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), arguments: ListingConformanceTests.dumps)
