@@ -29,6 +29,14 @@ struct CaptureCommand: ParsableCommand {
     }
 
     func run() throws {
+        if self.output != "-" {
+            let path = self.output
+            let check = Result { () throws(OutputFile.Failure) in try OutputFile.checkReplaceable(path) }
+            if case .failure(let e) = check {
+                printError("iptaudit: \(RuleReaderError.unwritableOutput(file: path, reason: e.description))")
+                throw ExitCodes.unreadable
+            }
+        }
         let manifest = try pod.map(loadManifest)
         let from: CaptureBundle.CaptureSource = source.inputs.isEmpty
             ? .live(backend: source.backend, namespacePath: source.namespacePath, pid: source.pid)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// `iptaudit`: prove a pod's Istio traffic capture is intact by reading its netfilter tables.
 public struct IptauditCommand: ParsableCommand {
@@ -29,13 +30,26 @@ extension IptauditCommand {
     /// that parse does not accept (help, version, completion requests, usage errors, failed validation) goes to
     /// the full parse, which answers exactly as before; errors from `run()` are reported as `main()` would.
     public static func mainParsingSubcommandFirst() {
+        Output.guardStandardStreams()
         let arguments = Array(CommandLine.arguments.dropFirst())
-        guard var command = parsedSubcommandFirst(arguments) else { return main(arguments) }
         do {
+            var command = try parsedSubcommandFirst(arguments) ?? parseAsRoot(arguments)
             try command.run()
         } catch {
-            exit(withError: error)
+            exit(reporting: error)
         }
+    }
+
+    /// `exit(withError:)`, but printed through `Output`: help and version on stdout, errors on stderr through
+    /// `printError` (so an option or value echoed from the command line is escaped and bounded like any input),
+    /// and a failed write is exit 2 rather than text lost in a stdio buffer.
+    static func exit(reporting error: any Error) -> Never {
+        let code = exitCode(for: error).rawValue
+        let text = fullMessage(for: error)
+        if !text.isEmpty {
+            if code == 0 { emit(text.hasSuffix("\n") ? text : text + "\n") } else { printError(text) }
+        }
+        Glibc.exit(code)
     }
 
     /// The subcommand parsed on its own from `arguments` (its name first), or nil for the full parse to decide.

@@ -1,8 +1,14 @@
 import Glibc
+import NetfilterModel
 
 /// Standard output and error through write(2): nothing buffered to lose at exit, and one place that decides
-/// what a failed write means (a closed pipe, a full disk): one line on stderr if it can still be written, exit 2.
+/// what a failed write means: a closed pipe ends quietly as if SIGPIPE had killed us (status 141, as
+/// iptables-save ends), anything else (a full disk, a closed descriptor) is one line on stderr if it can still
+/// be written, and exit 2.
 enum Output {
+    /// What a shell reports for a process killed by SIGPIPE; used when SIGPIPE is ignored and write(2) says EPIPE.
+    static let closedPipeStatus: Int32 = 128 + SIGPIPE
+
     static func write(_ text: String, to fd: Int32) {
         var text = text
         text.withUTF8 { bytes in
@@ -21,19 +27,35 @@ enum Output {
     }
 
     private static func fail(_ fd: Int32, _ code: Int32) -> Never {
+        if code == EPIPE { _exit(closedPipeStatus) }
         if fd != STDERR_FILENO {
             let line = "iptaudit: cannot write to standard output: \(String(cString: strerror(code)))\n"
             _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
         }
-        exit(2)
+        _exit(2)
+    }
+
+    /// Called first thing in `main`. A closed stdin, stdout or stderr is held by /dev/null opened the other way
+    /// round, so a file iptaudit opens can never become descriptor 1 or 2 (and receive the report or an error),
+    /// while a write to a closed stdout still fails (EBADF) and ends with exit 2. Nothing writes through stdio:
+    /// swift-argument-parser's help and errors are printed here too (`IptauditCommand.exit(reporting:)`).
+    static func guardStandardStreams() {
+        for (fd, flags) in [(STDIN_FILENO, O_WRONLY), (STDOUT_FILENO, O_RDONLY), (STDERR_FILENO, O_RDONLY)]
+        where fcntl(fd, F_GETFD) < 0 && errno == EBADF {
+            let opened = open("/dev/null", flags)
+            if opened >= 0 && opened != fd { dup2(opened, fd); close(opened) }
+        }
     }
 
     /// Colour only on a terminal, and never when `NO_COLOR` is set (to anything).
     static var colorOnStandardOutput: Bool { isatty(STDOUT_FILENO) == 1 && getenv("NO_COLOR") == nil }
 }
 
+/// Every message to stderr goes through here: control and bidi characters escaped, each line bounded
+/// (`MessageText`), whatever a caller interpolated.
 func printError(_ message: String) {
-    Output.write(message.hasSuffix("\n") ? message : message + "\n", to: STDERR_FILENO)
+    let text = message.hasSuffix("\n") ? String(message.dropLast()) : message
+    Output.write(MessageText.line(text, keepingNewlines: true) + "\n", to: STDERR_FILENO)
 }
 
 /// Writes to stdout without buffering surprises when output is piped.

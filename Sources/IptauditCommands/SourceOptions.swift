@@ -91,10 +91,10 @@ enum FamilyChoice: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-/// Tables on the command line.
+/// Tables on the command line; `all` is every table iptables-save would print, `security` included.
 enum TableChoice: String, ExpressibleByArgument, CaseIterable {
     case nat, mangle, raw, filter, all
-    var tables: [TableName] { self == .all ? TableName.standard : [TableName(rawValue)] }
+    var tables: [TableName] { self == .all ? TableName.standard + [.security] : [TableName(rawValue)] }
 }
 
 /// Warns on stderr when a family's rules are split between legacy and nf_tables.

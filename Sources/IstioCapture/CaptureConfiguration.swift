@@ -197,5 +197,5 @@ public struct ArgumentQuirk: Hashable, Sendable, Codable {
     }
 
     /// `-x -b: pflag takes "-b" as the value of -x, …`
-    public var description: String { "`\(ShellWords.join(words))`: \(effect)" }
+    public var description: String { "`\(MessageText.excerpt(ShellWords.join(words)))`: \(effect)" }
 }

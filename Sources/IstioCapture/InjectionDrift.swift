@@ -81,7 +81,7 @@ public struct InjectionDrift: Hashable, Sendable, Codable {
 
     /// `traffic.sidecar.istio.io/excludeOutboundPorts: "5432" asks for -o 5432; istio-init was given no -o`.
     public var description: String {
-        "\(setting.annotation): \"\(annotationValue)\" asks for \(setting.rawValue) \(asked.text); istio-init was given \(givenText)"
+        "\(setting.annotation): \(MessageText.quoted(annotationValue)) asks for \(setting.rawValue) \(asked.text); istio-init was given \(givenText)"
     }
 
     /// `no -o`, `-d 15090,15021,15020`.

@@ -58,7 +58,7 @@ public enum IstioArguments {
                 // istio-iptables' command takes positional arguments and ignores them.
                 if let flag = previousBoolean, let b = parseBool(word) {
                     quirks.append(ArgumentQuirk(words: [flag, word],
-                        effect: "pflag sets \(flag) on its own (true) and ignores \"\(word)\"" + (b ? "" : ", so \(flag) is ON, not off"),
+                        effect: "pflag sets \(flag) on its own (true) and ignores \(MessageText.quoted(word))" + (b ? "" : ", so \(flag) is ON, not off"),
                         changesSettings: !b))
                 } else {
                     quirks.append(ArgumentQuirk(words: [word], effect: "not a flag or a flag's value: istio-iptables ignores it", changesSettings: false))
@@ -126,7 +126,7 @@ public enum IstioArguments {
                 // pflag gives a flag that takes a value the next word, whatever it is: `-x -b '*'` sets -x to "-b".
                 if value.hasPrefix("-"), value.count > 1, let swallowed = Flag.named(value) {
                     quirks.append(ArgumentQuirk(words: [word, value],
-                        effect: "pflag takes \"\(value)\" as the value of \(word), not as a flag: \(swallowed.display) is not set by it"
+                        effect: "pflag takes \(MessageText.quoted(value)) as the value of \(word), not as a flag: \(swallowed.display) is not set by it"
                             + (swallowed.absentMeaning.map { " (\($0))" } ?? ""),
                         changesSettings: true))
                 }
@@ -134,7 +134,7 @@ public enum IstioArguments {
             if flag.knob != .ignored {
                 if let before = given[flag.long], before != value {
                     quirks.append(ArgumentQuirk(words: [word, value],
-                        effect: "\(shown) is given more than once; istio-iptables keeps the last value (\"\(value)\"), not \"\(before)\"",
+                        effect: "\(shown) is given more than once; istio-iptables keeps the last value (\(MessageText.quoted(value))), not \(MessageText.quoted(before))",
                         changesSettings: true))
                 }
                 given[flag.long] = value
@@ -326,7 +326,7 @@ public enum IstioArguments {
         var out: [UInt16] = []
         for item in items(text) {
             guard let p = UInt16(item), p != 0 else {
-                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not a port number")
+                throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not a port number")
             }
             out.append(p)
         }
@@ -337,7 +337,7 @@ public enum IstioArguments {
         var out: [UInt32] = []
         for item in items(text) {
             guard let id = UInt32(item) else {
-                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not a numeric id")
+                throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not a numeric id")
             }
             out.append(id)
         }
@@ -355,7 +355,7 @@ public enum IstioArguments {
         var out: [String] = []
         for item in items(text) {
             guard CIDR(item) != nil else {
-                throw .invalidValue(flag: flag, value: text, reason: "\"\(item)\" is not an address/prefix-length CIDR")
+                throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not an address/prefix-length CIDR")
             }
             out.append(item)
         }
@@ -365,7 +365,7 @@ public enum IstioArguments {
     static func interfaces(_ text: String, flag: String) throws(IstioCaptureError) -> [String] {
         let names = items(text)
         for name in names where name.count > 15 || name.contains(where: { $0 == " " || $0 == "/" }) {
-            throw .invalidValue(flag: flag, value: text, reason: "\"\(name)\" is not an interface name")
+            throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(name)) is not an interface name")
         }
         return names
     }

@@ -1,3 +1,5 @@
+import NetfilterModel
+
 /// Why a capture configuration could not be built from istio-iptables arguments, environment or a manifest.
 /// Each message names the offending flag, variable or annotation so the user can fix the input.
 public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -27,22 +29,25 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
     /// ambient's nftables backend before it existed (1.28).
     case ambientUnavailable(version: IstioVersion, reason: String)
 
-    public var description: String {
+    /// One line, each value quoted and the whole bounded by `MessageText`.
+    public var description: String { MessageText.line(text) }
+
+    private var text: String {
         switch self {
         case .unknownFlag(let flag):
             return "unknown istio-iptables flag \(flag)"
         case .missingValue(let flag):
             return "flag \(flag) needs a value"
         case .invalidValue(let flag, let value, let reason):
-            return "invalid value \"\(value)\" for \(flag): \(reason)"
+            return "invalid value \(MessageText.quoted(value)) for \(flag): \(reason)"
         case .unbalancedQuote(let text):
-            return "unterminated quote in arguments: \(text)"
+            return "unterminated quote in arguments: \(MessageText.quoted(text))"
         case .invalidEnvironment(let name, let value, let reason):
-            return "invalid value \"\(value)\" for environment variable \(name): \(reason)"
+            return "invalid value \(MessageText.quoted(value)) for environment variable \(name): \(reason)"
         case .invalidManifest(let reason):
             return "cannot read the manifest: \(reason)"
         case .invalidAnnotation(let key, let value, let reason):
-            return "invalid annotation \(key)=\"\(value)\": \(reason) (istio-cni would refuse the pod)"
+            return "invalid annotation \(MessageText.excerpt(key))=\(MessageText.quoted(value)): \(reason) (istio-cni would refuse the pod)"
         case .noSidecarCapture(let reason):
             return "pod has no Istio sidecar capture: \(reason)"
         case .nativeNftablesUnavailable(let version):

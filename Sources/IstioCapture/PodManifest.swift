@@ -141,7 +141,7 @@ public struct PodManifest: Hashable, Sendable {
 
     static func id(_ node: YAMLNode?, _ field: String) throws(IstioCaptureError) -> UInt32? {
         guard let text = node?.text else { return nil }
-        guard let value = UInt32(text) else { throw .invalidManifest("\(field) \"\(text)\" is not a numeric id") }
+        guard let value = UInt32(text) else { throw .invalidManifest("\(field) \(MessageText.quoted(text)) is not a numeric id") }
         return value
     }
 
@@ -354,7 +354,7 @@ public struct PodManifest: Hashable, Sendable {
         var out: [UInt16] = []
         for item in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
             guard let port = UInt16(item.trimmingSpaces) else {
-                throw .invalidAnnotation(key: key, value: text, reason: "\"\(item)\" is not a port")
+                throw .invalidAnnotation(key: key, value: text, reason: "\(MessageText.quoted(item)) is not a port")
             }
             out.append(port)
         }
@@ -365,7 +365,7 @@ public struct PodManifest: Hashable, Sendable {
         guard !text.isEmpty else { return [] }
         let items = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         for item in items where CIDR(item) == nil {
-            throw .invalidAnnotation(key: key, value: text, reason: "\"\(item)\" is not a CIDR")
+            throw .invalidAnnotation(key: key, value: text, reason: "\(MessageText.quoted(item)) is not a CIDR")
         }
         return items
     }

@@ -311,11 +311,12 @@ extension CaptureBundle {
         return (try? encoder.encode(BundleSchema(self))) ?? Data()
     }
 
+    /// Writes the bundle mode 0600 (it may hold a pod manifest), replacing only an absent path or a regular file.
     public func write(to path: String) throws(RuleReaderError) {
         do {
-            try encoded().write(to: URL(filePath: path), options: .atomic)
+            try OutputFile.replace(path, with: [UInt8](encoded()))
         } catch {
-            throw .unreadableInput(file: path, reason: "cannot write the bundle: \(Self.reason(error))")
+            throw .unwritableOutput(file: path, reason: error.description)
         }
     }
 
@@ -359,15 +360,6 @@ extension CaptureBundle {
             }
         }
         return try decode(data, file: path)
-    }
-
-    /// strerror's text when a file operation failed in the system, else the error as Foundation describes it.
-    static func reason(_ error: any Error) -> String {
-        if let cocoa = error as? CocoaError, let posix = cocoa.underlying as? POSIXError {
-            return String(cString: strerror(posix.code.rawValue))
-        }
-        if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
-        return "\(error)"
     }
 
     static func describe(_ error: DecodingError) -> String {

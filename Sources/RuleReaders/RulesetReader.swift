@@ -23,8 +23,13 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     case malformed(file: String, line: Int, message: String)
     /// The input could not be opened.
     case unreadableInput(file: String, reason: String)
+    /// An output file (`capture -o`) was refused or could not be written; nothing at the path was changed.
+    case unwritableOutput(file: String, reason: String)
     /// The kernel refused: CAP_NET_ADMIN (and CAP_NET_RAW for libiptc's socket) are missing.
     case insufficientPrivilege(detail: String)
+    /// The capabilities are there, but the list of legacy tables is readable by UID 0 only, and finding the
+    /// tables any other way would create the missing ones.
+    case tableListRootOnly(detail: String)
     /// The table, family or kernel support is missing.
     case unavailable(family: Family, table: TableName?, reason: String)
     /// The network namespace could not be entered.
@@ -36,17 +41,37 @@ public enum RuleReaderError: Error, Equatable, Sendable, CustomStringConvertible
     /// A netlink dump (routing rules, routes, addresses, nf_tables tables) failed.
     case netlink(request: String, reason: String)
 
+    /// One line (the privilege advice aside, written on several), input escaped and bounded by `MessageText`.
     public var description: String {
+        switch self {
+        case .insufficientPrivilege, .tableListRootOnly: return MessageText.line(text, keepingNewlines: true)
+        default: return MessageText.line(text)
+        }
+        return MessageText.line(text)
+    }
+
+    private var text: String {
         switch self {
         case .malformed(let file, let line, let message):
             return "\(file):\(line): \(message)"
         case .unreadableInput(let file, let reason):
             return "\(file): \(reason)"
+        case .unwritableOutput(let file, let reason):
+            return "cannot write \(file): \(reason)"
         case .insufficientPrivilege(let detail):
             return """
                 cannot read netfilter tables: \(detail)
                 reading tables needs CAP_NET_ADMIN (and CAP_NET_RAW for libiptc's socket) in the pod's network namespace.
                 The istio-proxy container (UID 1337, no capabilities) cannot read its own tables. Instead:
+                  - on the node, as root:  iptaudit show --pid <PID of any process in the pod>   (or: nsenter -t <PID> -n iptaudit show)
+                  - from kubectl:           kubectl debug -it <pod> --profile=netadmin --target=istio-proxy --image=<image with iptaudit> -- iptaudit show
+                """
+        case .tableListRootOnly(let detail):
+            return """
+                cannot list the legacy tables: \(detail)
+                this process holds CAP_NET_ADMIN and CAP_NET_RAW, but the list of tables is readable by UID 0 only, and asking \
+                the kernel for a table that is not there would create it (iptables-legacy-save stops here too). \
+                `--backend nft` reads nf_tables (iptables-nft) alone, without the legacy tables. To read both, run as UID 0:
                   - on the node, as root:  iptaudit show --pid <PID of any process in the pod>   (or: nsenter -t <PID> -n iptaudit show)
                   - from kubectl:           kubectl debug -it <pod> --profile=netadmin --target=istio-proxy --image=<image with iptaudit> -- iptaudit show
                 """

@@ -35,9 +35,9 @@ struct LineProblem: Error {
     }
 }
 
-/// A value quoted for an error message, with control characters escaped.
+/// A value quoted for an error message (`MessageText.quoted`: escaped, cut to a readable length).
 func quoted(_ value: String) -> String {
-    value.debugDescription
+    MessageText.quoted(value)
 }
 
 enum SaveTextLexer {

@@ -73,7 +73,7 @@ enum AnnotationsApplied: FamilyObligation {
     static func findings(for drift: InjectionDrift, _ ctx: FamilyContext) -> [Finding] {
         let c = ctx.config
         let id = description.id
-        let said = "\(drift.setting.annotation): \"\(drift.annotationValue)\""
+        let said = "\(drift.setting.annotation): \(MessageText.quoted(drift.annotationValue))"
         let why = "istio-init was given \(drift.givenText) (the annotation changed after injection, or the injection template dropped it)"
         let fix = "istio-init reads its arguments once, when the pod starts: re-create the pod (kubectl rollout restart, or delete it) so the "
             + "injector renders the annotation into \(drift.setting.rawValue); or change the annotation back to match \(drift.givenText) if that is what you want."

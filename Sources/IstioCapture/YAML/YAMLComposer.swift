@@ -1,4 +1,5 @@
 private import CYAML
+import NetfilterModel
 
 /// Why a YAML stream could not be composed; `line` and `column` are 1-based (0 when libyaml gave no position).
 public struct YAMLError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -13,7 +14,7 @@ public struct YAMLError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        line > 0 ? "line \(line), column \(column): \(message)" : message
+        MessageText.line(line > 0 ? "line \(line), column \(column): \(message)" : message)
     }
 }
 
@@ -169,7 +170,7 @@ private struct ComposeState {
             if let text = composed.node.text {
                 if let first = stack[top].keys[text] {
                     throw YAMLError(line: composed.node.line, column: composed.node.column,
-                                    message: "duplicate key \"\(text)\" in a mapping (first at line \(first))")
+                                    message: "duplicate key \(MessageText.quoted(text)) in a mapping (first at line \(first))")
                 }
                 stack[top].keys[text] = composed.node.line
             }

@@ -28,9 +28,9 @@ public struct LegacyTableReader: RulesetReader {
         var seenFamilies = Set<Family>()
         for family in request.families where seenFamilies.insert(family).inserted {
             ruleset.backends[family] = .legacy
-            let present = try Self.presentTables(family)
+            // In the kernel's order, as iptables-save prints them: the names file lists the newest table first.
             var seenTables = Set<TableName>()
-            for name in request.tables where seenTables.insert(name).inserted && present.contains(name) {
+            for name in try Self.presentTables(family) where request.tables.contains(name) && seenTables.insert(name).inserted {
                 ruleset.tables.append(try Self.readTable(name, family: family, setNames: setNames))
             }
         }
@@ -39,20 +39,25 @@ public struct LegacyTableReader: RulesetReader {
         return ruleset
     }
 
-    /// The tables the kernel has instantiated in the calling thread's namespace.
+    /// The tables the kernel has instantiated in the calling thread's namespace, in the order it lists them.
     ///
     /// `thread-self`, not `self`: `/proc/self/net` shows the namespace of the process's main thread, while this
     /// may run on a thread that entered another namespace. A missing file means ip_tables is not loaded at all.
-    static func presentTables(_ family: Family) throws(RuleReaderError) -> Set<TableName> {
+    static func presentTables(_ family: Family) throws(RuleReaderError) -> [TableName] {
         let path = family == .ipv4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names"
         switch readSmallFile(path) {
         case .success(let text):
-            return Set(text.split(separator: "\n").map { TableName(String($0)) })
+            return text.split(separator: "\n").map { TableName(String($0)) }
         case .failure(let err) where err.code == ENOENT:
             return []
         case .failure(let err) where err.code == EACCES || err.code == EPERM:
-            // The names file is root-only (0440): the same privilege libiptc would need.
-            throw .insufficientPrivilege(detail: "cannot read \(path): \(String(cString: strerror(err.code)))")
+            // The names file is root-only (0440). With CAP_NET_ADMIN and CAP_NET_RAW libiptc would answer, but only
+            // by opening tables one by one, and opening a missing table creates it: iptables-legacy-save stops too.
+            let detail = "cannot read \(path): \(String(cString: strerror(err.code)))"
+            if let caps = Capabilities.current(), caps.holds(Capabilities.netAdmin), caps.holds(Capabilities.netRaw) {
+                throw .tableListRootOnly(detail: detail)
+            }
+            throw .insufficientPrivilege(detail: detail)
         case .failure(let err):
             throw .unavailable(family: family, table: nil, reason: "cannot read \(path): \(String(cString: strerror(err.code)))")
         }
