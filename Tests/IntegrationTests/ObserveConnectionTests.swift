@@ -220,6 +220,54 @@ struct ObserveConnectionTests {
         #expect(obligations.contains("outbound-completeness") && obligations.contains("observed-matches-rules"))
     }
 
+    /// A root filesystem with the binary and only the shared objects `ldd` lists for it (glibc, and the Swift
+    /// runtime of a debug build): no libiptc, no libnftables. `observe` runs there as the proxy does.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), .timeLimit(.minutes(2)))
+    func observeRunsInARootFilesystemWithoutLibiptcOrLibnftables() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-rootfs-\(getpid())-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let ldd = try runCommand(["ldd", Binary.path])
+        try #require(ldd.status == 0, "\(ldd.stderr)")
+        // `libfoo.so => /path/libfoo.so (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+        let libraries = ldd.stdout.split(separator: "\n").compactMap { line in
+            line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).first { $0.hasPrefix("/") }
+        }
+        #expect(!libraries.isEmpty)
+        let unwanted = ["libip4tc", "libip6tc", "libnftables", "libnftnl", "libxtables"]
+        #expect(!libraries.contains { l in unwanted.contains { l.contains($0) } }, "linked at load time: \(libraries)")
+        for library in libraries {
+            let target = root.appendingPathComponent(String(library.dropFirst()))
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: URL(fileURLWithPath: library).resolvingSymlinksInPath(), to: target)
+        }
+        try FileManager.default.copyItem(atPath: Binary.path, toPath: root.appendingPathComponent("iptaudit").path)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("proc"), withIntermediateDirectories: true)
+        let everything = try FileManager.default.subpathsOfDirectory(atPath: root.path)
+        #expect(!everything.contains { p in unwanted.contains { p.contains($0) } })
+
+        let pod = try Pod(rules: true)
+        let traffic = try Traffic(pod)
+        defer { traffic.finish() }
+        let r = try pod.pod.run(["unshare", "--mount", "sh", "-c",
+                             "mount -t proc proc \"$1/proc\" && exec env -i ISTIO_META_INTERCEPTION_MODE=REDIRECT "
+                                 + "/usr/sbin/chroot --userspec=1337:1337 \"$1\" /iptaudit observe --format json --istio-args \"$2\"",
+                             "sh", root.path, Self.istioArgs])
+        #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
+        #expect(try Self.classified(r.stdout) == [
+            "in 10.0.0.1:8080 captured",
+            "in [fd00::1]:8080 captured",
+            "out 10.0.0.2:5432 bypassing-expected",
+            "out 10.0.0.2:80 captured",
+            "out [fd00::2]:5432 bypassing-expected",
+            "out [fd00::2]:80 captured",
+        ])
+        // As root the legacy tables would be read, and there is no libiptc to read them with: one line that says so.
+        let privileged = try pod.pod.run(["unshare", "--mount", "sh", "-c",
+                                      "mount -t proc proc \"$1/proc\" && exec chroot \"$1\" /iptaudit observe", "sh", root.path])
+        #expect(privileged.status == 2)
+        #expect(privileged.stderr.contains("libip4tc") && privileged.stderr.split(separator: "\n").count == 1, "\(privileged.stderr)")
+    }
+
     static let source = #"""
     import os, select, socket, struct, sys, signal
     signal.alarm(90)  # never outlive the test
