@@ -24,8 +24,9 @@ let package = Package(
             providers: [.apt(["libmnl-dev"])]
         ),
         .systemLibrary(
+            // Headers only: libyaml is loaded with dlopen when a manifest is parsed (YAMLComposer.swift), so the
+            // binary starts in images without it (Istio's proxy image, for `observe`).
             name: "CYAML",
-            pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
         // Headers only: libnftables is loaded with dlopen when a namespace holds native tables (NftablesContext.swift).

@@ -233,7 +233,7 @@ struct ObserveConnectionTests {
             line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).first { $0.hasPrefix("/") }
         }
         #expect(!libraries.isEmpty)
-        let unwanted = ["libip4tc", "libip6tc", "libnftables", "libnftnl", "libxtables"]
+        let unwanted = ["libip4tc", "libip6tc", "libnftables", "libnftnl", "libxtables", "libyaml"]
         #expect(!libraries.contains { l in unwanted.contains { l.contains($0) } }, "linked at load time: \(libraries)")
         for library in libraries {
             let target = root.appendingPathComponent(String(library.dropFirst()))
