@@ -110,6 +110,34 @@ import Testing
         #expect(twice.samples == 2)
     }
 
+    @Test func dnsOverTCPIsPairedWithTheDNSProxyAndUDPIsShownNotJudged() throws {
+        var config = CaptureConfiguration.injectorDefault
+        config.redirectDNS = true
+        config.captureAllDNS = true
+        let tcp = ([Self.header] + [
+            Self.line("127.0.0.1:15053", "0.0.0.0:0", state: "0A", uid: 1337, inode: 40),
+            // captured: the DNS proxy's accepted socket has the app's source as peer
+            Self.line("10.0.0.1:40010", "10.96.0.10:53", state: "01", uid: 1000, inode: 41),
+            Self.line("127.0.0.1:15053", "10.0.0.1:40010", state: "01", uid: 1337, inode: 42),
+            // straight to the nameserver
+            Self.line("10.0.0.1:40012", "10.96.0.10:53", state: "01", uid: 1000, inode: 43),
+        ]).joined(separator: "\n") + "\n"
+        let udp = ([Self.header] + [
+            Self.line("10.0.0.1:40011", "10.96.0.10:53", state: "01", uid: 1000, inode: 44),
+            Self.line("127.0.0.1:15053", "0.0.0.0:0", state: "07", uid: 1337, inode: 45),
+        ]).joined(separator: "\n") + "\n"
+        let sockets = try SocketTables.parse(tcp, transport: .tcp) + SocketTables.parse(udp, transport: .udp)
+        let report = observe(samples: [sockets], localAddresses: [Self.pod], configuration: config)
+        #expect(report.connections.map { "\($0.text) \($0.classification.rawValue) \($0.expected?.disposition.summary ?? "-")" } == [
+            "TCP 10.0.0.1:40010 → 10.96.0.10:53 (UID 1000) captured DNS proxy 15053",
+            "UDP 10.0.0.1:40011 → 10.96.0.10:53 (UID 1000) unobserved DNS proxy 15053",
+            "TCP 10.0.0.1:40012 → 10.96.0.10:53 (UID 1000) bypassing-unexpected DNS proxy 15053",
+        ])
+        #expect(report.verification.findings.map(\.kind) == [.dnsCapture])
+        #expect(report.verification.findings.first?.obligation == ObservationObligations.dns)
+        #expect(report.verification.result(ObservationObligations.dns)?.status == .failed)
+    }
+
     @Test func liveRulesThatDisagreeWithTheEvidenceAreAFinding() throws {
         // The app's connection went through Envoy, but the rules read now leave port 80 alone.
         let sockets = try SocketTables.parse(Self.tcp, transport: .tcp).filter { [21, 22, 11].contains($0.inode) }
