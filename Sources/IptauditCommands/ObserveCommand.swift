@@ -91,7 +91,7 @@ struct ObserveCommand: ParsableCommand {
         case .json:
             emit(VerificationJSON.render(report, ruleset: ruleset, source: sockets.source))
         case .junit:
-            emit(VerificationJUnit.render(report.verification, source: sockets.source))
+            emit(VerificationJUnit.render(report.verification, source: sockets.source, command: "observe"))
         }
         if !report.verification.ok { throw ExitCodes.findings }
     }

@@ -164,6 +164,12 @@ struct ObserveConnectionTests {
             "out [fd00::2]:80 captured",
         ])
         #expect(try Self.findings(r.stdout).isEmpty)
+        // Read repeatedly, the same connections count once.
+        let sampled = try pod.observe(["--format", "json", "--count", "3", "--interval", "0.05"])
+        #expect(sampled.status == 0, "\(sampled.stderr)")
+        #expect(try Self.classified(sampled.stdout) == (try Self.classified(r.stdout)))
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(sampled.stdout.utf8)) as? [String: Any])
+        #expect(doc["samples"] as? Int == 3)
         // The text report says the same, and that the rules were not readable.
         let text = try pod.observe()
         #expect(text.status == 0, "\(text.stderr)")

@@ -71,6 +71,28 @@ import TestSupport
             """)
     }
 
+    @Test func junitHasOneTestcasePerObservationObligation() throws {
+        let xml = VerificationJUnit.render(try Self.report().verification, source: "sockets", command: "observe")
+        let file = try VerificationReportTests.temp(xml, "xml")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let r = try VerificationReportTests.python("""
+            import sys
+            from junitparser import JUnitXml
+            for suite in JUnitXml.fromfile(sys.argv[1]):
+                print(suite.name)
+                for case in suite:
+                    print(case.name, "|", ",".join(type(x).__name__ for x in case.result))
+            """, [file])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == """
+            iptaudit observe: sockets
+            observed-outbound: observed outbound connections go where the rules for this configuration send them | Failure
+            observed-inbound: observed inbound connections arrive the way the rules for this configuration deliver them | Skipped
+            observed-dns: observed DNS connections go where the rules for this configuration send them | Skipped
+
+            """)
+    }
+
     @Test func jsonMatchesTheDocumentedSchemaWithAndWithoutTheRules() throws {
         var changed = Self.configuration
         changed.outboundPortsExclude = [80]
