@@ -62,7 +62,7 @@ public func observe(samples: [[ObservedSocket]], localAddresses: [IPAddress], co
     for c in connections where c.evidence != .proxy {
         let id = obligation(of: c)
         judged[id, default: []].append(c)
-        if let f = finding(c, obligation: id, configuration: configuration) { byObligation[id, default: []].append(f) }
+        if let f = finding(c, obligation: id) { byObligation[id, default: []].append(f) }
         if let f = contradiction(c) { byObligation[ObservationObligations.liveRules, default: []].append(f) }
     }
 
@@ -86,8 +86,8 @@ public func observe(samples: [[ObservedSocket]], localAddresses: [IPAddress], co
                                         proven: proven, notes: status == .notApplicable ? ["no such connection observed"] : []))
     }
 
-    var configurationLines = ExpectedRules.describe(configuration)
-    configurationLines.append("application sockets' GID taken as their UID (the socket tables do not show it)")
+    let gidNote = "application sockets' GID taken as their UID (the socket tables do not show it)"
+    let configurationLines = ExpectedRules.describe(configuration) + [gidNote]
     var report = VerificationReport(configuration: configurationLines, families: configuration.families, obligations: results,
                                     findings: [], ok: true, proven: results.flatMap(\.proven))
     if let liveRules {
@@ -97,7 +97,7 @@ public func observe(samples: [[ObservedSocket]], localAddresses: [IPAddress], co
         report.proven = proof.proven + report.proven
         report.assumptions = proof.assumptions
         report.families = proof.families
-        report.configuration = proof.configuration + ["application sockets' GID taken as their UID (the socket tables do not show it)"]
+        report.configuration = proof.configuration + [gidNote]
     }
     let all = report.obligations.flatMap(\.findings)
     var seenFindings = Set<Finding>()
@@ -125,15 +125,14 @@ private func classify(_ evidence: ObservedConnection.Evidence, expected: RuleFat
 }
 
 private func obligation(of c: ObservedConnection) -> ObligationID {
-    let dnsPort: UInt16 = 53
-    if c.direction == .outbound, c.packet.destinationPort == dnsPort || c.proxySocket?.local.port == IstioPort.dnsProxy.rawValue {
+    if c.direction == .outbound, c.packet.destinationPort == IstioNames.dnsPort || c.proxySocket?.local.port == IstioPort.dnsProxy.rawValue {
         return ObservationObligations.dns
     }
     return c.direction == .outbound ? ObservationObligations.outbound : ObservationObligations.inbound
 }
 
 /// The finding for a connection whose evidence contradicts the configuration's rules, as `verify` words its kinds.
-private func finding(_ c: ObservedConnection, obligation: ObligationID, configuration: CaptureConfiguration) -> Finding? {
+private func finding(_ c: ObservedConnection, obligation: ObligationID) -> Finding? {
     guard let expected = c.expected else { return nil }
     let witness = Witness(packet: c.packet, text: c.packet.description, verdict: expected.verdict, pipeline: c.pipeline, assumptions: [])
     let dns = obligation == ObservationObligations.dns
