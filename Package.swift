@@ -12,9 +12,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
+        // Headers only: the legacy reader loads libip4tc/libip6tc with dlopen when it reads legacy tables, so
+        // `observe` (and any read that never touches x_tables) runs where libiptc is not installed.
         .systemLibrary(
             name: "CIPTC",
-            pkgConfig: "libip4tc",
             providers: [.apt(["libiptc-dev"])]
         ),
         .systemLibrary(
@@ -23,8 +24,9 @@ let package = Package(
             providers: [.apt(["libmnl-dev"])]
         ),
         .systemLibrary(
+            // Headers only: libyaml is loaded with dlopen when a manifest is parsed (YAMLComposer.swift), so the
+            // binary starts in images without it (Istio's proxy image, for `observe`).
             name: "CYAML",
-            pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
         // Headers only: libnftables is loaded with dlopen when a namespace holds native tables (NftablesContext.swift).

@@ -1,5 +1,9 @@
 // The libiptc and x_tables declarations iptaudit's legacy reader needs, in one header.
-// Only Sources/RuleReaders/LegacyTableReader.swift imports this module.
+// Only the two files of Sources/RuleReaders/Legacy/ import this module.
+//
+// Not linked: the reader loads libip4tc.so.2 / libip6tc.so.2 with dlopen the first time it reads a family's legacy
+// tables, so a binary copied into an image without libiptc (the istio-proxy container, for `observe`) still starts.
+// The typedefs give each entry point the header's own signature, so a dlsym'd pointer cannot drift from the library.
 #ifndef IPTAUDIT_CIPTC_SHIM_H
 #define IPTAUDIT_CIPTC_SHIM_H
 
@@ -30,6 +34,31 @@
 #include <linux/netfilter/ipset/ip_set.h>
 #include <linux/netfilter_ipv4/ipt_REJECT.h>
 #include <linux/netfilter_ipv6/ip6t_REJECT.h>
+
+#define IPTAUDIT_IP4TC_SONAME "libip4tc.so.2"
+#define IPTAUDIT_IP6TC_SONAME "libip6tc.so.2"
+
+typedef __typeof__(iptc_init) *iptaudit_iptc_init_fn;
+typedef __typeof__(iptc_free) *iptaudit_iptc_free_fn;
+typedef __typeof__(iptc_strerror) *iptaudit_iptc_strerror_fn;
+typedef __typeof__(iptc_first_chain) *iptaudit_iptc_first_chain_fn;
+typedef __typeof__(iptc_next_chain) *iptaudit_iptc_next_chain_fn;
+typedef __typeof__(iptc_builtin) *iptaudit_iptc_builtin_fn;
+typedef __typeof__(iptc_get_policy) *iptaudit_iptc_get_policy_fn;
+typedef __typeof__(iptc_first_rule) *iptaudit_iptc_first_rule_fn;
+typedef __typeof__(iptc_next_rule) *iptaudit_iptc_next_rule_fn;
+typedef __typeof__(iptc_get_target) *iptaudit_iptc_get_target_fn;
+
+typedef __typeof__(ip6tc_init) *iptaudit_ip6tc_init_fn;
+typedef __typeof__(ip6tc_free) *iptaudit_ip6tc_free_fn;
+typedef __typeof__(ip6tc_strerror) *iptaudit_ip6tc_strerror_fn;
+typedef __typeof__(ip6tc_first_chain) *iptaudit_ip6tc_first_chain_fn;
+typedef __typeof__(ip6tc_next_chain) *iptaudit_ip6tc_next_chain_fn;
+typedef __typeof__(ip6tc_builtin) *iptaudit_ip6tc_builtin_fn;
+typedef __typeof__(ip6tc_get_policy) *iptaudit_ip6tc_get_policy_fn;
+typedef __typeof__(ip6tc_first_rule) *iptaudit_ip6tc_first_rule_fn;
+typedef __typeof__(ip6tc_next_rule) *iptaudit_ip6tc_next_rule_fn;
+typedef __typeof__(ip6tc_get_target) *iptaudit_ip6tc_get_target_fn;
 
 /// Offset of the first match inside an entry (the kernel's flexible `elems[]`), which Swift cannot name.
 static inline unsigned int iptaudit_ipt_entry_elems_offset(void) { return (unsigned int)sizeof(struct ipt_entry); }

@@ -75,6 +75,16 @@ struct CaptureOptions: ParsableArguments {
             let loaded = try loadManifest(saved.name, text: saved.text, dnsServers: dns, forceAmbient: ambient)
             manifest = loaded.0
             config = loaded.1
+        } else if let view = evidence.proxyView {
+            let derived = Result { () throws(IstioCaptureError) in try view.manifest.captureConfiguration(dnsServers: dns) }
+            switch derived {
+            case .success(let c):
+                manifest = view.manifest
+                config = c
+            case .failure(let e):
+                printError("iptaudit: \(view.name): \(e.description); give the configuration with --pod, --istio-args or --istio-env")
+                throw ExitCodes.unreadable
+            }
         }
         if let istioArgs {
             var base = CaptureConfiguration()
@@ -206,5 +216,8 @@ struct RuntimeEvidence {
     /// The rules are ambient's in-pod rules (and, with `nativeAmbient`, in `inet istio-ambient-*` tables).
     var ambient = false
     var nativeAmbient = false
+    /// The pod as the proxy container sees it (downward-API files and its environment), used when neither
+    /// `--pod` nor a bundle's manifest is given.
+    var proxyView: (name: String, manifest: PodManifest)?
 }
 

@@ -23,7 +23,7 @@ extension FamilyDerivation {
     }
     var notLoopback: AddressMatch { R.inverted(loopback) }
     /// The source Envoy binds when it forwards inbound connections to the app.
-    var inboundPassthroughSource: AddressMatch { family == .ipv4 ? R.host("127.0.0.6", .ipv4)! : R.host("::6", .ipv6)! }
+    var inboundPassthroughSource: AddressMatch { AddressMatch(address: IstioNames.inboundPassthroughSource(family), prefixLength: family.addressBits) }
 
     func cidrs(_ list: [String]) -> [CIDR] { list.compactMap(CIDR.init).filter { $0.family == family } }
     var excludeCIDRs: [CIDR] { cidrs(config.outboundIPRangesExclude) }

@@ -12,6 +12,14 @@ public enum IstioNames {
     /// The mark TPROXY mode puts on the proxy's connections to its own pod (0x53a), so mangle ISTIO_INBOUND
     /// lets them through; istio-iptables hard-codes it.
     public static let selfCallMark: UInt32 = 1338
+
+    /// The DNS port whose traffic istio-iptables sends to the agent's DNS proxy.
+    public static let dnsPort: UInt16 = 53
+
+    /// The source Envoy binds when it forwards an inbound connection to the application: 127.0.0.6 / ::6.
+    public static func inboundPassthroughSource(_ family: Family) -> IPAddress {
+        family == .ipv4 ? IPAddress(ipv4: 0x7F00_0006) : IPAddress(family: .ipv6, value: 6)
+    }
 }
 
 extension ChainName {

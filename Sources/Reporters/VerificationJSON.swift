@@ -10,6 +10,15 @@ public enum VerificationJSON {
         RulesetJSON.encode(Document(report, ruleset: ruleset, source: source))
     }
 
+    /// `observe --format json`: the same document, with `connections` and `samples` added (the rules' fields
+    /// empty where the rules were not readable).
+    public static func render(_ report: ObservationReport, ruleset: Ruleset?, source: String) -> String {
+        var document = Document(report.verification, ruleset: ruleset ?? Ruleset(tables: []), source: source)
+        document.connections = report.connections.map(ConnectionDoc.init)
+        document.samples = report.samples
+        return RulesetJSON.encode(document)
+    }
+
     struct Document: Encodable {
         var schemaVersion = VerificationJSON.schemaVersion
         var ok: Bool
@@ -22,6 +31,9 @@ public enum VerificationJSON {
         var obligations: [ObligationDoc]
         var proven: [String]
         var assumptions: [String]
+        /// `observe` only.
+        var connections: [ConnectionDoc]?
+        var samples: Int?
 
         init(_ r: VerificationReport, ruleset: Ruleset, source: String) {
             ok = r.ok
@@ -118,6 +130,57 @@ public enum VerificationJSON {
             uid = p.uid
             gid = p.gid
             mark = "0x" + String(p.mark, radix: 16)
+        }
+    }
+
+    struct SocketDoc: Encodable {
+        var local: String
+        var remote: String
+        var uid: UInt32
+        init(_ s: ObservedSocket) {
+            local = s.local.description
+            remote = s.remote.description
+            uid = s.uid
+        }
+    }
+
+    struct FateDoc: Encodable {
+        var action: String
+        var port: UInt16?
+        var summary: String
+        var toProxy: Bool
+        var path: [String]
+        init(_ f: RuleFate) {
+            action = f.disposition.action
+            port = f.disposition.port
+            summary = f.disposition.summary
+            toProxy = f.toProxy
+            path = f.path.map(\.description)
+        }
+    }
+
+    struct ConnectionDoc: Encodable {
+        var direction: String
+        var `protocol`: String
+        var family: String
+        var socket: SocketDoc
+        var proxySocket: SocketDoc?
+        var evidence: String
+        var classification: String
+        var packet: PacketDoc
+        var expected: FateDoc?
+        var live: FateDoc?
+        init(_ c: ObservedConnection) {
+            direction = c.direction.rawValue
+            self.protocol = c.socket.transport.rawValue
+            family = c.socket.family.rawValue
+            socket = SocketDoc(c.socket)
+            proxySocket = c.proxySocket.map(SocketDoc.init)
+            evidence = c.evidence.rawValue
+            classification = c.classification.rawValue
+            packet = PacketDoc(c.packet)
+            expected = c.expected.map(FateDoc.init)
+            live = c.live.map(FateDoc.init)
         }
     }
 

@@ -3,12 +3,13 @@ import CaptureVerifier
 /// `verify --format junit`: one testcase per obligation, so passes are visible too; a failed obligation's
 /// findings go into its `<failure>`, warnings into `<system-out>`, not-applicable ones are `<skipped>`.
 public enum VerificationJUnit {
-    public static func render(_ report: VerificationReport, source: String) -> String {
+    /// `command` names the suite: `verify`, or `observe` (whose report is the same value).
+    public static func render(_ report: VerificationReport, source: String, command: String = "verify") -> String {
         let failures = report.obligations.filter { $0.status == .failed }.count
         let skipped = report.obligations.filter { $0.status == .notApplicable }.count
         var xml = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
         xml += #"<testsuites name="iptaudit" tests="\#(report.obligations.count)" failures="\#(failures)" errors="0">"# + "\n"
-        xml += #"  <testsuite name="iptaudit verify: \#(escape(source))" tests="\#(report.obligations.count)" failures="\#(failures)" errors="0" skipped="\#(skipped)">"# + "\n"
+        xml += #"  <testsuite name="iptaudit \#(command): \#(escape(source))" tests="\#(report.obligations.count)" failures="\#(failures)" errors="0" skipped="\#(skipped)">"# + "\n"
         xml += "    <properties>\n"
         for (i, line) in report.configuration.enumerated() {
             xml += #"      <property name="configuration.\#(i + 1)" value="\#(escape(line))"/>"# + "\n"

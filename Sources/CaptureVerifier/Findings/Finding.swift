@@ -52,10 +52,14 @@ public struct FindingKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     public static let argumentQuirk: FindingKind = "argument-quirk"
     /// The rules differ from what istio-iptables installs for this configuration without changing any verdict.
     public static let ruleDrift: FindingKind = "rule-drift"
+    /// `observe`: a live connection's fate contradicts what the live rules do with it: the rules changed after it
+    /// was made, or something outside netfilter (eBPF, another proxy) moved it.
+    public static let observationContradictsRules: FindingKind = "observation-contradicts-rules"
 
     public static let all: [FindingKind] = [
         .missingRedirect, .wrongPort, .ownerMatchGap, .exclusionLeak, .unexpectedCapture, .dnsCapture, .tproxy,
         .familyAsymmetry, .foreignRule, .backendSplit, .dropInvalid, .returnPath, .modeConflict, .sharedIdentity, .argumentQuirk, .ruleDrift,
+        .observationContradictsRules,
     ]
 }
 

@@ -75,12 +75,12 @@ struct FamilyContext {
         if family == .ipv6 {
             loopback = AddressMatch("::1/128")!
             loopbackNet = AddressMatch("::1/128")!
-            passthroughSource = AddressMatch("::6/128")!
+            passthroughSource = AddressMatch(address: IstioNames.inboundPassthroughSource(.ipv6), prefixLength: 128)
         } else {
             let configured = v >= IstioVersion(1, 22, 0) ? AddressMatch(config.hostIPv4LoopbackCIDR) : nil
             loopback = configured.flatMap { $0.address.family == .ipv4 ? $0 : nil } ?? AddressMatch("127.0.0.1/32")!
             loopbackNet = AddressMatch("127.0.0.0/8")!
-            passthroughSource = AddressMatch("127.0.0.6/32")!
+            passthroughSource = AddressMatch(address: IstioNames.inboundPassthroughSource(.ipv4), prefixLength: 32)
         }
         excludeCIDRs = parse(config.outboundIPRangesExclude)
         includeCIDRs = config.outboundIPRangesInclude.isAll ? nil : parse(config.outboundIPRangesInclude.items)

@@ -1,5 +1,6 @@
 private import CYAML
 import NetfilterModel
+private import Glibc
 
 /// Why a YAML stream could not be composed; `line` and `column` are 1-based (0 when libyaml gave no position).
 public struct YAMLError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -39,14 +40,15 @@ public struct YAMLComposer: Sendable {
         var bytes = Array(text.utf8)
         let length = bytes.count
         bytes.append(0)
+        let library = try YAMLLibrary.shared.get()
         let result = bytes.withUnsafeBufferPointer { buffer -> Result<[YAMLNode], YAMLError> in
             var parser = yaml_parser_t()
-            guard yaml_parser_initialize(&parser) == 1 else {
+            guard library.parserInitialize(&parser) == 1 else {
                 return .failure(YAMLError(line: 0, column: 0, message: "libyaml could not allocate a parser"))
             }
-            defer { yaml_parser_delete(&parser) }
-            yaml_parser_set_input_string(&parser, buffer.baseAddress, length)
-            var state = ComposeState(limits: self)
+            defer { library.parserDelete(&parser) }
+            library.setInputString(&parser, buffer.baseAddress, length)
+            var state = ComposeState(limits: self, library: library)
             return Result { () throws(YAMLError) in try state.run(&parser) }
         }
         return try result.get()
@@ -84,13 +86,18 @@ private struct ComposeState {
     var documents: [YAMLNode] = []
     var nodes = 0
 
-    init(limits: YAMLComposer) { self.limits = limits }
+    private let library: YAMLLibrary
+
+    init(limits: YAMLComposer, library: YAMLLibrary) {
+        self.limits = limits
+        self.library = library
+    }
 
     mutating func run(_ parser: inout yaml_parser_t) throws(YAMLError) -> [YAMLNode] {
         while true {
             var event = yaml_event_t()
-            guard yaml_parser_parse(&parser, &event) == 1 else { throw Self.parserError(parser) }
-            defer { yaml_event_delete(&event) }
+            guard library.parse(&parser, &event) == 1 else { throw Self.parserError(parser) }
+            defer { library.eventDelete(&event) }
             let line = Int(event.start_mark.line) + 1, column = Int(event.start_mark.column) + 1
             switch event.type {
             case YAML_STREAM_END_EVENT:
@@ -200,5 +207,36 @@ private struct ComposeState {
             message += " \(context) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1)"
         }
         return YAMLError(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1, message: message)
+    }
+}
+
+/// libyaml's entry points, from `dlopen` rather than the link line: only a manifest needs them, and a binary linked
+/// against libyaml does not start where it is missing (Istio's proxy image, where `observe` runs). Loaded once,
+/// on the first parse; never unloaded.
+private struct YAMLLibrary: @unchecked Sendable {
+    let parserInitialize: iptaudit_yaml_parser_initialize_fn
+    let parserDelete: iptaudit_yaml_parser_delete_fn
+    let setInputString: iptaudit_yaml_parser_set_input_string_fn
+    let parse: iptaudit_yaml_parser_parse_fn
+    let eventDelete: iptaudit_yaml_event_delete_fn
+
+    /// The process's one load (a Swift global: initialised once, thread-safely, on first use).
+    static let shared: Result<YAMLLibrary, YAMLError> = Result { () throws(YAMLError) in try load() }
+
+    private static func load() throws(YAMLError) -> YAMLLibrary {
+        let name = IPTAUDIT_YAML_SONAME
+        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
+            throw YAMLError(line: 0, column: 0, message: "\(reason) (install libyaml-0-2 to read manifests)")
+        }
+        func symbol<F>(_ symbol: String) throws(YAMLError) -> F {
+            guard let address = dlsym(handle, symbol) else {
+                throw YAMLError(line: 0, column: 0, message: "\(name) has no \(symbol)")
+            }
+            return unsafeBitCast(address, to: F.self)
+        }
+        return YAMLLibrary(parserInitialize: try symbol("yaml_parser_initialize"), parserDelete: try symbol("yaml_parser_delete"),
+                           setInputString: try symbol("yaml_parser_set_input_string"), parse: try symbol("yaml_parser_parse"),
+                           eventDelete: try symbol("yaml_event_delete"))
     }
 }

@@ -109,16 +109,100 @@ struct CopiedEntry {
     var target: String
 }
 
+/// libip4tc's and libip6tc's entry points, from `dlopen` rather than the link line: a binary linked against them
+/// does not even start where they are not installed (Istio's proxy image, where `observe` runs), though only a
+/// legacy read calls them. Each family's library is loaded once, on its first read; never unloaded.
+private struct IPTCLibrary: @unchecked Sendable {
+    struct IPv4 {
+        let initialize: iptaudit_iptc_init_fn
+        let free: iptaudit_iptc_free_fn
+        let strerror: iptaudit_iptc_strerror_fn
+        let firstChain: iptaudit_iptc_first_chain_fn
+        let nextChain: iptaudit_iptc_next_chain_fn
+        let builtin: iptaudit_iptc_builtin_fn
+        let policy: iptaudit_iptc_get_policy_fn
+        let firstRule: iptaudit_iptc_first_rule_fn
+        let nextRule: iptaudit_iptc_next_rule_fn
+        let target: iptaudit_iptc_get_target_fn
+    }
+    struct IPv6 {
+        let initialize: iptaudit_ip6tc_init_fn
+        let free: iptaudit_ip6tc_free_fn
+        let strerror: iptaudit_ip6tc_strerror_fn
+        let firstChain: iptaudit_ip6tc_first_chain_fn
+        let nextChain: iptaudit_ip6tc_next_chain_fn
+        let builtin: iptaudit_ip6tc_builtin_fn
+        let policy: iptaudit_ip6tc_get_policy_fn
+        let firstRule: iptaudit_ip6tc_first_rule_fn
+        let nextRule: iptaudit_ip6tc_next_rule_fn
+        let target: iptaudit_ip6tc_get_target_fn
+    }
+    let ipv4: IPv4?
+    let ipv6: IPv6?
+
+    /// Each process's one load per family (Swift globals: initialised once, thread-safely, on first use).
+    static let sharedIPv4: Result<IPTCLibrary, RuleReaderError> = Result { () throws(RuleReaderError) in try loadIPv4() }
+    static let sharedIPv6: Result<IPTCLibrary, RuleReaderError> = Result { () throws(RuleReaderError) in try loadIPv6() }
+
+    static func shared(_ family: Family) throws(RuleReaderError) -> IPTCLibrary {
+        try (family == .ipv4 ? sharedIPv4 : sharedIPv6).get()
+    }
+
+    private static func open(_ name: String, family: Family) throws(RuleReaderError) -> UnsafeMutableRawPointer {
+        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
+            throw .unavailable(family: family, table: nil, reason: "\(reason) (install libip4tc2 and libip6tc2 to read legacy x_tables)")
+        }
+        return handle
+    }
+
+    private static func symbol<F>(_ handle: UnsafeMutableRawPointer, _ name: String, _ symbol: String, family: Family) throws(RuleReaderError) -> F {
+        guard let address = dlsym(handle, symbol) else {
+            throw .unavailable(family: family, table: nil, reason: "\(name) has no \(symbol)")
+        }
+        return unsafeBitCast(address, to: F.self)
+    }
+
+    private static func loadIPv4() throws(RuleReaderError) -> IPTCLibrary {
+        let name = IPTAUDIT_IP4TC_SONAME
+        let h = try open(name, family: .ipv4)
+        func s<F>(_ symbol: String) throws(RuleReaderError) -> F { try Self.symbol(h, name, symbol, family: .ipv4) }
+        return IPTCLibrary(ipv4: IPv4(initialize: try s("iptc_init"), free: try s("iptc_free"), strerror: try s("iptc_strerror"),
+                                      firstChain: try s("iptc_first_chain"), nextChain: try s("iptc_next_chain"),
+                                      builtin: try s("iptc_builtin"), policy: try s("iptc_get_policy"),
+                                      firstRule: try s("iptc_first_rule"), nextRule: try s("iptc_next_rule"),
+                                      target: try s("iptc_get_target")),
+                           ipv6: nil)
+    }
+
+    private static func loadIPv6() throws(RuleReaderError) -> IPTCLibrary {
+        let name = IPTAUDIT_IP6TC_SONAME
+        let h = try open(name, family: .ipv6)
+        func s<F>(_ symbol: String) throws(RuleReaderError) -> F { try Self.symbol(h, name, symbol, family: .ipv6) }
+        return IPTCLibrary(ipv4: nil,
+                           ipv6: IPv6(initialize: try s("ip6tc_init"), free: try s("ip6tc_free"), strerror: try s("ip6tc_strerror"),
+                                      firstChain: try s("ip6tc_first_chain"), nextChain: try s("ip6tc_next_chain"),
+                                      builtin: try s("ip6tc_builtin"), policy: try s("ip6tc_get_policy"),
+                                      firstRule: try s("ip6tc_first_rule"), nextRule: try s("ip6tc_next_rule"),
+                                      target: try s("ip6tc_get_target")))
+    }
+}
+
 /// One `iptc_init` snapshot of a table; freed with `iptc_free` when the last reference goes. Never escapes a read.
 private final class TableHandle {
     let family: Family
     let raw: OpaquePointer
+    private let v4: IPTCLibrary.IPv4!
+    private let v6: IPTCLibrary.IPv6!
 
     /// `iptc_init` / `ip6tc_init`. The caller holds `libiptcLock`.
     init(family: Family, table: TableName) throws(RuleReaderError) {
         self.family = family
+        let library = try IPTCLibrary.shared(family)
+        v4 = library.ipv4
+        v6 = library.ipv6
         errno = 0
-        let handle = family == .ipv4 ? iptc_init(table.rawValue) : ip6tc_init(table.rawValue)
+        let handle = family == .ipv4 ? v4.initialize(table.rawValue) : v6.initialize(table.rawValue)
         guard let handle else {
             let err = errno
             let call = family == .ipv4 ? "iptc_init" : "ip6tc_init"
@@ -126,7 +210,7 @@ private final class TableHandle {
                 // libiptc's own message for these says "you must be root", which is not the whole story in a pod.
                 throw .insufficientPrivilege(detail: "\(call)(\(table)): \(String(cString: strerror(err)))")
             }
-            let message = family == .ipv4 ? iptc_strerror(err) : ip6tc_strerror(err)
+            let message = family == .ipv4 ? v4.strerror(err) : v6.strerror(err)
             throw .unavailable(family: family, table: table,
                                reason: "\(call): \(message.map { String(cString: $0) } ?? String(cString: strerror(err)))")
         }
@@ -134,27 +218,27 @@ private final class TableHandle {
     }
 
     deinit {
-        if family == .ipv4 { iptc_free(raw) } else { ip6tc_free(raw) }
+        if family == .ipv4 { v4.free(raw) } else { v6.free(raw) }
     }
 
     /// Chains in libiptc's order (built-ins in hook order, then user chains by name), which iptables-save keeps.
     func chainNames() -> [String] {
         var names: [String] = []
-        var next = family == .ipv4 ? iptc_first_chain(raw) : ip6tc_first_chain(raw)
+        var next = family == .ipv4 ? v4.firstChain(raw) : v6.firstChain(raw)
         while let name = next {
             names.append(String(cString: name))
-            next = family == .ipv4 ? iptc_next_chain(raw) : ip6tc_next_chain(raw)
+            next = family == .ipv4 ? v4.nextChain(raw) : v6.nextChain(raw)
         }
         return names
     }
 
     func isBuiltin(_ chain: String) -> Bool {
-        (family == .ipv4 ? iptc_builtin(chain, raw) : ip6tc_builtin(chain, raw)) != 0
+        (family == .ipv4 ? v4.builtin(chain, raw) : v6.builtin(chain, raw)) != 0
     }
 
     func policy(_ chain: String) -> (String, Counters)? {
         var counters = xt_counters()
-        let name = family == .ipv4 ? iptc_get_policy(chain, &counters, raw) : ip6tc_get_policy(chain, &counters, raw)
+        let name = family == .ipv4 ? v4.policy(chain, &counters, raw) : v6.policy(chain, &counters, raw)
         guard let name else { return nil }
         return (String(cString: name), Counters(packets: counters.pcnt, bytes: counters.bcnt))
     }
@@ -163,22 +247,22 @@ private final class TableHandle {
         var out: [CopiedEntry] = []
         switch family {
         case .ipv4:
-            var next = iptc_first_rule(chain, raw)
+            var next = v4.firstRule(chain, raw)
             while let entry = next {
                 let size = Int(entry.pointee.next_offset)
                 let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: size))
-                let target = iptc_get_target(entry, raw).map { String(cString: $0) } ?? ""
+                let target = v4.target(entry, raw).map { String(cString: $0) } ?? ""
                 out.append(CopiedEntry(bytes: bytes, target: target))
-                next = iptc_next_rule(entry, raw)
+                next = v4.nextRule(entry, raw)
             }
         case .ipv6:
-            var next = ip6tc_first_rule(chain, raw)
+            var next = v6.firstRule(chain, raw)
             while let entry = next {
                 let size = Int(entry.pointee.next_offset)
                 let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: size))
-                let target = ip6tc_get_target(entry, raw).map { String(cString: $0) } ?? ""
+                let target = v6.target(entry, raw).map { String(cString: $0) } ?? ""
                 out.append(CopiedEntry(bytes: bytes, target: target))
-                next = ip6tc_next_rule(entry, raw)
+                next = v6.nextRule(entry, raw)
             }
         }
         return out

@@ -1,0 +1,97 @@
+import NetfilterModel
+
+/// The pod as the istio-proxy container sees it from inside: the injector mounts the pod's annotations and labels
+/// through the downward API (`/etc/istio/pod/annotations`, `labels`) and gives the proxy its configuration as
+/// environment (`ISTIO_META_*`, `INSTANCE_IP`); the proxyv2 image names its release (`ISTIO_META_ISTIO_VERSION`).
+/// That is what `iptaudit observe` derives the capture configuration from when no `--pod` is given.
+public enum ProxyContainerView {
+    /// Where the injector mounts the downward-API files in the proxy container.
+    public static let podInfoDirectory = "/etc/istio/pod"
+    public static let annotationsFile = "annotations"
+    public static let labelsFile = "labels"
+
+    /// The proxy image's release (its Dockerfile sets it).
+    public static let versionVariable = "ISTIO_META_ISTIO_VERSION"
+    /// The pod's address, from `status.podIP` (the injector's template).
+    public static let podIPVariable = "INSTANCE_IP"
+    /// The interception mode the injector resolved (annotation or mesh default); the annotation wins.
+    public static let interceptionModeVariables = ["ISTIO_META_INTERCEPTION_MODE", "INTERCEPTION_MODE"]
+    static let interceptionModeAnnotation = "sidecar.istio.io/interceptionMode"
+
+    /// Whether an environment is the proxy container's (the injector always sets Istio metadata there).
+    public static func isProxyEnvironment(_ environment: [String: String]) -> Bool {
+        environment.keys.contains { $0.hasPrefix("ISTIO_META_") }
+    }
+
+    /// A downward-API file: one `key="value"` per line, the value quoted as Go's `strconv.Quote` does.
+    /// Lines that are not of that form are skipped (the kubelet writes nothing else).
+    public static func parseDownwardAPI(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let key = String(line[..<eq])
+            guard !key.isEmpty, let value = unquote(line[line.index(after: eq)...]) else { continue }
+            out[key] = value
+        }
+        return out
+    }
+
+    /// Go's `strconv.Unquote` for a double-quoted string: `\"`, `\\`, `\n`, `\t`, `\r`, `\a`, `\b`, `\f`, `\v`,
+    /// `\xNN`, `\NNN` (octal), `\uNNNN`, `\UNNNNNNNN`. nil when it is not one.
+    static func unquote(_ text: Substring) -> String? {
+        guard text.count >= 2, text.first == "\"", text.last == "\"" else { return nil }
+        var bytes: [UInt8] = []
+        var s = Array(text.dropFirst().dropLast().utf8)[...]
+        func hex(_ n: Int) -> UInt32? {
+            guard s.count >= n, let v = UInt32(String(decoding: s.prefix(n), as: UTF8.self), radix: 16) else { return nil }
+            s = s.dropFirst(n)
+            return v
+        }
+        while let c = s.popFirst() {
+            guard c == UInt8(ascii: "\\") else { bytes.append(c); continue }
+            guard let e = s.popFirst() else { return nil }
+            switch e {
+            case UInt8(ascii: "n"): bytes.append(0x0A)
+            case UInt8(ascii: "t"): bytes.append(0x09)
+            case UInt8(ascii: "r"): bytes.append(0x0D)
+            case UInt8(ascii: "a"): bytes.append(0x07)
+            case UInt8(ascii: "b"): bytes.append(0x08)
+            case UInt8(ascii: "f"): bytes.append(0x0C)
+            case UInt8(ascii: "v"): bytes.append(0x0B)
+            case UInt8(ascii: "\\"), UInt8(ascii: "\""), UInt8(ascii: "'"): bytes.append(e)
+            case UInt8(ascii: "x"):
+                guard let v = hex(2) else { return nil }
+                bytes.append(UInt8(v))
+            case UInt8(ascii: "u"), UInt8(ascii: "U"):
+                guard let v = hex(e == UInt8(ascii: "u") ? 4 : 8), let scalar = Unicode.Scalar(v) else { return nil }
+                bytes += Array(String(Character(scalar)).utf8)
+            case UInt8(ascii: "0")...UInt8(ascii: "7"):
+                guard s.count >= 2, let v = UInt8(String(decoding: [e] + s.prefix(2), as: UTF8.self), radix: 8) else { return nil }
+                s = s.dropFirst(2)
+                bytes.append(v)
+            default:
+                return nil
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The pod as the proxy container knows it: its annotations and labels, and one `istio-proxy` container with
+    /// this environment and identity. `PodManifest.captureConfiguration` then derives what istio-cni (or the
+    /// injector's istio-init, which reads the same annotations) installs.
+    public static func manifest(annotations: [String: String], labels: [String: String], environment: [String: String],
+                                proxyUID: UInt32?, proxyGID: UInt32?) -> PodManifest {
+        var annotations = annotations
+        if annotations[interceptionModeAnnotation] == nil,
+           let mode = interceptionModeVariables.lazy.compactMap({ environment[$0] }).first {
+            annotations[interceptionModeAnnotation] = mode
+        }
+        let version = environment[versionVariable].flatMap { IstioVersion($0) != nil ? $0 : nil }
+        let proxy = PodManifest.Container(name: "istio-proxy", image: version.map { "proxyv2:" + $0 } ?? "",
+                                          args: ["proxy", "sidecar"], environment: environment,
+                                          runAsUser: proxyUID, runAsGroup: proxyGID)
+        let ips = (environment[podIPVariable] ?? "").split(separator: ",").map(String.init).filter { IPAddress($0) != nil }
+        return PodManifest(kind: "Pod", name: environment["POD_NAME"] ?? "", annotations: annotations, labels: labels,
+                           containers: [proxy], podIPs: ips)
+    }
+}
