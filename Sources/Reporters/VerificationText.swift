@@ -116,10 +116,10 @@ public enum VerificationText {
         func place(_ table: TableName, _ chain: ChainName) -> String { "\(table) \(chain)" }
         let width = walks.flatMap { $0.hops.map { place($0.table, $0.chain).count } + [$0.end.map { place($0.table, $0.chain).count } ?? 0] }.max() ?? 0
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
-        var out = [style.bold("Walks") + " — one packet per direction through the rules, each rule as `iptables -L -v -n --line-numbers` lists it"]
-        if walks.contains(where: { !$0.native }) {
-            out.append("  " + pad("") + "  " + RulesetListing.header.trimmingTrailingSpaces)
-        }
+        let listed = walks.contains { !$0.native }
+        var out = [style.bold("Walks") + " — one packet per direction through the rules, each rule as "
+            + (listed ? "`iptables -L -v -n --line-numbers` lists it" : "nft lists it")]
+        if listed { out.append("  " + pad("") + "  " + RulesetListing.header.trimmingTrailingSpaces) }
         for walk in walks {
             func witnessed(_ f: Finding) -> Bool {
                 f.family == walk.family && f.witness.map { $0.packet == walk.packet || $0.packet == walk.twin } == true
@@ -133,18 +133,17 @@ public enum VerificationText {
             out.append("")
             out.append(style.bold("\(family) \(walk.direction)") + ": \(walk.packet)"
                 + (witnessOf.isEmpty ? "" : " (the witness of \(witnessOf.joined(separator: ", ")))")
-                + (walk.native ? " — native nftables: each rule as nft lists it, which no iptables -L shows" : ""))
+                + (walk.native && listed ? " — native nftables: each rule as nft lists it, which no iptables -L shows" : ""))
             for hop in walk.hops {
                 let text = walk.native
                     ? String(repeating: " ", count: max(0, 4 - "\(hop.ruleNumber)".count)) + "\(hop.ruleNumber)  " + (hop.rule.native?.text ?? SaveSyntax.render(hop.rule, in: hop.chain, family: walk.family))
                     : RulesetListing.line(hop.rule, number: hop.ruleNumber, family: walk.family).trimmingTrailingSpaces
-                var notes: [String] = []
-                if let e = hop.exempt {
-                    notes.append(!hop.taken ? "not taken; \(e.who): \(e.action)"
-                                 : e.parts ? "\(e.who) does not match: \(e.action)" : "\(e.who) is taken here too: not exempt")
+                let note = hop.exempt.map { e in
+                    !hop.taken ? "not taken; \(e.who): \(e.action)"
+                        : e.parts ? "\(e.who) does not match: \(e.action)" : "\(e.who) is taken here too: not exempt"
                 }
                 let m = hop.taken ? marks(hop.table, hop.chain, hop.ruleNumber) : []
-                let mark = (notes.isEmpty ? "" : "   ◀ " + notes.joined(separator: "; "))
+                let mark = (note.map { "   ◀ " + $0 } ?? "")
                     + (m.isEmpty ? "" : "   " + style.paint("◀ " + m.joined(separator: ", "), "1;31"))
                 out.append("  " + pad(place(hop.table, hop.chain)) + "  " + text + mark)
             }

@@ -125,6 +125,28 @@ import TestSupport
         #expect(try Self.expectHopsListed(into, in: text, ruleset: ruleset).allSatisfy { !$0.contains("◀ [") })
     }
 
+    /// `--format json` carries the same walks: each hop's rule as iptables-save prints it (the finding's own text
+    /// for the rule it marks), in the documented schema (checked by VerificationReportTests).
+    @Test func jsonCarriesTheWalks() throws {
+        let (report, ruleset) = try Self.example("broken")
+        let json = VerificationJSON.render(report, ruleset: ruleset, source: "broken")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let walks = try #require(doc["walks"] as? [[String: Any]])
+        #expect(walks.count == report.walks.count)
+        for (w, walk) in zip(walks, report.walks) {
+            #expect(w["direction"] as? String == walk.direction.rawValue && w["family"] as? String == walk.family.rawValue)
+            let hops = try #require(w["hops"] as? [[String: Any]])
+            #expect(hops.map { $0["ruleNumber"] as? Int } == walk.hops.map(\.ruleNumber))
+            #expect(hops.map { $0["chain"] as? String } == walk.hops.map(\.chain.rawValue))
+        }
+        let foreign = try #require(report.findings.first { $0.kind == .foreignRule })
+        let out = try #require(walks.first { $0["direction"] as? String == "outbound" })
+        let last = try #require((out["hops"] as? [[String: Any]])?.last)
+        #expect(last["ruleText"] as? String == foreign.ruleText)
+        #expect(out["verdict"] as? String == foreign.witness?.verdict.description)
+        #expect(out["policyOf"] as? String == "nat OUTPUT")
+    }
+
     /// Istio's jump deleted from nat OUTPUT: no hop at all, the policy line carries the finding.
     @Test func missingJumpMarksThePolicyWhereTheWalkEnds() throws {
         let (report, ruleset) = try Self.example("healthy") { $0.replacing("-A OUTPUT -j ISTIO_OUTPUT\n", with: "") }
@@ -188,11 +210,12 @@ import TestSupport
         let report = verify(ruleset, configuration: config)
         let text = VerificationText.render(report, ruleset: ruleset, source: "native")
         let layout = IstioLayout.of(config)
+        #expect(text.contains("Walks — one packet per direction through the rules, each rule as nft lists it\n"))
+        #expect(!text.contains("iptables -L"), "no iptables listing for native nftables rules")
         for direction in [CaptureWalk.Direction.outbound, .inbound] {
             let walk = try #require(report.walks.first { $0.family == .ipv4 && $0.direction == direction })
             #expect(walk.native)
             let lines = try Self.block(text, .ipv4, direction)
-            #expect(lines[0].contains("native nftables"))
             #expect(lines.count == walk.hops.count + 2)
             for (hop, line) in zip(walk.hops, lines.dropFirst()) {
                 #expect([layout.raw, layout.mangle, layout.nat].contains(hop.table))

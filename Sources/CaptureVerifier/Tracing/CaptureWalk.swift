@@ -86,20 +86,22 @@ extension FamilyContext {
     }
 
     func walk(_ direction: CaptureWalk.Direction, _ representative: Packet, pipeline: Pipeline, findings: [Finding]) -> CaptureWalk {
-        // Where capture breaks, walk the packet that shows it.
-        let packet = findings.first { f in
+        // Where capture breaks, walk the packet that shows it, through the tables and assumptions it was judged with.
+        let witness = findings.first { f in
             guard f.family == family, f.severity == .error, [.missingRedirect, .foreignRule, .wrongPort].contains(f.kind),
                   let w = f.witness?.packet, w.protocolNumber == ProtocolMatch.tcp, !isExempt(w) else { return false }
             return (PacketQuery(packet: w).direction == .outbound) == (direction == .outbound)
-        }?.witness?.packet ?? representative
+        }?.witness
+        let packet = witness?.packet ?? representative
+        let pipeline = witness?.pipeline ?? pipeline
         let evaluator = ConcreteEvaluator(family: family, tables: tables)
-        let trace = evaluator.trace(packet, pipeline: pipeline)
+        let trace = evaluator.trace(packet, pipeline: pipeline, assumptions: witness?.assumptions ?? [])
         var hops = trace.path.compactMap(hop)
 
         // The exempt twin: the same packet from the proxy (ztunnel's mark in ambient); where its walk parts from this one.
         let twin = direction == .outbound ? exemptTwin(of: packet) : nil
         if let (twin, who) = twin {
-            let twinTrace = evaluator.trace(twin, pipeline: pipeline)
+            let twinTrace = evaluator.trace(twin, pipeline: pipeline, assumptions: witness?.assumptions ?? [])
             let theirs = twinTrace.path.compactMap(hop)
             let k = zip(hops, theirs).prefix { $0.position == $1.position && $0.table == $1.table }.count
             if k < theirs.count, k >= hops.count || (theirs[k].table == hops[k].table && theirs[k].chain == hops[k].chain
