@@ -106,6 +106,20 @@ import TestSupport
         #expect(!text.contains("◀ ["), "no finding marks a healthy walk")
     }
 
+    /// On every sidecar dump of the corpus (both families where Istio wrote IPv6 rules), each hop of each walk prints
+    /// exactly as the listing prints its rule, each taken hop is entered by the one before, and a clean report's
+    /// walks are not marked.
+    @Test(arguments: Corpus.cases)
+    func everyHopIsTheListingsLine(_ c: CorpusCase) throws {
+        let (report, ruleset, _) = try Self.corpus(c.testDescription)
+        let text = VerificationText.render(report, ruleset: ruleset, source: c.name)
+        for walk in report.walks {
+            let lines = try Self.expectHopsListed(walk, in: text, ruleset: ruleset)
+            _ = Self.taken(walk)
+            if report.errors.isEmpty { #expect(lines.allSatisfy { !$0.contains("◀ [") }, "\(lines)") }
+        }
+    }
+
     /// The foreign RETURN in nat OUTPUT: the walk follows the finding's witness and stops at that rule, marked.
     @Test func brokenPodWalkStopsAtTheForeignReturn() throws {
         let (report, ruleset) = try Self.example("broken")
