@@ -132,6 +132,8 @@ import TestSupport
         let last = try #require(out.hops.last)
         #expect(last.table == finding.table && last.chain == finding.chain && last.ruleNumber == finding.ruleNumber)
         #expect(lines[lines.count - 2].hasSuffix("◀ [\(number)] foreign-rule"))
+        // The proxy's packet is returned by the same rule: nothing to say about an exemption where nothing is captured.
+        #expect(out.hops.allSatisfy { $0.exempt == nil })
         #expect(lines[0].hasSuffix("(the witness of [\(number)])"))
         #expect(lines.last?.hasPrefix("  → nat OUTPUT policy ACCEPT: ") == true)
         // The inbound walk is unharmed and carries no mark.

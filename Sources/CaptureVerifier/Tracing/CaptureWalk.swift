@@ -115,7 +115,7 @@ extension FamilyContext {
                 let elsewhere = k < theirs.count ? "\(theirs[k].table) \(theirs[k].chain)#\(theirs[k].ruleNumber) " + action(twinTrace.path, at: theirs[k])
                     : twinTrace.path.last.map(\.description) ?? twinTrace.verdict.description
                 hops[k].exempt = CaptureWalk.Exempt(who: who, action: elsewhere)
-            } else if let last = hops.indices.last, twinTrace.verdict == trace.verdict {
+            } else if let last = hops.indices.last, twinTrace.verdict == trace.verdict, trace.verdict.capturePort != nil {
                 hops[last].exempt = CaptureWalk.Exempt(who: who, action: "", parts: false)
             }
         }
