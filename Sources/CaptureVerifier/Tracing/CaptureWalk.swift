@@ -94,14 +94,15 @@ extension FamilyContext {
         }?.witness
         let packet = witness?.packet ?? representative
         let pipeline = witness?.pipeline ?? pipeline
-        let evaluator = ConcreteEvaluator(family: family, tables: tables)
-        let trace = evaluator.trace(packet, pipeline: pipeline, assumptions: witness?.assumptions ?? [])
+        // The exempt twin: the same packet from the proxy (ztunnel's mark in ambient), walked with it.
+        let twin = direction == .outbound ? exemptTwin(of: packet) : nil
+        let traces = ConcreteEvaluator(family: family, tables: tables)
+            .trace([packet] + (twin.map { [$0.0] } ?? []), pipeline: pipeline, assumptions: witness?.assumptions ?? [])
+        let trace = traces[0]
         var hops = trace.path.compactMap(hop)
 
-        // The exempt twin: the same packet from the proxy (ztunnel's mark in ambient); where its walk parts from this one.
-        let twin = direction == .outbound ? exemptTwin(of: packet) : nil
-        if let (twin, who) = twin {
-            let twinTrace = evaluator.trace(twin, pipeline: pipeline, assumptions: witness?.assumptions ?? [])
+        // Where the twin's walk parts from this one.
+        if let (_, who) = twin, let twinTrace = traces.last {
             let theirs = twinTrace.path.compactMap(hop)
             let k = zip(hops, theirs).prefix { $0.position == $1.position && $0.table == $1.table }.count
             if k < theirs.count, k >= hops.count || (theirs[k].table == hops[k].table && theirs[k].chain == hops[k].chain
