@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),
-        .testTarget(name: "ReportersTests", dependencies: ["TestSupport", "Reporters", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
+        .testTarget(name: "ReportersTests", dependencies: ["TestSupport", "CorpusSupport", "Reporters", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CorpusSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "CorpusSupport", "IstioCapture", "NetfilterModel"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "CorpusSupport", "RuleReaders", "IstioCapture", "NetfilterModel", "CaptureVerifier"]),

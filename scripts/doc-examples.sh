@@ -66,7 +66,7 @@ printf '```mermaid\n'; "$bin" verify --pod examples/pod.yaml --input examples/br
 echo '## verify — an ambient pod'; echo
 echo '`ambient.save` is what istio-cni'"'"'s node agent installs into an ambient pod (1.29, DNS capture on);'
 echo 'in `ambient-broken.save` the REDIRECT to ztunnel'"'"'s 15001 has lost its `-m mark ! --mark 0x539/0xfff` exemption.'; echo
-run text 20 verify --input examples/ambient.save --istio-version 1.29
+run text 40 verify --input examples/ambient.save --istio-version 1.29
 run text 60 verify --input examples/ambient-broken.save --istio-version 1.29
 run text 12 trace out tcp 1.2.3.4:443 --mark 0x539 --input examples/ambient-broken.save
 echo '## trace — one packet, every outcome the unknown fields allow'; echo
@@ -87,10 +87,10 @@ if [ "$(id -u)" = 0 ] && ip netns add "$ns" 2>/dev/null; then
   ip -n "$ns" link set lo up
   "$bin" expect --format nft > "$tmp/istio.nft"
   ip netns exec "$ns" nft -f "$tmp/istio.nft"
-  run text 12 verify --netns "/run/netns/$ns" --no-ipv6
+  run text 40 verify --netns "/run/netns/$ns" --no-ipv6
   printf 'table inet other {\n\tchain out {\n\t\ttype nat hook output priority -150; policy accept;\n\t\tmeta skuid 1000 meta l4proto tcp redirect to :15006\n\t}\n}\n' \
     | ip netns exec "$ns" nft -f -
-  run text 60 verify --netns "/run/netns/$ns" --no-ipv6
+  run text 80 verify --netns "/run/netns/$ns" --no-ipv6
   echo '## show — as the istio-proxy container runs it (UID 1337, no capabilities): exit 2'; echo
   printf '```text\n$ iptaudit show\n'
   ip netns exec "$ns" setpriv --reuid 1337 --regid 1337 --clear-groups --inh-caps=-all --bounding-set=-all "$bin" show 2>&1 || true

@@ -34,6 +34,7 @@ public enum VerificationJSON {
         /// `observe` only.
         var connections: [ConnectionDoc]?
         var samples: Int?
+        var walks: [WalkDoc]
 
         init(_ r: VerificationReport, ruleset: Ruleset, source: String) {
             ok = r.ok
@@ -52,7 +53,53 @@ public enum VerificationJSON {
             obligations = r.obligations.map(ObligationDoc.init)
             proven = r.proven
             assumptions = r.assumptions
+            walks = r.walks.map(WalkDoc.init)
         }
+    }
+
+    /// One walk of the text report: the packet, each rule it took (as iptables-save, or nft, prints it), where
+    /// the proxy's own packet parts from it, and the verdict.
+    struct WalkDoc: Encodable {
+        var family: String
+        var direction: String
+        var packet: PacketDoc
+        var hops: [HopDoc]
+        var verdict: String
+        /// The hook chain whose policy decided, when no rule did.
+        var policyOf: String?
+        var disposition: String
+        init(_ w: CaptureWalk) {
+            family = w.family.rawValue
+            direction = w.direction.rawValue
+            packet = PacketDoc(w.packet)
+            hops = w.hops.map { HopDoc($0, family: w.family) }
+            verdict = w.verdict.description
+            policyOf = w.end.map { "\($0.table) \($0.chain)" }
+            disposition = w.disposition.summary
+        }
+    }
+
+    struct HopDoc: Encodable {
+        var table: String
+        var chain: String
+        var ruleNumber: Int
+        var ruleText: String
+        var taken: Bool
+        var exempt: ExemptDoc?
+        init(_ h: CaptureWalk.Hop, family: Family) {
+            table = h.table.rawValue
+            chain = h.chain.rawValue
+            ruleNumber = h.ruleNumber
+            ruleText = h.rule.native?.text ?? SaveSyntax.render(h.rule, in: h.chain, family: family)
+            taken = h.taken
+            exempt = h.exempt.map { ExemptDoc(who: $0.who, action: $0.parts ? $0.action : nil, parts: $0.parts) }
+        }
+    }
+
+    struct ExemptDoc: Encodable {
+        var who: String
+        var action: String?
+        var parts: Bool
     }
 
     struct Summary: Encodable {

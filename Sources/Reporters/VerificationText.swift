@@ -3,7 +3,8 @@ import NetfilterModel
 
 /// The human report of `iptaudit verify`: the chains involved in findings listed the way people read
 /// `iptables -t nat -L`, with the deciding rules marked in place, then each finding explained with its
-/// witness packet, path and fix. A clean pod gets a short summary of what was proven.
+/// witness packet, path and fix. A clean pod gets a short summary of what was proven. Before them, per family,
+/// the outbound and inbound walk through the rules (`walks`).
 public enum VerificationText {
     public struct Style: Sendable {
         public var color: Bool
@@ -35,6 +36,7 @@ public enum VerificationText {
         out.append("")
 
         let numbered = Array(report.findings.enumerated())
+        out += walks(report.walks, findings: numbered, style: style)
         if !numbered.isEmpty {
             out += listing(numbered, ruleset: ruleset, style: style)
             out.append(style.bold("Findings"))
@@ -106,6 +108,55 @@ public enum VerificationText {
         return out
     }
 
+    /// The walks, each rule as `iptables -L -v -n --line-numbers` lists it (`RulesetListing.line`, the listing's
+    /// own definition) after its table and chain; a native nftables rule as nft prints it, since no `-L` lists it.
+    /// A finding whose witness this walk is marks the hop (or the policy) where it breaks.
+    static func walks(_ walks: [CaptureWalk], findings: [(offset: Int, element: Finding)], style: Style) -> [String] {
+        guard !walks.isEmpty else { return [] }
+        func place(_ table: TableName, _ chain: ChainName) -> String { "\(table) \(chain)" }
+        let width = walks.flatMap { $0.hops.map { place($0.table, $0.chain).count } + [$0.end.map { place($0.table, $0.chain).count } ?? 0] }.max() ?? 0
+        func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+        let listed = walks.contains { !$0.native }
+        var out = [style.bold("Walks") + " — one packet per direction through the rules, each rule as "
+            + (listed ? "`iptables -L -v -n --line-numbers` lists it" : "nft lists it")]
+        if listed { out.append("  " + pad("") + "  " + RulesetListing.header.trimmingTrailingSpaces) }
+        for walk in walks {
+            func witnessed(_ f: Finding) -> Bool {
+                f.family == walk.family && f.witness.map { $0.packet == walk.packet || $0.packet == walk.twin } == true
+            }
+            func marks(_ table: TableName, _ chain: ChainName, _ number: Int?) -> [String] {
+                findings.filter { _, f in witnessed(f) && f.table == table && f.chain == chain && f.ruleNumber == number }
+                    .map { "[\($0.offset + 1)] \($0.element.kind)" }
+            }
+            let family = walk.family == .ipv4 ? "IPv4" : "IPv6"
+            let witnessOf = findings.filter { $0.element.family == walk.family && $0.element.witness?.packet == walk.packet }.map { "[\($0.offset + 1)]" }
+            out.append("")
+            out.append(style.bold("\(family) \(walk.direction)") + ": \(walk.packet)"
+                + (witnessOf.isEmpty ? "" : " (the witness of \(witnessOf.joined(separator: ", ")))")
+                + (walk.native && listed ? " — native nftables: each rule as nft lists it, which no iptables -L shows" : ""))
+            for hop in walk.hops {
+                let text = walk.native
+                    ? String(repeating: " ", count: max(0, 4 - "\(hop.ruleNumber)".count)) + "\(hop.ruleNumber)  " + (hop.rule.native?.text ?? SaveSyntax.render(hop.rule, in: hop.chain, family: walk.family))
+                    : RulesetListing.line(hop.rule, number: hop.ruleNumber, family: walk.family).trimmingTrailingSpaces
+                let note = hop.exempt.map { e in
+                    !hop.taken ? "not taken; \(e.who): \(e.action)"
+                        : e.parts ? "\(e.who) does not match: \(e.action)" : "\(e.who) is taken here too: not exempt"
+                }
+                let m = hop.taken ? marks(hop.table, hop.chain, hop.ruleNumber) : []
+                let mark = (note.map { "   ◀ " + $0 } ?? "")
+                    + (m.isEmpty ? "" : "   " + style.paint("◀ " + m.joined(separator: ", "), "1;31"))
+                out.append("  " + pad(place(hop.table, hop.chain)) + "  " + text + mark)
+            }
+            var ending = walk.disposition.action
+            if let end = walk.end, case .policy(let p) = end.action { ending = "\(end.table) \(end.chain) policy \(p.rawValue)" }
+            let m = walk.end.map { marks($0.table, $0.chain, nil) } ?? []
+            out.append("  → " + ending + ": " + walk.disposition.summary
+                       + (m.isEmpty ? "" : "   " + style.paint("◀ " + m.joined(separator: ", "), "1;31")))
+        }
+        out.append("")
+        return out
+    }
+
     static func explain(_ f: Finding, number: Int, style: Style) -> [String] {
         var out: [String] = []
         let where_ = f.location.isEmpty ? "" : " at \(f.location)"
@@ -120,5 +171,12 @@ public enum VerificationText {
         if let fix = f.fix { out.append("    fix:     " + fix) }
         out.append("")
         return out
+    }
+}
+
+private extension String {
+    /// The listing pads its last column; a report line ends at its last character.
+    var trimmingTrailingSpaces: String {
+        String(self[..<(lastIndex { $0 != " " && $0 != "\n" }.map { index(after: $0) } ?? startIndex)])
     }
 }

@@ -91,6 +91,7 @@ import TestSupport
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(doc["ok"] as? Bool == report.ok)
         #expect((doc["findings"] as? [Any])?.count == report.findings.count)
+        #expect((doc["walks"] as? [Any])?.count == report.walks.count && !report.walks.isEmpty)
     }
 
     @Test func schemaRejectsADocumentMissingAField() throws {

@@ -24,10 +24,19 @@ struct ConcreteEvaluator: Sendable {
         return trace
     }
 
+    /// Several packets through one walker: on a large ruleset, compiling the rules costs more than walking them.
+    func trace(_ packets: [Packet], pipeline: Pipeline, assumptions: [Assumption] = []) -> [Trace] {
+        let walker = ChainWalker(domain: ConcreteDomain(family: family, assumptions: assumptions, records: false), tables: tables, indexing: false)
+        return packets.map { walk($0, pipeline: pipeline, walker: walker).0 }
+    }
+
     /// The walk, and with `recording` every rule it evaluated (for the tracer's explanation).
     func walk(_ packet: Packet, pipeline: Pipeline, assumptions: [Assumption], recording: Bool) -> (Trace, [(pathCount: Int, event: WalkEvent)]) {
         let domain = ConcreteDomain(family: family, assumptions: assumptions, records: recording)
-        let walker = ChainWalker(domain: domain, tables: tables, indexing: false)
+        return walk(packet, pipeline: pipeline, walker: ChainWalker(domain: domain, tables: tables, indexing: false))
+    }
+
+    private func walk(_ packet: Packet, pipeline: Pipeline, walker: ChainWalker<ConcreteDomain>) -> (Trace, [(pathCount: Int, event: WalkEvent)]) {
         // One packet and one decision per unknown: exactly one branch comes back.
         guard let (packets, carry) = walker.walk([packet], pipeline: pipeline).first, let final = packets.first else {
             return (Trace(packet: packet, final: packet, verdict: .policy(.accept), path: [], ctZone: nil, assumptions: []), [])

@@ -97,6 +97,8 @@ public struct VerificationReport: Sendable, Codable, Hashable {
     /// What the proof assumes about matches iptaudit cannot evaluate (`-m bpf`, `-m set`, ...), over all
     /// passing obligations; empty when it assumes nothing.
     public var assumptions: [String] = []
+    /// Per family, the outbound and inbound walk through the real rules (the healthy path, or where it breaks).
+    public var walks: [CaptureWalk] = []
 
     public func findings(ofKind kind: FindingKind) -> [Finding] { findings.filter { $0.kind == kind } }
     public var errors: [Finding] { findings.filter { $0.severity == .error } }

@@ -229,5 +229,6 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
         findings: findings,
         ok: !findings.contains { $0.severity == .error },
         proven: results.filter { $0.status == .passed }.flatMap(\.proven),
-        assumptions: results.flatMap(\.assuming).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } })
+        assumptions: results.flatMap(\.assuming).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } },
+        walks: run.checked.flatMap { $0.walks(findings: findings) })
 }
