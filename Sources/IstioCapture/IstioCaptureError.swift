@@ -1,3 +1,5 @@
+import NetfilterModel
+
 /// Why a capture configuration could not be built from istio-iptables arguments, environment or a manifest.
 /// Each message names the offending flag, variable or annotation so the user can fix the input.
 public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -15,6 +17,8 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
     case invalidEnvironment(name: String, value: String, reason: String)
     /// The manifest is not YAML/JSON, or holds no pod spec.
     case invalidManifest(String)
+    /// A flag or annotation listing more ports, CIDRs, interfaces or ids than `InputLimits.listItems`.
+    case tooManyItems(what: String, count: Int, limit: Int)
     /// An annotation the istio-cni plugin would reject (the pod would fail to start).
     case invalidAnnotation(key: String, value: String, reason: String)
     /// The pod gets no sidecar capture rules at all.
@@ -45,6 +49,8 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
             return "invalid value \"\(value)\" for environment variable \(name): \(reason)"
         case .invalidManifest(let reason):
             return "cannot read the manifest: \(reason)"
+        case .tooManyItems(let what, let count, let limit):
+            return InputLimits.exceeded("\(what) lists \(count) items", limit: limit, variable: "IPTAUDIT_MAX_LIST_ITEMS")
         case .invalidAnnotation(let key, let value, let reason):
             return "invalid annotation \(key)=\"\(value)\": \(reason) (istio-cni would refuse the pod)"
         case .noSidecarCapture(let reason):

@@ -64,18 +64,15 @@ public struct PodManifest: Hashable, Sendable {
         self = first
     }
 
-    /// The largest manifest read: far above any pod or workload list `kubectl` prints for one namespace.
-    public static let maxManifestBytes = 16 << 20
-
     /// Every pod and workload in the text, in order (multi-document YAML and `kind: List` are flattened).
     public static func all(yaml: String) throws(IstioCaptureError) -> [PodManifest] {
-        let size = yaml.utf8.count
-        guard size <= maxManifestBytes else {
-            throw .invalidManifest("\(size) bytes is more than the \(maxManifestBytes >> 20) MiB a manifest may have")
+        let size = yaml.utf8.count, limits = InputLimits.current
+        guard size <= limits.manifestBytes else {
+            throw .invalidManifest(InputLimits.exceeded("\(size) bytes", limit: limits.manifestBytes, variable: "IPTAUDIT_MAX_MANIFEST_BYTES"))
         }
         let nodes: [YAMLNode]
         do {
-            nodes = try YAMLComposer().composeAll(yaml)
+            nodes = try YAMLComposer(maxDepth: limits.nesting).composeAll(yaml)
         } catch {
             throw .invalidManifest(error.description)
         }
@@ -315,9 +312,11 @@ public struct PodManifest: Hashable, Sendable {
                                               key: "traffic.sidecar.istio.io/excludeOutboundPorts", wildcard: true)
         c.outboundPortsInclude = try cniPorts(annotation("traffic.sidecar.istio.io/includeOutboundPorts") ?? "",
                                               key: "traffic.sidecar.istio.io/includeOutboundPorts", wildcard: true)
-        c.excludeInterfaces = IstioArguments.items(annotation("traffic.sidecar.istio.io/excludeInterfaces") ?? "")
+        c.excludeInterfaces = try IstioArguments.items(annotation("traffic.sidecar.istio.io/excludeInterfaces") ?? "",
+                                                       "traffic.sidecar.istio.io/excludeInterfaces")
         let reroute = version >= IstioVersion(1, 26) ? annotation("istio.io/reroute-virtual-interfaces") : nil
-        c.rerouteVirtualInterfaces = IstioArguments.items(reroute ?? annotation("traffic.sidecar.istio.io/kubevirtInterfaces") ?? "")
+        c.rerouteVirtualInterfaces = try IstioArguments.items(reroute ?? annotation("traffic.sidecar.istio.io/kubevirtInterfaces") ?? "",
+                                                              reroute == nil ? "traffic.sidecar.istio.io/kubevirtInterfaces" : "istio.io/reroute-virtual-interfaces")
 
         // DNS capture in CNI mode always captures every port-53 packet (the pod's resolv.conf is not read).
         let env = proxy.environment
@@ -351,7 +350,9 @@ public struct PodManifest: Hashable, Sendable {
         if wildcard, trimmed == "*" { return [] }
         if trimmed.isEmpty { return [] }
         var out: [UInt16] = []
-        for item in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
+        let items = trimmed.split(separator: ",", omittingEmptySubsequences: false)
+        try IstioArguments.checkLength(items.count, key)
+        for item in items {
             guard let port = UInt16(item.trimmingSpaces) else {
                 throw .invalidAnnotation(key: key, value: text, reason: "\"\(item)\" is not a port")
             }
@@ -363,6 +364,7 @@ public struct PodManifest: Hashable, Sendable {
     func cniCIDRs(_ text: String, key: String) throws(IstioCaptureError) -> [String] {
         guard !text.isEmpty else { return [] }
         let items = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        try IstioArguments.checkLength(items.count, key)
         for item in items where CIDR(item) == nil {
             throw .invalidAnnotation(key: key, value: text, reason: "\"\(item)\" is not a CIDR")
         }

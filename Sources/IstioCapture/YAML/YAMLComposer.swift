@@ -1,4 +1,5 @@
 private import CYAML
+import NetfilterModel
 
 /// Why a YAML stream could not be composed; `line` and `column` are 1-based (0 when libyaml gave no position).
 public struct YAMLError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -118,7 +119,8 @@ private struct ComposeState {
                 try finish(target, anchor: nil, at: (line, column))
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 guard stack.count < limits.maxDepth else {
-                    throw YAMLError(line: line, column: column, message: "nested more than \(limits.maxDepth) levels deep")
+                    throw YAMLError(line: line, column: column, message: InputLimits.exceeded(
+                        "nested more than \(limits.maxDepth) levels deep", limit: limits.maxDepth, variable: "IPTAUDIT_MAX_NESTING"))
                 }
                 let isMapping = event.type == YAML_MAPPING_START_EVENT
                 let tag = isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag
