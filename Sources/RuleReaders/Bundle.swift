@@ -352,6 +352,12 @@ extension CaptureBundle {
 
     /// Decodes and checks a bundle; every failure names the file and what is wrong in one line.
     public static func decode(_ data: Data, file: String) throws(RuleReaderError) -> CaptureBundle {
+        let limit = InputLimits.current.nesting
+        if let line = nestingExceeded(data, limit: limit) {
+            // The JSON decoder refuses deep nesting too, but only as "not valid JSON".
+            throw .unreadableInput(file: file, reason: "line \(line): " + InputLimits.exceeded(
+                "nested more than \(limit) levels deep", limit: limit, variable: "IPTAUDIT_MAX_NESTING"))
+        }
         let decoder = JSONDecoder()
         guard let header = try? decoder.decode(BundleHeader.self, from: data) else {
             let reason = (try? decoder.decode(AnyJSONContainer.self, from: data)) == nil
@@ -376,6 +382,27 @@ extension CaptureBundle {
         let bundle = schema.bundle
         try bundle.checkDumps(file: file)
         return bundle
+    }
+
+    /// The line where JSON arrays and objects first nest deeper than `limit`, in one pass over the bytes.
+    static func nestingExceeded(_ data: Data, limit: Int) -> Int? {
+        var depth = 0, line = 1, inString = false, escaped = false
+        for byte in data {
+            if byte == UInt8(ascii: "\n") { line += 1 }
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return line }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return nil
     }
 
     public static func load(path: String) throws(RuleReaderError) -> CaptureBundle {

@@ -146,6 +146,21 @@ func expectOneLineError(_ r: CommandResult, status: Int32 = 2, containing parts:
         expectOneLineError(r, containing: ["nested more than 256 levels deep"])
     }
 
+    /// The bundle's own JSON nested deep: named as nesting, not as "not JSON".
+    @Test(arguments: [5_000, 100_000])
+    func deepNestingInABundlesJSONIsOneLineAndExitTwo(levels: Int) throws {
+        let dir = try TemporaryFile("unused", contents: "")
+        let bundle = dir.directory.appendingPathComponent("bundle.json").path
+        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "-o", bundle])
+        #expect(captured.status == 0, "\(captured.stderr)")
+        var text = try String(contentsOfFile: bundle, encoding: .utf8)
+        let close = try #require(text.lastIndex(of: "}"))
+        text.replaceSubrange(close..., with: ", \"extra\": " + String(repeating: "[", count: levels) + String(repeating: "]", count: levels) + "}")
+        try text.write(toFile: bundle, atomically: false, encoding: .utf8)
+        let r = try runBounded(["verify", "--bundle", bundle], seconds: 120, memoryMiB: 2048)
+        expectOneLineError(r, containing: [bundle, "nested more than 256 levels deep", "IPTAUDIT_MAX_NESTING"])
+    }
+
     @Test func tenThousandPortsAreExpectedAndAHundredThousandHitTheListLimit() throws {
         let key = "traffic.sidecar.istio.io/excludeOutboundPorts"
         let ten = try TemporaryFile("pod.yaml", contents: HostileInput.annotatedPod(key, (1...10_000).map(String.init).joined(separator: ",")))
