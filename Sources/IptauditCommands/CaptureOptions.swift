@@ -172,7 +172,7 @@ func readResolvConf(_ path: String) throws -> String {
 /// a read failure exits 2 with the file named.
 func readManifestText(_ path: String) throws -> String {
     do {
-        let limit = InputLimits.current.manifestBytes, variable = "IPTAUDIT_MAX_MANIFEST_BYTES"
+        let limit = InputLimits.current.manifestBytes, variable = InputLimits.Variable.manifestBytes
         let bytes = path == "-" ? try FileContents.readStandardInput(limit: limit, variable: variable)
             : try FileContents.read(path: path, limit: limit, variable: variable)
         return String(decoding: bytes, as: UTF8.self)

@@ -50,7 +50,7 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
         case .invalidManifest(let reason):
             return "cannot read the manifest: \(reason)"
         case .tooManyItems(let what, let count, let limit):
-            return InputLimits.exceeded("\(what) lists \(count) items", limit: limit, variable: "IPTAUDIT_MAX_LIST_ITEMS")
+            return InputLimits.exceeded("\(what) lists \(count) items", limit: limit, variable: InputLimits.Variable.listItems)
         case .invalidAnnotation(let key, let value, let reason):
             return "invalid annotation \(key)=\"\(value)\": \(reason) (istio-cni would refuse the pod)"
         case .noSidecarCapture(let reason):

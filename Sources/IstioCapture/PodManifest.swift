@@ -68,7 +68,7 @@ public struct PodManifest: Hashable, Sendable {
     public static func all(yaml: String) throws(IstioCaptureError) -> [PodManifest] {
         let size = yaml.utf8.count, limits = InputLimits.current
         guard size <= limits.manifestBytes else {
-            throw .invalidManifest(InputLimits.exceeded("\(size) bytes", limit: limits.manifestBytes, variable: "IPTAUDIT_MAX_MANIFEST_BYTES"))
+            throw .invalidManifest(InputLimits.exceeded("\(size) bytes", limit: limits.manifestBytes, variable: InputLimits.Variable.manifestBytes))
         }
         let nodes: [YAMLNode]
         do {

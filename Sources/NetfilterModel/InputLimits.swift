@@ -1,7 +1,7 @@
 /// How much input iptaudit accepts before it refuses with a one-line error, so a broken or hostile file can
 /// neither exhaust memory nor run for hours. Each default is far above what a real pod or node holds (a
 /// kube-proxy node with 10,000 services has about 110,000 rules in 20 MB of save text); each is overridden by
-/// its environment variable (docs/limits.md). The one definition: readers, the manifest parser and the verifier
+/// its environment variable (docs/robustness.md). The one definition: readers, the manifest parser and the verifier
 /// all take their bounds from `current`, which the command binds once from the environment; a task-local, so the
 /// model reads no environment and tests bind their own.
 public struct InputLimits: Sendable, Hashable {
@@ -33,14 +33,24 @@ public struct InputLimits: Sendable, Hashable {
     /// The bounds in force: the defaults unless the command (or a test) bound others.
     @TaskLocal public static var current = InputLimits()
 
+    /// Each limit's environment variable, named in the errors that limit causes.
+    public enum Variable {
+        public static let inputBytes = "IPTAUDIT_MAX_INPUT_BYTES"
+        public static let manifestBytes = "IPTAUDIT_MAX_MANIFEST_BYTES"
+        public static let rules = "IPTAUDIT_MAX_RULES"
+        public static let nesting = "IPTAUDIT_MAX_NESTING"
+        public static let listItems = "IPTAUDIT_MAX_LIST_ITEMS"
+        public static let inputWait = "IPTAUDIT_MAX_INPUT_WAIT"
+    }
+
     /// Each limit's environment variable, and where it is kept.
     public static var variables: [(name: String, field: WritableKeyPath<InputLimits, Int>)] { [
-        ("IPTAUDIT_MAX_INPUT_BYTES", \.inputBytes),
-        ("IPTAUDIT_MAX_MANIFEST_BYTES", \.manifestBytes),
-        ("IPTAUDIT_MAX_RULES", \.rules),
-        ("IPTAUDIT_MAX_NESTING", \.nesting),
-        ("IPTAUDIT_MAX_LIST_ITEMS", \.listItems),
-        ("IPTAUDIT_MAX_INPUT_WAIT", \.inputWaitSeconds),
+        (Variable.inputBytes, \.inputBytes),
+        (Variable.manifestBytes, \.manifestBytes),
+        (Variable.rules, \.rules),
+        (Variable.nesting, \.nesting),
+        (Variable.listItems, \.listItems),
+        (Variable.inputWait, \.inputWaitSeconds),
     ] }
 
     /// A variable set to something that is not a positive whole number: refused rather than ignored.

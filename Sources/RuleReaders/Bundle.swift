@@ -356,7 +356,7 @@ extension CaptureBundle {
         if let line = nestingExceeded(data, limit: limit) {
             // The JSON decoder refuses deep nesting too, but only as "not valid JSON".
             throw .unreadableInput(file: file, reason: "line \(line): " + InputLimits.exceeded(
-                "nested more than \(limit) levels deep", limit: limit, variable: "IPTAUDIT_MAX_NESTING"))
+                "nested more than \(limit) levels deep", limit: limit, variable: InputLimits.Variable.nesting))
         }
         let decoder = JSONDecoder()
         guard let header = try? decoder.decode(BundleHeader.self, from: data) else {

@@ -25,7 +25,7 @@ public enum FileContents {
     /// The bytes of the file at `path`, at most `limit` of them (`variable` names the limit's override);
     /// a directory fails with `EISDIR`.
     public static func read(path: String, limit: Int = InputLimits.current.inputBytes,
-                            variable: String = "IPTAUDIT_MAX_INPUT_BYTES") throws(Failure) -> [UInt8] {
+                            variable: String = InputLimits.Variable.inputBytes) throws(Failure) -> [UInt8] {
         var fd: Int32
         repeat { fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) } while fd < 0 && errno == EINTR
         guard fd >= 0 else { throw Failure(code: errno) }
@@ -37,7 +37,7 @@ public enum FileContents {
 
     /// Everything left on standard input, at most `limit` bytes.
     public static func readStandardInput(limit: Int = InputLimits.current.inputBytes,
-                                         variable: String = "IPTAUDIT_MAX_INPUT_BYTES") throws(Failure) -> [UInt8] {
+                                         variable: String = InputLimits.Variable.inputBytes) throws(Failure) -> [UInt8] {
         try read(descriptor: STDIN_FILENO, limit: limit, variable: variable)
     }
 
@@ -92,7 +92,7 @@ public enum FileContents {
             if n < 0, errno == EINTR { continue }
             if n < 0 { throw Failure(code: errno) }
             throw Failure(code: ETIMEDOUT, reason: "is a pipe or FIFO that gave no data and no end of file for \(seconds) s "
-                + "(nothing writing to it?); set IPTAUDIT_MAX_INPUT_WAIT higher to wait longer")
+                + "(nothing writing to it?); set \(InputLimits.Variable.inputWait) higher to wait longer")
         }
     }
 }

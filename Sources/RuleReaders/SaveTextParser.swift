@@ -85,7 +85,7 @@ public struct SaveTextParser: Sendable {
                 rules += 1
                 if rules > maxRules {
                     throw .malformed(file: fileName, line: i + 1, message: InputLimits.exceeded(
-                        "more than \(maxRules) rules", limit: maxRules, variable: "IPTAUDIT_MAX_RULES"))
+                        "more than \(maxRules) rules", limit: maxRules, variable: InputLimits.Variable.rules))
                 }
             }
             if line.utf8.contains(0) {
