@@ -198,7 +198,9 @@ func readResolvConf(_ path: String) throws -> String {
 /// a read failure exits 2 with the file named.
 func readManifestText(_ path: String) throws -> String {
     do {
-        let bytes = path == "-" ? try FileContents.readStandardInput() : try FileContents.read(path: path)
+        let limit = InputLimits.current.manifestBytes, variable = InputLimits.Variable.manifestBytes
+        let bytes = path == "-" ? try FileContents.readStandardInput(limit: limit, variable: variable)
+            : try FileContents.read(path: path, limit: limit, variable: variable)
         return String(decoding: bytes, as: UTF8.self)
     } catch {
         printError("iptaudit: \(path): cannot read the pod manifest: \(error.description)")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import NetfilterModel
 
 /// `iptaudit`: prove a pod's Istio traffic capture is intact by reading its netfilter tables.
 public struct IptauditCommand: ParsableCommand {
@@ -31,6 +32,18 @@ extension IptauditCommand {
     /// the full parse, which answers exactly as before; errors from `run()` are reported as `main()` would.
     public static func mainParsingSubcommandFirst() {
         Output.guardStandardStreams()
+        let limits: InputLimits
+        do {
+            limits = try InputLimits { name in getenv(name).map { String(cString: $0) } }
+        } catch {
+            printError("iptaudit: \(error.description)")
+            Glibc.exit(64)
+        }
+        InputLimits.$current.withValue(limits) { runParsingSubcommandFirst() }
+    }
+
+    /// The run under the input limits the environment sets (docs/limits.md).
+    static func runParsingSubcommandFirst() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
             var command = try parsedSubcommandFirst(arguments) ?? parseAsRoot(arguments)

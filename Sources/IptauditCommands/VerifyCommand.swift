@@ -23,7 +23,9 @@ struct VerifyCommand: ParsableCommand {
     var family: FamilyChoice = .all
 
     func run() throws {
+        let progress = ProgressLine("verify: reading the rules")
         let (ruleset, sourceDescription) = try source.read(ReadRequest(), family: family.forced)
+        progress.update("verify: checking \(ruleset.tables.reduce(0) { $0 + $1.ruleCount }) rules against Istio's capture model")
         warnAboutSplitBackends(ruleset)
         var evidence = RuntimeEvidence()
         // A bundle brings the runtime inputs and pod manifest of its capture; a live read gathers them now.
@@ -55,6 +57,7 @@ struct VerifyCommand: ParsableCommand {
         }
         let options = VerifierOptions(groupIDs: try capture.groupIDs(found: runtime?.groups))
         let report = CaptureVerifier.verify(ruleset, configuration: config, options: options)
+        progress.finish()
         switch format {
         case .text:
             let color = Output.colorOnStandardOutput

@@ -312,9 +312,17 @@ public enum IstioArguments {
         }
     }
 
-    /// Comma list with empty items dropped (istio-iptables' `config.Split`).
-    static func items(_ text: String) -> [String] {
-        text.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
+    /// Comma list with empty items dropped (istio-iptables' `config.Split`), refused past `InputLimits.listItems`
+    /// before any item is interpreted; `what` names the flag or annotation.
+    static func items(_ text: String, _ what: String) throws(IstioCaptureError) -> [String] {
+        let items = text.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
+        try checkLength(items.count, what)
+        return items
+    }
+
+    static func checkLength(_ count: Int, _ what: String) throws(IstioCaptureError) {
+        let limit = InputLimits.current.listItems
+        if count > limit { throw .tooManyItems(what: what, count: count, limit: limit) }
     }
 
     static func port(_ text: String, flag: String) throws(IstioCaptureError) -> UInt16 {
@@ -324,7 +332,7 @@ public enum IstioArguments {
 
     static func ports(_ text: String, flag: String) throws(IstioCaptureError) -> [UInt16] {
         var out: [UInt16] = []
-        for item in items(text) {
+        for item in try items(text, flag) {
             guard let p = UInt16(item), p != 0 else {
                 throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not a port number")
             }
@@ -335,7 +343,7 @@ public enum IstioArguments {
 
     static func ids(_ text: String, flag: String) throws(IstioCaptureError) -> [UInt32] {
         var out: [UInt32] = []
-        for item in items(text) {
+        for item in try items(text, flag) {
             guard let id = UInt32(item) else {
                 throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not a numeric id")
             }
@@ -353,7 +361,7 @@ public enum IstioArguments {
 
     static func cidrs(_ text: String, flag: String) throws(IstioCaptureError) -> [String] {
         var out: [String] = []
-        for item in items(text) {
+        for item in try items(text, flag) {
             guard CIDR(item) != nil else {
                 throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(item)) is not an address/prefix-length CIDR")
             }
@@ -363,7 +371,7 @@ public enum IstioArguments {
     }
 
     static func interfaces(_ text: String, flag: String) throws(IstioCaptureError) -> [String] {
-        let names = items(text)
+        let names = try items(text, flag)
         for name in names where name.count > 15 || name.contains(where: { $0 == " " || $0 == "/" }) {
             throw .invalidValue(flag: flag, value: text, reason: "\(MessageText.quoted(name)) is not an interface name")
         }
@@ -415,7 +423,7 @@ extension CaptureConfiguration {
             if include == "*" {
                 ownerGroupsInclude = .all
             } else {
-                let groups = IstioArguments.items(include)
+                let groups = try IstioArguments.items(include, "ISTIO_OUTBOUND_OWNER_GROUPS")
                 guard groups.count <= 64 else {
                     throw .invalidEnvironment(name: "ISTIO_OUTBOUND_OWNER_GROUPS", value: include,
                                               reason: "at most 64 groups can be captured, got \(groups.count)")
@@ -424,7 +432,7 @@ extension CaptureConfiguration {
             }
         }
         if let exclude = environment["ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE"] {
-            ownerGroupsExclude = IstioArguments.items(exclude)
+            ownerGroupsExclude = try IstioArguments.items(exclude, "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE")
         }
         if let cidr = environment["ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR"] {
             guard let c = CIDR(cidr), c.family == .ipv4, c.isLoopback, (8...32).contains(c.prefixLength) else {

@@ -15,6 +15,8 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
     case invalidEnvironment(name: String, value: String, reason: String)
     /// The manifest is not YAML/JSON, or holds no pod spec.
     case invalidManifest(String)
+    /// A flag or annotation listing more ports, CIDRs, interfaces or ids than `InputLimits.listItems`.
+    case tooManyItems(what: String, count: Int, limit: Int)
     /// An annotation the istio-cni plugin would reject (the pod would fail to start).
     case invalidAnnotation(key: String, value: String, reason: String)
     /// The pod gets no sidecar capture rules at all.
@@ -46,6 +48,8 @@ public enum IstioCaptureError: Error, Equatable, Sendable, CustomStringConvertib
             return "invalid value \(MessageText.quoted(value)) for environment variable \(name): \(reason)"
         case .invalidManifest(let reason):
             return "cannot read the manifest: \(reason)"
+        case .tooManyItems(let what, let count, let limit):
+            return InputLimits.exceeded("\(what) lists \(count) items", limit: limit, variable: InputLimits.Variable.listItems)
         case .invalidAnnotation(let key, let value, let reason):
             return "invalid annotation \(MessageText.excerpt(key))=\(MessageText.quoted(value)): \(reason) (istio-cni would refuse the pod)"
         case .noSidecarCapture(let reason):

@@ -64,26 +64,23 @@ public struct PodManifest: Hashable, Sendable {
         self = first
     }
 
-    /// The largest manifest read: far above any pod or workload list `kubectl` prints for one namespace.
-    public static let maxManifestBytes = 16 << 20
-
     /// Every pod and workload in the text, in order (multi-document YAML and `kind: List` are flattened).
     public static func all(yaml: String) throws(IstioCaptureError) -> [PodManifest] {
-        let size = yaml.utf8.count
-        guard size <= maxManifestBytes else {
-            throw .invalidManifest("\(size) bytes is more than the \(maxManifestBytes >> 20) MiB a manifest may have")
+        let size = yaml.utf8.count, limits = InputLimits.current
+        guard size <= limits.manifestBytes else {
+            throw .invalidManifest(InputLimits.exceeded("\(size) bytes", limit: limits.manifestBytes, variable: InputLimits.Variable.manifestBytes))
         }
         let nodes: [YAMLNode]
         do {
-            nodes = try YAMLComposer().composeAll(yaml)
+            nodes = try YAMLComposer(maxDepth: limits.nesting).composeAll(yaml)
         } catch {
             throw .invalidManifest(error.description)
         }
         var out: [PodManifest] = []
         func visit(_ node: YAMLNode) throws(IstioCaptureError) {
             guard node.mapping != nil else { return }
-            if let items = node["items"]?.sequence {
-                for item in items { try visit(item) }
+            if let items = node["items"] {
+                for item in try Self.list(items, "items") { try visit(item) }
                 return
             }
             if let manifest = try PodManifest(node: node) { out.append(manifest) }
@@ -93,71 +90,137 @@ public struct PodManifest: Hashable, Sendable {
     }
 
     init?(node: YAMLNode) throws(IstioCaptureError) {
-        let kind = node["kind"]?.text ?? ""
+        let kind = try Self.string(node["kind"], "kind") ?? ""
         guard let spec = node["spec"] else { return nil }
+        try Self.requireMapping(spec, "spec")
         let podSpec: YAMLNode
         let meta: YAMLNode?
+        let at: String
         if spec["containers"] != nil {
             podSpec = spec
             meta = node["metadata"]
+            at = "spec"
         } else if let template = spec["template"], let s = template["spec"] {
             podSpec = s
             meta = template["metadata"]
+            at = "spec.template.spec"
         } else if let template = spec["jobTemplate"]?["spec"]?["template"], let s = template["spec"] {
             podSpec = s
             meta = template["metadata"]
+            at = "spec.jobTemplate.spec.template.spec"
         } else {
             return nil
         }
+        let metaAt = at.dropLast(4) + "metadata"
+        try Self.requireMapping(podSpec, at)
+        if let meta { try Self.requireMapping(meta, String(metaAt)) }
         self.kind = kind
-        name = node["metadata"]?["name"]?.text ?? ""
-        annotations = PodManifest.stringMap(meta?["annotations"])
-        labels = PodManifest.stringMap(meta?["labels"])
-        initContainers = try PodManifest.containers(podSpec["initContainers"])
-        containers = try PodManifest.containers(podSpec["containers"])
-        podRunAsUser = try PodManifest.id(podSpec["securityContext"]?["runAsUser"], "securityContext.runAsUser")
-        podRunAsGroup = try PodManifest.id(podSpec["securityContext"]?["runAsGroup"], "securityContext.runAsGroup")
-        var ips = (node["status"]?["podIPs"]?.sequence ?? []).compactMap { $0["ip"]?.text }
-        if ips.isEmpty, let ip = node["status"]?["podIP"]?.text { ips = [ip] }
+        if let metadata = node["metadata"] { try Self.requireMapping(metadata, "metadata") }
+        name = try Self.string(node["metadata"]?["name"], "metadata.name") ?? ""
+        annotations = try Self.stringMap(meta?["annotations"], "\(metaAt).annotations")
+        labels = try Self.stringMap(meta?["labels"], "\(metaAt).labels")
+        initContainers = try Self.containers(podSpec["initContainers"], "\(at).initContainers")
+        containers = try Self.containers(podSpec["containers"], "\(at).containers")
+        let security = podSpec["securityContext"]
+        if let security { try Self.requireMapping(security, "\(at).securityContext") }
+        podRunAsUser = try Self.id(security?["runAsUser"], "\(at).securityContext.runAsUser")
+        podRunAsGroup = try Self.id(security?["runAsGroup"], "\(at).securityContext.runAsGroup")
+        var ips: [String] = []
+        if let status = node["status"] {
+            try Self.requireMapping(status, "status")
+            for (i, entry) in try Self.list(status["podIPs"], "status.podIPs").enumerated() {
+                try Self.requireMapping(entry, "status.podIPs[\(i)]")
+                if let ip = try Self.string(entry["ip"], "status.podIPs[\(i)].ip") { ips.append(ip) }
+            }
+            if ips.isEmpty, let ip = try Self.string(status["podIP"], "status.podIP") { ips = [ip] }
+        }
         podIPs = ips
-        if podSpec["dnsPolicy"]?.text == "None" {
-            explicitNameservers = (podSpec["dnsConfig"]?["nameservers"]?.sequence ?? []).compactMap { $0.text }
+        if try Self.string(podSpec["dnsPolicy"], "\(at).dnsPolicy") == "None" {
+            if let dns = podSpec["dnsConfig"] { try Self.requireMapping(dns, "\(at).dnsConfig") }
+            explicitNameservers = try Self.strings(podSpec["dnsConfig"]?["nameservers"], "\(at).dnsConfig.nameservers")
         } else {
             explicitNameservers = []
         }
     }
 
-    static func stringMap(_ node: YAMLNode?) -> [String: String] {
+    // MARK: strict decoding
+    // A field of the wrong type is an error naming its path and line, never a silent default: a verifier that
+    // guessed `runAsUser: [1, 2]` as unset would certify the capture of the wrong identity.
+
+    static func wrongType(_ node: YAMLNode, _ path: String, expected: String) -> IstioCaptureError {
+        let found = switch node.content {
+        case .scalar(let text, _): "\"\(text.prefix(40))\""
+        case .sequence: "a list"
+        case .mapping: "a mapping"
+        }
+        return .invalidManifest("line \(node.line): \(path): expected \(expected), found \(found)")
+    }
+
+    static func isNull(_ node: YAMLNode) -> Bool { node.resolved == .null }
+
+    static func requireMapping(_ node: YAMLNode, _ path: String) throws(IstioCaptureError) {
+        guard node.mapping != nil || isNull(node) else { throw wrongType(node, path, expected: "a mapping") }
+    }
+
+    /// A scalar's text; nil when absent or null.
+    static func string(_ node: YAMLNode?, _ path: String) throws(IstioCaptureError) -> String? {
+        guard let node, !isNull(node) else { return nil }
+        guard let text = node.text else { throw wrongType(node, path, expected: "a string") }
+        return text
+    }
+
+    /// A sequence's items; empty when absent or null.
+    static func list(_ node: YAMLNode?, _ path: String) throws(IstioCaptureError) -> [YAMLNode] {
+        guard let node, !isNull(node) else { return [] }
+        guard let items = node.sequence else { throw wrongType(node, path, expected: "a list") }
+        return items
+    }
+
+    static func stringMap(_ node: YAMLNode?, _ path: String) throws(IstioCaptureError) -> [String: String] {
+        guard let node, !isNull(node) else { return [:] }
+        guard let pairs = node.mapping else { throw wrongType(node, path, expected: "a mapping of strings") }
         var out: [String: String] = [:]
-        for pair in node?.mapping ?? [] {
-            if let key = pair.key.text, let value = pair.value.text { out[key] = value }
+        for pair in pairs {
+            guard let key = pair.key.text else { throw wrongType(pair.key, path, expected: "string keys") }
+            guard let value = pair.value.text else { throw wrongType(pair.value, "\(path).\(key)", expected: "a string") }
+            out[key] = value
         }
         return out
     }
 
-    static func strings(_ node: YAMLNode?) -> [String] {
-        (node?.sequence ?? []).compactMap { $0.text }
+    static func strings(_ node: YAMLNode?, _ path: String) throws(IstioCaptureError) -> [String] {
+        var out: [String] = []
+        for (i, item) in try list(node, path).enumerated() {
+            guard let text = item.text, !isNull(item) else { throw wrongType(item, "\(path)[\(i)]", expected: "a string") }
+            out.append(text)
+        }
+        return out
     }
 
-    static func id(_ node: YAMLNode?, _ field: String) throws(IstioCaptureError) -> UInt32? {
-        guard let text = node?.text else { return nil }
-        guard let value = UInt32(text) else { throw .invalidManifest("\(field) \(MessageText.quoted(text)) is not a numeric id") }
+    static func id(_ node: YAMLNode?, _ path: String) throws(IstioCaptureError) -> UInt32? {
+        guard let node, !isNull(node) else { return nil }
+        guard let text = node.text, let value = UInt32(text) else { throw wrongType(node, path, expected: "a numeric id") }
         return value
     }
 
-    static func containers(_ node: YAMLNode?) throws(IstioCaptureError) -> [Container] {
+    static func containers(_ node: YAMLNode?, _ path: String) throws(IstioCaptureError) -> [Container] {
         var out: [Container] = []
-        for c in node?.sequence ?? [] {
+        for (i, c) in try list(node, path).enumerated() {
+            let at = "\(path)[\(i)]"
+            guard c.mapping != nil else { throw wrongType(c, at, expected: "a container mapping") }
             var env: [String: String] = [:]
-            for e in c["env"]?.sequence ?? [] {
-                if let name = e["name"]?.text, let value = e["value"]?.text { env[name] = value }
+            for (j, e) in try list(c["env"], "\(at).env").enumerated() {
+                guard e.mapping != nil else { throw wrongType(e, "\(at).env[\(j)]", expected: "a mapping") }
+                let name = try string(e["name"], "\(at).env[\(j)].name")
+                if let name, let value = try string(e["value"], "\(at).env[\(j)].value") { env[name] = value }
             }
-            let name = c["name"]?.text ?? ""
+            let security = c["securityContext"]
+            if let security { try requireMapping(security, "\(at).securityContext") }
             out.append(Container(
-                name: name, image: c["image"]?.text ?? "",
-                command: strings(c["command"]), args: strings(c["args"]), environment: env,
-                runAsUser: try id(c["securityContext"]?["runAsUser"], "\(name) securityContext.runAsUser"),
-                runAsGroup: try id(c["securityContext"]?["runAsGroup"], "\(name) securityContext.runAsGroup")))
+                name: try string(c["name"], "\(at).name") ?? "", image: try string(c["image"], "\(at).image") ?? "",
+                command: try strings(c["command"], "\(at).command"), args: try strings(c["args"], "\(at).args"), environment: env,
+                runAsUser: try id(security?["runAsUser"], "\(at).securityContext.runAsUser"),
+                runAsGroup: try id(security?["runAsGroup"], "\(at).securityContext.runAsGroup")))
         }
         return out
     }
@@ -316,9 +379,11 @@ public struct PodManifest: Hashable, Sendable {
                                               key: "traffic.sidecar.istio.io/excludeOutboundPorts", wildcard: true)
         c.outboundPortsInclude = try cniPorts(annotation("traffic.sidecar.istio.io/includeOutboundPorts") ?? "",
                                               key: "traffic.sidecar.istio.io/includeOutboundPorts", wildcard: true)
-        c.excludeInterfaces = IstioArguments.items(annotation("traffic.sidecar.istio.io/excludeInterfaces") ?? "")
+        c.excludeInterfaces = try IstioArguments.items(annotation("traffic.sidecar.istio.io/excludeInterfaces") ?? "",
+                                                       "traffic.sidecar.istio.io/excludeInterfaces")
         let reroute = version >= IstioVersion(1, 26) ? annotation("istio.io/reroute-virtual-interfaces") : nil
-        c.rerouteVirtualInterfaces = IstioArguments.items(reroute ?? annotation("traffic.sidecar.istio.io/kubevirtInterfaces") ?? "")
+        c.rerouteVirtualInterfaces = try IstioArguments.items(reroute ?? annotation("traffic.sidecar.istio.io/kubevirtInterfaces") ?? "",
+                                                              reroute == nil ? "traffic.sidecar.istio.io/kubevirtInterfaces" : "istio.io/reroute-virtual-interfaces")
 
         // DNS capture in CNI mode always captures every port-53 packet (the pod's resolv.conf is not read).
         let env = proxy.environment
@@ -352,7 +417,9 @@ public struct PodManifest: Hashable, Sendable {
         if wildcard, trimmed == "*" { return [] }
         if trimmed.isEmpty { return [] }
         var out: [UInt16] = []
-        for item in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
+        let items = trimmed.split(separator: ",", omittingEmptySubsequences: false)
+        try IstioArguments.checkLength(items.count, key)
+        for item in items {
             guard let port = UInt16(item.trimmingSpaces) else {
                 throw .invalidAnnotation(key: key, value: text, reason: "\(MessageText.quoted(item)) is not a port")
             }
@@ -364,6 +431,7 @@ public struct PodManifest: Hashable, Sendable {
     func cniCIDRs(_ text: String, key: String) throws(IstioCaptureError) -> [String] {
         guard !text.isEmpty else { return [] }
         let items = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        try IstioArguments.checkLength(items.count, key)
         for item in items where CIDR(item) == nil {
             throw .invalidAnnotation(key: key, value: text, reason: "\(MessageText.quoted(item)) is not a CIDR")
         }

@@ -34,20 +34,19 @@ struct RuleProgram {
     }
 
     private mutating func place(_ table: TableName, _ chain: ChainName, _ rule: Rule, at position: Int?) {
-        var chains = rules[table, default: [:]]
-        var list = chains[chain, default: []]
+        // Mutated in place: copying the chain out and back made each placement copy it, quadratic in a flag's
+        // list of ports (one rule per port).
         if let position {
-            list.insert(rule, at: min(max(position - 1, 0), list.count))
+            let count = rules[table, default: [:]][chain, default: []].count
+            rules[table, default: [:]][chain, default: []].insert(rule, at: min(max(position - 1, 0), count))
         } else {
-            list.append(rule)
+            rules[table, default: [:]][chain, default: []].append(rule)
         }
-        chains[chain] = list
         // iptables-restore creates the chains a rule jumps to (1.26+ declares them; older versions only ever
         // jump to chains that also get rules).
-        if let target = rule.target.chainReference, !table.builtinChains.contains(target), chains[target] == nil {
-            chains[target] = []
+        if let target = rule.target.chainReference, !table.builtinChains.contains(target), rules[table]?[target] == nil {
+            rules[table, default: [:]][target] = []
         }
-        rules[table] = chains
     }
 
     /// The tables as iptables-save prints them: built-in chains with policy ACCEPT, user chains by name.

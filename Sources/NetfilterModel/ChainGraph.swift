@@ -22,6 +22,8 @@ public struct ChainGraph: Sendable {
     public let danglingJumps: [RulePosition]
     /// Each cycle once, as the chain names along it.
     public let cycles: [[ChainName]]
+    /// The built-in chains in the table's order (a handful), so per-chain questions do not rescan every chain.
+    private let builtins: [ChainName]
 
     public init(_ table: Table) {
         self.table = table
@@ -29,13 +31,14 @@ public struct ChainGraph: Sendable {
         var referrers: [ChainName: [RulePosition]] = [:]
         var edges: [ChainName: [ChainName]] = [:]
         var dangling: [RulePosition] = []
+        var edgeSet: Set<[ChainName]> = []
         for chain in table.chains {
             for (i, rule) in chain.rules.enumerated() {
                 guard let target = rule.target.chainReference else { continue }
                 let pos = RulePosition(chain: chain.name, number: i + 1)
                 if names.contains(target) {
                     referrers[target, default: []].append(pos)
-                    if !(edges[chain.name]?.contains(target) ?? false) { edges[chain.name, default: []].append(target) }
+                    if edgeSet.insert([chain.name, target]).inserted { edges[chain.name, default: []].append(target) }
                 } else {
                     dangling.append(pos)
                 }
@@ -50,6 +53,7 @@ public struct ChainGraph: Sendable {
             }
             reachable[chain.name] = seen
         }
+        self.builtins = table.chains.filter(\.isBuiltin).map(\.name)
         self.referrers = referrers
         self.reachable = reachable
         self.danglingJumps = dangling
@@ -61,9 +65,9 @@ public struct ChainGraph: Sendable {
         reachable[hook]?.contains(chain) ?? false
     }
 
-    /// Built-in chains from which `chain` can be entered.
+    /// Built-in chains from which `chain` can be entered, in the table's order.
     public func hooks(reaching chain: ChainName) -> [ChainName] {
-        table.chains.filter { $0.isBuiltin && isReachable(chain, from: $0.name) }.map(\.name)
+        builtins.filter { isReachable(chain, from: $0) }
     }
 
     /// User chains that no built-in chain reaches.
@@ -73,40 +77,53 @@ public struct ChainGraph: Sendable {
 
     private static func findCycles(order: [ChainName], edges: [ChainName: [ChainName]]) -> [[ChainName]] {
         // Tarjan's strongly connected components; a component with more than one chain, or a self-jump, is a cycle.
+        // An explicit stack of (chain, next edge) frames instead of recursion: a dump may chain 50,000 user
+        // chains one into the next, far deeper than the thread's stack.
         var index = 0
         var indices: [ChainName: Int] = [:]
         var low: [ChainName: Int] = [:]
         var onStack: Set<ChainName> = []
         var stack: [ChainName] = []
         var result: [[ChainName]] = []
+        var frames: [(chain: ChainName, edge: Int)] = []
 
-        func strongConnect(_ v: ChainName) {
+        func enter(_ v: ChainName) {
             indices[v] = index
             low[v] = index
             index += 1
             stack.append(v)
             onStack.insert(v)
-            for w in edges[v] ?? [] {
-                if indices[w] == nil {
-                    strongConnect(w)
-                    low[v] = min(low[v]!, low[w]!)
-                } else if onStack.contains(w) {
-                    low[v] = min(low[v]!, indices[w]!)
+            frames.append((v, 0))
+        }
+        for root in order where indices[root] == nil {
+            enter(root)
+            while let (v, edge) = frames.last {
+                let out = edges[v] ?? []
+                if edge < out.count {
+                    frames[frames.count - 1].edge += 1
+                    let w = out[edge]
+                    if indices[w] == nil {
+                        enter(w)
+                    } else if onStack.contains(w) {
+                        low[v] = min(low[v]!, indices[w]!)
+                    }
+                    continue
                 }
-            }
-            if low[v] == indices[v] {
-                var component: [ChainName] = []
-                while let w = stack.popLast() {
-                    onStack.remove(w)
-                    component.append(w)
-                    if w == v { break }
-                }
-                if component.count > 1 || (edges[v] ?? []).contains(v) {
-                    result.append(component.reversed())
+                frames.removeLast()
+                if let parent = frames.last?.chain { low[parent] = min(low[parent]!, low[v]!) }
+                if low[v] == indices[v] {
+                    var component: [ChainName] = []
+                    while let w = stack.popLast() {
+                        onStack.remove(w)
+                        component.append(w)
+                        if w == v { break }
+                    }
+                    if component.count > 1 || out.contains(v) {
+                        result.append(component.reversed())
+                    }
                 }
             }
         }
-        for v in order where indices[v] == nil { strongConnect(v) }
         return result
     }
 }

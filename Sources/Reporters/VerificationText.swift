@@ -72,8 +72,9 @@ public enum VerificationText {
     static func listing(_ findings: [(offset: Int, element: Finding)], ruleset: Ruleset, style: Style) -> [String] {
         struct ChainKey: Hashable { var family: Family; var table: TableName; var chain: ChainName }
         var order: [ChainKey] = []
+        var noted: Set<ChainKey> = []
         var marks: [ChainKey: [Int: [String]]] = [:]
-        func note(_ key: ChainKey) { if !order.contains(key) { order.append(key) } }
+        func note(_ key: ChainKey) { if noted.insert(key).inserted { order.append(key) } }
         for (i, f) in findings {
             for step in f.path { note(ChainKey(family: f.family, table: step.table, chain: step.chain)) }
             if let t = f.table, let c = f.chain {
@@ -84,13 +85,18 @@ public enum VerificationText {
         }
         var out: [String] = []
         var lastTable: (Family, TableName)?
+        // One graph per table, not per chain listed: a path through thousands of chains stays linear.
+        struct TableKey: Hashable { var family: Family; var table: TableName }
+        var graphs: [TableKey: ChainGraph] = [:]
         for key in order {
             guard let table = ruleset.table(key.table, family: key.family), let chain = table.chain(key.chain) else { continue }
             if lastTable.map({ $0 != (key.family, key.table) }) ?? true {
                 out.append(style.bold("\(key.family == .ipv4 ? "IPv4" : "IPv6") table \(key.table)"))
                 lastTable = (key.family, key.table)
             }
-            let graph = ChainGraph(table)
+            let tableKey = TableKey(family: key.family, table: key.table)
+            let graph = graphs[tableKey] ?? ChainGraph(table)
+            graphs[tableKey] = graph
             var header = "Chain \(chain.name)"
             if let p = chain.policy { header += " (policy \(p.rawValue))" } else {
                 let refs = graph.referrers[chain.name] ?? []

@@ -280,17 +280,48 @@ extension CaptureBundle {
         return result
     }
 
-    /// Every dump parsed, so a bundle with a broken table is refused when loaded, not half-way through a report.
+    /// Every dump parsed, so a bundle with a broken table is refused when loaded, not half-way through a report;
+    /// and the records checked against the dumps, so an edited or damaged bundle is refused naming the field
+    /// instead of dropping rules (a `chosenBackend` without its dump) or reporting a split that is not there.
     func checkDumps(file: String) throws(RuleReaderError) {
-        for dump in rules {
+        struct Key: Hashable { var backend: Backend; var family: Family }
+        var seen: [Key: Int] = [:]
+        var holdsRules: [Key: (rules: Bool, chains: Bool)] = [:]
+        for (i, dump) in rules.enumerated() {
+            let key = Key(backend: dump.backend, family: dump.family)
+            if let first = seen[key] {
+                throw .unreadableInput(file: file, reason: "rules[\(i)]: a second \(dump.backend.rawValue) \(dump.family) dump "
+                    + "(the first is rules[\(first)]); a bundle holds one per backend and family")
+            }
+            seen[key] = i
             let name = "\(file) [\(dump.backend.rawValue) \(dump.family.rawValue)]"
             let tables = try Self.parse(dump.saveText, family: dump.family, file: name)
             if let stray = tables.first(where: { $0.family != dump.family }) {
                 throw .malformed(file: name, line: 0, message: "table \(stray.name) is \(stray.family), in the \(dump.family) dump")
             }
+            holdsRules[key] = (tables.contains { $0.ruleCount > 0 }, tables.contains { $0.chains.contains { !$0.isBuiltin } })
         }
-        for record in families where !rules.contains(where: { $0.backend == record.chosenBackend && $0.family == record.family }) {
-            throw .unreadableInput(file: file, reason: "families: \(record.family) names backend \(record.chosenBackend.rawValue), but rules holds no such dump")
+        var recorded: Set<Family> = []
+        for (i, record) in families.enumerated() {
+            guard recorded.insert(record.family).inserted else {
+                throw .unreadableInput(file: file, reason: "families[\(i)]: \(record.family) is recorded twice")
+            }
+            guard seen[Key(backend: record.chosenBackend, family: record.family)] != nil else {
+                throw .unreadableInput(file: file, reason: "families[\(i)].chosenBackend: \(record.family) names backend "
+                    + "\(record.chosenBackend.rawValue), but rules holds no such dump")
+            }
+            guard let populated = record.populatedBackends else { continue }
+            for backend in populated {
+                let held = holdsRules[Key(backend: backend, family: record.family)]
+                guard let held, held.rules || held.chains else {
+                    throw .unreadableInput(file: file, reason: "families[\(i)].populatedBackends: lists \(backend.rawValue) for "
+                        + "\(record.family), but rules holds no \(backend.rawValue) \(record.family) dump with rules")
+                }
+            }
+            for (key, held) in holdsRules where key.family == record.family && held.rules && !populated.contains(key.backend) {
+                throw .unreadableInput(file: file, reason: "families[\(i)].populatedBackends: the \(key.backend.rawValue) "
+                    + "\(record.family) dump (rules[\(seen[key] ?? 0)]) holds rules, but the list leaves \(key.backend.rawValue) out")
+            }
         }
     }
 
@@ -322,6 +353,12 @@ extension CaptureBundle {
 
     /// Decodes and checks a bundle; every failure names the file and what is wrong in one line.
     public static func decode(_ data: Data, file: String) throws(RuleReaderError) -> CaptureBundle {
+        let limit = InputLimits.current.nesting
+        if let line = nestingExceeded(data, limit: limit) {
+            // The JSON decoder refuses deep nesting too, but only as "not valid JSON".
+            throw .unreadableInput(file: file, reason: "line \(line): " + InputLimits.exceeded(
+                "nested more than \(limit) levels deep", limit: limit, variable: InputLimits.Variable.nesting))
+        }
         let decoder = JSONDecoder()
         guard let header = try? decoder.decode(BundleHeader.self, from: data) else {
             let reason = (try? decoder.decode(AnyJSONContainer.self, from: data)) == nil
@@ -346,6 +383,27 @@ extension CaptureBundle {
         let bundle = schema.bundle
         try bundle.checkDumps(file: file)
         return bundle
+    }
+
+    /// The line where JSON arrays and objects first nest deeper than `limit`, in one pass over the bytes.
+    static func nestingExceeded(_ data: Data, limit: Int) -> Int? {
+        var depth = 0, line = 1, inString = false, escaped = false
+        for byte in data {
+            if byte == UInt8(ascii: "\n") { line += 1 }
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return line }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return nil
     }
 
     public static func load(path: String) throws(RuleReaderError) -> CaptureBundle {

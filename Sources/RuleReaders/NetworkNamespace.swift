@@ -69,10 +69,17 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
 
     /// Opens and checks the namespace file, turning each failure into a reason a user can act on.
     private func openNamespace() throws(RuleReaderError) -> Int32 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: open(2) of a FIFO would wait for a writer forever. A namespace file (nsfs, or a bind mount
+        // of one under /run/netns) is a regular file; anything else is refused before any ioctl reaches it.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let err = errno
             throw .namespace(path: path, reason: openFailure(err))
+        }
+        var info = stat()
+        if fstat(fd, &info) != 0 || info.st_mode & S_IFMT != S_IFREG {
+            close(fd)
+            throw .namespace(path: path, reason: "not a namespace file (expected /proc/PID/ns/net or /run/netns/NAME)")
         }
         // NS_GET_NSTYPE (Linux 4.11+) tells a network namespace from other namespace files and from plain files.
         let type = ioctl(fd, nsGetNSType)

@@ -77,7 +77,17 @@ public struct SaveTextParser: Sendable {
     func parseLocated(_ text: String) throws(RuleReaderError) -> [LocatedTable] {
         // Split on the byte: as Characters, "\r\n" is one grapheme that "\n" would not split.
         let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Substring($0) }
+        // Rules are counted before any is parsed: a million-rule dump is refused in one pass over the lines.
+        let maxRules = InputLimits.current.rules
+        var rules = 0
         for (i, line) in lines.enumerated() {
+            if line.utf8.first == UInt8(ascii: "-"), line.utf8.dropFirst().first.map({ $0 == UInt8(ascii: "A") || $0 == UInt8(ascii: "I") }) == true {
+                rules += 1
+                if rules > maxRules {
+                    throw .malformed(file: fileName, line: i + 1, message: InputLimits.exceeded(
+                        "more than \(maxRules) rules", limit: maxRules, variable: InputLimits.Variable.rules))
+                }
+            }
             if line.utf8.contains(0) {
                 throw .malformed(file: fileName, line: i + 1, message: "binary data: a NUL byte in a text file of rules")
             }

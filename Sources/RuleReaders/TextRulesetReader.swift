@@ -14,7 +14,7 @@ public struct TextRulesetReader: RulesetReader {
     public let family: Family?
     let groupResolver: SaveTextParser.NameResolver?
     let userResolver: SaveTextParser.NameResolver?
-    let standardInput: @Sendable () -> Data
+    let standardInput: (@Sendable () -> Data)?
 
     /// - Parameter standardInput: what `-` reads; defaults to the process's standard input.
     public init(inputs: [String], family: Family? = nil, groupResolver: SaveTextParser.NameResolver? = nil,
@@ -24,7 +24,7 @@ public struct TextRulesetReader: RulesetReader {
         self.family = family
         self.groupResolver = groupResolver
         self.userResolver = userResolver
-        self.standardInput = standardInput ?? { Data((try? FileContents.readStandardInput()) ?? []) }
+        self.standardInput = standardInput
     }
 
     public var sourceDescription: String {
@@ -67,10 +67,10 @@ public struct TextRulesetReader: RulesetReader {
     }
 
     private func contents(of input: String) throws(RuleReaderError) -> [UInt8] {
-        if input == "-" { return [UInt8](standardInput()) }
+        if input == "-", let standardInput { return [UInt8](standardInput()) }
         do {
             // read(2) to the end, so pipes such as `--input <(iptables-save)` work too.
-            return try FileContents.read(path: input)
+            return input == "-" ? try FileContents.readStandardInput() : try FileContents.read(path: input)
         } catch {
             switch error.code {
             case ENOENT: throw .unreadableInput(file: input, reason: "no such file")

@@ -1,5 +1,6 @@
 import IstioCapture
 import Testing
+import NetfilterModel
 
 @Suite struct YAMLComposerTests {
     static func value(_ yaml: String) throws -> YAMLNode {
@@ -123,7 +124,8 @@ import Testing
             do {
                 _ = try YAMLComposer().composeAll(text)
             } catch {
-                #expect(error.message == "nested more than 256 levels deep")
+                #expect(error.message.hasPrefix("nested more than 256 levels deep"))
+                #expect(error.message.contains("IPTAUDIT_MAX_NESTING"))
                 #expect(error.line == 1)
             }
         }
@@ -158,8 +160,10 @@ import Testing
     }
 
     @Test func oversizedManifestIsRefusedBeforeParsing() {
-        let big = String(repeating: "#", count: PodManifest.maxManifestBytes + 1)
-        #expect(throws: IstioCaptureError.invalidManifest("16777217 bytes is more than the 16 MiB a manifest may have")) {
+        let limit = InputLimits.current.manifestBytes
+        let big = String(repeating: "#", count: limit + 1)
+        #expect(throws: IstioCaptureError.invalidManifest(
+            InputLimits.exceeded("\(limit + 1) bytes", limit: limit, variable: "IPTAUDIT_MAX_MANIFEST_BYTES"))) {
             try PodManifest.all(yaml: big)
         }
     }

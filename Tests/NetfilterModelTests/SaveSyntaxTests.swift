@@ -73,4 +73,19 @@ import Testing
         #expect(g.cycles == [["B", "C"]])
         #expect(g.unreachableChains == ["ORPHAN"])
     }
+
+    /// A dump may chain user chains one into the next as deep as it likes (iptables-legacy-restore accepts 50,000):
+    /// the graph is built without recursion, and a cycle closed at the far end is still found.
+    @Test func aFiftyThousandDeepJumpChainIsWalkedWithoutRecursion() {
+        let depth = 50_000
+        var chains = [Chain(name: .output, policy: .accept, rules: [Rule(target: .jump("C0"))])]
+        for i in 0..<depth {
+            let next = i == depth - 1 ? "C\(depth - 2)" : "C\(i + 1)"
+            chains.append(Chain(name: ChainName(rawValue: "C\(i)"), rules: [Rule(target: .jump(ChainName(rawValue: next)))]))
+        }
+        let g = ChainGraph(Table(family: .ipv4, name: .filter, chains: chains))
+        #expect(g.isReachable(ChainName(rawValue: "C\(depth - 1)"), from: .output))
+        #expect(g.cycles == [[ChainName(rawValue: "C\(depth - 2)"), ChainName(rawValue: "C\(depth - 1)")]])
+        #expect(g.hooks(reaching: ChainName(rawValue: "C\(depth / 2)")) == [.output])
+    }
 }

@@ -146,7 +146,7 @@ struct BundleTests {
         var bundle = try Self.sample()
         bundle.rules.removeAll { $0.family == .ipv6 }
         #expect(Self.decodeError(bundle.encoded())
-            == .unreadableInput(file: "b.json", reason: "families: ipv6 names backend text, but rules holds no such dump"))
+            == .unreadableInput(file: "b.json", reason: "families[1].chosenBackend: ipv6 names backend text, but rules holds no such dump"))
     }
 
     @Test func aForcedBackendTheBundleLacksIsUnavailable() throws {

@@ -34,7 +34,8 @@ public struct Pipeline: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Limits that stop a malformed dump (jump cycles, absurd nesting) from running away.
+/// Limits that stop a malformed dump (jump cycles, absurd nesting) from running away: past them a branch ends
+/// with the `.loop` verdict, which the obligations report as a finding (docs/limits.md).
 enum EvaluationLimits {
     static let maxCallDepth = 64
     static let maxSteps = 4096

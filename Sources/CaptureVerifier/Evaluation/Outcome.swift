@@ -18,7 +18,8 @@ public enum Verdict: Hashable, Sendable, Codable, CustomStringConvertible {
     case unrecognized(String)
     /// The packet never reached nat because conntrack does not track it (`CT --notrack` in raw).
     case untracked
-    /// Jump depth exceeded or a jump cycle: the kernel would have refused such a table.
+    /// A jump cycle (the kernel would have refused the table), or jumps nested deeper than
+    /// `EvaluationLimits.maxCallDepth`, where the walk stops rather than follow a dump's chain of chains forever.
     case loop
 
     /// ACCEPT-like: the packet continues unchanged to the next table.
@@ -57,7 +58,7 @@ public enum Verdict: Hashable, Sendable, Codable, CustomStringConvertible {
         case .tproxy(let port, let v, let m): "TPROXY --on-port \(port) --tproxy-mark 0x\(String(v, radix: 16))/0x\(String(m, radix: 16))"
         case .unrecognized(let n): "\(n) (not decoded)"
         case .untracked: "untracked (no NAT)"
-        case .loop: "jump loop"
+        case .loop: "jump loop, or jumps nested more than \(EvaluationLimits.maxCallDepth) deep"
         }
     }
 }

@@ -90,9 +90,12 @@ enum ChainHygiene: Obligation {
                     // pre-empt it, which the foreign-rule checks report; built-in chains Istio leaves alone likewise.
                     guard let exp = expected.chain(chain.name) else { continue }
                     let (extra, missing) = diff(actual: chain.rules, expected: exp.rules, family: ctx.family)
+                    var homes: [Rule: Int] = [:]
+                    if !extra.isEmpty {
+                        for (k, r) in exp.rules.enumerated().reversed() { homes[r.normalized] = k }
+                    }
                     for i in extra where !cited.contains("\(ctx.family)|\(name)|\(chain.name)|\(i + 1)") {
-                        let n = chain.rules[i].normalized
-                        let home = exp.rules.firstIndex { $0.normalized == n }
+                        let home = homes[chain.rules[i].normalized]
                         let message = home.map { "\(name) \(chain.name)#\(i + 1) is out of place: istio-iptables installs it as rule \($0 + 1) of the chain." }
                             ?? "\(name) \(chain.name)#\(i + 1) is not a rule istio-iptables installs for this configuration."
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name, rule: i + 1,
@@ -116,12 +119,16 @@ enum ChainHygiene: Obligation {
 
     /// Rules of `actual` not in `expected` (indices) and rules of `expected` not in `actual`, by longest common
     /// subsequence over normalized rules; consecutive RETURNs are sorted first, since their order is immaterial.
+    ///
+    /// The common head and tail are matched first, so the table of the subsequence covers only the part that
+    /// differs; when even that part is huge (a flag listing 100,000 ports, reordered), rules are matched as
+    /// multisets instead, in linear time: what is extra or missing is still exact, only moves go unreported.
     static func diff(actual: [Rule], expected: [Rule], family: Family) -> (extra: [Int], missing: [Rule]) {
         func canonical(_ rules: [Rule]) -> [(Int, Rule)] {
             var out: [(Int, Rule)] = []
             var run: [(Int, Rule)] = []
             func flush() {
-                out += run.sorted { SaveSyntax.ruleSpec($0.1, family: family) < SaveSyntax.ruleSpec($1.1, family: family) }
+                out += run.map { ($0, $1, SaveSyntax.ruleSpec($1, family: family)) }.sorted { $0.2 < $1.2 }.map { ($0.0, $0.1) }
                 run = []
             }
             for (i, r) in rules.enumerated() {
@@ -132,25 +139,53 @@ enum ChainHygiene: Obligation {
             return out
         }
         let a = canonical(actual), e = canonical(expected)
-        var lcs = Array(repeating: Array(repeating: 0, count: e.count + 1), count: a.count + 1)
-        for i in stride(from: a.count - 1, through: 0, by: -1) {
-            for j in stride(from: e.count - 1, through: 0, by: -1) {
-                lcs[i][j] = a[i].1 == e[j].1 ? lcs[i + 1][j + 1] + 1 : max(lcs[i + 1][j], lcs[i][j + 1])
+        // Equal rules get one number, so everything below compares integers.
+        var numbers: [Rule: Int] = [:]
+        func number(_ r: Rule) -> Int {
+            if let n = numbers[r] { return n }
+            numbers[r] = numbers.count
+            return numbers.count - 1
+        }
+        let an = a.map { number($0.1) }, en = e.map { number($0.1) }
+        var head = 0
+        while head < an.count, head < en.count, an[head] == en[head] { head += 1 }
+        var endA = an.count, endE = en.count
+        while endA > head, endE > head, an[endA - 1] == en[endE - 1] { endA -= 1; endE -= 1 }
+        var extra: [Int] = [], missing: [Rule] = []
+        let rows = endA - head, columns = endE - head
+        if rows * columns > Self.maxDiffCells {
+            var wanted: [Int: Int] = [:]
+            for j in head..<endE { wanted[en[j], default: 0] += 1 }
+            for i in head..<endA {
+                if let left = wanted[an[i]], left > 0 { wanted[an[i]] = left - 1 } else { extra.append(a[i].0) }
+            }
+            for j in head..<endE where wanted[en[j], default: 0] > 0 {
+                wanted[en[j], default: 0] -= 1
+                missing.append(e[j].1)
+            }
+            return (extra.sorted(), missing)
+        }
+        var lcs = Array(repeating: Array(repeating: 0, count: columns + 1), count: rows + 1)
+        for i in stride(from: rows - 1, through: 0, by: -1) {
+            for j in stride(from: columns - 1, through: 0, by: -1) {
+                lcs[i][j] = an[head + i] == en[head + j] ? lcs[i + 1][j + 1] + 1 : max(lcs[i + 1][j], lcs[i][j + 1])
             }
         }
-        var extra: [Int] = [], missing: [Rule] = []
         var i = 0, j = 0
-        while i < a.count || j < e.count {
-            if i < a.count, j < e.count, a[i].1 == e[j].1 {
+        while i < rows || j < columns {
+            if i < rows, j < columns, an[head + i] == en[head + j] {
                 i += 1; j += 1
-            } else if j < e.count, i == a.count || lcs[i][j + 1] >= lcs[i + 1][j] {
-                missing.append(e[j].1); j += 1
+            } else if j < columns, i == rows || lcs[i][j + 1] >= lcs[i + 1][j] {
+                missing.append(e[head + j].1); j += 1
             } else {
-                extra.append(a[i].0); i += 1
+                extra.append(a[head + i].0); i += 1
             }
         }
         return (extra.sorted(), missing)
     }
+
+    /// The largest subsequence table `diff` builds (4M cells, 32 MB), far above a pod's chains.
+    static let maxDiffCells = 1 << 22
 }
 
 /// §13.24: Istio's rules live in one backend per family.

@@ -262,7 +262,7 @@ public struct PacketTracer: Sendable {
         case .unrecognized(let n):
             return Disposition(action: "UNKNOWN", port: nil, summary: "target \(n), which iptaudit does not decode")
         case .loop:
-            return Disposition(action: "LOOP", port: nil, summary: "a jump loop the kernel would refuse")
+            return Disposition(action: "LOOP", port: nil, summary: "a jump loop the kernel would refuse, or jumps nested more than \(EvaluationLimits.maxCallDepth) deep, further than iptaudit follows")
         }
     }
 }

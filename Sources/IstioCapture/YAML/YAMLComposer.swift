@@ -126,7 +126,8 @@ private struct ComposeState {
                 try finish(target, anchor: nil, at: (line, column))
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 guard stack.count < limits.maxDepth else {
-                    throw YAMLError(line: line, column: column, message: "nested more than \(limits.maxDepth) levels deep")
+                    throw YAMLError(line: line, column: column, message: InputLimits.exceeded(
+                        "nested more than \(limits.maxDepth) levels deep", limit: limits.maxDepth, variable: InputLimits.Variable.nesting))
                 }
                 let isMapping = event.type == YAML_MAPPING_START_EVENT
                 let tag = isMapping ? event.data.mapping_start.tag : event.data.sequence_start.tag
