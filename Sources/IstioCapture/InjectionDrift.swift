@@ -102,9 +102,12 @@ extension PodManifest {
                   !wanted.same(as: given) else { return }
             out.append(InjectionDrift(setting: setting, annotationValue: text, asked: wanted, given: given))
         }
+        // A list past the length limit is not compared (reading the annotation reports it).
+        func items(_ text: String) -> [String]? { try? IstioArguments.items(text, "an annotation") }
         func ports(_ text: String) -> [UInt16]? {
+            guard let list = items(text) else { return nil }
             var out: [UInt16] = []
-            for item in IstioArguments.items(text) {
+            for item in list {
                 guard let p = UInt16(item.trimmingSpaces), p != 0 else { return nil }
                 out.append(p)
             }
@@ -112,8 +115,8 @@ extension PodManifest {
         }
         func ranges(_ text: String) -> Selection<String>? {
             if text == "*" { return .all }
-            let items = IstioArguments.items(text).map(\.trimmingSpaces)
-            return items.allSatisfy({ CIDR($0) != nil }) ? .some(items) : nil
+            guard let list = items(text)?.map(\.trimmingSpaces) else { return nil }
+            return list.allSatisfy({ CIDR($0) != nil }) ? .some(list) : nil
         }
         compare(.interceptionMode, .mode(config.interceptionMode)) { InterceptionMode(rawValue: $0).map { .mode($0) } }
         compare(.outboundIPRangesInclude, .ranges(config.outboundIPRangesInclude)) { ranges($0).map { .ranges($0) } }
@@ -134,7 +137,7 @@ extension PodManifest {
         }
         compare(.outboundPortsInclude, .ports(.some(config.outboundPortsInclude))) { ports($0).map { .ports(.some($0)) } }
         compare(.outboundPortsExclude, .ports(.some(config.outboundPortsExclude))) { ports($0).map { .ports(.some($0)) } }
-        compare(.excludeInterfaces, .interfaces(config.excludeInterfaces)) { .interfaces(IstioArguments.items($0).map(\.trimmingSpaces)) }
+        compare(.excludeInterfaces, .interfaces(config.excludeInterfaces)) { items($0).map { .interfaces($0.map(\.trimmingSpaces)) } }
         return out
     }
 }
