@@ -170,8 +170,10 @@ public enum IstioArguments {
                 default: break
                 }
             } catch {
-                // Identities are resolved through the init image's /etc/passwd, which iptaudit cannot see.
+                // Identities are resolved through the init image's /etc/passwd, which iptaudit cannot see; a list
+                // past iptaudit's own length limit is iptaudit's refusal, not istio-iptables'.
                 if flag.knob == .proxyUID || flag.knob == .proxyGID { throw error }
+                if case .tooManyItems = error { throw error }
                 fails(error)
             }
         }

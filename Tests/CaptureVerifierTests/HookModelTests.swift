@@ -115,8 +115,9 @@ extension HookModelTests {
 /// istio-iptables' transaction) expects no rules; verify says why once instead of reporting every chain as drift.
 @Suite struct NativeExpectationRefusedTests {
     @Test func refusalIsANoteNotDrift() throws {
-        var config = try IstioArguments.parse("--native-nftables -m TPROXY -b ''")
-        config.istioVersion = IstioVersion(1, 28, 0)
+        var release = CaptureConfiguration()
+        release.istioVersion = IstioVersion(1, 28, 0)
+        let config = try IstioArguments.parse("--native-nftables -m TPROXY -b ''", environment: [:], base: release)
         let table = Table(family: .ipv4, name: "inet istio-proxy-nat", chains: [
             Chain(name: "output", policy: .accept, rules: [Rule(target: .jump("istio-output"))],
                   registration: HookRegistration(hook: .output, priority: -100, type: .nat)),
