@@ -4,7 +4,7 @@ import Glibc
 
 /// A C library loaded with `dlopen` on first use instead of named on the link line: a binary linked against it
 /// does not even start where it is missing (Istio's proxy image, where `observe` runs), though only some reads call
-/// it. The readers' one loader (libiptc, libmnl, libnftables); a library is never unloaded once opened.
+/// it. The readers' one loader (libiptc, libnftables); a library is never unloaded once opened.
 struct SharedLibrary: @unchecked Sendable {
     /// Why a library or one of its entry points could not be loaded, in one line that names the library.
     struct LoadFailure: Error, Sendable {
