@@ -102,9 +102,6 @@ static inline uint16_t cnetlink_attr_get_type(const struct nlattr *attr) { retur
 static inline uint16_t cnetlink_attr_get_payload_len(const struct nlattr *attr) { return attr->nla_len - NLA_HDRLEN; }
 static inline void *cnetlink_attr_get_payload(const struct nlattr *attr) { return (char *)attr + NLA_HDRLEN; }
 
-/// glibc's `SOCK_CLOEXEC` is an enumerator shadowed by a macro of the same name, which Swift does not import.
-static inline int cnetlink_sock_cloexec(void) { return SOCK_CLOEXEC; }
-
 /// Netlink flag and type macros Swift imports only as Int32, or not at all.
 static inline unsigned short cnetlink_f_request(void) { return NLM_F_REQUEST; }
 static inline unsigned short cnetlink_f_dump(void) { return NLM_F_DUMP; }
