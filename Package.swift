@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point at the pure model (NetfilterModel); libiptc, libmnl, libnftables and libyaml are each imported by one file only.
+// Dependencies point at the pure model (NetfilterModel); libiptc, netlink, libnftables and libyaml are each imported by one file only.
 let package = Package(
     name: "iptaudit",
     platforms: [.macOS(.v13)],
@@ -18,11 +18,9 @@ let package = Package(
             name: "CIPTC",
             providers: [.apt(["libiptc-dev"])]
         ),
-        .systemLibrary(
-            name: "CMNL",
-            pkgConfig: "libmnl",
-            providers: [.apt(["libmnl-dev"])]
-        ),
+        // No library: netlink through glibc's socket calls (NetlinkSocket.swift), so the binary needs only glibc and
+        // `observe`, which reads the pod's addresses over netlink, runs in an image without libmnl.
+        .systemLibrary(name: "CNetlink"),
         .systemLibrary(
             // Headers only: libyaml is loaded with dlopen when a manifest is parsed (YAMLComposer.swift), so the
             // binary starts in images without it (Istio's proxy image, for `observe`).
@@ -37,7 +35,7 @@ let package = Package(
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
         .systemLibrary(name: "CSpawn"),
         .target(name: "NetfilterModel"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CMNL", "CSpawn", "CNftables"]),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CNetlink", "CSpawn", "CNftables"]),
         .target(name: "IstioCapture", dependencies: ["NetfilterModel", "CYAML"]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
@@ -55,7 +53,10 @@ let package = Package(
             // Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
             // archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
             // Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
-            linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx"], .when(configuration: .release))]
+            // -static-libgcc: the unwinder from libgcc_eh.a instead of libgcc_s.so.1, so the release binary needs only
+            // glibc's own files (libgcc_s is another package, absent from glibc-only images).
+            linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx",
+                                           "-Xclang-linker", "-static-libgcc"], .when(configuration: .release))]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),

@@ -4,7 +4,6 @@ set -euo pipefail
 
 packages=(
   pkg-config libiptc-dev   # libiptc headers and pkg-config files, for the legacy-table reader
-  libmnl-dev               # libmnl headers and pkg-config file, for the netlink reads (ip rule/route/addr, nf_tables table list)
   libnftables-dev          # libnftables headers and pkg-config file, for reading native nf_tables rulesets in-process
   libyaml-dev              # libyaml headers and pkg-config file (yaml-0.1), for reading pod manifests (--pod)
   iptables                 # iptables-legacy-save/-restore and iptables-nft-save/-restore, used by the readers and tests

@@ -226,50 +226,125 @@ struct ObserveConnectionTests {
         #expect(obligations.contains("outbound-completeness") && obligations.contains("observed-matches-rules"))
     }
 
-    /// A root filesystem with the binary and only the shared objects `ldd` lists for it (glibc, and the Swift
-    /// runtime of a debug build): no libiptc, no libnftables. `observe` runs there as the proxy does.
-    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), .timeLimit(.minutes(2)))
-    func observeRunsInARootFilesystemWithoutLibiptcOrLibnftables() throws {
+    /// What `observe` reports for the traffic with Istio's rules loaded (the proxy's own sockets left out).
+    static let classifiedWithRules = [
+        "in 10.0.0.1:8080 captured",
+        "in [fd00::1]:8080 captured",
+        "out 10.0.0.2:5432 bypassing-expected",
+        "out 10.0.0.2:80 captured",
+        "out [fd00::2]:5432 bypassing-expected",
+        "out [fd00::2]:80 captured",
+    ]
+
+    /// Libraries `observe` must run without: the readers load them only to read rules or manifests (libmnl: never).
+    static let unwantedLibraries = ["libmnl", "libip4tc", "libip6tc", "libnftables", "libnftnl", "libxtables", "libyaml"]
+
+    /// A temporary root filesystem: `binary` as `/iptaudit`, the shared objects `ldd` lists for it at the paths it
+    /// lists, and an empty `/proc` to mount. Returns the root and those paths.
+    static func rootFilesystem(for binary: String) throws -> (root: URL, libraries: [String]) {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-rootfs-\(getpid())-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
-        let ldd = try runCommand(["ldd", Binary.path])
+        let ldd = try runCommand(["ldd", binary])
         try #require(ldd.status == 0, "\(ldd.stderr)")
         // `libfoo.so => /path/libfoo.so (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`.
         let libraries = ldd.stdout.split(separator: "\n").compactMap { line in
             line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).first { $0.hasPrefix("/") }
         }
-        #expect(!libraries.isEmpty)
-        let unwanted = ["libip4tc", "libip6tc", "libnftables", "libnftnl", "libxtables", "libyaml"]
-        #expect(!libraries.contains { l in unwanted.contains { l.contains($0) } }, "linked at load time: \(libraries)")
         for library in libraries {
             let target = root.appendingPathComponent(String(library.dropFirst()))
             try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
             try FileManager.default.copyItem(at: URL(fileURLWithPath: library).resolvingSymlinksInPath(), to: target)
         }
-        try FileManager.default.copyItem(atPath: Binary.path, toPath: root.appendingPathComponent("iptaudit").path)
+        try FileManager.default.copyItem(atPath: binary, toPath: root.appendingPathComponent("iptaudit").path)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("proc"), withIntermediateDirectories: true)
+        return (root, libraries)
+    }
+
+    /// `/iptaudit observe --format json` chrooted into `root` in the pod's namespace: as the proxy runs it (UID 1337,
+    /// its environment only), or as root (`privileged`), where it would read the rules.
+    static func observe(in root: URL, _ pod: Pod, privileged: Bool = false) throws -> CommandResult {
+        let command = privileged
+            ? "exec chroot \"$1\" /iptaudit observe"
+            : "exec env -i ISTIO_META_INTERCEPTION_MODE=REDIRECT /usr/sbin/chroot --userspec=1337:1337 \"$1\" /iptaudit observe --format json --istio-args \"$2\""
+        return try pod.pod.run(["unshare", "--mount", "sh", "-c", "mount -t proc proc \"$1/proc\" && " + command, "sh", root.path, istioArgs])
+    }
+
+    /// The Debian package that installed `path` (`dpkg -S`), also asked under its /usr-merged twin.
+    static func debianPackage(owning path: String) throws -> String? {
+        for candidate in [path, path.hasPrefix("/usr/") ? String(path.dropFirst(4)) : "/usr" + path] {
+            let r = try runCommand(["dpkg", "-S", candidate])
+            if r.status == 0, let line = r.stdout.split(separator: "\n").first, let colon = line.firstIndex(of: ":") {
+                return String(line[..<colon])
+            }
+        }
+        return nil
+    }
+
+    /// A root filesystem with the binary and only the shared objects `ldd` lists for it (glibc, and the Swift
+    /// runtime of a debug build): no libmnl, libiptc, libnftables or libyaml. `observe` runs there as the proxy does.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), .timeLimit(.minutes(2)))
+    func observeRunsInARootFilesystemWithoutLibiptcOrLibnftables() throws {
+        let (root, libraries) = try Self.rootFilesystem(for: Binary.path)
+        defer { try? FileManager.default.removeItem(at: root) }
+        #expect(!libraries.isEmpty)
+        #expect(!libraries.contains { l in Self.unwantedLibraries.contains { l.contains($0) } }, "linked at load time: \(libraries)")
         let everything = try FileManager.default.subpathsOfDirectory(atPath: root.path)
-        #expect(!everything.contains { p in unwanted.contains { p.contains($0) } })
+        #expect(!everything.contains { p in Self.unwantedLibraries.contains { p.contains($0) } })
 
         let pod = try Pod(rules: true)
         let traffic = try Traffic(pod)
         defer { traffic.finish() }
-        let r = try pod.pod.run(["unshare", "--mount", "sh", "-c",
-                             "mount -t proc proc \"$1/proc\" && exec env -i ISTIO_META_INTERCEPTION_MODE=REDIRECT "
-                                 + "/usr/sbin/chroot --userspec=1337:1337 \"$1\" /iptaudit observe --format json --istio-args \"$2\"",
-                             "sh", root.path, Self.istioArgs])
+        let r = try Self.observe(in: root, pod)
         #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
-        #expect(try Self.classified(r.stdout) == [
-            "in 10.0.0.1:8080 captured",
-            "in [fd00::1]:8080 captured",
-            "out 10.0.0.2:5432 bypassing-expected",
-            "out 10.0.0.2:80 captured",
-            "out [fd00::2]:5432 bypassing-expected",
-            "out [fd00::2]:80 captured",
-        ])
+        #expect(try Self.classified(r.stdout) == Self.classifiedWithRules)
         // As root the legacy tables would be read, and there is no libiptc to read them with: one line that says so.
-        let privileged = try pod.pod.run(["unshare", "--mount", "sh", "-c",
-                                      "mount -t proc proc \"$1/proc\" && exec chroot \"$1\" /iptaudit observe", "sh", root.path])
+        let privileged = try Self.observe(in: root, pod, privileged: true)
+        #expect(privileged.status == 2)
+        #expect(privileged.stderr.contains("libip4tc") && privileged.stderr.split(separator: "\n").count == 1, "\(privileged.stderr)")
+    }
+
+    /// The release binary CI builds and names in `IPTAUDIT_RELEASE_BIN` (scripts/test.sh); nil when not set.
+    static let releaseBinary = ProcessInfo.processInfo.environment["IPTAUDIT_RELEASE_BIN"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// Issue 14's acceptance with the binary that ships: a copy of the release build (static Swift runtime) in a
+    /// root of glibc's own files alone observes what the debug build observes on the same connections. Under
+    /// `IPTAUDIT_REQUIRE_NETNS=1` (CI) a missing `IPTAUDIT_RELEASE_BIN` is a failure, not a skip.
+    @Test(.enabled(if: TestNamespace.shouldRun && (releaseBinary != nil || TestNamespace.required),
+                   "needs root and IPTAUDIT_RELEASE_BIN, the release binary scripts/test.sh builds"),
+          .timeLimit(.minutes(3)))
+    func theReleaseBinaryObservesFromARootOfGlibcAlone() throws {
+        let release = try #require(Self.releaseBinary,
+                                   "IPTAUDIT_RELEASE_BIN is not set: scripts/test.sh builds the release binary and names it there")
+        try #require(FileManager.default.isExecutableFile(atPath: release), "IPTAUDIT_RELEASE_BIN=\(release) is not an executable")
+        let (root, libraries) = try Self.rootFilesystem(for: release)
+        defer { try? FileManager.default.removeItem(at: root) }
+        #expect(!libraries.isEmpty)
+        // Every file but the binary is glibc's: the libc6 package's (the dynamic loader is one of them).
+        let files = try FileManager.default.subpathsOfDirectory(atPath: root.path).filter { path in
+            var isDirectory: ObjCBool = false
+            return path != "iptaudit" && FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
+        }
+        #expect(files.count == libraries.count, "\(files)")
+        for file in files {
+            #expect(try Self.debianPackage(owning: "/" + file) == "libc6", "/\(file) is not from glibc's package (libc6)")
+        }
+        #expect(!files.contains { f in (Self.unwantedLibraries + ["libswift", "libstdc++", "libgcc_s"]).contains { f.contains($0) } }, "\(files)")
+
+        let (debugRoot, _) = try Self.rootFilesystem(for: Binary.path)
+        defer { try? FileManager.default.removeItem(at: debugRoot) }
+        let pod = try Pod(rules: true)
+        let traffic = try Traffic(pod)
+        defer { traffic.finish() }
+        let r = try Self.observe(in: root, pod)
+        #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
+        #expect(try Self.classified(r.stdout) == Self.classifiedWithRules)
+        // The debug build, on the same namespace and connections, says the same.
+        let debug = try Self.observe(in: debugRoot, pod)
+        #expect(debug.status == r.status, "\(debug.stderr)")
+        #expect(try Self.classified(r.stdout) == (try Self.classified(debug.stdout)))
+        #expect(try Self.findings(r.stdout).map { $0["kind"] as? String } == (try Self.findings(debug.stdout)).map { $0["kind"] as? String })
+        // As root it would read the rules: one line naming the library that is not there.
+        let privileged = try Self.observe(in: root, pod, privileged: true)
         #expect(privileged.status == 2)
         #expect(privileged.stderr.contains("libip4tc") && privileged.stderr.split(separator: "\n").count == 1, "\(privileged.stderr)")
     }

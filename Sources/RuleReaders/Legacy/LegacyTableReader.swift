@@ -109,9 +109,8 @@ struct CopiedEntry {
     var target: String
 }
 
-/// libip4tc's and libip6tc's entry points, from `dlopen` rather than the link line: a binary linked against them
-/// does not even start where they are not installed (Istio's proxy image, where `observe` runs), though only a
-/// legacy read calls them. Each family's library is loaded once, on its first read; never unloaded.
+/// libip4tc's and libip6tc's entry points, loaded with `SharedLibrary` (not linked) so that only a legacy read needs
+/// them. Each family's library is loaded once, on its first read.
 private struct IPTCLibrary: @unchecked Sendable {
     struct IPv4 {
         let initialize: iptaudit_iptc_init_fn
@@ -148,43 +147,36 @@ private struct IPTCLibrary: @unchecked Sendable {
         try (family == .ipv4 ? sharedIPv4 : sharedIPv6).get()
     }
 
-    private static func open(_ name: String, family: Family) throws(RuleReaderError) -> UnsafeMutableRawPointer {
-        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
-            let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
-            throw .unavailable(family: family, table: nil, reason: "\(reason) (install libip4tc2 and libip6tc2 to read legacy x_tables)")
+    /// dlopen's failure as a read error of the family.
+    private static func load(_ family: Family, _ body: (SharedLibrary) throws(SharedLibrary.LoadFailure) -> IPTCLibrary) throws(RuleReaderError) -> IPTCLibrary {
+        do {
+            let soname = family == .ipv4 ? IPTAUDIT_IP4TC_SONAME : IPTAUDIT_IP6TC_SONAME
+            return try body(try SharedLibrary(soname, installHint: "install libip4tc2 and libip6tc2 to read legacy x_tables"))
+        } catch {
+            throw .unavailable(family: family, table: nil, reason: error.message)
         }
-        return handle
-    }
-
-    private static func symbol<F>(_ handle: UnsafeMutableRawPointer, _ name: String, _ symbol: String, family: Family) throws(RuleReaderError) -> F {
-        guard let address = dlsym(handle, symbol) else {
-            throw .unavailable(family: family, table: nil, reason: "\(name) has no \(symbol)")
-        }
-        return unsafeBitCast(address, to: F.self)
     }
 
     private static func loadIPv4() throws(RuleReaderError) -> IPTCLibrary {
-        let name = IPTAUDIT_IP4TC_SONAME
-        let h = try open(name, family: .ipv4)
-        func s<F>(_ symbol: String) throws(RuleReaderError) -> F { try Self.symbol(h, name, symbol, family: .ipv4) }
-        return IPTCLibrary(ipv4: IPv4(initialize: try s("iptc_init"), free: try s("iptc_free"), strerror: try s("iptc_strerror"),
-                                      firstChain: try s("iptc_first_chain"), nextChain: try s("iptc_next_chain"),
-                                      builtin: try s("iptc_builtin"), policy: try s("iptc_get_policy"),
-                                      firstRule: try s("iptc_first_rule"), nextRule: try s("iptc_next_rule"),
-                                      target: try s("iptc_get_target")),
-                           ipv6: nil)
+        try load(.ipv4) { (l) throws(SharedLibrary.LoadFailure) in
+            IPTCLibrary(ipv4: IPv4(initialize: try l.symbol("iptc_init"), free: try l.symbol("iptc_free"), strerror: try l.symbol("iptc_strerror"),
+                                   firstChain: try l.symbol("iptc_first_chain"), nextChain: try l.symbol("iptc_next_chain"),
+                                   builtin: try l.symbol("iptc_builtin"), policy: try l.symbol("iptc_get_policy"),
+                                   firstRule: try l.symbol("iptc_first_rule"), nextRule: try l.symbol("iptc_next_rule"),
+                                   target: try l.symbol("iptc_get_target")),
+                        ipv6: nil)
+        }
     }
 
     private static func loadIPv6() throws(RuleReaderError) -> IPTCLibrary {
-        let name = IPTAUDIT_IP6TC_SONAME
-        let h = try open(name, family: .ipv6)
-        func s<F>(_ symbol: String) throws(RuleReaderError) -> F { try Self.symbol(h, name, symbol, family: .ipv6) }
-        return IPTCLibrary(ipv4: nil,
-                           ipv6: IPv6(initialize: try s("ip6tc_init"), free: try s("ip6tc_free"), strerror: try s("ip6tc_strerror"),
-                                      firstChain: try s("ip6tc_first_chain"), nextChain: try s("ip6tc_next_chain"),
-                                      builtin: try s("ip6tc_builtin"), policy: try s("ip6tc_get_policy"),
-                                      firstRule: try s("ip6tc_first_rule"), nextRule: try s("ip6tc_next_rule"),
-                                      target: try s("ip6tc_get_target")))
+        try load(.ipv6) { (l) throws(SharedLibrary.LoadFailure) in
+            IPTCLibrary(ipv4: nil,
+                        ipv6: IPv6(initialize: try l.symbol("ip6tc_init"), free: try l.symbol("ip6tc_free"), strerror: try l.symbol("ip6tc_strerror"),
+                                   firstChain: try l.symbol("ip6tc_first_chain"), nextChain: try l.symbol("ip6tc_next_chain"),
+                                   builtin: try l.symbol("ip6tc_builtin"), policy: try l.symbol("ip6tc_get_policy"),
+                                   firstRule: try l.symbol("ip6tc_first_rule"), nextRule: try l.symbol("ip6tc_next_rule"),
+                                   target: try l.symbol("ip6tc_get_target")))
+        }
     }
 }
 

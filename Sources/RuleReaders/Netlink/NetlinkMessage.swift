@@ -1,6 +1,6 @@
 /// One netlink reply copied out of the receive buffer: type, flags, the fixed family header
 /// (`rtmsg`, `fib_rule_hdr`, `ifaddrmsg`, `ifinfomsg`, `nfgenmsg`) and the top-level attributes.
-/// Nothing in it points into kernel or libmnl memory.
+/// Nothing in it points into the receive buffer.
 struct NetlinkMessage: Sendable {
     var type: UInt16
     var flags: UInt16

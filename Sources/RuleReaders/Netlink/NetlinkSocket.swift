@@ -1,18 +1,18 @@
-private import CMNL
+private import CNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
 import NetfilterModel
 
-/// A netlink socket opened through libmnl in the calling thread's network namespace, used only for GET dumps.
+/// A netlink socket (glibc's socket(2), no library) in the calling thread's network namespace, used only for GET dumps.
 ///
 /// The namespace is fixed when the socket is created (`socket(2)` takes the thread's namespace), so callers that
 /// read another namespace create it inside `NetworkNamespace.perform`. Every socket is `SOCK_CLOEXEC`, has a
-/// receive timeout so a read always returns, and is closed in `deinit` (`mnl_socket_close`). Replies are
+/// receive timeout so a read always returns, and is closed in `deinit`. Replies are
 /// checked against the request's sequence number and the socket's port id and copied into `NetlinkMessage`s
 /// before the next `recvfrom` reuses the buffer.
 ///
-/// This is the only file that imports `CMNL`; the kernel ABI it needs (message types, fixed headers, attribute
+/// This is the only file that imports `CNetlink`; the kernel ABI it needs (message types, fixed headers, attribute
 /// numbers) is mirrored below as Swift values.
 final class NetlinkSocket {
     enum Bus: Sendable {
@@ -30,35 +30,37 @@ final class NetlinkSocket {
     static let dumpAttempts = 4
 
     let bus: Bus
-    private let socket: OpaquePointer
+    private let fd: Int32
     private let portID: UInt32
     private var sequence: UInt32
 
-    /// `mnl_socket_open2(bus, SOCK_CLOEXEC)`, a receive timeout, and `mnl_socket_bind` with an automatic port id.
+    /// `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, bus)`, a receive timeout, and a bind with a port id the kernel picks.
     init(_ bus: Bus) throws(NetlinkFailure) {
         self.bus = bus
         let proto = bus == .route ? NETLINK_ROUTE : NETLINK_NETFILTER
-        guard let socket = mnl_socket_open2(proto, cmnl_sock_cloexec()) else {
+        let fd = cnetlink_socket(proto)
+        guard fd >= 0 else {
             throw NetlinkFailure(request: "open \(bus.name) socket", errno: errno)
         }
-        self.socket = socket
+        self.fd = fd
         var timeout = timeval(tv_sec: Self.receiveTimeoutSeconds, tv_usec: 0)
-        if setsockopt(mnl_socket_get_fd(socket), SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
             let err = errno
-            mnl_socket_close(socket)
+            close(fd)
             throw NetlinkFailure(request: "set a receive timeout on the \(bus.name) socket", errno: err)
         }
-        if mnl_socket_bind(socket, 0, pid_t(bitPattern: cmnl_socket_autopid())) != 0 {
+        var portID: UInt32 = 0
+        if cnetlink_bind(fd, &portID) != 0 {
             let err = errno
-            mnl_socket_close(socket)
+            close(fd)
             throw NetlinkFailure(request: "bind the \(bus.name) socket", errno: err)
         }
-        portID = mnl_socket_get_portid(socket)
+        self.portID = portID
         // Any start works; distinct values make stale replies from another socket recognizable.
         sequence = UInt32(truncatingIfNeeded: time(nil))
     }
 
-    deinit { mnl_socket_close(socket) }
+    deinit { close(fd) }
 
     /// Sends `NLM_F_REQUEST | NLM_F_DUMP` of `type` with the fixed `header` and returns every reply up to
     /// `NLMSG_DONE`. An interrupted dump (`NLM_F_DUMP_INTR`) is repeated up to `dumpAttempts` times.
@@ -74,23 +76,23 @@ final class NetlinkSocket {
     private func dumpOnce(_ request: String, type: UInt16, header: [UInt8], replyHeaderLength: Int) throws(NetlinkFailure) -> ([NetlinkMessage], Bool) {
         sequence &+= 1
         let seq = sequence
-        // Dump replies come in skbs of up to 32 KiB (the kernel's dump size); libmnl's default is one page.
-        var buffer = [UInt8](repeating: 0, count: max(Int(cmnl_socket_buffer_size()), 32768))
+        // Dump replies come in skbs of up to 32 KiB (the kernel's dump size).
+        var buffer = [UInt8](repeating: 0, count: 32768)
         let sent: Int = buffer.withUnsafeMutableBytes { raw in
-            let nlh = mnl_nlmsg_put_header(raw.baseAddress)!
+            let nlh = cnetlink_nlmsg_put_header(raw.baseAddress)!
             nlh.pointee.nlmsg_type = type
-            nlh.pointee.nlmsg_flags = cmnl_f_request() | cmnl_f_dump()
+            nlh.pointee.nlmsg_flags = cnetlink_f_request() | cnetlink_f_dump()
             nlh.pointee.nlmsg_seq = seq
-            let extra = mnl_nlmsg_put_extra_header(nlh, header.count)!
+            let extra = cnetlink_nlmsg_put_extra_header(nlh, header.count)!
             header.withUnsafeBytes { extra.copyMemory(from: $0.baseAddress!, byteCount: header.count) }
-            return mnl_socket_sendto(socket, nlh, Int(nlh.pointee.nlmsg_len))
+            return cnetlink_sendto(fd, nlh, Int(nlh.pointee.nlmsg_len))
         }
         if sent < 0 { throw NetlinkFailure(request: request, errno: errno) }
 
         var messages: [NetlinkMessage] = []
         var interrupted = false
         while true {
-            let received = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            let received = buffer.withUnsafeMutableBytes { cnetlink_recvfrom(fd, $0.baseAddress, $0.count) }
             if received < 0 {
                 let err = errno
                 if err == EINTR { continue }
@@ -107,7 +109,7 @@ final class NetlinkSocket {
             let failure: NetlinkFailure? = buffer.withUnsafeBytes { raw in
                 var remaining = Int32(received)
                 var nlh = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
-                while mnl_nlmsg_ok(nlh, remaining) {
+                while cnetlink_nlmsg_ok(nlh, remaining) {
                     let h = nlh.pointee
                     guard h.nlmsg_seq == seq else {
                         return NetlinkFailure(request: request, reason: "reply with sequence number \(h.nlmsg_seq), expected \(seq)")
@@ -115,37 +117,37 @@ final class NetlinkSocket {
                     guard h.nlmsg_pid == portID else {
                         return NetlinkFailure(request: request, reason: "reply for port id \(h.nlmsg_pid), expected \(portID)")
                     }
-                    if h.nlmsg_flags & cmnl_f_dump_intr() != 0 { interrupted = true }
-                    let payloadLength = Int(mnl_nlmsg_get_payload_len(nlh))
-                    let payload = mnl_nlmsg_get_payload(nlh)!
+                    if h.nlmsg_flags & cnetlink_f_dump_intr() != 0 { interrupted = true }
+                    let payloadLength = Int(cnetlink_nlmsg_get_payload_len(nlh))
+                    let payload = cnetlink_nlmsg_get_payload(nlh)!
                     switch h.nlmsg_type {
-                    case cmnl_msg_noop():
+                    case cnetlink_msg_noop():
                         break
-                    case cmnl_msg_error():
-                        guard payloadLength >= Int(cmnl_nlmsgerr_size()) else {
+                    case cnetlink_msg_error():
+                        guard payloadLength >= Int(cnetlink_nlmsgerr_size()) else {
                             return NetlinkFailure(request: request, reason: "truncated NLMSG_ERROR reply")
                         }
                         let code = payload.load(as: nlmsgerr.self).error
                         if code != 0 { return NetlinkFailure(request: request, errno: -code) }
                         done = true  // an acknowledgement ends the exchange
-                    case cmnl_msg_done():
+                    case cnetlink_msg_done():
                         // A dump that failed part-way reports the error in NLMSG_DONE's payload.
                         if payloadLength >= 4 {
                             let code = payload.loadUnaligned(as: Int32.self)
                             if code < 0 { return NetlinkFailure(request: request, errno: -code) }
                         }
                         done = true
-                    case cmnl_msg_overrun():
+                    case cnetlink_msg_overrun():
                         return NetlinkFailure(request: request, reason: "the kernel reported a receive overrun (NLMSG_OVERRUN)")
                     default:
                         guard payloadLength >= replyHeaderLength else {
                             return NetlinkFailure(request: request, reason: "reply type \(h.nlmsg_type) shorter than its \(replyHeaderLength)-byte header")
                         }
                         messages.append(Self.copy(nlh, payload: payload, headerLength: replyHeaderLength))
-                        if h.nlmsg_flags & cmnl_f_multi() == 0 { done = true }
+                        if h.nlmsg_flags & cnetlink_f_multi() == 0 { done = true }
                     }
                     if done { return nil }
-                    nlh = UnsafePointer(mnl_nlmsg_next(nlh, &remaining))
+                    nlh = UnsafePointer(cnetlink_nlmsg_next(nlh, &remaining))
                 }
                 return nil
             }
@@ -154,17 +156,17 @@ final class NetlinkSocket {
         }
     }
 
-    /// Copies the fixed header and each top-level attribute (`mnl_attr_ok` / `mnl_attr_next`) into Swift arrays.
+    /// Copies the fixed header and each top-level attribute (`cnetlink_attr_ok` / `cnetlink_attr_next`) into Swift arrays.
     private static func copy(_ nlh: UnsafePointer<nlmsghdr>, payload: UnsafeMutableRawPointer, headerLength: Int) -> NetlinkMessage {
         let header = [UInt8](UnsafeRawBufferPointer(start: payload, count: headerLength))
         var attributes = NetlinkAttributes()
-        let tail = UnsafeRawPointer(mnl_nlmsg_get_payload_tail(nlh)!)
-        var attr = UnsafePointer(mnl_nlmsg_get_payload_offset(nlh, headerLength)!.assumingMemoryBound(to: nlattr.self))
-        while mnl_attr_ok(attr, Int32(tail - UnsafeRawPointer(attr))) {
-            let length = Int(mnl_attr_get_payload_len(attr))
-            let start = UnsafeRawPointer(mnl_attr_get_payload(attr)!)
-            attributes[mnl_attr_get_type(attr)] = [UInt8](UnsafeRawBufferPointer(start: start, count: length))
-            attr = UnsafePointer(mnl_attr_next(attr)!)
+        let tail = UnsafeRawPointer(cnetlink_nlmsg_get_payload_tail(nlh)!)
+        var attr = UnsafePointer(cnetlink_nlmsg_get_payload_offset(nlh, headerLength)!.assumingMemoryBound(to: nlattr.self))
+        while cnetlink_attr_ok(attr, Int32(tail - UnsafeRawPointer(attr))) {
+            let length = Int(cnetlink_attr_get_payload_len(attr))
+            let start = UnsafeRawPointer(cnetlink_attr_get_payload(attr)!)
+            attributes[cnetlink_attr_get_type(attr)] = [UInt8](UnsafeRawBufferPointer(start: start, count: length))
+            attr = UnsafePointer(cnetlink_attr_next(attr)!)
         }
         return NetlinkMessage(type: nlh.pointee.nlmsg_type, flags: nlh.pointee.nlmsg_flags, header: header, attributes: attributes)
     }
@@ -226,7 +228,7 @@ struct NfgenHeader: Sendable {
     var family: UInt8
 }
 
-/// Kernel constants the decoders name, mirrored from the C headers so no other file imports CMNL.
+/// Kernel constants the decoders name, mirrored from the C headers so no other file imports CNetlink.
 enum KernelABI {
     static let afInet = UInt8(AF_INET)
     static let afInet6 = UInt8(AF_INET6)
@@ -356,9 +358,9 @@ extension NetlinkSocket {
         request.nfgen_family = UInt8(NFPROTO_UNSPEC)
         request.version = UInt8(NFNETLINK_V0)
         request.res_id = 0
-        let replies = try dump("NFT_MSG_GETTABLE dump", type: cmnl_nft_msg_type(UInt16(NFT_MSG_GETTABLE.rawValue)),
+        let replies = try dump("NFT_MSG_GETTABLE dump", type: cnetlink_nft_msg_type(UInt16(NFT_MSG_GETTABLE.rawValue)),
                                header: Self.bytes(of: request), replyHeaderLength: MemoryLayout<nfgenmsg>.size)
-        let newTable = cmnl_nft_msg_type(UInt16(NFT_MSG_NEWTABLE.rawValue))
+        let newTable = cnetlink_nft_msg_type(UInt16(NFT_MSG_NEWTABLE.rawValue))
         return replies.filter { $0.type == newTable }.map { m in
             (NfgenHeader(family: Self.load(nfgenmsg.self, from: m.header).nfgen_family), m.attributes)
         }

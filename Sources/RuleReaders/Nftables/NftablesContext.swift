@@ -58,7 +58,7 @@ final class NftablesContext {
     }
 }
 
-/// libnftables' entry points, from `dlopen` rather than the link line: linking it made every start map and
+/// libnftables' entry points, loaded with `SharedLibrary` rather than linked: linking it made every start map and
 /// relocate it and libnftnl, libxtables, libjansson and libgmp (~1 M instructions, ~1 ms) though only a
 /// namespace with native tables ever calls it. Loaded once, on the first such read; never unloaded (the
 /// library keeps process-wide state).
@@ -76,26 +76,16 @@ private struct NftablesLibrary: @unchecked Sendable {
     static let shared: Result<NftablesLibrary, RuleReaderError> = Result { () throws(RuleReaderError) in try load() }
 
     private static func load() throws(RuleReaderError) -> NftablesLibrary {
-        let name = IPTAUDIT_NFTABLES_SONAME
-        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
-            let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
-            throw .netlink(request: request, reason: "\(reason) (install libnftables1)")
+        do throws(SharedLibrary.LoadFailure) {
+            let l = try SharedLibrary(IPTAUDIT_NFTABLES_SONAME, installHint: "install libnftables1")
+            return NftablesLibrary(
+                ctxNew: try l.symbol("nft_ctx_new"), ctxFree: try l.symbol("nft_ctx_free"),
+                bufferOutput: try l.symbol("nft_ctx_buffer_output"), bufferError: try l.symbol("nft_ctx_buffer_error"),
+                outputSetFlags: try l.symbol("nft_ctx_output_set_flags"), runCommand: try l.symbol("nft_run_cmd_from_buffer"),
+                outputBuffer: try l.symbol("nft_ctx_get_output_buffer"), errorBuffer: try l.symbol("nft_ctx_get_error_buffer"))
+        } catch {
+            throw .netlink(request: request, reason: error.message)
         }
-        func symbol<F>(_ symbol: String, as _: F.Type) throws(RuleReaderError) -> F {
-            guard let address = dlsym(handle, symbol) else {
-                throw .netlink(request: request, reason: "\(name) has no \(symbol)")
-            }
-            return unsafeBitCast(address, to: F.self)
-        }
-        return NftablesLibrary(
-            ctxNew: try symbol("nft_ctx_new", as: iptaudit_nft_ctx_new_fn.self),
-            ctxFree: try symbol("nft_ctx_free", as: iptaudit_nft_ctx_free_fn.self),
-            bufferOutput: try symbol("nft_ctx_buffer_output", as: iptaudit_nft_ctx_buffer_output_fn.self),
-            bufferError: try symbol("nft_ctx_buffer_error", as: iptaudit_nft_ctx_buffer_error_fn.self),
-            outputSetFlags: try symbol("nft_ctx_output_set_flags", as: iptaudit_nft_ctx_output_set_flags_fn.self),
-            runCommand: try symbol("nft_run_cmd_from_buffer", as: iptaudit_nft_run_cmd_from_buffer_fn.self),
-            outputBuffer: try symbol("nft_ctx_get_output_buffer", as: iptaudit_nft_ctx_get_output_buffer_fn.self),
-            errorBuffer: try symbol("nft_ctx_get_error_buffer", as: iptaudit_nft_ctx_get_error_buffer_fn.self))
     }
 
     private static var request: String { NftablesContext.request }
