@@ -35,8 +35,10 @@ let package = Package(
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
         .systemLibrary(name: "CSpawn"),
         .target(name: "NetfilterModel"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "CIPTC", "CNetlink", "CSpawn", "CNftables"]),
-        .target(name: "IstioCapture", dependencies: ["NetfilterModel", "CYAML"]),
+        // The one dlopen loader, for the readers' libiptc and libnftables and IstioCapture's libyaml.
+        .target(name: "DynamicLoading"),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "DynamicLoading", "CIPTC", "CNetlink", "CSpawn", "CNftables"]),
+        .target(name: "IstioCapture", dependencies: ["NetfilterModel", "DynamicLoading", "CYAML"]),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
         .target(

@@ -1,4 +1,5 @@
 private import CYAML
+private import DynamicLoading
 import NetfilterModel
 private import Glibc
 
@@ -225,16 +226,11 @@ private struct YAMLLibrary: @unchecked Sendable {
     static let shared: Result<YAMLLibrary, YAMLError> = Result { () throws(YAMLError) in try load() }
 
     private static func load() throws(YAMLError) -> YAMLLibrary {
-        let name = IPTAUDIT_YAML_SONAME
-        guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
-            let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
-            throw YAMLError(line: 0, column: 0, message: "\(reason) (install libyaml-0-2 to read manifests)")
-        }
-        func symbol<F>(_ symbol: String) throws(YAMLError) -> F {
-            guard let address = dlsym(handle, symbol) else {
-                throw YAMLError(line: 0, column: 0, message: "\(name) has no \(symbol)")
-            }
-            return unsafeBitCast(address, to: F.self)
+        func fail(_ f: SharedLibrary.LoadFailure) -> YAMLError { YAMLError(line: 0, column: 0, message: f.message) }
+        let library: SharedLibrary
+        do { library = try SharedLibrary(IPTAUDIT_YAML_SONAME, installHint: "install libyaml-0-2 to read manifests") } catch { throw fail(error) }
+        func symbol<F>(_ name: String) throws(YAMLError) -> F {
+            do { return try library.symbol(name) } catch { throw fail(error) }
         }
         return YAMLLibrary(parserInitialize: try symbol("yaml_parser_initialize"), parserDelete: try symbol("yaml_parser_delete"),
                            setInputString: try symbol("yaml_parser_set_input_string"), parse: try symbol("yaml_parser_parse"),

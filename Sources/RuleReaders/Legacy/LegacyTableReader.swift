@@ -1,4 +1,5 @@
 private import CIPTC
+private import DynamicLoading
 #if canImport(Glibc)
 import Glibc
 #endif
