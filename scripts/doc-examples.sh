@@ -41,16 +41,16 @@ On a live pod replace `--input FILE` by `--pid PID` or `--netns PATH` (see runni
 ## show — the listing, byte-identical to `iptables -L -v -n --line-numbers -t nat`
 
 MD
-run text 45 show --input examples/healthy.save --table nat --format list
+run text 45 show --input examples/healthy.save --table nat -o list
 echo '## show --roles — the same listing, each rule ending with its role in Istio'"'"'s scheme'; echo
-run text 45 show --input examples/healthy.save --table nat --format list --roles
+run text 45 show --input examples/healthy.save --table nat -o list --roles
 echo 'Several tables (no `--table`) print one after another, each under a `# iptables -L -v -n --line-numbers -t TABLE`'
 echo 'line (`ip6tables` for IPv6), separated by a blank line; each block is that command'"'"'s output. A native nftables'
 echo 'table, which no `iptables -L` lists, comes under a `# native nftables table …` line in the same columns.'; echo
 echo '## show — save syntax (byte-identical to iptables-save)'; echo
-run text 12 show --input examples/healthy.save --format save
-echo '## show — the capture graph (Mermaid renders on GitHub; `--format dot|svg` for Graphviz)'; echo
-printf '```mermaid\n'; "$bin" show --input examples/healthy.save --format mermaid; printf '```\n\n'
+run text 12 show --input examples/healthy.save -o save
+echo '## show — the capture graph (Mermaid renders on GitHub; `-o dot|svg` for Graphviz)'; echo
+printf '```mermaid\n'; "$bin" show --input examples/healthy.save -o mermaid; printf '```\n\n'
 echo '## expect — what Istio installs for this pod'; echo
 run text 14 expect --pod examples/pod.yaml
 echo '## verify — a healthy pod'; echo
@@ -58,11 +58,11 @@ run text 40 verify --pod examples/pod.yaml --input examples/healthy.save
 echo '## verify — the broken pod (exit code 1)'; echo
 run text 80 verify --pod examples/pod.yaml --input examples/broken.save
 echo '## verify — JSON (schema in json-schema.md)'; echo
-run json 40 verify --pod examples/pod.yaml --input examples/broken.save --format json
+run json 40 verify --pod examples/pod.yaml --input examples/broken.save -o json
 echo '## verify — JUnit, one testcase per obligation'; echo
-run xml 24 verify --pod examples/pod.yaml --input examples/broken.save --format junit
+run xml 24 verify --pod examples/pod.yaml --input examples/broken.save -o junit
 echo '## verify — the graph with the findings highlighted'; echo
-printf '```mermaid\n'; "$bin" verify --pod examples/pod.yaml --input examples/broken.save --format mermaid || true; printf '```\n\n'
+printf '```mermaid\n'; "$bin" verify --pod examples/pod.yaml --input examples/broken.save -o mermaid || true; printf '```\n\n'
 echo '## verify — an ambient pod'; echo
 echo '`ambient.save` is what istio-cni'"'"'s node agent installs into an ambient pod (1.29, DNS capture on);'
 echo 'in `ambient-broken.save` the REDIRECT to ztunnel'"'"'s 15001 has lost its `-m mark ! --mark 0x539/0xfff` exemption.'; echo
@@ -73,19 +73,19 @@ echo '## trace — one packet, every outcome the unknown fields allow'; echo
 run text 40 trace out tcp 10.0.0.1:9080 --input examples/healthy.save
 run text 60 trace out tcp 10.0.0.1:5432 --uid 1000 --input examples/broken.save
 run text 30 trace in tcp 10.0.0.1:8080 --from 10.9.9.9 --iif eth0 --input examples/healthy.save
-run json 30 trace out udp 10.96.0.10:53 --uid 1000 --input examples/healthy.save --format json
+run json 30 trace out udp 10.96.0.10:53 --uid 1000 --input examples/healthy.save -o json
 echo '## capture — one bundle to verify later, offline'; echo
-run text 5 capture -o "$tmp/pod.bundle.json" --pod examples/pod.yaml --input examples/broken.save
+run text 5 capture -w "$tmp/pod.bundle.json" --pod examples/pod.yaml --input examples/broken.save
 printf '```text\n$ iptaudit verify --bundle pod.bundle.json | head -3\n'
 "$bin" verify --bundle "$tmp/pod.bundle.json" 2>&1 | head -3 | sed "s#$tmp/##g" || true
 printf '```\n\n'
 if [ "$(id -u)" = 0 ] && ip netns add "$ns" 2>/dev/null; then
   echo '## verify — a native nftables pod, live'; echo
   echo 'Istio 1.27+ with `values.global.nativeNftables=true` writes `inet istio-proxy-*` tables instead of iptables rules.'
-  echo 'Here `expect --format nft` (the injector defaults) is loaded with `nft -f` into a private network namespace, then'
+  echo 'Here `expect -o nft` (the injector defaults) is loaded with `nft -f` into a private network namespace, then'
   echo 'another component adds a nat chain at priority -150 that redirects UID 1000 first.'; echo
   ip -n "$ns" link set lo up
-  "$bin" expect --format nft > "$tmp/istio.nft"
+  "$bin" expect -o nft > "$tmp/istio.nft"
   ip netns exec "$ns" nft -f "$tmp/istio.nft"
   run text 40 verify --netns "/run/netns/$ns" --no-ipv6
   printf 'table inet other {\n\tchain out {\n\t\ttype nat hook output priority -150; policy accept;\n\t\tmeta skuid 1000 meta l4proto tcp redirect to :15006\n\t}\n}\n' \

@@ -12,7 +12,9 @@ packages=(
   graphviz                 # dot, to render capture graphs
   strace                   # the tests' witness that a live read starts no program and opens no inet socket
   libxml2-utils            # xmllint, to check report XML is well formed
-  python3 python3-junitparser python3-jsonschema  # kube-proxy generator and benchmarks; a real JUnit consumer and a JSON Schema validator for the report tests
+  python3 python3-junitparser python3-jsonschema  # kube-proxy generator and benchmarks; a real JUnit consumer and a JSON Schema validator (reports, SARIF 2.1.0)
+  python3-yaml             # PyYAML, a real YAML reader for `-o yaml`
+  bsdutils                 # script(1): a pseudo-terminal for the `--color auto` test
 )
 
 missing=()

@@ -14,6 +14,10 @@ if [[ -z "${IPTAUDIT_RELEASE_BIN:-}" ]]; then
   export IPTAUDIT_RELEASE_BIN
 fi
 swift build --build-tests
+# The man page, generated from the command definitions by swift-argument-parser's generate-manual plugin (dated
+# by the last commit, so it is reproducible); ManualAndCompletionTests checks it. scripts/release.sh ships it.
+swift package generate-manual --configuration debug --date "$(git log -1 --format=%cs 2>/dev/null || date -u +%F)" >/dev/null
+export IPTAUDIT_MANPAGE="$PWD/.build/plugins/GenerateManual/outputs/iptaudit/iptaudit.1"
 # Swift Testing only (the suite has no XCTest cases). The test bundle is run directly rather than through
 # `swift test`, whose wait for the bundle goes through Foundation's Process and was seen to hang under load
 # after the bundle had exited; the bundle prints the same Swift Testing summary.

@@ -16,21 +16,31 @@ struct CaptureCommand: ParsableCommand {
             """)
 
     @OptionGroup var source: SourceOptions
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the bundle here (- for standard output).", valueName: "file"))
-    var output: String
-    @Option(help: ArgumentHelp("Pod manifest to keep in the bundle, verbatim (YAML or JSON; - for stdin); verify uses it unless given its own --pod.", valueName: "file"))
+    /// `-w` as tcpdump writes a capture (and `verify --bundle` reads it back); `-o` is every other command's format.
+    @Option(name: [.customShort("w"), .customLong("write")], help: ArgumentHelp("Write the bundle here (- for standard output).", valueName: "file"),
+            completion: .file(extensions: ["json"]))
+    var output: String?
+    /// The bundle's file was `-o` before `-o` became the output format everywhere: say so instead of "unknown option".
+    @Option(name: [.customShort("o"), .customLong("output")], help: .hidden)
+    var formerOutput: String?
+    @Option(help: ArgumentHelp("Pod manifest to keep in the bundle, verbatim (YAML or JSON; - for stdin); verify uses it unless given its own --pod.", valueName: "file"), completion: .file())
     var pod: String?
     @Option(help: "Force the family of --input text (normally detected from the content).")
     var family: FamilyChoice = .all
 
     func validate() throws {
         if source.bundle != nil { throw ValidationError("capture reads live tables or --input; --bundle is already a capture") }
-        if output.isEmpty { throw ValidationError("-o: give a file name") }
+        if let formerOutput {
+            throw ValidationError("capture writes its bundle with -w FILE (-w \(formerOutput)); -o is the output format of the other commands")
+        }
+        guard let output else { throw ValidationError("give the bundle's file with -w FILE (- for standard output)") }
+        if output.isEmpty { throw ValidationError("-w: give a file name") }
     }
 
     func run() throws {
-        if self.output != "-" {
-            let path = self.output
+        let output = self.output ?? "-"
+        if output != "-" {
+            let path = output
             let check = Result { () throws(OutputFile.Failure) in try OutputFile.checkReplaceable(path) }
             if case .failure(let e) = check {
                 printError("iptaudit: \(RuleReaderError.unwritableOutput(file: path, reason: e.description))")
@@ -42,7 +52,6 @@ struct CaptureCommand: ParsableCommand {
             ? .live(backend: source.backend, namespacePath: source.namespacePath, pid: source.pid)
             : .text(inputs: source.inputs, family: family.forced)
         let version = IptauditCommand.configuration.version
-        let output = self.output
         let result = Result { () throws(RuleReaderError) -> CaptureBundle in
             let bundle = try CaptureBundle.capture(from: from, toolVersion: version.isEmpty ? "unknown" : version, podManifest: manifest,
                                                    preferredChains: IstioNames.isIstioChain)

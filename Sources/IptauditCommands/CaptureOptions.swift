@@ -10,15 +10,15 @@ struct CaptureOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("istio-iptables arguments, as the istio-init container's args (a leading `istio-iptables` is fine).", valueName: "args"))
     var istioArgs: String?
 
-    @Option(help: ArgumentHelp("Pod manifest (YAML or JSON, as `kubectl get pod -o yaml` prints it; - for stdin).", valueName: "file"))
+    @Option(help: ArgumentHelp("Pod manifest (YAML or JSON, as `kubectl get pod -o yaml` prints it; - for stdin).", valueName: "file"), completion: .file())
     var pod: String?
 
     @Option(help: ArgumentHelp("The pod's resolv.conf nameservers, comma separated (DNS capture matches them); '' for none.", valueName: "list"))
     var dnsServers: String?
 
-    @Option(help: ArgumentHelp("The pod's resolv.conf, for its nameservers (a live read finds it itself only with --pid).", valueName: "file"))
+    @Option(help: ArgumentHelp("The pod's resolv.conf, for its nameservers (a live read finds it itself only with --pid).", valueName: "file"), completion: .file())
     var resolvConf: String?
-    @Option(help: ArgumentHelp("An /etc/group of the proxy image, to number owner-group names (a live read finds it itself with the istio-proxy container's --pid).", valueName: "file"))
+    @Option(help: ArgumentHelp("An /etc/group of the proxy image, to number owner-group names (a live read finds it itself with the istio-proxy container's --pid).", valueName: "file"), completion: .file())
     var groupFile: String?
 
     @Flag(inversion: .prefixedNo, help: "Whether the pod has IPv6 (then Istio installs ip6tables rules too).")

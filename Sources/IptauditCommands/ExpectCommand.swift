@@ -15,7 +15,7 @@ struct ExpectCommand: ParsableCommand {
     @OptionGroup var capture: CaptureOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family.") var family: FamilyChoice = .all
-    @Option(help: "save: iptables-save syntax; nft: the inet istio-proxy-* tables of native nftables mode (--native-nftables, Istio 1.27+), or with --ambient the inet istio-ambient-* tables (1.28+), as `nft list ruleset` prints them.")
+    @Option(name: outputFormatNames, help: "save: iptables-save syntax; nft: the inet istio-proxy-* tables of native nftables mode (--native-nftables, Istio 1.27+), or with --ambient the inet istio-ambient-* tables (1.28+), as `nft list ruleset` prints them.")
     var format: Format?
 
     func run() throws {

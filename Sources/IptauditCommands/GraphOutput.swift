@@ -21,7 +21,7 @@ enum GraphOutput {
     /// `dot -Tsvg`, with the graph on its stdin.
     static func svg(_ dotText: String) throws -> String {
         guard try HelperProcess.locate("dot") != nil else {
-            printError("iptaudit: --format svg needs Graphviz' `dot` (apt-get install graphviz), or use --format dot and render it elsewhere.")
+            printError("iptaudit: -o svg needs Graphviz' `dot` (apt-get install graphviz), or use -o dot and render it elsewhere.")
             throw ExitCodes.unreadable
         }
         let result: HelperOutput

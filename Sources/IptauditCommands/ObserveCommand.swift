@@ -18,16 +18,16 @@ struct ObserveCommand: ParsableCommand {
             (from /etc/istio/pod and the proxy's environment inside the proxy container) do with that exact connection. \
             With CAP_NET_ADMIN the live rules are read too: the rule proof is reported beside the observation, and a \
             connection whose fate contradicts the live rules is a finding. Sends nothing, changes nothing.
-            Exit codes: 0 no error finding, 1 findings of error severity, 2 could not read or bad input, 64 usage.
+            Exit codes: 0 no error finding (or none at --fail-on's severity), 1 findings of error severity (or --fail-on's), 2 could not read or bad input, 64 usage.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, junit }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, yaml, junit, sarif, github }
 
-    @Option(help: ArgumentHelp("Observe the network namespace at this path (/proc/PID/ns/net, /run/netns/NAME; entering it needs CAP_SYS_ADMIN).", valueName: "path"))
+    @Option(help: ArgumentHelp("Observe the network namespace at this path (/proc/PID/ns/net, /run/netns/NAME; entering it needs CAP_SYS_ADMIN).", valueName: "path"), completion: .file())
     var netns: String?
     @Option(help: ArgumentHelp("Observe the network namespace of this process (/proc/PID/net).", valueName: "pid"))
     var pid: Int32?
-    @Option(help: ArgumentHelp("The downward-API directory with the pod's `annotations` and `labels` (read when present and no --pod is given).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The downward-API directory with the pod's `annotations` and `labels` (read when present and no --pod is given).", valueName: "dir"), completion: .directory)
     var podInfo: String = ProxyContainerView.podInfoDirectory
     @OptionGroup var capture: CaptureOptions
     @Option(help: "Rule store to read when privileged (auto looks at both).")
@@ -38,8 +38,10 @@ struct ObserveCommand: ParsableCommand {
     var count: Int = 1
     @Option(help: ArgumentHelp("Seconds between reads.", valueName: "seconds"))
     var interval: Double = 1
-    @Option(help: "text: the connections and findings; json: docs/json-schema.md (verify's document with connections); junit: one testcase per obligation.")
+    @Option(name: outputFormatNames, help: "text: the connections and findings; json: docs/json-schema.md (verify's document with connections); yaml: the same as YAML; sarif, github: the findings as verify writes them; junit: one testcase per obligation.")
     var format: Format = .text
+    @OptionGroup var failOn: FailOnOption
+    @OptionGroup var color: ColorOption
 
     func validate() throws {
         if netns != nil && pid != nil { throw ValidationError("give --netns or --pid, not both") }
@@ -87,13 +89,19 @@ struct ObserveCommand: ParsableCommand {
         let report = CaptureVerifier.observe(samples: samples, localAddresses: sockets.localAddresses, configuration: config, liveRules: ruleset)
         switch format {
         case .text:
-            emit(ObservationText.render(report, ruleset: ruleset, source: sockets.source, style: .init(color: Output.colorOnStandardOutput)))
+            emit(ObservationText.render(report, ruleset: ruleset, source: sockets.source, style: .init(color: color.onStandardOutput)))
         case .json:
             emit(VerificationJSON.render(report, ruleset: ruleset, source: sockets.source))
+        case .yaml:
+            try emitYAML(json: VerificationJSON.render(report, ruleset: ruleset, source: sockets.source))
         case .junit:
             emit(VerificationJUnit.render(report.verification, source: sockets.source, command: "observe"))
+        case .sarif:
+            emit(VerificationSARIF.render(report.verification, source: sockets.source, toolVersion: IptauditCommand.configuration.version))
+        case .github:
+            emit(GitHubAnnotations.render(report.verification, source: sockets.source))
         }
-        if !report.verification.ok { throw ExitCodes.findings }
+        if failOn.threshold.fails(report.verification.findings) { throw ExitCodes.findings }
     }
 
     /// The live rules when this process may read them (CAP_NET_ADMIN), else nil: observation stands alone.

@@ -1,5 +1,6 @@
 import Glibc
 import NetfilterModel
+import Reporters
 
 /// Standard output and error through write(2): nothing buffered to lose at exit, and one place that decides
 /// what a failed write means: a closed pipe ends quietly as if SIGPIPE had killed us (status 141, as
@@ -46,9 +47,6 @@ enum Output {
             if opened >= 0 && opened != fd { dup2(opened, fd); close(opened) }
         }
     }
-
-    /// Colour only on a terminal, and never when `NO_COLOR` is set (to anything).
-    static var colorOnStandardOutput: Bool { isatty(STDOUT_FILENO) == 1 && getenv("NO_COLOR") == nil }
 }
 
 /// Every message to stderr goes through here: control and bidi characters escaped, each line bounded
@@ -56,6 +54,16 @@ enum Output {
 func printError(_ message: String) {
     let text = message.hasSuffix("\n") ? String(message.dropLast()) : message
     Output.write(MessageText.line(text, keepingNewlines: true) + "\n", to: STDERR_FILENO)
+}
+
+/// `-o yaml`: the JSON document as YAML (`ReportYAML`); a failure to write it is exit 2 with one line.
+func emitYAML(json: String) throws {
+    do {
+        emit(try ReportYAML.fromJSON(json))
+    } catch {
+        printError("iptaudit: -o yaml: \(error.description)")
+        throw ExitCodes.unreadable
+    }
 }
 
 /// Writes to stdout without buffering surprises when output is piped.

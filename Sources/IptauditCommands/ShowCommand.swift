@@ -9,16 +9,16 @@ struct ShowCommand: ParsableCommand {
         commandName: "show",
         abstract: "Print the tables as iptaudit reads them (save syntax, an iptables -L listing, or JSON).")
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case save, nft, list, json, dot, mermaid, svg }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case save, nft, list, json, yaml, dot, mermaid, svg }
 
     @OptionGroup var source: SourceOptions
     @Option(help: "Which table.") var table: TableChoice = .all
     @Option(help: "Which address family (with --input: also forces the family of the text).") var family: FamilyChoice = .all
-    @Option(help: "save: iptables-save syntax (iptables' tables); nft: native nftables tables as `nft list ruleset` prints them; list: each table exactly as `iptables -L -v -n --line-numbers -t TABLE` (or ip6tables) prints it; json: the normalized model; dot, mermaid, svg: the capture graph.") var format: Format = .list
-    @Flag(help: "With --format list: end each rule's line with its role in Istio's scheme (`# …`); the text is then no longer iptables'.") var roles = false
+    @Option(name: outputFormatNames, help: "save: iptables-save syntax (iptables' tables); nft: native nftables tables as `nft list ruleset` prints them; list: each table exactly as `iptables -L -v -n --line-numbers -t TABLE` (or ip6tables) prints it; json: the normalized model; yaml: the same as YAML; dot, mermaid, svg: the capture graph.") var format: Format = .list
+    @Flag(help: "With -o list: end each rule's line with its role in Istio's scheme (`# …`); the text is then no longer iptables'.") var roles = false
 
     func validate() throws {
-        if roles, format != .list { throw ValidationError("--roles annotates --format list only.") }
+        if roles, format != .list { throw ValidationError("--roles annotates -o list only.") }
     }
 
     func run() throws {
@@ -40,6 +40,7 @@ struct ShowCommand: ParsableCommand {
             if roles { annotate = { IstioRoles.annotate(table: $0, position: $1, rule: $2) } }
             emit(RulesetListing.render(ruleset, annotate: annotate))
         case .json: emit(RulesetJSON.render(ruleset, source: sourceDescription))
+        case .yaml: try emitYAML(json: RulesetJSON.render(ruleset, source: sourceDescription))
         case .dot: emit(try GraphOutput.render(.dot, ruleset: ruleset, source: sourceDescription))
         case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, source: sourceDescription))
         case .svg: emit(try GraphOutput.render(.svg, ruleset: ruleset, source: sourceDescription))
@@ -60,7 +61,7 @@ enum ShowRendering {
         }
         if !ruleset.nativeTables.isEmpty {
             let names = ruleset.nativeTables.map { "\($0.family.rawValue) \($0.name)" }.joined(separator: ", ")
-            out += "# native nftables tables (\(names)): iptables-save syntax cannot express them; see --format nft\n"
+            out += "# native nftables tables (\(names)): iptables-save syntax cannot express them; see -o nft\n"
         }
         return out
     }

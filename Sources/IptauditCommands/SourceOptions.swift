@@ -9,10 +9,10 @@ extension BackendChoice: ExpressibleByArgument {}
 struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("input"), help: ArgumentHelp(
         "Read iptables-save output or an iptables-restore script instead of the live tables (repeatable; - for stdin).",
-        valueName: "file"))
+        valueName: "file"), completion: .file())
     var inputs: [String] = []
 
-    @Option(help: ArgumentHelp("Read the network namespace at this path (/proc/PID/ns/net, /run/netns/NAME).", valueName: "path"))
+    @Option(help: ArgumentHelp("Read the network namespace at this path (/proc/PID/ns/net, /run/netns/NAME).", valueName: "path"), completion: .file())
     var netns: String?
 
     @Option(help: ArgumentHelp("Read the network namespace of this process (any process of the pod, seen from the node).", valueName: "pid"))
@@ -21,7 +21,7 @@ struct SourceOptions: ParsableArguments {
     @Option(help: "Rule store on a live read: auto looks at both legacy x_tables and nf_tables. With --bundle: auto reads the store chosen at capture, legacy or nft that store's dump.")
     var backend: BackendChoice = .auto
 
-    @Option(help: ArgumentHelp("Read a bundle written by `iptaudit capture` instead of the live tables (works offline).", valueName: "file"))
+    @Option(help: ArgumentHelp("Read a bundle written by `iptaudit capture` instead of the live tables (works offline).", valueName: "file"), completion: .file(extensions: ["json"]))
     var bundle: String?
 
     func validate() throws {

@@ -26,7 +26,7 @@ struct TraceCommand: ParsableCommand {
             """)
 
     enum Direction: String, ExpressibleByArgument, CaseIterable { case out, `in` }
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, yaml }
 
     @Argument(help: "out: a packet the pod sends; in: a packet arriving from the network.")
     var direction: Direction
@@ -66,8 +66,9 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "Address family (normally from the destination address).")
     var family: FamilyChoice?
 
-    @Option(help: "text: the walk for people; json: verdict, steps and outcomes.")
+    @Option(name: outputFormatNames, help: "text: the walk for people; json: verdict, steps and outcomes; yaml: the same as YAML.")
     var format: Format = .text
+    @OptionGroup var color: ColorOption
 
     @OptionGroup var source: SourceOptions
 
@@ -148,10 +149,11 @@ struct TraceCommand: ParsableCommand {
         let result = PacketTracer(family: q.family, tables: tables).trace(q)
         switch format {
         case .text:
-            let color = Output.colorOnStandardOutput
-            emit(TraceText.render(result, source: sourceDescription, style: .init(color: color)))
+            emit(TraceText.render(result, source: sourceDescription, style: .init(color: color.onStandardOutput)))
         case .json:
             emit(TraceJSON.render(result, source: sourceDescription))
+        case .yaml:
+            try emitYAML(json: TraceJSON.render(result, source: sourceDescription))
         }
     }
 

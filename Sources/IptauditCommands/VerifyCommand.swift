@@ -11,14 +11,16 @@ struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check the tables against what Istio must have installed for this pod; report every gap with a witness packet and a fix.",
-        discussion: "Exit codes: 0 capture proven, 1 findings of error severity, 2 could not read or parse, 64 usage.")
+        discussion: "Exit codes: 0 capture proven (or no finding at --fail-on's severity), 1 findings of error severity (or --fail-on's), 2 could not read or parse, 64 usage.")
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, junit, dot, mermaid, svg }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, yaml, junit, sarif, github, dot, mermaid, svg }
 
     @OptionGroup var source: SourceOptions
     @OptionGroup var capture: CaptureOptions
-    @Option(help: "text: the human report; json: docs/json-schema.md; junit: one testcase per obligation; dot, mermaid, svg: the capture graph with the findings in red.")
+    @Option(name: outputFormatNames, help: "text: the human report; json: docs/json-schema.md; yaml: the same document as YAML; junit: one testcase per obligation; sarif: SARIF 2.1.0 for code scanning; github: GitHub Actions annotations (::error file=…,line=…::); dot, mermaid, svg: the capture graph with the findings in red.")
     var format: Format = .text
+    @OptionGroup var failOn: FailOnOption
+    @OptionGroup var color: ColorOption
     @Option(help: "Force the family of --input text (normally detected from the content).")
     var family: FamilyChoice = .all
 
@@ -60,16 +62,21 @@ struct VerifyCommand: ParsableCommand {
         progress.finish()
         switch format {
         case .text:
-            let color = Output.colorOnStandardOutput
-            emit(VerificationText.render(report, ruleset: ruleset, source: sourceDescription, style: .init(color: color)))
+            emit(VerificationText.render(report, ruleset: ruleset, source: sourceDescription, style: .init(color: color.onStandardOutput)))
         case .json:
             emit(VerificationJSON.render(report, ruleset: ruleset, source: sourceDescription))
+        case .yaml:
+            try emitYAML(json: VerificationJSON.render(report, ruleset: ruleset, source: sourceDescription))
+        case .sarif:
+            emit(VerificationSARIF.render(report, source: sourceDescription, toolVersion: IptauditCommand.configuration.version))
+        case .github:
+            emit(GitHubAnnotations.render(report, source: sourceDescription))
         case .junit:
             emit(VerificationJUnit.render(report, source: sourceDescription))
         case .dot: emit(try GraphOutput.render(.dot, ruleset: ruleset, report: report, source: sourceDescription))
         case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, report: report, source: sourceDescription))
         case .svg: emit(try GraphOutput.render(.svg, ruleset: ruleset, report: report, source: sourceDescription))
         }
-        if !report.ok { throw ExitCodes.findings }
+        if failOn.threshold.fails(report.findings) { throw ExitCodes.findings }
     }
 }

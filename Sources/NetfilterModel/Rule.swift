@@ -39,6 +39,28 @@ public struct ProtocolMatch: Hashable, Sendable, Codable {
     public func matches(_ proto: UInt16) -> Bool { (proto == number) != inverted }
 }
 
+/// Where a rule was read from text (`--input FILE`, its `-A` line), so a finding can point CI at that line.
+public struct RuleOrigin: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var file: String
+    /// 1-based.
+    public var line: Int
+    public init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
+    /// `file:line`.
+    public var description: String { "\(file):\(line)" }
+}
+
+/// `Rule.origin`'s storage: invisible to `==` and hashing (and not coded). Where a rule was read never changes what it is,
+/// and rules are compared (duplicates, drift, the readers' agreement, a bundle against its source) by what they are.
+public struct OriginSlot: Hashable, Sendable {
+    var value: RuleOrigin?
+    init(_ value: RuleOrigin?) { self.value = value }
+    public static func == (_: OriginSlot, _: OriginSlot) -> Bool { true }
+    public func hash(into _: inout Hasher) {}
+}
+
 /// One rule: the fixed IP header conditions, its matches in order, and its target.
 public struct Rule: Hashable, Sendable, Codable {
     public var source: AddressMatch?
@@ -53,6 +75,17 @@ public struct Rule: Hashable, Sendable, Codable {
     public var counters: Counters
     /// The native nftables rule this one was normalized from (nil for iptables rules).
     public var native: NativeRule?
+    /// The file and line it was read from (text input only).
+    public var origin: RuleOrigin? {
+        get { originSlot.value }
+        set { originSlot.value = newValue }
+    }
+    private var originSlot = OriginSlot(nil)
+
+    /// Everything but the origin, which is where the rule was read, not what it is.
+    private enum CodingKeys: String, CodingKey {
+        case source, destination, inInterface, outInterface, `protocol`, fragment, matches, target, counters, native
+    }
 
     public init(source: AddressMatch? = nil, destination: AddressMatch? = nil, inInterface: InterfaceMatch? = nil,
                 outInterface: InterfaceMatch? = nil, protocol: ProtocolMatch? = nil, fragment: Bool? = nil,
@@ -74,6 +107,7 @@ public struct Rule: Hashable, Sendable, Codable {
         var r = self
         r.counters = .zero
         r.native = nil
+        r.origin = nil
         return r
     }
 }

@@ -125,6 +125,11 @@ public enum VerificationJSON {
         var message: String
         var fix: String?
         var obligation: String
+        /// Where the rule was read from (`--input` text): file and 1-based line.
+        var file: String?
+        var line: Int?
+        /// The kind's section of the docs, relative to the repository root.
+        var documentation: String
         init(_ f: Finding) {
             kind = f.kind.rawValue
             severity = f.severity.rawValue
@@ -139,6 +144,9 @@ public enum VerificationJSON {
             message = f.message
             fix = f.fix
             obligation = f.obligation.rawValue
+            file = f.ruleOrigin?.file
+            line = f.ruleOrigin?.line
+            documentation = f.kind.documentation
         }
     }
 

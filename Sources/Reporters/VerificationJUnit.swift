@@ -41,7 +41,7 @@ public enum VerificationJUnit {
 
     static func details(_ f: Finding) -> String {
         var lines = ["\(f.severity.rawValue) \(f.kind) (\(f.family)) at \(f.location)", f.message]
-        if let r = f.ruleText { lines.append("rule: " + r) }
+        if let r = f.ruleText { lines.append("rule: " + r + (f.ruleOrigin.map { " (\($0))" } ?? "")) }
         if let w = f.witness { lines.append("witness: " + w.text + " -> " + w.verdict.description) }
         if !f.path.isEmpty { lines.append("path: " + f.path.map(\.description).joined(separator: " → ")) }
         if let fix = f.fix { lines.append("fix: " + fix) }

@@ -168,7 +168,9 @@ public enum VerificationText {
         let where_ = f.location.isEmpty ? "" : " at \(f.location)"
         out.append("[\(number)] \(style.severity(f.severity)) \(style.bold(f.kind.rawValue)) (\(f.family))\(where_)")
         out.append("    " + f.message)
-        if let r = f.ruleText { out.append("    rule:    " + r + (f.ruleHandle.map { " # handle \($0)" } ?? "")) }
+        if let r = f.ruleText {
+            out.append("    rule:    " + r + (f.ruleHandle.map { " # handle \($0)" } ?? "") + (f.ruleOrigin.map { "   (\($0))" } ?? ""))
+        }
         if let w = f.witness {
             out.append("    witness: " + w.text)
             out.append("    outcome: " + w.verdict.description)

@@ -32,6 +32,9 @@ public struct SaveTextParser: Sendable {
     public let family: Family?
     let groupResolver: NameResolver
     let userResolver: NameResolver
+    /// Whether each rule remembers `fileName` and its line (`Rule.origin`): only for a file a user can open at that
+    /// line (`--input`), not for text inside a bundle or a tool's output.
+    public var recordsOrigins = false
 
     /// - Parameters:
     ///   - groupResolver / userResolver: map `--gid-owner` / `--uid-owner` names to ids, as iptables does
@@ -415,7 +418,7 @@ private struct DocumentReader {
         let parsed = try parseRule(tokens, table: state.partTables[open], context: context(table: state.partTables[open].name),
                                    commandLine: false, counters: counters)
         if let only = parsed.onlyFamily, only != part.family { return }
-        try state.partTables[open].apply(parsed.command, line: n)
+        try state.partTables[open].apply(parsed.command, line: n, file: parser.recordsOrigins ? parser.fileName : nil)
     }
 
     /// Parses a rule against a table. A function of its own so the copy of the table the parser looks at is gone
@@ -452,7 +455,7 @@ private struct DocumentReader {
                                           groupResolver: parser.groupResolver)
         let parsed = try parseRule(tokens, table: state.done[index], context: explicitContext, commandLine: true, counters: nil)
         if let only = parsed.onlyFamily, only != family { return }
-        try state.done[index].apply(parsed.command, line: n)
+        try state.done[index].apply(parsed.command, line: n, file: parser.recordsOrigins ? parser.fileName : nil)
         part = Self.defaultPart(start: i + 1, family: parser.family)
         // Taken at the next line that is not a command: a copy per command line would copy the table each time.
         snapshotPending = true

@@ -60,6 +60,23 @@ enum ChainCommand: Equatable {
     case policy(ChainName, Policy)
 }
 
+extension ChainCommand {
+    /// The command with each rule it adds remembering where it was read.
+    func originating(at origin: RuleOrigin) -> ChainCommand {
+        func marked(_ rule: Rule) -> Rule {
+            var rule = rule
+            rule.origin = origin
+            return rule
+        }
+        switch self {
+        case .append(let chain, let rules): return .append(chain, rules.map(marked))
+        case .insert(let chain, let n, let rules): return .insert(chain, n, rules.map(marked))
+        case .replace(let chain, let n, let rule): return .replace(chain, n, marked(rule))
+        default: return self
+        }
+    }
+}
+
 /// A parsed line: the command, and for `iptables …` command lines the table and family it names.
 struct ParsedRuleLine {
     var command: ChainCommand

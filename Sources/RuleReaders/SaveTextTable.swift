@@ -65,7 +65,9 @@ struct TableBuilder {
     }
 
     /// Applies one `-A`/`-I`/`-D`/`-R`/`-N`/`-X`/`-F`/`-P` command as iptables would.
-    mutating func apply(_ command: ChainCommand, line: Int) throws(LineProblem) {
+    /// Rules it adds remember `file` and `line` (`Rule.origin`).
+    mutating func apply(_ command: ChainCommand, line: Int, file: String?) throws(LineProblem) {
+        let command = file.map { command.originating(at: RuleOrigin(file: $0, line: line)) } ?? command
         switch command {
         case .append(let chain, let rules):
             chains[try position(of: chain)].rules.append(contentsOf: rules)

@@ -44,8 +44,9 @@ public struct TextRulesetReader: RulesetReader {
         for input in inputs {
             let name = input == "-" ? "<stdin>" : input
             let bytes = try contents(of: input)
-            let parser = SaveTextParser(fileName: name, family: family, groupResolver: groupResolver,
+            var parser = SaveTextParser(fileName: name, family: family, groupResolver: groupResolver,
                                         userResolver: userResolver)
+            parser.recordsOrigins = input != "-"
             for t in try parser.parseLocated(bytes: bytes) {
                 if let earlier = located.first(where: { $0.table.name == t.table.name && $0.table.family == t.table.family }) {
                     let fam = t.table.family == .ipv4 ? "IPv4" : "IPv6"

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `iptaudit capture -o FILE` and `--bundle FILE` through the executable: a bundle verifies and shows offline as
+/// `iptaudit capture -w FILE` and `--bundle FILE` through the executable: a bundle verifies and shows offline as
 /// the namespace did live, keeps a legacy/nft split, carries the pod manifest, and nothing of the environment.
 @Suite(.serialized) struct BundleCLITests {
     static let pod = Fixtures.repositoryPath("examples/pod.yaml")
@@ -14,10 +14,21 @@ import TestSupport
     }
 
     /// The JSON report without its `source` field (the one thing that must differ: namespace vs bundle file).
+    /// The verify report without what names the source: its description, and the file and line of each finding's
+    /// rule (only `--input` text has them; a bundle's rules are not a file a user opens).
     static func report(_ r: CommandResult) throws -> NSDictionary {
         var doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
         doc["source"] = nil
-        return doc as NSDictionary
+        func withoutOrigins(_ value: Any) -> Any {
+            if let d = value as? [String: Any] {
+                var d = d.mapValues(withoutOrigins)
+                if d["kind"] != nil, d["severity"] != nil { d["file"] = nil; d["line"] = nil }
+                return d
+            }
+            if let a = value as? [Any] { return a.map(withoutOrigins) }
+            return value
+        }
+        return withoutOrigins(doc) as! NSDictionary
     }
 
     static func bundle(_ path: String) throws -> [String: Any] {
@@ -71,7 +82,7 @@ import TestSupport
         let file = Self.temporaryFile("bundle.json")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let manifestGoesInTheBundle = pod.configuration.first == "--pod"
-        let captured = try Binary.run(["capture", "--netns", ns.path, "-o", file] + (manifestGoesInTheBundle ? pod.configuration : []))
+        let captured = try Binary.run(["capture", "--netns", ns.path, "-w", file] + (manifestGoesInTheBundle ? pod.configuration : []))
         try #require(captured.status == 0, "\(captured.stderr)")
         let offline = try Binary.run(["verify", "--bundle", file, "--format", "json"] + (manifestGoesInTheBundle ? [] : pod.configuration))
         #expect(offline.status == live.status, "\(offline.stderr)")
@@ -104,7 +115,7 @@ import TestSupport
         try ns.mustRun(["iptables-nft-restore"], stdin: "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 9000 -j DROP\nCOMMIT\n")
         let file = Self.temporaryFile("split.json")
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let captured = try Binary.run(["capture", "--netns", ns.path, "-o", file])
+        let captured = try Binary.run(["capture", "--netns", ns.path, "-w", file])
         try #require(captured.status == 0, "\(captured.stderr)")
 
         let doc = try Self.bundle(file)
@@ -160,7 +171,7 @@ import TestSupport
 
         let file = Self.temporaryFile("pid.json")
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let captured = try Binary.run(["capture", "--pid", "\(pid)", "-o", file])
+        let captured = try Binary.run(["capture", "--pid", "\(pid)", "-w", file])
         try #require(captured.status == 0, "\(captured.stderr)")
         let live = try Binary.run(["verify", "--pid", "\(pid)", "--pod", Self.pod, "--format", "json"])
         let offline = try Binary.run(["verify", "--bundle", file, "--pod", Self.pod, "--format", "json"])
@@ -184,7 +195,7 @@ import TestSupport
     @Test func captureOfInputsVerifiesAsTheInputs() throws {
         let file = Self.temporaryFile("text.json")
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let captured = try Binary.run(["capture", "--input", Self.broken, "-o", file])
+        let captured = try Binary.run(["capture", "--input", Self.broken, "-w", file])
         try #require(captured.status == 0, "\(captured.stderr)")
         let direct = try Binary.run(["verify", "--input", Self.broken, "--pod", Self.pod, "--format", "json"])
         let offline = try Binary.run(["verify", "--bundle", file, "--pod", Self.pod, "--format", "json"])
@@ -194,7 +205,7 @@ import TestSupport
         // The manifest kept by `capture --pod` stands in for --pod; a --pod given to verify wins over it.
         let withManifest = Self.temporaryFile("manifest.json")
         defer { try? FileManager.default.removeItem(atPath: withManifest) }
-        try #require(try Binary.run(["capture", "--input", Self.broken, "--pod", Self.pod, "-o", withManifest]).status == 0)
+        try #require(try Binary.run(["capture", "--input", Self.broken, "--pod", Self.pod, "-w", withManifest]).status == 0)
         let kept = try Binary.run(["verify", "--bundle", withManifest, "--format", "json"])
         #expect(try Self.report(kept) == Self.report(direct))
         let cni = Fixtures.url("istio/master/injected-workloads/hello.yaml.cni.injected").path
@@ -224,7 +235,7 @@ import TestSupport
         let file = Self.temporaryFile("canary.json")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let canary = "canary-\(UUID().uuidString)"
-        let r = try runCommand([Binary.path, "capture", "-o", file] + args,
+        let r = try runCommand([Binary.path, "capture", "-w", file] + args,
                                environment: ["IPTAUDIT_CANARY_SECRET": canary, "AWS_SECRET_ACCESS_KEY": canary])
         try #require(r.status == 0, "\(r.stderr)")
         let text = try String(contentsOfFile: file, encoding: .utf8)
@@ -240,7 +251,7 @@ import TestSupport
         let bad = Self.temporaryFile("v7.json")
         let cut = Self.temporaryFile("cut.json")
         defer { for f in [good, bad, cut] { try? FileManager.default.removeItem(atPath: f) } }
-        try #require(try Binary.run(["capture", "--input", Self.healthy, "-o", good]).status == 0)
+        try #require(try Binary.run(["capture", "--input", Self.healthy, "-w", good]).status == 0)
         var doc = try Self.bundle(good)
         doc["schemaVersion"] = 7
         try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: bad))
@@ -261,7 +272,7 @@ import TestSupport
         let mixed = try Binary.run(["verify", "--bundle", good, "--input", Self.healthy])
         #expect(mixed.status == 64)
         #expect(mixed.stderr.contains("--bundle reads a saved capture"))
-        let recapture = try Binary.run(["capture", "--bundle", good, "-o", bad])
+        let recapture = try Binary.run(["capture", "--bundle", good, "-w", bad])
         #expect(recapture.status == 64)
     }
 }

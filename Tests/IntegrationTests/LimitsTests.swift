@@ -135,7 +135,7 @@ func expectOneLineError(_ r: CommandResult, status: Int32 = 2, containing parts:
     func deepNestingInABundlesManifestIsOneLineAndExitTwo(levels: Int, block: Bool) throws {
         let dir = try TemporaryFile("pod.yaml", contents: try String(contentsOf: HostileInput.pod, encoding: .utf8))
         let bundle = dir.directory.appendingPathComponent("bundle.json").path
-        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "--pod", dir.path, "-o", bundle])
+        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "--pod", dir.path, "-w", bundle])
         #expect(captured.status == 0, "\(captured.stderr)")
         var json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle))) as? [String: Any])
         var manifest = try #require(json["podManifest"] as? [String: Any])
@@ -151,7 +151,7 @@ func expectOneLineError(_ r: CommandResult, status: Int32 = 2, containing parts:
     func deepNestingInABundlesJSONIsOneLineAndExitTwo(levels: Int) throws {
         let dir = try TemporaryFile("unused", contents: "")
         let bundle = dir.directory.appendingPathComponent("bundle.json").path
-        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "-o", bundle])
+        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "-w", bundle])
         #expect(captured.status == 0, "\(captured.stderr)")
         var text = try String(contentsOfFile: bundle, encoding: .utf8)
         let close = try #require(text.lastIndex(of: "}"))

@@ -214,7 +214,7 @@ extension NativeNftablesKernelTests {
         let ns = try namespace(try Self.podRules(), extra: [other])
         let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("iptaudit-native-\(getpid()).json").path
         defer { try? FileManager.default.removeItem(atPath: bundle) }
-        let c = try Binary.run(["capture", "-o", bundle, "--netns", ns.path])
+        let c = try Binary.run(["capture", "-w", bundle, "--netns", ns.path])
         #expect(c.status == 0 && c.stderr.contains("native nftables: inet istio-proxy-nat, inet other"), "\(c.stderr)")
         let live = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
         let offline = try Binary.run(["verify", "--bundle", bundle, "--no-ipv6", "--format", "json"])

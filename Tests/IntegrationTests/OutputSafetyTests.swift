@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `capture -o` never damages what is at the path, writes bundles 0600, and reports every write error; a failed
+/// `capture -w` never damages what is at the path, writes bundles 0600, and reports every write error; a failed
 /// write to stdout ends with one line and exit 2, a closed pipe quietly (issue 10).
 @Suite("output files and standard streams")
 struct OutputSafetyTests {
@@ -47,7 +47,7 @@ struct OutputSafetyTests {
         default: try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
         }
         let before = try #require(Self.lstatInfo(path))
-        let r = try Binary.run(["capture", "--input", Self.dump, "-o", path])
+        let r = try Binary.run(["capture", "--input", Self.dump, "-w", path])
         #expect(r.status == 2)
         #expect(Self.lines(r.stderr).count == 1, "\(r.stderr)")
         #expect(r.stderr.contains(path) && r.stderr.contains("not a regular file"), "\(r.stderr)")
@@ -67,7 +67,7 @@ struct OutputSafetyTests {
         var full = stat()
         #expect(stat("/dev/full", &full) == 0)
         #expect(mknod(path, S_IFCHR | 0o666, full.st_rdev) == 0)
-        let r = try Binary.run(["capture", "--input", Self.dump, "-o", path])
+        let r = try Binary.run(["capture", "--input", Self.dump, "-w", path])
         #expect(r.status == 2)
         #expect(Self.lines(r.stderr).count == 1 && r.stderr.contains("character device"), "\(r.stderr)")
         let after = try #require(Self.lstatInfo(path))
@@ -85,7 +85,7 @@ struct OutputSafetyTests {
             #expect(chmod(path, mode_t(mode)) == 0)
         }
         for path in [fresh, existing600, existing644] {
-            let r = try Self.shell("umask \(umask); exec \"$IPTAUDIT\" capture --input '\(Self.dump)' -o '\(path)'")
+            let r = try Self.shell("umask \(umask); exec \"$IPTAUDIT\" capture --input '\(Self.dump)' -w '\(path)'")
             #expect(r.status == 0, "\(r.stderr)")
             let info = try #require(Self.lstatInfo(path))
             #expect(info.st_mode & S_IFMT == S_IFREG)
@@ -102,7 +102,7 @@ struct OutputSafetyTests {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/bundle.json"
-        let r = try Self.shell("trap '' XFSZ; ulimit -f 1; exec \"$IPTAUDIT\" capture --input '\(Self.dump)' -o '\(path)'")
+        let r = try Self.shell("trap '' XFSZ; ulimit -f 1; exec \"$IPTAUDIT\" capture --input '\(Self.dump)' -w '\(path)'")
         #expect(r.status == 2)
         #expect(Self.lines(r.stderr).count == 1, "\(r.stderr)")
         #expect(r.stderr.contains("cannot write \(path)") && r.stderr.contains(String(cString: strerror(EFBIG))), "\(r.stderr)")
@@ -117,7 +117,7 @@ struct OutputSafetyTests {
         // The tmpfs is filled first, so even a small bundle cannot fit; `ls` shows what is left in it.
         let r = try Self.shell("exec unshare --mount sh -c 'mount -t tmpfs -o size=4k tmpfs \(dir) && "
                                + "(head -c 65536 /dev/zero > \(dir)/fill 2>/dev/null; true) && "
-                               + "\"$IPTAUDIT\" capture --input \(Self.dump) -o \(dir)/bundle.json; s=$?; ls -A \(dir); exit $s'")
+                               + "\"$IPTAUDIT\" capture --input \(Self.dump) -w \(dir)/bundle.json; s=$?; ls -A \(dir); exit $s'")
         #expect(r.status == 2)
         #expect(Self.lines(r.stderr).count == 1, "\(r.stderr)")
         #expect(r.stderr.contains(String(cString: strerror(ENOSPC))), "\(r.stderr)")
@@ -125,7 +125,7 @@ struct OutputSafetyTests {
     }
 
     @Test func dashStillWritesTheBundleToStandardOutput() throws {
-        let r = try Binary.run(["capture", "--input", Self.dump, "-o", "-"])
+        let r = try Binary.run(["capture", "--input", Self.dump, "-w", "-"])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         #expect(json?["kind"] as? String == "iptaudit-capture-bundle")
@@ -138,7 +138,7 @@ struct OutputSafetyTests {
     func aFailedWriteToStandardOutputIsExitTwoWithOneLine(_ redirection: String, _ code: Int32) throws {
         // Something (an older iptaudit's `capture -o /dev/full`) may have replaced the device with a file.
         try #require(Self.lstatInfo("/dev/full").map { $0.st_mode & S_IFMT == S_IFCHR } == true, "/dev/full is not a device here")
-        for args in ["expect", "show --input '\(Self.dump)' --format save", "capture --input '\(Self.dump)' -o -", "--help", "expect --help"] {
+        for args in ["expect", "show --input '\(Self.dump)' --format save", "capture --input '\(Self.dump)' -w -", "--help", "expect --help"] {
             let r = try Self.shell("exec \"$IPTAUDIT\" \(args) \(redirection)")
             #expect(r.status == 2, "\(args) \(redirection): \(r.status) \(r.stderr)")
             #expect(Self.lines(r.stderr).count == 1, "\(args) \(redirection): \(r.stderr)")

@@ -57,7 +57,7 @@ import TestSupport
             ("show", ["show", "--format", "save"]),
             ("verify", ["verify", "--dns-servers", "10.96.0.10", "--format", "json"]),
             ("trace", ["trace", "out", "udp", "10.96.0.10:53"]),
-            ("capture", ["capture", "-o", bundle]),
+            ("capture", ["capture", "-w", bundle]),
         ]
         var before = try pods.map(Self.counters)
         var runs = 0

@@ -35,7 +35,7 @@ import TestSupport
     static func verifyEditedBundle(_ edit: (inout [String: Any]) throws -> Void) throws -> (CommandResult, String) {
         let dir = try TemporaryFile("pod.yaml", contents: pod)
         let bundle = dir.directory.appendingPathComponent("bundle.json").path
-        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "-o", bundle])
+        let captured = try runBounded(["capture", "--input", HostileInput.healthy.path, "-w", bundle])
         #expect(captured.status == 0, "\(captured.stderr)")
         var json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle))) as? [String: Any])
         try edit(&json)

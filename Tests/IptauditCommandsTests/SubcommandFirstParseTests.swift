@@ -20,7 +20,7 @@ struct SubcommandFirstParseTests {
         ["verify", "--istio-env", "ISTIO_META_DNS_CAPTURE=true", "--istio-version", "1.22.8", "--ipv6"],
         ["trace", "out", "tcp", "10.0.0.1:9080", "--uid", "1000"],
         ["trace", "in", "udp", "[fd00::a]:53", "--input", input],
-        ["capture", "-o", "bundle.json", "--netns", "/run/netns/pod"],
+        ["capture", "-w", "bundle.json", "--netns", "/run/netns/pod"],
         ["expect", "--format", "nft", "--table", "nat"],
     ]
 

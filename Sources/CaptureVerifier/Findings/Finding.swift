@@ -19,42 +19,51 @@ public struct FindingKind: RawRepresentable, Hashable, Sendable, Codable, Compar
     public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
     public func encode(to encoder: any Encoder) throws { var c = encoder.singleValueContainer(); try c.encode(rawValue) }
 
-    /// Traffic that must reach Envoy (or the DNS proxy) does not reach any REDIRECT/TPROXY.
     public static let missingRedirect: FindingKind = "missing-redirect"
-    /// Traffic is redirected, but to a port other than the configured listener.
     public static let wrongPort: FindingKind = "wrong-port"
-    /// The owner rules do not recognise the proxy (or one of its identities): its own traffic loops back into it.
     public static let ownerMatchGap: FindingKind = "owner-match-gap"
-    /// Traffic the configuration excludes (port, CIDR, interface, group, loopback) is captured anyway.
     public static let exclusionLeak: FindingKind = "exclusion-leak"
-    /// Traffic that must stay untouched (app-local, Envoy's forward from 127.0.0.6, UDP, disabled inbound) is captured.
     public static let unexpectedCapture: FindingKind = "unexpected-capture"
-    /// DNS capture to the agent (15053) or its conntrack zones are wrong.
     public static let dnsCapture: FindingKind = "dns-capture"
-    /// TPROXY marks, CONNMARK, mangle exemptions or the policy routing they depend on are inconsistent.
     public static let tproxy: FindingKind = "tproxy"
-    /// One family is captured and the other is not (or not the same way).
     public static let familyAsymmetry: FindingKind = "family-asymmetry"
-    /// A rule that Istio did not install pre-empts Istio's chains.
     public static let foreignRule: FindingKind = "foreign-rule"
-    /// Istio's rules are split across legacy xtables and nf_tables.
     public static let backendSplit: FindingKind = "backend-split"
-    /// Conntrack-INVALID packets are not dropped although `--drop-invalid` is configured.
     public static let dropInvalid: FindingKind = "drop-invalid"
-    /// Replies on connections ambient's ztunnel delivered into the pod are not marked (connmark 0x111 set and
-    /// restored) or not routed back to it (`ip rule fwmark 0x111/0xfff lookup 100`, table 100's local route).
     public static let returnPath: FindingKind = "return-path"
-    /// A container other than the proxy runs as a proxy UID or GID: the owner rules exempt its traffic.
     public static let sharedIdentity: FindingKind = "shared-identity"
-    /// The pod holds the rules of two data planes (sidecar and ambient) at once.
     public static let modeConflict: FindingKind = "mode-conflict"
-    /// istio-iptables' flag parser reads the arguments otherwise than they read (`-x -b '*'`, `--redirect-dns false`).
     public static let argumentQuirk: FindingKind = "argument-quirk"
-    /// The rules differ from what istio-iptables installs for this configuration without changing any verdict.
     public static let ruleDrift: FindingKind = "rule-drift"
-    /// `observe`: a live connection's fate contradicts what the live rules do with it: the rules changed after it
-    /// was made, or something outside netfilter (eBPF, another proxy) moved it.
     public static let observationContradictsRules: FindingKind = "observation-contradicts-rules"
+
+    /// What each kind means, in one sentence: `iptaudit checks`, SARIF's rule help and the docs' headings all read it
+    /// from here (docs/findings.md has a section per kind, `documentation` points at it).
+    public static let summaries: [FindingKind: String] = [
+        .missingRedirect: "Traffic that must reach Envoy (or the DNS proxy) does not reach any REDIRECT/TPROXY.",
+        .wrongPort: "Traffic is redirected, but to a port other than the configured listener.",
+        .ownerMatchGap: "The owner rules do not recognise the proxy (or one of its identities): its own traffic loops back into it.",
+        .exclusionLeak: "Traffic the configuration excludes (port, CIDR, interface, group, loopback) is captured anyway.",
+        .unexpectedCapture: "Traffic that must stay untouched (app-local, Envoy's forward from 127.0.0.6, UDP, disabled inbound) is captured.",
+        .dnsCapture: "DNS capture to the agent (15053) or its conntrack zones are wrong.",
+        .tproxy: "TPROXY marks, CONNMARK, mangle exemptions or the policy routing they depend on are inconsistent.",
+        .familyAsymmetry: "One family is captured and the other is not (or not the same way).",
+        .foreignRule: "A rule that Istio did not install pre-empts Istio's chains.",
+        .backendSplit: "Istio's rules are split across legacy xtables and nf_tables.",
+        .dropInvalid: "Conntrack-INVALID packets are not dropped although `--drop-invalid` is configured.",
+        .returnPath: "Replies on connections ambient's ztunnel delivered into the pod are not marked (connmark 0x111 set and restored) or not routed back to it (`ip rule fwmark 0x111/0xfff lookup 100`, table 100's local route).",
+        .sharedIdentity: "A container other than the proxy runs as a proxy UID or GID: the owner rules exempt its traffic.",
+        .modeConflict: "The pod holds the rules of two data planes (sidecar and ambient) at once.",
+        .argumentQuirk: "istio-iptables' flag parser reads the arguments otherwise than they read (`-x -b '*'`, `--redirect-dns false`).",
+        .ruleDrift: "The rules differ from what istio-iptables installs for this configuration without changing any verdict.",
+        .observationContradictsRules: "`observe`: a live connection's fate contradicts what the live rules do with it: the rules changed after it was made, or something outside netfilter (eBPF, another proxy) moved it.",
+    ]
+
+    /// The one sentence for this kind (`summaries`).
+    public var summary: String { Self.summaries[self] ?? "" }
+
+    /// Where the docs explain this kind, relative to the repository root: its section of docs/findings.md.
+    public var documentation: String { "docs/findings.md#\(rawValue)" }
 
     public static let all: [FindingKind] = [
         .missingRedirect, .wrongPort, .ownerMatchGap, .exclusionLeak, .unexpectedCapture, .dnsCapture, .tproxy,
@@ -88,6 +97,8 @@ public struct Finding: Hashable, Sendable, Codable {
     public var ruleText: String?
     /// A native nftables rule's kernel handle (`nft -a`): how nft addresses it, where positions shift.
     public var ruleHandle: UInt64?
+    /// The file and line the rule was read from (`--input` text): where CI annotations point.
+    public var ruleOrigin: RuleOrigin?
     public var witness: Witness?
     /// The witness's walk: hook → chain#rule → … → verdict.
     public var path: [TraceStep]

@@ -104,3 +104,8 @@ public struct VerificationReport: Sendable, Codable, Hashable {
     public var errors: [Finding] { findings.filter { $0.severity == .error } }
     public func result(_ id: ObligationID) -> ObligationResult? { obligations.first { $0.id == id } }
 }
+
+extension ObligationID {
+    /// Where the docs state this obligation, relative to the repository root: its row of the capture model's §13.
+    public var documentation: String { "docs/capture-model.md#obligation-\(rawValue)" }
+}

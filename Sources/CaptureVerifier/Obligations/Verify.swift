@@ -212,6 +212,18 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
             return r
         }
     }
+    // Each finding at a rule read from text says where: the file and line (`--input`), for CI's annotations.
+    results = results.map { r in
+        var r = r
+        r.findings = r.findings.map { f in
+            var f = f
+            if let t = f.table, let c = f.chain, let n = f.ruleNumber {
+                f.ruleOrigin = ruleset.table(t, family: f.family)?.chain(c)?.rules[safe: n - 1]?.origin
+            }
+            return f
+        }
+        return r
+    }
     // Each finding once: the same kind at the same rule with the same witness verdict is the same defect.
     var seen: Set<String> = []
     var findings: [Finding] = []

@@ -25,6 +25,19 @@ public enum ObservationObligations {
         dns: ("observed DNS connections go where the rules for this configuration send them", 43),
         liveRules: ("every observed connection went where the live rules send it", 44),
     ]
+
+    static let kinds: [ObligationID: [FindingKind]] = [
+        outbound: [.missingRedirect, .exclusionLeak], inbound: [.missingRedirect, .exclusionLeak],
+        dns: [.dnsCapture, .exclusionLeak], liveRules: [.observationContradictsRules],
+    ]
+
+    /// The four as `iptaudit checks` lists them beside §13's; they have no example rule sets (they judge connections).
+    public static var descriptions: [ObligationDescription] {
+        [outbound, inbound, dns, liveRules].map { id in
+            ObligationDescription(id: id, title: titles[id]!.0, invariant: titles[id]!.1, quantifiesOver: ["the connections observed"],
+                                  kinds: kinds[id]!, examples: [])
+        }
+    }
 }
 
 /// Judges the sockets of a namespace against the expected rules of `configuration` (and `liveRules` when the

@@ -221,6 +221,21 @@ private struct YAMLLibrary: @unchecked Sendable {
     let setInputString: iptaudit_yaml_parser_set_input_string_fn
     let parse: iptaudit_yaml_parser_parse_fn
     let eventDelete: iptaudit_yaml_event_delete_fn
+    let emitterInitialize: iptaudit_yaml_emitter_initialize_fn
+    let emitterDelete: iptaudit_yaml_emitter_delete_fn
+    let emitterSetOutput: iptaudit_yaml_emitter_set_output_fn
+    let emitterSetWidth: iptaudit_yaml_emitter_set_width_fn
+    let emitterSetUnicode: iptaudit_yaml_emitter_set_unicode_fn
+    let emit: iptaudit_yaml_emitter_emit_fn
+    let streamStart: iptaudit_yaml_stream_start_event_initialize_fn
+    let streamEnd: iptaudit_yaml_stream_end_event_initialize_fn
+    let documentStart: iptaudit_yaml_document_start_event_initialize_fn
+    let documentEnd: iptaudit_yaml_document_end_event_initialize_fn
+    let scalar: iptaudit_yaml_scalar_event_initialize_fn
+    let sequenceStart: iptaudit_yaml_sequence_start_event_initialize_fn
+    let sequenceEnd: iptaudit_yaml_sequence_end_event_initialize_fn
+    let mappingStart: iptaudit_yaml_mapping_start_event_initialize_fn
+    let mappingEnd: iptaudit_yaml_mapping_end_event_initialize_fn
 
     /// The process's one load (a Swift global: initialised once, thread-safely, on first use).
     static let shared: Result<YAMLLibrary, YAMLError> = Result { () throws(YAMLError) in try load() }
@@ -228,12 +243,102 @@ private struct YAMLLibrary: @unchecked Sendable {
     private static func load() throws(YAMLError) -> YAMLLibrary {
         func fail(_ f: SharedLibrary.LoadFailure) -> YAMLError { YAMLError(line: 0, column: 0, message: f.message) }
         let library: SharedLibrary
-        do { library = try SharedLibrary(IPTAUDIT_YAML_SONAME, installHint: "install libyaml-0-2 to read manifests") } catch { throw fail(error) }
+        do { library = try SharedLibrary(IPTAUDIT_YAML_SONAME, installHint: "install libyaml-0-2 to read manifests or write YAML") } catch { throw fail(error) }
         func symbol<F>(_ name: String) throws(YAMLError) -> F {
             do { return try library.symbol(name) } catch { throw fail(error) }
         }
         return YAMLLibrary(parserInitialize: try symbol("yaml_parser_initialize"), parserDelete: try symbol("yaml_parser_delete"),
                            setInputString: try symbol("yaml_parser_set_input_string"), parse: try symbol("yaml_parser_parse"),
-                           eventDelete: try symbol("yaml_event_delete"))
+                           eventDelete: try symbol("yaml_event_delete"),
+                           emitterInitialize: try symbol("yaml_emitter_initialize"), emitterDelete: try symbol("yaml_emitter_delete"),
+                           emitterSetOutput: try symbol("yaml_emitter_set_output"), emitterSetWidth: try symbol("yaml_emitter_set_width"),
+                           emitterSetUnicode: try symbol("yaml_emitter_set_unicode"), emit: try symbol("yaml_emitter_emit"),
+                           streamStart: try symbol("yaml_stream_start_event_initialize"),
+                           streamEnd: try symbol("yaml_stream_end_event_initialize"),
+                           documentStart: try symbol("yaml_document_start_event_initialize"),
+                           documentEnd: try symbol("yaml_document_end_event_initialize"),
+                           scalar: try symbol("yaml_scalar_event_initialize"),
+                           sequenceStart: try symbol("yaml_sequence_start_event_initialize"),
+                           sequenceEnd: try symbol("yaml_sequence_end_event_initialize"),
+                           mappingStart: try symbol("yaml_mapping_start_event_initialize"),
+                           mappingEnd: try symbol("yaml_mapping_end_event_initialize"))
+    }
+}
+
+/// Writes `YAMLNode` trees as YAML text through libyaml's emitter, which owns the quoting and escaping rules.
+///
+/// A scalar the source quoted (a JSON string) is written plain only where no YAML 1.1 reader could take it for
+/// anything else: it must read as a string to go-yaml (`resolvePlain`) and start with a letter or `/`, so PyYAML's
+/// sexagesimal integers and timestamps (`10:30`, `2026-11-29`) stay quoted too. Numbers, booleans and null stay plain.
+public enum YAMLEmitter {
+    public static func emit(_ documents: [YAMLNode]) throws(YAMLError) -> String {
+        let library = try YAMLLibrary.shared.get()
+        var emitter = yaml_emitter_t()
+        guard library.emitterInitialize(&emitter) == 1 else {
+            throw YAMLError(line: 0, column: 0, message: "libyaml could not allocate an emitter")
+        }
+        defer { library.emitterDelete(&emitter) }
+        let sink = OutputSink()
+        let box = Unmanaged.passRetained(sink)
+        defer { box.release() }
+        library.emitterSetOutput(&emitter, { data, buffer, size in
+            guard let data, let buffer else { return 0 }
+            Unmanaged<OutputSink>.fromOpaque(data).takeUnretainedValue().bytes.append(contentsOf: UnsafeBufferPointer(start: buffer, count: size))
+            return 1
+        }, box.toOpaque())
+        library.emitterSetWidth(&emitter, -1)
+        library.emitterSetUnicode(&emitter, 1)
+
+        func send(_ initialized: Int32, _ event: inout yaml_event_t) throws(YAMLError) {
+            guard initialized == 1 else { throw YAMLError(line: 0, column: 0, message: "libyaml could not allocate an event") }
+            // The emitter owns the event from here, emitted or not.
+            guard library.emit(&emitter, &event) == 1 else {
+                let problem = emitter.problem.map { String(cString: $0) } ?? "unknown problem"
+                throw YAMLError(line: 0, column: 0, message: "libyaml could not write YAML: \(problem)")
+            }
+        }
+        func node(_ n: YAMLNode) throws(YAMLError) {
+            var event = yaml_event_t()
+            switch n.content {
+            case .scalar(let text, let style):
+                // libyaml wants a non-null pointer even for "": the NUL is not part of the length.
+                let bytes = Array(text.utf8) + [0]
+                let plainIsSafe = style == .plain || isUnambiguousString(text)
+                try bytes.withUnsafeBufferPointer { (b: UnsafeBufferPointer<UInt8>) throws(YAMLError) in
+                    try send(library.scalar(&event, nil, nil, b.baseAddress!, Int32(b.count - 1),
+                                            plainIsSafe ? 1 : 0, 1, YAML_ANY_SCALAR_STYLE), &event)
+                }
+            case .sequence(let items):
+                try send(library.sequenceStart(&event, nil, nil, 1, YAML_BLOCK_SEQUENCE_STYLE), &event)
+                for item in items { try node(item) }
+                try send(library.sequenceEnd(&event), &event)
+            case .mapping(let pairs):
+                try send(library.mappingStart(&event, nil, nil, 1, YAML_BLOCK_MAPPING_STYLE), &event)
+                for pair in pairs {
+                    try node(pair.key)
+                    try node(pair.value)
+                }
+                try send(library.mappingEnd(&event), &event)
+            }
+        }
+        var event = yaml_event_t()
+        try send(library.streamStart(&event, YAML_UTF8_ENCODING), &event)
+        for document in documents {
+            try send(library.documentStart(&event, nil, nil, nil, 1), &event)
+            try node(document)
+            try send(library.documentEnd(&event, 1), &event)
+        }
+        try send(library.streamEnd(&event), &event)
+        return String(decoding: sink.bytes, as: UTF8.self)
+    }
+
+    /// Whether a string may be written plain and still read back as the same string by YAML 1.1 readers.
+    static func isUnambiguousString(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, first.properties.isAlphabetic || first == "/" else { return false }
+        return YAMLNode.resolvePlain(text) == .string(text)
+    }
+
+    private final class OutputSink {
+        var bytes: [UInt8] = []
     }
 }

@@ -36,7 +36,7 @@ enum FuzzTarget: String, CaseIterable, Sendable {
             var out: [[UInt8]] = []
             for (save, pod) in [("examples/healthy.save", "examples/pod.yaml"), ("examples/broken.save", nil)] {
                 let path = scratch.appendingPathComponent("seed-\(out.count).json").path
-                var args = ["capture", "--input", repo.appendingPathComponent(save).path, "-o", path]
+                var args = ["capture", "--input", repo.appendingPathComponent(save).path, "-w", path]
                 if let pod { args += ["--pod", repo.appendingPathComponent(pod).path] }
                 let r = try runBounded(args, seconds: 120)
                 guard r.status == 0 else { throw TestNamespaceError.commandFailed("iptaudit capture", r.status, r.stderr) }

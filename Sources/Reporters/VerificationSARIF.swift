@@ -1,0 +1,169 @@
+import CaptureVerifier
+import NetfilterModel
+
+/// `verify -o sarif`: SARIF 2.1.0 for code scanning. One reporting descriptor per finding kind (its help is the
+/// kind's summary and docs section), one result per finding: at the rule's file and line when the rules were read
+/// from `--input` text, always at the rule's logical place (`ipv4 nat OUTPUT#1`), with witness, path and fix in the
+/// message. The findings are the report's, in its order, so SARIF agrees with the JSON and JUnit of the same run.
+public enum VerificationSARIF {
+    public static let schemaURI = "https://json.schemastore.org/sarif-2.1.0.json"
+
+    public static func render(_ report: VerificationReport, source: String, toolVersion: String) -> String {
+        let kinds = FindingKind.all + report.findings.map(\.kind).filter { !FindingKind.all.contains($0) }
+        let index = Dictionary(uniqueKeysWithValues: kinds.enumerated().map { ($1, $0) })
+        let rules = kinds.map { kind in
+            ReportingDescriptor(
+                id: kind.rawValue,
+                name: kind.rawValue.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(),
+                shortDescription: Text(text: kind.summary),
+                help: Text(text: "\(kind.summary) See \(kind.documentation)."),
+                properties: .init(documentation: kind.documentation))
+        }
+        let results = report.findings.map { f in
+            Result(ruleId: f.kind.rawValue, ruleIndex: index[f.kind]!, level: level(f.severity), message: Text(text: message(f)),
+                   locations: [location(f)],
+                   partialFingerprints: ["iptaudit/v1": "\(f.kind)|\(f.family.rawValue)|\(f.location)|\(f.obligation)"],
+                   properties: .init(family: f.family.rawValue, obligation: f.obligation.rawValue, severity: f.severity.rawValue,
+                                     witness: f.witness?.text, path: f.path.map(\.description), fix: f.fix, rule: f.ruleText))
+        }
+        let run = Run(tool: Tool(driver: Driver(name: "iptaudit", version: toolVersion, rules: rules)),
+                      invocations: [Invocation(executionSuccessful: true)],
+                      results: results, properties: .init(source: source, ok: report.ok))
+        return RulesetJSON.encode(Log(schema: schemaURI, version: "2.1.0", runs: [run]))
+    }
+
+    static func level(_ s: Severity) -> String {
+        switch s {
+        case .error: "error"
+        case .warning: "warning"
+        case .info: "note"
+        }
+    }
+
+    /// The finding's words, then what a reader needs to reproduce it: the packet, its path, the fix.
+    static func message(_ f: Finding) -> String {
+        var lines = [f.message]
+        if let w = f.witness { lines.append("witness: \(w.text)") }
+        if !f.path.isEmpty { lines.append("path: " + f.path.map(\.description).joined(separator: " → ")) }
+        if let fix = f.fix { lines.append("fix: \(fix)") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func location(_ f: Finding) -> Location {
+        let logical = f.location.isEmpty ? nil : [LogicalLocation(name: f.location, fullyQualifiedName: "\(f.family.rawValue) \(f.location)")]
+        let physical = f.ruleOrigin.map {
+            PhysicalLocation(artifactLocation: ArtifactLocation(uri: uri(forPath: $0.file)), region: Region(startLine: $0.line))
+        }
+        return Location(physicalLocation: physical, logicalLocations: logical)
+    }
+
+    /// A file name as a URI reference: relative paths stay relative (code scanning resolves them against the
+    /// checkout), absolute ones become `file://` URIs; anything outside RFC 3986's unreserved set and `/` is
+    /// percent-encoded.
+    public static func uri(forPath path: String) -> String {
+        var out = path.hasPrefix("/") ? "file://" : ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(UnicodeScalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF")
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 15)])
+            }
+        }
+        return out
+    }
+
+    struct Log: Encodable {
+        var schema: String
+        var version: String
+        var runs: [Run]
+        enum CodingKeys: String, CodingKey { case schema = "$schema", version, runs }
+    }
+
+    struct Run: Encodable {
+        var tool: Tool
+        var invocations: [Invocation]
+        var results: [Result]
+        var properties: RunProperties
+    }
+
+    struct RunProperties: Encodable {
+        var source: String
+        var ok: Bool
+    }
+
+    struct Invocation: Encodable {
+        var executionSuccessful: Bool
+    }
+
+    struct Tool: Encodable {
+        var driver: Driver
+    }
+
+    struct Driver: Encodable {
+        var name: String
+        var version: String
+        var rules: [ReportingDescriptor]
+    }
+
+    struct ReportingDescriptor: Encodable {
+        var id: String
+        var name: String
+        var shortDescription: Text
+        var help: Text
+        var properties: DescriptorProperties
+    }
+
+    struct DescriptorProperties: Encodable {
+        var documentation: String
+    }
+
+    struct Text: Encodable {
+        var text: String
+    }
+
+    struct Result: Encodable {
+        var ruleId: String
+        var ruleIndex: Int
+        var level: String
+        var message: Text
+        var locations: [Location]
+        var partialFingerprints: [String: String]
+        var properties: ResultProperties
+    }
+
+    struct ResultProperties: Encodable {
+        var family: String
+        var obligation: String
+        var severity: String
+        var witness: String?
+        var path: [String]
+        var fix: String?
+        var rule: String?
+    }
+
+    struct Location: Encodable {
+        var physicalLocation: PhysicalLocation?
+        var logicalLocations: [LogicalLocation]?
+    }
+
+    struct PhysicalLocation: Encodable {
+        var artifactLocation: ArtifactLocation
+        var region: Region
+    }
+
+    struct ArtifactLocation: Encodable {
+        var uri: String
+    }
+
+    struct Region: Encodable {
+        var startLine: Int
+    }
+
+    struct LogicalLocation: Encodable {
+        var name: String
+        var fullyQualifiedName: String
+    }
+}
