@@ -34,8 +34,8 @@ extension Rule {
     fileprivate func port53(destination: Bool) -> Bool {
         matches.contains { m in
             switch m {
-            case .tcp(let t): (destination ? t.destinationPort : t.sourcePort).map { $0.range == 53...53 && !$0.inverted } ?? false
-            case .udp(let u): (destination ? u.destinationPort : u.sourcePort).map { $0.range == 53...53 && !$0.inverted } ?? false
+            case .tcp(let t): (destination ? t.destinationPort : t.sourcePort).map { $0.range == IstioNames.dnsPort...IstioNames.dnsPort && !$0.inverted } ?? false
+            case .udp(let u): (destination ? u.destinationPort : u.sourcePort).map { $0.range == IstioNames.dnsPort...IstioNames.dnsPort && !$0.inverted } ?? false
             default: false
             }
         }

@@ -18,7 +18,7 @@ public enum IstioRoles {
         // the hooks, and interface exclusions always live there); a kube-proxy table gets nothing.
         let istioTable = table.hasIstioChains
         // 1.14 and older also wrote the DNS conntrack zones and the INVALID drop straight into the hooks.
-        let dnsZone = if case .ct(let ct) = rule.target { ct.zone != 0 && (facts.destinationPorts + facts.sourcePorts).contains { $0 == 53 || $0 == IstioPort.dnsProxy.rawValue } } else { false }
+        let dnsZone = if case .ct(let ct) = rule.target { ct.zone != 0 && (facts.destinationPorts + facts.sourcePorts).contains { $0 == IstioNames.dnsPort || $0 == IstioPort.dnsProxy.rawValue } } else { false }
         let invalidDrop = rule.target == .drop && facts.conntrackInvalid && table.name == .mangle && chain == .prerouting
         guard inIstioChain || istioTable || facts.targetsIstioChain || facts.ownerMentioned || facts.isEnvoyRedirect || dnsZone || invalidDrop
         else { return nil }
@@ -150,11 +150,11 @@ public enum IstioRoles {
         }
         if !positiveUIDs.isEmpty || !positiveGIDs.isEmpty {
             let ids = (positiveUIDs.map { "UID \(idText($0))" } + positiveGIDs.map { "GID \(idText($0))" }).joined(separator: ", ")
-            return "exempts proxy \(ids)" + (facts.destinationPorts == [53] ? " (DNS)" : "")
+            return "exempts proxy \(ids)" + (facts.destinationPorts == [IstioNames.dnsPort] ? " (DNS)" : "")
         }
         if !negative.isEmpty {
             let ids = facts.uidOwners.filter(\.inverted).map { "UID " + idText($0) } + facts.gidOwners.filter(\.inverted).map { "GID " + idText($0) }
-            return "only \(ids.joined(separator: ", ")) captured" + (facts.destinationPorts == [53] ? " (DNS)" : "")
+            return "only \(ids.joined(separator: ", ")) captured" + (facts.destinationPorts == [IstioNames.dnsPort] ? " (DNS)" : "")
         }
         if let s = rule.source, !s.inverted, isEnvoyInboundSource(s) {
             return "Envoy's forward from \(s.address) untouched"
@@ -192,9 +192,9 @@ public enum IstioRoles {
     static func ctRole(_ ct: CTTarget, facts: RuleFacts) -> String? {
         guard ct.zone != 0 else { return ct.notrack ? "not tracked" : nil }
         let owned = !facts.uidOwners.isEmpty || !facts.gidOwners.isEmpty
-        if owned, facts.destinationPorts == [53] { return "conntrack zone \(ct.zone) for the DNS agent's queries" }
+        if owned, facts.destinationPorts == [IstioNames.dnsPort] { return "conntrack zone \(ct.zone) for the DNS agent's queries" }
         if owned, facts.sourcePorts == [IstioPort.dnsProxy.rawValue] { return "conntrack zone \(ct.zone) for the DNS agent's answers" }
-        if facts.destinationPorts == [53] { return "conntrack zone \(ct.zone) for app queries to the DNS server" }
+        if facts.destinationPorts == [IstioNames.dnsPort] { return "conntrack zone \(ct.zone) for app queries to the DNS server" }
         if facts.sourcePorts == [53] { return "conntrack zone \(ct.zone) for DNS server answers" }
         return "conntrack zone \(ct.zone)"
     }

@@ -204,8 +204,8 @@ extension Rule {
     var mentionsPort53: Bool {
         matches.contains { m in
             switch m {
-            case .tcp(let t): t.destinationPort?.range == 53...53
-            case .udp(let u): u.destinationPort?.range == 53...53
+            case .tcp(let t): t.destinationPort?.range == IstioNames.dnsPort...IstioNames.dnsPort
+            case .udp(let u): u.destinationPort?.range == IstioNames.dnsPort...IstioNames.dnsPort
             default: false
             }
         }
