@@ -20,7 +20,8 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: [.customShort("w"), .customLong("write")], help: ArgumentHelp("Write the bundle here (- for standard output).", valueName: "file"),
             completion: .file(extensions: ["json"]))
     var output: String?
-    /// The bundle's file was `-o` before `-o` became the output format everywhere: say so instead of "unknown option".
+    /// The bundle's file was `-o` before `-o` became the output format everywhere: still accepted, with a warning,
+    /// so scripts written for it keep working while they move to `-w`.
     @Option(name: [.customShort("o"), .customLong("output")], help: .hidden)
     var formerOutput: String?
     @Option(help: ArgumentHelp("Pod manifest to keep in the bundle, verbatim (YAML or JSON; - for stdin); verify uses it unless given its own --pod.", valueName: "file"), completion: .file())
@@ -30,15 +31,16 @@ struct CaptureCommand: ParsableCommand {
 
     func validate() throws {
         if source.bundle != nil { throw ValidationError("capture reads live tables or --input; --bundle is already a capture") }
-        if let formerOutput {
-            throw ValidationError("capture writes its bundle with -w FILE (-w \(formerOutput)); -o is the output format of the other commands")
-        }
-        guard let output else { throw ValidationError("give the bundle's file with -w FILE (- for standard output)") }
+        if formerOutput != nil, output != nil { throw ValidationError("give the bundle's file once, with -w FILE") }
+        guard let output = output ?? formerOutput else { throw ValidationError("give the bundle's file with -w FILE (- for standard output)") }
         if output.isEmpty { throw ValidationError("-w: give a file name") }
     }
 
     func run() throws {
-        let output = self.output ?? "-"
+        if let formerOutput {
+            printError("iptaudit: capture -o FILE is now -w FILE (-w \(formerOutput)); -o is the other commands' output format")
+        }
+        let output = self.output ?? formerOutput ?? "-"
         if output != "-" {
             let path = output
             let check = Result { () throws(OutputFile.Failure) in try OutputFile.checkReplaceable(path) }

@@ -6,8 +6,8 @@ import Glibc
 /// `--format`, iptaudit's first spelling, kept so existing scripts still work.
 let outputFormatNames: NameSpecification = [.customShort("o"), .customLong("output"), .customLong("format")]
 
-/// `--color`: whether text reports use colour. `auto` colours a terminal unless `NO_COLOR` is set (to anything,
-/// as no-color.org asks); an explicit `always` or `never` beats the environment.
+/// `--color`: whether text reports use colour. `auto` colours a terminal unless `NO_COLOR` is set to a non-empty
+/// value (no-color.org: an empty one counts as unset); an explicit `always` or `never` beats the environment.
 enum ColorChoice: String, ExpressibleByArgument, CaseIterable {
     case auto, always, never
 
@@ -25,13 +25,18 @@ struct ColorOption: ParsableArguments {
     var color: ColorChoice = .auto
 
     /// The decision for standard output, in this process's environment.
-    var onStandardOutput: Bool { color.enabled(isTerminal: isatty(STDOUT_FILENO) == 1, noColorSet: getenv("NO_COLOR") != nil) }
+    var onStandardOutput: Bool {
+        color.enabled(isTerminal: isatty(STDOUT_FILENO) == 1, noColorSet: getenv("NO_COLOR").map { $0.pointee != 0 } ?? false)
+    }
 }
 
 /// `--fail-on`: the least severe finding that makes the exit status 1, as istioctl analyze's `--failure-threshold`.
 /// `never` still exits 2 when the rules cannot be read: that is not a verdict.
 enum FailureThreshold: String, ExpressibleByArgument, CaseIterable {
     case error, warning, info, never
+
+    /// Any case, as istioctl reads `--failure-threshold Warning`.
+    init?(argument: String) { self.init(rawValue: argument.lowercased()) }
 
     func fails(_ findings: [Finding]) -> Bool {
         let least: Severity

@@ -68,7 +68,8 @@ struct VerifyCommand: ParsableCommand {
         case .yaml:
             try emitYAML(json: VerificationJSON.render(report, ruleset: ruleset, source: sourceDescription))
         case .sarif:
-            emit(VerificationSARIF.render(report, source: sourceDescription, toolVersion: IptauditCommand.configuration.version))
+            let artifact = source.bundle ?? (source.inputs.count == 1 && source.inputs[0] != "-" ? source.inputs[0] : nil)
+            emit(VerificationSARIF.render(report, source: sourceDescription, toolVersion: IptauditCommand.configuration.version, artifact: artifact))
         case .github:
             emit(GitHubAnnotations.render(report, source: sourceDescription))
         case .junit:

@@ -54,11 +54,11 @@ public struct RuleOrigin: Hashable, Sendable, Codable, CustomStringConvertible {
 
 /// `Rule.origin`'s storage: invisible to `==` and hashing (and not coded). Where a rule was read never changes what it is,
 /// and rules are compared (duplicates, drift, the readers' agreement, a bundle against its source) by what they are.
-public struct OriginSlot: Hashable, Sendable {
+struct OriginSlot: Hashable, Sendable {
     var value: RuleOrigin?
     init(_ value: RuleOrigin?) { self.value = value }
-    public static func == (_: OriginSlot, _: OriginSlot) -> Bool { true }
-    public func hash(into _: inout Hasher) {}
+    static func == (_: OriginSlot, _: OriginSlot) -> Bool { true }
+    func hash(into _: inout Hasher) {}
 }
 
 /// One rule: the fixed IP header conditions, its matches in order, and its target.

@@ -5,10 +5,15 @@ import NetfilterModel
 /// kind's summary and docs section), one result per finding: at the rule's file and line when the rules were read
 /// from `--input` text, always at the rule's logical place (`ipv4 nat OUTPUT#1`), with witness, path and fix in the
 /// message. The findings are the report's, in its order, so SARIF agrees with the JSON and JUnit of the same run.
+///
+/// GitHub code scanning refuses a result without a file: a finding with no rule line of its own (a bundle's or a
+/// live read's rules, a finding about the configuration) is placed at line 1 of `artifact`, the file the rules came
+/// from, when there is one (`--bundle`, a single `--input`). A live read has none: its results carry the logical
+/// location only, which other SARIF consumers accept.
 public enum VerificationSARIF {
     public static let schemaURI = "https://json.schemastore.org/sarif-2.1.0.json"
 
-    public static func render(_ report: VerificationReport, source: String, toolVersion: String) -> String {
+    public static func render(_ report: VerificationReport, source: String, toolVersion: String, artifact: String? = nil) -> String {
         let kinds = FindingKind.all + report.findings.map(\.kind).filter { !FindingKind.all.contains($0) }
         let index = Dictionary(uniqueKeysWithValues: kinds.enumerated().map { ($1, $0) })
         let rules = kinds.map { kind in
@@ -21,8 +26,7 @@ public enum VerificationSARIF {
         }
         let results = report.findings.map { f in
             Result(ruleId: f.kind.rawValue, ruleIndex: index[f.kind]!, level: level(f.severity), message: Text(text: message(f)),
-                   locations: [location(f)],
-                   partialFingerprints: ["iptaudit/v1": "\(f.kind)|\(f.family.rawValue)|\(f.location)|\(f.obligation)"],
+                   locations: [location(f, artifact: artifact)], partialFingerprints: ["iptaudit/v1": fingerprint(f)],
                    properties: .init(family: f.family.rawValue, obligation: f.obligation.rawValue, severity: f.severity.rawValue,
                                      witness: f.witness?.text, path: f.path.map(\.description), fix: f.fix, rule: f.ruleText))
         }
@@ -49,12 +53,20 @@ public enum VerificationSARIF {
         return lines.joined(separator: "\n")
     }
 
-    static func location(_ f: Finding) -> Location {
+    static func location(_ f: Finding, artifact: String?) -> Location {
         let logical = f.location.isEmpty ? nil : [LogicalLocation(name: f.location, fullyQualifiedName: "\(f.family.rawValue) \(f.location)")]
-        let physical = f.ruleOrigin.map {
-            PhysicalLocation(artifactLocation: ArtifactLocation(uri: uri(forPath: $0.file)), region: Region(startLine: $0.line))
+        let place = f.ruleOrigin.map { ($0.file, $0.line) } ?? artifact.map { ($0, 1) }
+        let physical = place.map {
+            PhysicalLocation(artifactLocation: ArtifactLocation(uri: uri(forPath: $0.0)), region: Region(startLine: $0.1))
         }
         return Location(physicalLocation: physical, logicalLocations: logical)
+    }
+
+    /// What stays the same while the defect does: not the rule's position (a rule inserted above renumbers every
+    /// rule below, and code scanning would close and reopen each alert), but its chain, its text and the packet.
+    static func fingerprint(_ f: Finding) -> String {
+        [f.kind.rawValue, f.family.rawValue, f.table?.rawValue ?? "", f.chain?.rawValue ?? "", f.ruleText ?? "",
+         f.witness?.text ?? f.message, f.obligation.rawValue].joined(separator: "|")
     }
 
     /// A file name as a URI reference: relative paths stay relative (code scanning resolves them against the

@@ -46,7 +46,7 @@ import TestSupport
                     "zsh: \(option)")
         }
         let fish = try Binary.run(["--generate-completion-script", "fish"])
-        #expect(fish.status == 0 && fish.stdout.contains("complete -c 'iptaudit'") || fish.stdout.contains("complete -c iptaudit"))
+        #expect(fish.status == 0 && (fish.stdout.contains("complete -c 'iptaudit'") || fish.stdout.contains("complete -c iptaudit")))
         #expect(fish.stdout.contains("-l 'input'") || fish.stdout.contains("-l input"))
     }
 
