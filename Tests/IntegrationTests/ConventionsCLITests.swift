@@ -233,6 +233,28 @@ import TestSupport
                 #expect(lines[line - 1].hasSuffix(ruleText), "line \(line) is `\(lines[line - 1])`, the finding's rule `\(ruleText)`")
             }
         }
+        // Rules placed by -I and -R (an iptables-restore script may insert, replace and delete) carry the line that
+        // placed them, and -I with two sources (two rules from one line) gives both that line.
+        let edited = original.replacingOccurrences(of: "-A OUTPUT -p tcp -m tcp --dport 5432 -j RETURN\n", with: "")
+            .replacingOccurrences(of: "COMMIT\n", with: """
+                -I OUTPUT 1 -p tcp -m tcp --dport 9999 -j RETURN
+                -R OUTPUT 1 -p tcp -m tcp --dport 5432 -j RETURN
+                -I OUTPUT 1 -s 10.1.0.1,10.1.0.2 -p tcp -m tcp --dport 5433 -j RETURN
+                -D OUTPUT -s 10.1.0.2/32 -p tcp -m tcp --dport 5433 -j RETURN
+                COMMIT
+
+                """)
+        let editedFile = try Self.temp(edited, "save")
+        defer { unlink(editedFile) }
+        let editedLines = edited.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let r = try Self.run(["verify", "--pod", Self.pod, "--input", editedFile, "-o", "json"])
+        let foreign = ((try Self.json(r.stdout)["findings"] as? [[String: Any]]) ?? []).filter { $0["kind"] as? String == "foreign-rule" }
+        #expect(!foreign.isEmpty, "\(r.stderr)")
+        for f in foreign {
+            let line = try #require(f["line"] as? Int)
+            let text = editedLines[line - 1]
+            #expect(text.hasPrefix("-I OUTPUT 1 -s 10.1.0.1,10.1.0.2") || text.hasPrefix("-R OUTPUT 1"), "line \(line): \(text)")
+        }
         // A live read or a bundle has no file: no location is invented.
         let bundle = NSTemporaryDirectory() + "iptaudit-conventions-\(UUID().uuidString).json"
         defer { unlink(bundle) }
@@ -352,5 +374,14 @@ import TestSupport
         #expect(r.stdout == expected)
         let healthy = try Self.run(["verify", "--pod", Self.pod, "--input", Self.healthy, "-o", "github"])
         #expect(healthy.status == 0 && !healthy.stdout.contains("::error"))
+        // A file name with the runner's separators is escaped in the property, as actions/toolkit escapes it.
+        let dir = NSTemporaryDirectory() + "iptaudit-gh-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let odd = dir + "/pod:a,b%c.save"
+        try FileManager.default.copyItem(atPath: Self.repo.appendingPathComponent(Self.broken).path, toPath: odd)
+        let escaped = try Self.run(["verify", "--pod", Self.pod, "--input", odd, "-o", "github"])
+        let first = try #require(escaped.stdout.split(separator: "\n").first)
+        #expect(first.hasPrefix("::error file=\(dir.replacing(":", with: "%3A"))/pod%3Aa%2Cb%25c.save,line=11,title=iptaudit foreign-rule (ipv4) at nat OUTPUT#1::"), "\(first)")
     }
 }
