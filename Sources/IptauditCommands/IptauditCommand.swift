@@ -11,7 +11,7 @@ public struct IptauditCommand: ParsableCommand {
             Exit codes: 0 ok (capture proven), 1 findings of error severity, 2 could not read or parse, 64 usage.
             """,
         version: "0.1.0",
-        subcommands: [ShowCommand.self, ExpectCommand.self, VerifyCommand.self, CaptureCommand.self, TraceCommand.self, ObserveCommand.self]
+        subcommands: [ShowCommand.self, ExpectCommand.self, VerifyCommand.self, CaptureCommand.self, TraceCommand.self, ObserveCommand.self, NodeCommand.self]
     )
     public init() {}
 }
