@@ -100,6 +100,8 @@ struct NodeAuditor: @unchecked Sendable {
     var pods: [PodManifest]
     var podsName: String
     var capture: CaptureOptions
+    /// Pod names from the container runtime's sandbox bundles, by namespace inode.
+    var sandboxes: [UInt64: SandboxIdentity] = SandboxMetadata.identities()
 
     func run(jobs: Int, timeout: Double, started: Double) -> NodeAudit {
         let inventory = NodeNamespaces.discover()
@@ -144,6 +146,10 @@ struct NodeAuditor: @unchecked Sendable {
                 pod.podNamespace = manifest.namespace
                 pod.podName = manifest.name
                 pod.identitySource = podsName
+            } else if let sandbox = sandboxes[namespace.inode] {
+                pod.podNamespace = sandbox.namespace
+                pod.podName = sandbox.name
+                pod.identitySource = sandbox.source
             } else if let env = view?.manifest.containers.first?.environment, let name = env[ProxyContainerView.podNameVariable] {
                 pod.podNamespace = env[ProxyContainerView.podNamespaceVariable]
                 pod.podName = name
