@@ -58,7 +58,8 @@ struct CaptureOptions: ParsableArguments {
     }
 
     /// Builds the configuration; `evidence` lets a live read fill runtime inputs the user did not give.
-    func configuration(evidence: RuntimeEvidence = RuntimeEvidence()) throws -> CaptureConfiguration {
+    /// `diagnose` receives the line printed before an exit-2 error (`node` keeps it with the pod).
+    func configuration(evidence: RuntimeEvidence = RuntimeEvidence(), diagnose: (String) -> Void = { printError($0) }) throws -> CaptureConfiguration {
         // Explicit servers (even none) win; then the pod's resolv.conf; then what the live read found through --pid.
         var given: [String]? = dnsServers == nil ? nil : dnsList
         if given == nil, let resolvConf { given = RuntimeInputs.nameservers(inResolvConf: try readResolvConf(resolvConf)) }
@@ -68,11 +69,15 @@ struct CaptureOptions: ParsableArguments {
         config.versionAssumed = true
         var manifest: PodManifest?
         if let pod {
-            let loaded = try loadManifest(pod, text: readInput(pod), dnsServers: dns, forceAmbient: ambient)
+            let loaded = try loadManifest(pod, text: readInput(pod), dnsServers: dns, forceAmbient: ambient, diagnose: diagnose)
+            manifest = loaded.0
+            config = loaded.1
+        } else if let given = evidence.podManifest {
+            let loaded = try configure(given.manifest, name: given.name, dnsServers: dns, forceAmbient: ambient, diagnose: diagnose)
             manifest = loaded.0
             config = loaded.1
         } else if let saved = evidence.manifest {
-            let loaded = try loadManifest(saved.name, text: saved.text, dnsServers: dns, forceAmbient: ambient)
+            let loaded = try loadManifest(saved.name, text: saved.text, dnsServers: dns, forceAmbient: ambient, diagnose: diagnose)
             manifest = loaded.0
             config = loaded.1
         } else if let view = evidence.proxyView {
@@ -82,7 +87,7 @@ struct CaptureOptions: ParsableArguments {
                 manifest = view.manifest
                 config = c
             case .failure(let e):
-                printError("iptaudit: \(view.name): \(e.description); give the configuration with --pod, --istio-args or --istio-env")
+                diagnose("iptaudit: \(view.name): \(e.description); give the configuration with --pod, --istio-args or --istio-env")
                 throw ExitCodes.unreadable
             }
         }
@@ -153,15 +158,27 @@ struct CaptureOptions: ParsableArguments {
     }
 
     /// Reads and interprets the pod manifest; failures exit 2 with the file named.
-    private func loadManifest(_ path: String, text: String, dnsServers: [String], forceAmbient: Bool) throws -> (PodManifest, CaptureConfiguration) {
-        let result = Result { () throws(IstioCaptureError) -> (PodManifest, CaptureConfiguration) in
-            let m = try PodManifest(yaml: text)
-            return (m, forceAmbient ? m.ambientConfiguration() : try m.captureConfiguration(dnsServers: dnsServers))
+    private func loadManifest(_ path: String, text: String, dnsServers: [String], forceAmbient: Bool,
+                              diagnose: (String) -> Void) throws -> (PodManifest, CaptureConfiguration) {
+        let parsed = Result { () throws(IstioCaptureError) -> PodManifest in try PodManifest(yaml: text) }
+        switch parsed {
+        case .success(let m): return try configure(m, name: path, dnsServers: dnsServers, forceAmbient: forceAmbient, diagnose: diagnose)
+        case .failure(let e):
+            diagnose("iptaudit: \(path): \(e.description)")
+            throw ExitCodes.unreadable
+        }
+    }
+
+    /// What a pod manifest says the configuration is (a `--pod` file, a bundle's, a `node --pods` list item).
+    private func configure(_ m: PodManifest, name: String, dnsServers: [String], forceAmbient: Bool,
+                           diagnose: (String) -> Void) throws -> (PodManifest, CaptureConfiguration) {
+        let result = Result { () throws(IstioCaptureError) -> CaptureConfiguration in
+            forceAmbient ? m.ambientConfiguration() : try m.captureConfiguration(dnsServers: dnsServers)
         }
         switch result {
-        case .success(let r): return r
+        case .success(let c): return (m, c)
         case .failure(let e):
-            printError("iptaudit: \(path): \(e.description)")
+            diagnose("iptaudit: \(name): \(e.description)")
             throw ExitCodes.unreadable
         }
     }
@@ -173,12 +190,12 @@ struct CaptureOptions: ParsableArguments {
 
 extension CaptureOptions {
     /// Owner-group names as the pod's /etc/group numbers them: `--group-file`, else what a live read found.
-    func groupIDs(found: [String: UInt32]?) throws -> [String: UInt32] {
+    func groupIDs(found: [String: UInt32]?, diagnose: (String) -> Void = { printError($0) }) throws -> [String: UInt32] {
         guard let groupFile else { return found ?? [:] }
         do {
             return RuntimeInputs.groups(inGroupFile: String(decoding: try FileContents.read(path: groupFile), as: UTF8.self))
         } catch {
-            printError("iptaudit: \(groupFile): cannot read the group file: \(error.description)")
+            diagnose("iptaudit: \(groupFile): cannot read the group file: \(error.description)")
             throw ExitCodes.unreadable
         }
     }
@@ -215,6 +232,8 @@ struct RuntimeEvidence {
     var ipv6: Bool?
     /// A pod manifest kept with the rules (a capture bundle), used when `--pod` is not given.
     var manifest: (name: String, text: String)?
+    /// A pod already parsed (`node --pods`), used as `--pod` would be.
+    var podManifest: (name: String, manifest: PodManifest)?
     /// The rules are ambient's in-pod rules (and, with `nativeAmbient`, in `inet istio-ambient-*` tables).
     var ambient = false
     var nativeAmbient = false

@@ -12,7 +12,7 @@ public struct IptauditCommand: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [ShowCommand.self, ExpectCommand.self, VerifyCommand.self, CaptureCommand.self, TraceCommand.self, ObserveCommand.self,
-                      ChecksCommand.self]
+                      NodeCommand.self, ChecksCommand.self]
     )
     public init() {}
 }

@@ -57,13 +57,17 @@ func printError(_ message: String) {
 }
 
 /// `-o yaml`: the JSON document as YAML (`ReportYAML`); a failure to write it is exit 2 with one line.
-func emitYAML(json: String) throws {
+func yamlDocument(json: String) throws -> String {
     do {
-        emit(try ReportYAML.fromJSON(json))
+        return try ReportYAML.fromJSON(json)
     } catch {
         printError("iptaudit: -o yaml: \(error.description)")
         throw ExitCodes.unreadable
     }
+}
+
+func emitYAML(json: String) throws {
+    emit(try yamlDocument(json: json))
 }
 
 /// Writes to stdout without buffering surprises when output is piped.

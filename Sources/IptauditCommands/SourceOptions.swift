@@ -97,10 +97,10 @@ enum TableChoice: String, ExpressibleByArgument, CaseIterable {
     var tables: [TableName] { self == .all ? TableName.standard + [.security] : [TableName(rawValue)] }
 }
 
-/// Warns on stderr when a family's rules are split between legacy and nf_tables.
-func warnAboutSplitBackends(_ ruleset: Ruleset) {
+/// Warns (on stderr, or to `diagnose`) when a family's rules are split between legacy and nf_tables.
+func warnAboutSplitBackends(_ ruleset: Ruleset, diagnose: (String) -> Void = { printError($0) }) {
     for (family, backends) in ruleset.populatedBackends.sorted(by: { $0.key < $1.key }) where backends.count > 1 {
         let chosen = ruleset.backends[family].map { $0 == .legacy ? "legacy x_tables" : "nf_tables" } ?? "?"
-        printError("iptaudit: warning: \(family) rules exist in both legacy x_tables and nf_tables; reading \(chosen) (the one holding Istio's chains). The kernel applies both: see the backend-split finding of `iptaudit verify`.")
+        diagnose("iptaudit: warning: \(family) rules exist in both legacy x_tables and nf_tables; reading \(chosen) (the one holding Istio's chains). The kernel applies both: see the backend-split finding of `iptaudit verify`.")
     }
 }

@@ -28,37 +28,17 @@ struct VerifyCommand: ParsableCommand {
         let progress = ProgressLine("verify: reading the rules")
         let (ruleset, sourceDescription) = try source.read(ReadRequest(), family: family.forced)
         progress.update("verify: checking \(ruleset.tables.reduce(0) { $0 + $1.ruleCount }) rules against Istio's capture model")
-        warnAboutSplitBackends(ruleset)
         var evidence = RuntimeEvidence()
         // A bundle brings the runtime inputs and pod manifest of its capture; a live read gathers them now.
         let bundle = try source.loadBundle()
         let runtime = bundle.map(\.runtime) ?? (source.inputs.isEmpty ? RuntimeInputs.gather(pid: source.pid, namespacePath: source.namespacePath) : nil)
-        if let runtime {
-            evidence.dnsServers = runtime.nameservers
-            evidence.ipv6 = runtime.hasGlobalIPv6
-        }
         evidence.manifest = bundle?.podManifest.map { (name: "\(source.bundle ?? "bundle") (pod manifest \($0.fileName))", text: $0.text) }
-        let dataPlane = IstioDataPlane(detectedIn: ruleset)
-        if dataPlane.capturesIPv6 { evidence.ipv6 = true }
-        switch dataPlane.mode {
-        case .sidecar:
-            break
-        case .ambient:
-            // istio-cni's in-pod rules for ztunnel: ambient's obligations, not the sidecar's.
-            evidence.ambient = true
-            evidence.nativeAmbient = IstioLayout.detected(in: ruleset.tables) == .ambientNftables
-        case .none:
-            // Every obligation will fail; say the likely reason once, before the details.
-            printError("iptaudit: no Istio chain (ISTIO_*) in any table read from \(sourceDescription)"
-                + (source.inputs.isEmpty && source.bundle == nil && source.namespacePath == nil
-                    ? "; if this is not the pod's network namespace, use --pid PID or --netns PATH" : ""))
-        }
-        let config = try capture.configuration(evidence: evidence)
-        if config.ambient != nil, dataPlane.mode == .none {
-            printError("iptaudit: the pod is in ambient mode but no table read from \(sourceDescription) holds istio-cni's in-pod rules")
-        }
-        let options = VerifierOptions(groupIDs: try capture.groupIDs(found: runtime?.groups))
-        let report = CaptureVerifier.verify(ruleset, configuration: config, options: options)
+        // --pid of the istio-proxy process: the pod's configuration as the proxy has it (as `observe` reads it).
+        if let pid = source.pid, capture.pod == nil { evidence.proxyView = proxyView(ofProcess: pid) }
+        let hint = source.inputs.isEmpty && source.bundle == nil && source.namespacePath == nil
+            ? "; if this is not the pod's network namespace, use --pid PID or --netns PATH" : ""
+        let report = try PodVerification.judge(ruleset, source: sourceDescription, runtime: runtime, evidence: evidence,
+                                               capture: capture, noIstioHint: hint, diagnose: { printError($0) }).report
         progress.finish()
         switch format {
         case .text:

@@ -29,6 +29,8 @@ public struct PodManifest: Hashable, Sendable {
 
     public var kind: String
     public var name: String
+    /// `metadata.namespace` (empty when the manifest does not say).
+    public var namespace: String = ""
     public var annotations: [String: String]
     public var labels: [String: String]
     public var initContainers: [Container]
@@ -117,6 +119,7 @@ public struct PodManifest: Hashable, Sendable {
         self.kind = kind
         if let metadata = node["metadata"] { try Self.requireMapping(metadata, "metadata") }
         name = try Self.string(node["metadata"]?["name"], "metadata.name") ?? ""
+        namespace = try Self.string(node["metadata"]?["namespace"], "metadata.namespace") ?? ""
         annotations = try Self.stringMap(meta?["annotations"], "\(metaAt).annotations")
         labels = try Self.stringMap(meta?["labels"], "\(metaAt).labels")
         initContainers = try Self.containers(podSpec["initContainers"], "\(at).initContainers")

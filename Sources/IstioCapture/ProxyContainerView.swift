@@ -18,6 +18,21 @@ public enum ProxyContainerView {
     public static let interceptionModeVariables = ["ISTIO_META_INTERCEPTION_MODE", "INTERCEPTION_MODE"]
     static let interceptionModeAnnotation = "sidecar.istio.io/interceptionMode"
 
+    /// The istio-proxy container's processes, as `/proc/PID/comm` names them: pilot-agent (PID 1 of the container)
+    /// starts envoy; both carry the injector's environment. pilot-agent is preferred.
+    public static let processNames = ["pilot-agent", "envoy"]
+    /// The pod's name and Kubernetes namespace (the injector's template sets both from the downward API).
+    public static let podNameVariable = "POD_NAME"
+    public static let podNamespaceVariable = "POD_NAMESPACE"
+    /// Set by the injector on every pod it injected (sidecar mode).
+    public static let injectedAnnotation = "sidecar.istio.io/status"
+
+    /// The proxy among a namespace's processes: the first pilot-agent, else the first envoy (pids ascending).
+    public static func proxyProcess<P>(among processes: [P], command: (P) -> String) -> P? {
+        for name in processNames { if let p = processes.first(where: { command($0) == name }) { return p } }
+        return nil
+    }
+
     /// Whether an environment is the proxy container's (the injector always sets Istio metadata there).
     public static func isProxyEnvironment(_ environment: [String: String]) -> Bool {
         environment.keys.contains { $0.hasPrefix("ISTIO_META_") }

@@ -6,10 +6,18 @@ public enum VerificationJUnit {
     /// `command` names the suite: `verify`, or `observe` (whose report is the same value).
     public static func render(_ report: VerificationReport, source: String, command: String = "verify") -> String {
         let failures = report.obligations.filter { $0.status == .failed }.count
-        let skipped = report.obligations.filter { $0.status == .notApplicable }.count
         var xml = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
         xml += #"<testsuites name="iptaudit" tests="\#(report.obligations.count)" failures="\#(failures)" errors="0">"# + "\n"
-        xml += #"  <testsuite name="iptaudit \#(command): \#(escape(source))" tests="\#(report.obligations.count)" failures="\#(failures)" errors="0" skipped="\#(skipped)">"# + "\n"
+        xml += suite(report, name: "iptaudit \(command): \(source)")
+        xml += "</testsuites>\n"
+        return xml
+    }
+
+    /// One `<testsuite>` element (indented two spaces): `verify`'s document, and one pod of `node`'s.
+    static func suite(_ report: VerificationReport, name: String) -> String {
+        let failures = report.obligations.filter { $0.status == .failed }.count
+        let skipped = report.obligations.filter { $0.status == .notApplicable }.count
+        var xml = #"  <testsuite name="\#(escape(name))" tests="\#(report.obligations.count)" failures="\#(failures)" errors="0" skipped="\#(skipped)">"# + "\n"
         xml += "    <properties>\n"
         for (i, line) in report.configuration.enumerated() {
             xml += #"      <property name="configuration.\#(i + 1)" value="\#(escape(line))"/>"# + "\n"
@@ -35,7 +43,7 @@ public enum VerificationJUnit {
             }
             xml += "    </testcase>\n"
         }
-        xml += "  </testsuite>\n</testsuites>\n"
+        xml += "  </testsuite>\n"
         return xml
     }
 
