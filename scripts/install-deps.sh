@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages iptaudit builds and tests with. Skips apt entirely when all are present.
+#   --release  also the release tooling: buildah and podman (with their OCI runtime and helpers) for scripts/image.sh
+#              and the image test, hyperfine for scripts/measure-release.sh, shellcheck for the plugin's test
 set -euo pipefail
 
 packages=(
@@ -14,6 +16,17 @@ packages=(
   libxml2-utils            # xmllint, to check report XML is well formed
   python3 python3-junitparser python3-jsonschema  # kube-proxy generator and benchmarks; a real JUnit consumer and a JSON Schema validator for the report tests
 )
+
+case "${1:-}" in
+  --release)
+    packages+=(
+      buildah podman crun conmon golang-github-containers-common  # build the image from scratch, run it (ImageTests)
+      uidmap fuse-overlayfs slirp4netns                             # what podman asks for on a default install
+      hyperfine shellcheck                                          # scripts/measure-release.sh; the plugin's lint
+    ) ;;
+  "") ;;
+  *) echo "usage: $0 [--release]" >&2; exit 64 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
