@@ -92,7 +92,8 @@ import TestSupport
     /// shellcheck (Debian's package) on the plugin and the release scripts, where it is installed.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/shellcheck"), "shellcheck is not installed"))
     func shellcheckFindsNothing() throws {
-        let files = ["plugins/kubectl-iptaudit", "scripts/release.sh"].map(Fixtures.repositoryPath)
+        let files = ["plugins/kubectl-iptaudit", "scripts/release.sh", "scripts/image.sh", "scripts/image-rootfs.sh",
+                     "scripts/measure-release.sh"].map(Fixtures.repositoryPath)
         let r = try runCommand(["shellcheck"] + files)
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
     }
