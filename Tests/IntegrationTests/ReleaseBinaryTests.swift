@@ -81,4 +81,33 @@ import TestSupport
         #expect(verdicts.isSubset(of: ["0\n", "1\n"]), "\(verdicts)")
         #expect(expected.allSatisfy { $0.hasPrefix("{") }, "a run printed no JSON report")
     }
+
+    /// scripts/release.sh packages the release binary: a stripped copy named for the version and architecture, a
+    /// checksum `sha256sum -c` accepts, the same program (same help), and `ldd` naming glibc's files only.
+    @Test(.enabled(if: ObserveConnectionTests.releaseBinary != nil || TestNamespace.required,
+                   "needs IPTAUDIT_RELEASE_BIN, the release binary scripts/test.sh builds"))
+    func releaseScriptWritesAStrippedBinaryAndItsChecksum() throws {
+        let release = try #require(ObserveConnectionTests.releaseBinary, "IPTAUDIT_RELEASE_BIN is not set")
+        let dist = NSTemporaryDirectory() + "iptaudit-dist-\(getpid())-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dist) }
+        let r = try runCommand(["bash", Fixtures.repositoryPath("scripts/release.sh")],
+                               environment: ["IPTAUDIT_RELEASE_BIN": release, "IPTAUDIT_VERSION": "9.9.9-test", "IPTAUDIT_DIST": dist])
+        try #require(r.status == 0, "\(r.stderr)")
+        let arch = try runCommand(["uname", "-m"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = "iptaudit-9.9.9-test-linux-\(arch)"
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dist).sorted() == [name, name + ".sha256"])
+        let check = try runCommand(["sh", "-c", "cd \"$1\" && sha256sum -c \"$2.sha256\"", "sh", dist, name])
+        #expect(check.status == 0 && check.stdout == "\(name): OK\n", "\(check.stdout)\(check.stderr)")
+        let unstripped = try FileManager.default.attributesOfItem(atPath: release)[.size] as? Int ?? 0
+        let stripped = try FileManager.default.attributesOfItem(atPath: "\(dist)/\(name)")[.size] as? Int ?? 0
+        #expect(stripped > 0 && stripped < unstripped / 2, "stripping should remove most of the symbol tables")
+        #expect(r.stdout.contains("size: \(unstripped) bytes unstripped, \(stripped) bytes stripped"), "\(r.stdout)")
+        let help = try runCommand(["\(dist)/\(name)", "verify", "--help"])
+        let originalHelp = try runCommand([release, "verify", "--help"])
+        #expect(help.status == 0 && help.stdout == originalHelp.stdout)
+        let ldd = try runCommand(["ldd", "\(dist)/\(name)"])
+        let objects = ldd.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first.map { $0.trimmingCharacters(in: .whitespaces) } }
+        #expect(Set(objects).subtracting(["linux-vdso.so.1"]).allSatisfy { ["libc.so.6", "libm.so.6"].contains($0) || $0.hasSuffix("/ld-linux-x86-64.so.2") || $0.hasPrefix("ld-linux") },
+                "\(ldd.stdout)")
+    }
 }
