@@ -64,6 +64,25 @@ import TestSupport
         }
     }
 
+    /// The capabilities docs/running-in-a-cluster.md names for the image, and no more: with a bounding set of
+    /// CAP_NET_ADMIN and CAP_NET_RAW alone, root reads legacy and iptables-nft rules to the verdict; legacy x_tables
+    /// need CAP_NET_RAW too (libiptc's raw socket), nf_tables CAP_NET_ADMIN alone; without CAP_NET_ADMIN nothing reads.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)), .timeLimit(.minutes(2)))
+    func netAdminAndNetRawAreTheCapabilitiesAReadNeeds() throws {
+        let cases: [(backend: String, bounding: String, status: Int32)] = [
+            ("legacy", "-all,+net_admin,+net_raw", 0), ("legacy", "-net_raw", 2), ("legacy", "-net_admin", 2),
+            ("nft", "-all,+net_admin,+net_raw", 0), ("nft", "-all,+net_admin", 0), ("nft", "-net_admin", 2),
+        ]
+        for backend in ["legacy", "nft"] {
+            let ns = try Self.podNamespace("examples/healthy.save", backend)
+            for c in cases where c.backend == backend {
+                let r = try ns.run(["setpriv", "--bounding-set", c.bounding, Binary.path] + Self.verify, stdin: try Self.manifest)
+                #expect(r.status == c.status, "\(backend) with bounding set \(c.bounding): \(r.stderr)")
+                if c.status == 2 { #expect(r.stderr.contains("CAP_NET_ADMIN"), "\(r.stderr)") }
+            }
+        }
+    }
+
     /// podman and buildah from Debian's packages (`scripts/install-deps.sh --release`).
     static let containerTools = ["podman", "buildah"].allSatisfy { FileManager.default.isExecutableFile(atPath: "/usr/bin/\($0)") }
 
