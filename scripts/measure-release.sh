@@ -23,7 +23,9 @@ ip netns add "$ns"
 ip netns exec "$ns" iptables-legacy-restore < examples/healthy.save
 in_ns() { ip netns exec "$ns" "$@"; }
 
-echo "Release binary (\`scripts/release.sh\`, $(uname -m), $(. /etc/os-release && echo "$PRETTY_NAME"), glibc $(ldd --version | head -1 | awk '{print $NF}'); $(date -u +%Y-%m-%d)):"
+# shellcheck source=/dev/null
+os="$(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "Release binary (\`scripts/release.sh\`, $(uname -m), $os, glibc $(ldd --version | head -1 | awk '{print $NF}'); $(date -u +%Y-%m-%d)):"
 echo "$(stat -c %s "$unstripped") bytes unstripped, $(stat -c %s "$binary") bytes stripped."
 # The image's one layer is scripts/image-rootfs.sh's tree of the stripped binary, as scripts/image.sh tars it.
 scripts/image-rootfs.sh "$binary" "$work/rootfs" >/dev/null
