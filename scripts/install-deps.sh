@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages iptaudit builds and tests with. Skips apt entirely when all are present.
+#   --release  also the release tooling: buildah and podman (with their OCI runtime and helpers) for scripts/image.sh
+#              and the image test, hyperfine for scripts/measure-release.sh, shellcheck for the plugin's test
 set -euo pipefail
 
 packages=(
@@ -16,6 +18,17 @@ packages=(
   python3-yaml             # PyYAML, a real YAML reader for `-o yaml`
   bsdutils                 # script(1): a pseudo-terminal for the `--color auto` test
 )
+
+case "${1:-}" in
+  --release)
+    packages+=(
+      buildah podman crun conmon golang-github-containers-common  # build the image from scratch, run it (ImageTests)
+      uidmap fuse-overlayfs slirp4netns                             # what podman asks for on a default install
+      hyperfine shellcheck                                          # scripts/measure-release.sh; the plugin's lint
+    ) ;;
+  "") ;;
+  *) echo "usage: $0 [--release]" >&2; exit 64 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
