@@ -27,3 +27,17 @@ echo "size: $(stat -c %s "$binary") bytes unstripped, $(stat -c %s "$dist/$name"
 echo "sha256: $(cut -d' ' -f1 "$dist/$name.sha256")"
 echo "ldd:"
 ldd "$dist/$name" | sed -E 's/ \(0x[0-9a-f]+\)//; s/^[[:space:]]*/  /'
+# Shell completions, from the binary's own command definitions, and the man page scripts/test.sh generates
+# (swift-argument-parser's generate-manual plugin; run `swift package generate-manual` first if it is missing).
+mkdir -p "$dist/completions"
+"$dist/$name" --generate-completion-script bash > "$dist/completions/iptaudit.bash"
+"$dist/$name" --generate-completion-script zsh > "$dist/completions/_iptaudit"
+"$dist/$name" --generate-completion-script fish > "$dist/completions/iptaudit.fish"
+manpage="${IPTAUDIT_MANPAGE:-.build/plugins/GenerateManual/outputs/iptaudit/iptaudit.1}"
+if [[ -f "$manpage" ]]; then
+  cp "$manpage" "$dist/iptaudit.1"
+  echo "man page: $dist/iptaudit.1"
+else
+  echo "man page: not generated yet (swift package generate-manual), not included"
+fi
+echo "completions: $dist/completions/{iptaudit.bash,_iptaudit,iptaudit.fish}"

@@ -95,7 +95,13 @@ import TestSupport
         try #require(r.status == 0, "\(r.stderr)")
         let arch = try runCommand(["uname", "-m"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let name = "iptaudit-9.9.9-test-linux-\(arch)"
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dist).sorted() == [name, name + ".sha256"])
+        // The man page comes along when the build generated it (scripts/test.sh does, and exports its path).
+        let manpage = ProcessInfo.processInfo.environment["IPTAUDIT_MANPAGE"]
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dist).sorted()
+                == ([name, name + ".sha256", "completions"] + (manpage != nil ? ["iptaudit.1"] : [])).sorted())
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dist + "/completions").sorted() == ["_iptaudit", "iptaudit.bash", "iptaudit.fish"])
+        #expect(try runCommand(["bash", "-n", dist + "/completions/iptaudit.bash"]).status == 0)
+        if let manpage { #expect(FileManager.default.contentsEqual(atPath: manpage, andPath: dist + "/iptaudit.1")) }
         let check = try runCommand(["sh", "-c", "cd \"$1\" && sha256sum -c \"$2.sha256\"", "sh", dist, name])
         #expect(check.status == 0 && check.stdout == "\(name): OK\n", "\(check.stdout)\(check.stderr)")
         let unstripped = try FileManager.default.attributesOfItem(atPath: release)[.size] as? Int ?? 0
