@@ -338,7 +338,7 @@ import TestSupport
     @Test func badOptionsAreUsageErrors() throws {
         #expect(try Binary.run(["node", "--jobs", "0"]).status == 64)
         #expect(try Binary.run(["node", "--timeout", "-1"]).status == 64)
-        #expect(try Binary.run(["node", "-o", "yaml"]).status == 64)
+        #expect(try Binary.run(["node", "-o", "sarif"]).status == 64)
         let badList = try Binary.run(["node", "--pods", "-"], stdin: "kind: List\nitems: [1, 2\n")
         #expect(badList.status == 2 && badList.stderr.hasPrefix("iptaudit: -:"), "\(badList.stderr)")
     }
