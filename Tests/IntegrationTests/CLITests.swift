@@ -151,7 +151,7 @@ func loadGolden(_ relative: String, family: Int, backend: String, into ns: TestN
         #expect(withoutSaveComments(r.stdout) == withoutSaveComments(text))
     }
 
-    @Test(arguments: [["show", "--input", "a", "--netns", "/run/netns/x"], ["show", "--format", "yaml"], ["show", "--pid", "-3"]])
+    @Test(arguments: [["show", "--input", "a", "--netns", "/run/netns/x"], ["show", "--format", "xml"], ["show", "--pid", "-3"]])
     func usageErrorsExit64(_ args: [String]) throws {
         #expect(try Binary.run(args).status == 64)
     }

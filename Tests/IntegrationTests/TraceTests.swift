@@ -31,7 +31,7 @@ import TestSupport
         ["out", "tcp", "10.0.0.1:80", "--mark", "0xZZ"],
         ["out", "tcp", "10.0.0.1:80", "--family", "ipv6"],       // family contradicts the address
         ["out", "tcp", "10.0.0.1:80", "--from", "fd00::2"],      // source of another family
-        ["out", "tcp", "10.0.0.1:80", "--format", "yaml"],
+        ["out", "tcp", "10.0.0.1:80", "--format", "xml"],
         ["out", "tcp", "10.0.0.1:80", "--input", "x", "--netns", "/run/netns/x"],
     ]
 
