@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CorpusSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "CorpusSupport", "IstioCapture", "NetfilterModel"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "CorpusSupport", "RuleReaders", "IstioCapture", "NetfilterModel", "CaptureVerifier", "MetricsServer"]),
-        .testTarget(name: "IptauditCommandsTests", dependencies: ["IptauditCommands", "RuleReaders", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "IptauditCommandsTests", dependencies: ["TestSupport", "IptauditCommands", "MetricsServer", "RuleReaders", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RuleReadersTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
     ]
 )

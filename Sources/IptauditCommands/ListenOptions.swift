@@ -41,9 +41,9 @@ struct ListenOptions: ParsableArguments {
             staleAfter: interval.duration * Self.staleIntervals + timeout, failureCounter: Self.failureCounter)
     }
 
-    /// Serves until SIGTERM or SIGINT, then returns (exit 0). Prints where it listens and each failed audit on stderr;
-    /// a socket that cannot be bound is exit 2.
-    func serve(audit: @escaping MetricsServer.Audit) throws {
+    /// Serves until SIGTERM or SIGINT (`signals`), then returns (exit 0). Prints where it listens and each failed
+    /// audit on stderr; a socket that cannot be bound is exit 2.
+    func serve(stoppingOn signals: [Int32] = [SIGTERM, SIGINT], audit: @escaping MetricsServer.Audit) throws {
         guard let configuration else { return }
         let outcome = ServeOutcome()
         let finished = DispatchSemaphore(value: 0)
@@ -56,7 +56,7 @@ struct ListenOptions: ParsableArguments {
                     }
                 }, audit: audit)
                 printError("iptaudit: serving /metrics and /healthz on \(server.address), auditing every \(DurationText.format(configuration.interval))")
-                let signal = await server.run(untilSignal: [SIGTERM, SIGINT])
+                let signal = await server.run(untilSignal: signals)
                 printError("iptaudit: stopped on signal \(signal)")
             } catch {
                 outcome.error = error

@@ -3,17 +3,17 @@ import Glibc
 
 /// A plain HTTP/1.x client over a socket, so the tests see the server's bytes (status line, headers) with no
 /// URLSession in between. Every socket has 5 s send and receive timeouts.
-struct HTTPReply: Sendable {
-    var status: Int
-    var headers: [String: String]
-    var body: String
+public struct HTTPReply: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: String
 }
 
-enum HTTPProbe {
-    struct Failure: Error, CustomStringConvertible { var description: String }
+public enum HTTPProbe {
+    public struct Failure: Error, CustomStringConvertible { public var description: String }
 
     /// Sends one request with `Connection: close` and reads the reply to the end.
-    static func request(_ method: String = "GET", _ target: String, host: String = "127.0.0.1", port: Int,
+    public static func request(_ method: String = "GET", _ target: String, host: String = "127.0.0.1", port: Int,
                         version: String = "HTTP/1.1") throws -> HTTPReply {
         let fd = try connect(host: host, port: port)
         defer { close(fd) }
@@ -49,7 +49,7 @@ enum HTTPProbe {
         return HTTPReply(status: status, headers: headers, body: String(text[split.upperBound...]))
     }
 
-    static func connect(host: String, port: Int) throws -> Int32 {
+    public static func connect(host: String, port: Int) throws -> Int32 {
         let v6 = host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
@@ -78,13 +78,13 @@ enum HTTPProbe {
         return fd
     }
 
-    struct ConnectFailure: Error, CustomStringConvertible {
-        var errno: Int32
-        var description: String
+    public struct ConnectFailure: Error, CustomStringConvertible {
+        public var errno: Int32
+        public var description: String
     }
 
     /// A loopback port free right now (bound to port 0, read back, closed), for a server that takes a fixed port.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -101,7 +101,7 @@ enum HTTPProbe {
 
 /// Polls `probe` every `every` until it returns a value, for at most `limit`; the error names what was awaited
 /// and the last thing seen.
-func waitFor<T>(_ what: String, limit: Duration = .seconds(60), every: Duration = .milliseconds(100),
+public func waitFor<T>(_ what: String, limit: Duration = .seconds(60), every: Duration = .milliseconds(100),
                 _ probe: () async throws -> (T?, String)) async throws -> T {
     let deadline = ContinuousClock.now + limit
     var last = ""
@@ -115,11 +115,11 @@ func waitFor<T>(_ what: String, limit: Duration = .seconds(60), every: Duration 
 }
 
 /// A value shared between a test and the closures it hands the server.
-final class Locked<Value>: @unchecked Sendable {
+public final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
-    @discardableResult func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
+    public init(_ value: Value) { self.value = value }
+    public func get() -> Value { lock.withLock { value } }
+    public func set(_ newValue: Value) { lock.withLock { value = newValue } }
+    @discardableResult public func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
 }
