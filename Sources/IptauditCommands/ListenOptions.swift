@@ -47,7 +47,9 @@ struct ListenOptions: ParsableArguments {
         guard let configuration else { return }
         let outcome = ServeOutcome()
         let finished = DispatchSemaphore(value: 0)
-        Task {
+        // High priority: called from a plain thread, the task would otherwise rank below everything else on the
+        // shared executor (seen in the test suite, where blocking tests kept it waiting for minutes).
+        Task(priority: .high) {
             defer { finished.signal() }
             do throws(MetricsServerError) {
                 let server = try await MetricsServer.start(configuration, events: { event in

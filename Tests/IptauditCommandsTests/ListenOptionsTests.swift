@@ -50,7 +50,8 @@ struct ListenOptionsTests {
             } catch { returned.set("\(error)") }
         }
         thread.start()
-        let metrics = try await waitFor("serve to answer /metrics on port \(port)") {
+        let metrics: HTTPReply = try await waitFor("serve to answer /metrics on port \(port)") {
+            if let early = returned.get() { throw HTTPProbe.Failure(description: "serve returned before answering: \(early)") }
             let r = try? HTTPProbe.request("GET", "/metrics", port: port)
             return (r?.status == 200 ? r : nil, r.map { "\($0.status) \($0.body)" } ?? "no answer")
         }

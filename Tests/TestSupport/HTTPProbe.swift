@@ -10,7 +10,10 @@ public struct HTTPReply: Sendable {
 }
 
 public enum HTTPProbe {
-    public struct Failure: Error, CustomStringConvertible { public var description: String }
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
+    }
 
     /// Sends one request with `Connection: close` and reads the reply to the end.
     public static func request(_ method: String = "GET", _ target: String, host: String = "127.0.0.1", port: Int,
