@@ -55,7 +55,8 @@ public final class MetricsServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(60)))
+                    // Longer than a scrape interval, so a scraper's idle keep-alive connection is not closed under it.
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(150)))
                     try pipeline.addHandler(IdleConnectionCloser())
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
                     try pipeline.addHandler(ScrapeHandler(routes: routes, state: state))

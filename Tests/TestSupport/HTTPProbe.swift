@@ -102,19 +102,24 @@ public enum HTTPProbe {
     }
 }
 
-/// Polls `probe` every `every` until it returns a value, for at most `limit`; the error names what was awaited
-/// and the last thing seen.
+/// Polls `probe` every `every` until it returns a value; gives up once `limit` has passed *and* at least
+/// `minimumPolls` polls were made (each bounded by the probe's own socket timeouts). The second bound is for the
+/// shared executor: while the suite's blocking tests hold its threads, a wall-clock limit alone can run out before
+/// the server under test (which needs the same threads) had a turn. The error names what was awaited and the last
+/// thing seen.
 public func waitFor<T>(_ what: String, limit: Duration = .seconds(60), every: Duration = .milliseconds(100),
-                _ probe: () async throws -> (T?, String)) async throws -> T {
+                       minimumPolls: Int = 100, _ probe: () async throws -> (T?, String)) async throws -> T {
     let deadline = ContinuousClock.now + limit
     var last = ""
-    while ContinuousClock.now < deadline {
+    var polls = 0
+    while ContinuousClock.now < deadline || polls < minimumPolls {
         let (value, seen) = try await probe()
         if let value { return value }
         last = seen
+        polls += 1
         try await Task.sleep(for: every)
     }
-    throw HTTPProbe.Failure(description: "timed out after \(limit) waiting for \(what); last seen: \(last.prefix(2000))")
+    throw HTTPProbe.Failure(description: "timed out after \(limit) and \(polls) polls waiting for \(what); last seen: \(last.prefix(2000))")
 }
 
 /// A value shared between a test and the closures it hands the server.
