@@ -10,7 +10,7 @@ import TestSupport
     static let counter = MetricName("iptaudit_audit_failures_total")!
 
     static func configuration(_ listen: String = "127.0.0.1:0", interval: Duration = .milliseconds(200),
-                              timeout: Duration = .seconds(10), staleAfter: Duration = .seconds(60)) throws -> MetricsServer.Configuration {
+                              timeout: Duration = .seconds(3600), staleAfter: Duration = .seconds(7200)) throws -> MetricsServer.Configuration {
         MetricsServer.Configuration(listen: try ListenAddress(parsing: listen), interval: interval, auditTimeout: timeout,
                                     staleAfter: staleAfter, failureCounter: counter)
     }

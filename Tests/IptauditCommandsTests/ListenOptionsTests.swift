@@ -41,7 +41,8 @@ struct ListenOptionsTests {
     @Test func serveAnswersUntilItsSignal() async throws {
         signal(SIGUSR1, SIG_IGN)   // a signal sent before serve's own handling is in place is dropped, not fatal
         let port = try HTTPProbe.freePort()
-        let options = try ListenOptions.parse(["--listen", "127.0.0.1:\(port)", "--interval", "1s"])
+        // An audit timeout far beyond any wait, so a busy test machine cannot turn the first audit into a failure.
+        let options = try ListenOptions.parse(["--listen", "127.0.0.1:\(port)", "--interval", "1s", "--audit-timeout", "1h"])
         let returned = Locked<String?>(nil)
         let thread = Thread {
             do {
