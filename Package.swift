@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SwiftNIO's HTTP/1 codec serves /metrics and /healthz for `--listen` (MetricsServer): no hand-written parser.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Headers only: the legacy reader loads libip4tc/libip6tc with dlopen when it reads legacy tables, so
@@ -39,12 +41,22 @@ let package = Package(
         .target(name: "DynamicLoading"),
         .target(name: "RuleReaders", dependencies: ["NetfilterModel", "DynamicLoading", "CIPTC", "CNetlink", "CSpawn", "CNftables"]),
         .target(name: "IstioCapture", dependencies: ["NetfilterModel", "DynamicLoading", "CYAML"]),
+        // The scrape endpoint: knows HTTP and an audit closure returning exposition text, nothing of Istio or netfilter.
+        .target(
+            name: "MetricsServer",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
         .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
         .target(
             name: "IptauditCommands",
             dependencies: [
-                "NetfilterModel", "RuleReaders", "IstioCapture", "CaptureVerifier", "Reporters",
+                "NetfilterModel", "RuleReaders", "IstioCapture", "CaptureVerifier", "Reporters", "MetricsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,8 +78,8 @@ let package = Package(
         .testTarget(name: "ReportersTests", dependencies: ["TestSupport", "CorpusSupport", "Reporters", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "CaptureVerifierTests", dependencies: ["TestSupport", "CorpusSupport", "CaptureVerifier", "IstioCapture", "NetfilterModel", "RuleReaders"]),
         .testTarget(name: "IstioCaptureTests", dependencies: ["TestSupport", "CorpusSupport", "IstioCapture", "NetfilterModel"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "CorpusSupport", "RuleReaders", "IstioCapture", "NetfilterModel", "CaptureVerifier"]),
-        .testTarget(name: "IptauditCommandsTests", dependencies: ["IptauditCommands", "RuleReaders", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "CorpusSupport", "RuleReaders", "IstioCapture", "NetfilterModel", "CaptureVerifier", "MetricsServer"]),
+        .testTarget(name: "IptauditCommandsTests", dependencies: ["TestSupport", "IptauditCommands", "MetricsServer", "RuleReaders", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RuleReadersTests", dependencies: ["TestSupport", "RuleReaders", "NetfilterModel"]),
     ]
 )

@@ -2,6 +2,10 @@
 # Installs the Debian/Ubuntu packages iptaudit builds and tests with. Skips apt entirely when all are present.
 #   --release  also the release tooling: buildah and podman (with their OCI runtime and helpers) for scripts/image.sh
 #              and the image test, hyperfine for scripts/measure-release.sh, shellcheck for the plugin's test
+#   --cluster  also the cluster tooling: Debian's prometheus (a real server scraping `node --listen`, promtool) and,
+#              from PyPI, kubernetes-validate (Kubernetes' schemas, offline) for scripts/validate-deploy.py
+# Neither is part of the default set CI installs: their tests (ImageTests' podman case, PrometheusScrapeTests,
+# DeployManifestTests) skip, saying which tool is missing, until these are installed.
 set -euo pipefail
 
 packages=(
@@ -18,23 +22,44 @@ packages=(
   python3-yaml             # PyYAML, a real YAML reader for `-o yaml`
   bsdutils                 # script(1): a pseudo-terminal for the `--color auto` test
 )
+# With --cluster: PyPI packages, for the `python3` on PATH (the one the tests run), for scripts/validate-deploy.py:
+# Kubernetes' own schemas (bundled by kubernetes-validate, so validation is offline), YAML, JSON Schema.
+python_packages=()
+python_modules=()
 
-case "${1:-}" in
-  --release)
-    packages+=(
-      buildah podman crun conmon golang-github-containers-common  # build the image from scratch, run it (ImageTests)
-      uidmap fuse-overlayfs slirp4netns                             # what podman asks for on a default install
-      hyperfine shellcheck                                          # scripts/measure-release.sh; the plugin's lint
-    ) ;;
-  "") ;;
-  *) echo "usage: $0 [--release]" >&2; exit 64 ;;
-esac
+install_python_packages() {
+  local missing_python=()
+  [ ${#python_modules[@]} -gt 0 ] || return 0
+  for i in "${!python_modules[@]}"; do
+    python3 -c "import ${python_modules[$i]}" 2>/dev/null || missing_python+=("${python_packages[$i]}")
+  done
+  if [ ${#missing_python[@]} -gt 0 ]; then
+    python3 -m pip install -q "${missing_python[@]}"
+  fi
+}
+
+for option in "$@"; do
+  case "$option" in
+    --release)
+      packages+=(
+        buildah podman crun conmon golang-github-containers-common  # build the image from scratch, run it (ImageTests)
+        uidmap fuse-overlayfs slirp4netns                             # what podman asks for on a default install
+        hyperfine shellcheck                                          # scripts/measure-release.sh; the plugin's lint
+      ) ;;
+    --cluster)
+      packages+=(prometheus)  # a real Prometheus scraping `--listen` (PrometheusScrapeTests), promtool (metrics, rules)
+      python_packages=(kubernetes-validate pyyaml jsonschema)
+      python_modules=(kubernetes_validate yaml jsonschema) ;;
+    *) echo "usage: $0 [--release] [--cluster]" >&2; exit 64 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  install_python_packages
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -44,3 +69,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_python_packages

@@ -47,12 +47,31 @@ struct NodeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the report to this file instead of stdout, replacing it atomically (mode 0644: a node-exporter textfile collector can read it).", valueName: "path"))
     var outputFile: String?
 
+    /// `--listen`: keep running, audit every `--interval`, serve the exposition on /metrics (the DaemonSet in deploy/).
+    @OptionGroup var listen: ListenOptions
+
     func validate() throws {
         if let jobs, jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be between 1 and 256, got \(jobs)") }
         if !(timeout > 0) || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds, got \(timeout)") }
     }
 
     func run() throws {
+        if listen.address != nil {
+            guard format == .prometheus || format == .text, outputFile == nil else {
+                throw ValidationError("--listen serves the Prometheus exposition; it takes neither -o \(format.rawValue) nor --output-file")
+            }
+            let manifests = try loadPods()
+            let auditor = NodeAuditor(backend: backend, pods: manifests, podsName: pods ?? "--pods", capture: try CaptureOptions.parse([]))
+            let width = jobs ?? Int(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let timeout = self.timeout
+            // Each audit runs on BoundedWork's own threads; the task waiting for it holds one thread of the pool
+            // while it runs, and the server answers on SwiftNIO's event loop meanwhile. The input limits travel
+            // with the task (a task-local).
+            try listen.serve {
+                NodeMetrics.render(auditor.run(jobs: width, timeout: timeout, started: BoundedWork<Int>.now()))
+            }
+            return
+        }
         let started = BoundedWork<Int>.now()
         let manifests = try loadPods()
         if let outputFile {
@@ -116,7 +135,10 @@ struct NodeAuditor: @unchecked Sendable {
             pod.failure = "not judged within --timeout \(timeout) s"
             return pod
         })
-        return NodeAudit(pods: results, unreadable: inventory.unreadable, seconds: BoundedWork<Int>.now() - started)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return NodeAudit(pods: results, unreadable: inventory.unreadable, seconds: BoundedWork<Int>.now() - started,
+                         finishedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
     }
 
     /// One namespace, as `verify --pid PID [--pod ITEM]` judges it (`--netns PATH` when no process holds it).

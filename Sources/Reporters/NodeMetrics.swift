@@ -45,6 +45,10 @@ public enum NodeMetrics {
         sample("iptaudit_audit_duration_seconds", [], NodeReport.seconds(audit.seconds))
         family("iptaudit_audit_ok", "1 when no meshed pod has an error finding and every namespace was judged.")
         sample("iptaudit_audit_ok", [], audit.hasError || audit.unreadableCount > 0 ? "0" : "1")
+        if let finished = audit.finishedAt {
+            family("iptaudit_last_audit_timestamp_seconds", "When the last audit finished, in seconds since the epoch.")
+            sample("iptaudit_last_audit_timestamp_seconds", [], NodeReport.seconds(finished))
+        }
         return out
     }
 

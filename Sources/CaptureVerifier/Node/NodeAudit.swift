@@ -114,11 +114,14 @@ public struct NodeAudit: Sendable {
     /// Namespace entries the walk could not look at (path, reason); each counts as unreadable.
     public var unreadable: [(path: String, reason: String)]
     public var seconds: Double
+    /// When the audit finished, in seconds since the epoch (the exposition's `iptaudit_last_audit_timestamp_seconds`).
+    public var finishedAt: Double?
 
-    public init(pods: [PodAudit], unreadable: [(path: String, reason: String)], seconds: Double) {
+    public init(pods: [PodAudit], unreadable: [(path: String, reason: String)], seconds: Double, finishedAt: Double? = nil) {
         self.pods = pods
         self.unreadable = unreadable
         self.seconds = seconds
+        self.finishedAt = finishedAt
     }
 
     public var hasError: Bool { pods.contains(where: \.hasError) }
