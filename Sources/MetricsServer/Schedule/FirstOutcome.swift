@@ -13,8 +13,10 @@ func result<T: Sendable>(of task: Task<T, any Error>, within timeout: Duration) 
             }
             Task {
                 let outcome = await task.result
-                timer.cancel()
+                // Finish before cancelling the timer: a cancelled timer wakes and finishes with nil, and if it ran
+                // first a successful audit was reported as abandoned (seen once in CI under load).
                 race.finish(outcome)
+                timer.cancel()
             }
         }
     } onCancel: {
