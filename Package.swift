@@ -1,6 +1,11 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Generic types are instantiated through their metadata accessors instead of from mangled names: the mangled-name
+// path resolves each generic argument's conformances by scanning every protocol-conformance record in the binary
+// (~0.3 M instructions a first use), which was a quarter of a pod-sized `show` or `verify` (docs/benchmarks.md).
+let startUp: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]
+
 // Dependencies point at the pure model (NetfilterModel); libiptc, netlink, libnftables and libyaml are each imported by one file only.
 let package = Package(
     name: "iptaudit",
@@ -36,11 +41,12 @@ let package = Package(
         ),
         // posix_spawn's closefrom action and pidfd_open, for the one process launcher (HelperProcess.swift).
         .systemLibrary(name: "CSpawn"),
-        .target(name: "NetfilterModel"),
+        .target(name: "NetfilterModel", swiftSettings: startUp),
         // The one dlopen loader, for the readers' libiptc and libnftables and IstioCapture's libyaml.
-        .target(name: "DynamicLoading"),
-        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "DynamicLoading", "CIPTC", "CNetlink", "CSpawn", "CNftables"]),
-        .target(name: "IstioCapture", dependencies: ["NetfilterModel", "DynamicLoading", "CYAML"]),
+        .target(name: "DynamicLoading", swiftSettings: startUp),
+        .target(name: "RuleReaders", dependencies: ["NetfilterModel", "DynamicLoading", "CIPTC", "CNetlink", "CSpawn", "CNftables"],
+                swiftSettings: startUp),
+        .target(name: "IstioCapture", dependencies: ["NetfilterModel", "DynamicLoading", "CYAML"], swiftSettings: startUp),
         // The scrape endpoint: knows HTTP and an audit closure returning exposition text, nothing of Istio or netfilter.
         .target(
             name: "MetricsServer",
@@ -49,21 +55,24 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: startUp
         ),
-        .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"]),
-        .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"]),
+        .target(name: "CaptureVerifier", dependencies: ["NetfilterModel", "IstioCapture"], swiftSettings: startUp),
+        .target(name: "Reporters", dependencies: ["NetfilterModel", "IstioCapture", "CaptureVerifier"], swiftSettings: startUp),
         .target(
             name: "IptauditCommands",
             dependencies: [
                 "NetfilterModel", "RuleReaders", "IstioCapture", "CaptureVerifier", "Reporters", "MetricsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: startUp
         ),
         .executableTarget(
             name: "iptaudit",
             dependencies: ["IptauditCommands"],
             exclude: ["StaticLibstdcxx"],
+            swiftSettings: startUp,
             // Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
             // archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
             // Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
