@@ -24,13 +24,20 @@ enum ChainHygiene: Obligation {
         guard !run.checked.isEmpty else { return .notApplicable("no family to check") }
         var out = CheckOutput()
         // Rules and chains on the way of another error or warning are explained there: drift is what changes no verdict.
-        var cited: Set<String> = []
-        var citedChains: Set<String> = []
+        // Keys, not interpolated strings: interpolating an enum without a description reflects over it.
+        struct Cited: Hashable {
+            var family: Family
+            var table: TableName
+            var chain: ChainName
+            var rule: Int?
+        }
+        var cited: Set<Cited> = []
+        var citedChains: Set<Cited> = []
         for f in run.results.values.flatMap(\.findings) where f.severity >= .warning {
-            if let t = f.table, let c = f.chain, let n = f.ruleNumber { cited.insert("\(f.family)|\(t)|\(c)|\(n)") }
+            if let t = f.table, let c = f.chain, let n = f.ruleNumber { cited.insert(Cited(family: f.family, table: t, chain: c, rule: n)) }
             for step in f.path {
-                citedChains.insert("\(f.family)|\(step.table)|\(step.chain)")
-                if let n = step.ruleNumber { cited.insert("\(f.family)|\(step.table)|\(step.chain)|\(n)") }
+                citedChains.insert(Cited(family: f.family, table: step.table, chain: step.chain))
+                if let n = step.ruleNumber { cited.insert(Cited(family: f.family, table: step.table, chain: step.chain, rule: n)) }
             }
         }
         let id = description.id
@@ -94,7 +101,7 @@ enum ChainHygiene: Obligation {
                     if !extra.isEmpty {
                         for (k, r) in exp.rules.enumerated().reversed() { homes[r.normalized] = k }
                     }
-                    for i in extra where !cited.contains("\(ctx.family)|\(name)|\(chain.name)|\(i + 1)") {
+                    for i in extra where !cited.contains(Cited(family: ctx.family, table: name, chain: chain.name, rule: i + 1)) {
                         let home = homes[chain.rules[i].normalized]
                         let message = home.map { "\(name) \(chain.name)#\(i + 1) is out of place: istio-iptables installs it as rule \($0 + 1) of the chain." }
                             ?? "\(name) \(chain.name)#\(i + 1) is not a rule istio-iptables installs for this configuration."
@@ -102,7 +109,7 @@ enum ChainHygiene: Obligation {
                             message: message, fix: home == nil ? nil : Fix.reinstall, obligation: id))
                         drift += 1
                     }
-                    for r in missing where !citedChains.contains("\(ctx.family)|\(name)|\(chain.name)") {
+                    for r in missing where !citedChains.contains(Cited(family: ctx.family, table: name, chain: chain.name)) {
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
                             message: "istio-iptables installs `\(SaveSyntax.render(r, in: chain.name, family: ctx.family))`, which is absent.",
                             fix: Fix.reinstall, obligation: id))

@@ -233,10 +233,18 @@ public func verify(_ ruleset: Ruleset, configuration given: CaptureConfiguration
         return r
     }
     // Each finding once: the same kind at the same rule with the same witness verdict is the same defect.
-    var seen: Set<String> = []
+    struct Defect: Hashable {
+        var kind: FindingKind
+        var severity: Severity
+        var family: Family
+        var location: String
+        var verdictOrMessage: String
+    }
+    var seen: Set<Defect> = []
     var findings: [Finding] = []
     for f in results.flatMap(\.findings) {
-        let key = "\(f.kind)|\(f.severity)|\(f.family)|\(f.location)|\(f.witness?.verdict.description ?? f.message)"
+        let key = Defect(kind: f.kind, severity: f.severity, family: f.family, location: f.location,
+                         verdictOrMessage: f.witness?.verdict.description ?? f.message)
         if seen.insert(key).inserted { findings.append(f) }
     }
     findings = findings.enumerated().sorted { a, b in
