@@ -78,8 +78,10 @@ let package = Package(
             // Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
             // -static-libgcc: the unwinder from libgcc_eh.a instead of libgcc_s.so.1, so the release binary needs only
             // glibc's own files (libgcc_s is another package, absent from glibc-only images).
+            // --no-export-dynamic: the static stdlib's link exports every symbol of our objects (16,500), and the
+            // runtime's dladdr of itself at start-up walks them all (0.5 M instructions); nothing looks them up.
             linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx",
-                                           "-Xclang-linker", "-static-libgcc"], .when(configuration: .release))]
+                                           "-Xclang-linker", "-static-libgcc", "-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),
