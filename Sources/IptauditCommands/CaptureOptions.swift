@@ -48,6 +48,38 @@ struct CaptureOptions: ParsableArguments {
 
     var dnsList: [String] { (dnsServers ?? "").split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty } }
 
+    /// The declarations above for the direct parse (DirectParse.swift); DirectParseTests hold them to ArgumentParser's.
+    static let directOptions: [DirectOption<CaptureOptions>] = [
+        .option("--istio-args", as: String.self, unconditional: true) { $0.istioArgs = $1 },
+        .option("--pod", as: String.self) { $0.pod = $1 },
+        .option("--dns-servers", as: String.self) { $0.dnsServers = $1 },
+        .option("--resolv-conf", as: String.self) { $0.resolvConf = $1 },
+        .option("--group-file", as: String.self) { $0.groupFile = $1 },
+        .flag("--ipv6") { $0.ipv6 = true },
+        .flag("--no-ipv6") { $0.ipv6 = false },
+        .option("--istio-env", as: String.self) { $0.istioEnv.append($1) },
+        .option("--istio-version", as: String.self) { $0.istioVersion = $1 },
+        .flag("--ambient") { $0.ambient = true },
+        .option("--ambient-dns-capture", as: Bool.self) { $0.ambientDnsCapture = $1 },
+        .option("--host-probe-snat", as: String.self) { $0.hostProbeSnat.append($1) },
+    ]
+
+    static var directDefault: CaptureOptions {
+        var options = CaptureOptions()
+        options.istioArgs = nil
+        options.pod = nil
+        options.dnsServers = nil
+        options.resolvConf = nil
+        options.groupFile = nil
+        options.ipv6 = nil
+        options.istioEnv = []
+        options.istioVersion = nil
+        options.ambient = false
+        options.ambientDnsCapture = nil
+        options.hostProbeSnat = []
+        return options
+    }
+
     var environment: [String: String] {
         var env: [String: String] = [:]
         for kv in istioEnv {

@@ -47,7 +47,7 @@ extension IptauditCommand {
     static func runParsingSubcommandFirst() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            var command = try parsedSubcommandFirst(arguments) ?? parseAsRoot(arguments)
+            var command = try parsedDirectly(arguments) ?? parsedSubcommandFirst(arguments) ?? parseAsRoot(arguments)
             try command.run()
         } catch {
             exit(reporting: error)
@@ -64,6 +64,16 @@ extension IptauditCommand {
             if code == 0 { emit(text.hasSuffix("\n") ? text : text + "\n") } else { printError(text) }
         }
         Glibc.exit(code)
+    }
+
+    /// The read-only commands whose common command lines are parsed without ArgumentParser (DirectParse.swift).
+    static let directlyParsable: [any DirectlyParsable.Type] = [ShowCommand.self, VerifyCommand.self]
+
+    /// The command `arguments` (a subcommand's name first) describe, parsed without ArgumentParser's reflection,
+    /// or nil for ArgumentParser to decide.
+    static func parsedDirectly(_ arguments: [String]) -> ParsableCommand? {
+        guard let name = arguments.first, let command = directlyParsable.first(where: { $0._commandName == name }) else { return nil }
+        return command.parsedDirectly(arguments.dropFirst())
     }
 
     /// The subcommand parsed on its own from `arguments` (its name first), or nil for the full parse to decide.

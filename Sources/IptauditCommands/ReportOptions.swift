@@ -24,6 +24,14 @@ struct ColorOption: ParsableArguments {
     @Option(help: "Colour in text reports: auto (a terminal, unless NO_COLOR is set), always, never.")
     var color: ColorChoice = .auto
 
+    /// For the direct parse (DirectParse.swift).
+    static let directOptions: [DirectOption<ColorOption>] = [.option("--color", as: ColorChoice.self) { $0.color = $1 }]
+    static var directDefault: ColorOption {
+        var option = ColorOption()
+        option.color = .auto
+        return option
+    }
+
     /// The decision for standard output, in this process's environment.
     var onStandardOutput: Bool {
         color.enabled(isTerminal: isatty(STDOUT_FILENO) == 1, noColorSet: getenv("NO_COLOR").map { $0.pointee != 0 } ?? false)
@@ -53,4 +61,12 @@ enum FailureThreshold: String, ExpressibleByArgument, CaseIterable {
 struct FailOnOption: ParsableArguments {
     @Option(name: .customLong("fail-on"), help: "Exit 1 when a finding of this severity or worse is reported: error (default), warning, info, never.")
     var threshold: FailureThreshold = .error
+
+    /// For the direct parse (DirectParse.swift).
+    static let directOptions: [DirectOption<FailOnOption>] = [.option("--fail-on", as: FailureThreshold.self) { $0.threshold = $1 }]
+    static var directDefault: FailOnOption {
+        var option = FailOnOption()
+        option.threshold = .error
+        return option
+    }
 }

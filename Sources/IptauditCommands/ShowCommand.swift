@@ -4,7 +4,7 @@ import Reporters
 import RuleReaders
 
 /// `iptaudit show`: print the tables as read, in save syntax, as `iptables -L` lists them, or as JSON.
-struct ShowCommand: ParsableCommand {
+struct ShowCommand: DirectlyParsable {
     static let configuration = CommandConfiguration(
         commandName: "show",
         abstract: "Print the tables as iptaudit reads them (save syntax, an iptables -L listing, or JSON).")
@@ -19,6 +19,29 @@ struct ShowCommand: ParsableCommand {
 
     func validate() throws {
         if roles, format != .list { throw ValidationError("--roles annotates -o list only.") }
+    }
+
+    // The declarations above for the direct parse (DirectParse.swift); DirectParseTests hold them to ArgumentParser's.
+    static let directOptions: [DirectOption<ShowCommand>] = SourceOptions.directOptions.map { $0.lifted({ $0.source }, { $0.source = $1 }) } + [
+        .option("--table", as: TableChoice.self) { $0.table = $1 },
+        .option("--family", as: FamilyChoice.self) { $0.family = $1 },
+        .option("-o", "--output", "--format", as: Format.self) { $0.format = $1 },
+        .flag("--roles") { $0.roles = true },
+    ]
+
+    static func directDefault() -> ShowCommand {
+        var command = ShowCommand()
+        command.source = .directDefault
+        command.table = .all
+        command.family = .all
+        command.format = .list
+        command.roles = false
+        return command
+    }
+
+    mutating func validateAll() throws {
+        try source.validate()
+        try validate()
     }
 
     func run() throws {

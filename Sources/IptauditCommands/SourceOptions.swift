@@ -37,6 +37,25 @@ struct SourceOptions: ParsableArguments {
 
     var namespacePath: String? { netns ?? pid.map { "/proc/\($0)/ns/net" } }
 
+    /// The declarations above for the direct parse (DirectParse.swift); DirectParseTests hold them to ArgumentParser's.
+    static let directOptions: [DirectOption<SourceOptions>] = [
+        .option("--input", as: String.self) { $0.inputs.append($1) },
+        .option("--netns", as: String.self) { $0.netns = $1 },
+        .option("--pid", as: Int32.self) { $0.pid = $1 },
+        .option("--backend", as: BackendChoice.self) { $0.backend = $1 },
+        .option("--bundle", as: String.self) { $0.bundle = $1 },
+    ]
+
+    static var directDefault: SourceOptions {
+        var options = SourceOptions()
+        options.inputs = []
+        options.netns = nil
+        options.pid = nil
+        options.backend = .auto
+        options.bundle = nil
+        return options
+    }
+
     /// The reader for these options; `family` forces the family of text input. Policy routing (`ip rule`,
     /// two child processes) is read only when the command checks it.
     func reader(family: Family?, policyRouting: Bool = true) -> any RulesetReader {

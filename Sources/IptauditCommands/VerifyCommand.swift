@@ -7,7 +7,7 @@ import RuleReaders
 
 /// `iptaudit verify`: prove the pod's traffic goes through Envoy, or say exactly which rule is wrong,
 /// which packet escapes or loops, and what to change.
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: DirectlyParsable {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check the tables against what Istio must have installed for this pod; report every gap with a witness packet and a fix.",
@@ -23,6 +23,33 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var color: ColorOption
     @Option(help: "Force the family of --input text (normally detected from the content).")
     var family: FamilyChoice = .all
+
+    // The declarations above for the direct parse (DirectParse.swift); DirectParseTests hold them to ArgumentParser's.
+    static let directOptions: [DirectOption<VerifyCommand>] = SourceOptions.directOptions.map { $0.lifted({ $0.source }, { $0.source = $1 }) }
+        + CaptureOptions.directOptions.map { $0.lifted({ $0.capture }, { $0.capture = $1 }) }
+        + [.option("-o", "--output", "--format", as: Format.self) { $0.format = $1 }]
+        + FailOnOption.directOptions.map { $0.lifted({ $0.failOn }, { $0.failOn = $1 }) }
+        + ColorOption.directOptions.map { $0.lifted({ $0.color }, { $0.color = $1 }) }
+        + [.option("--family", as: FamilyChoice.self) { $0.family = $1 }]
+
+    static func directDefault() -> VerifyCommand {
+        var command = VerifyCommand()
+        command.source = .directDefault
+        command.capture = .directDefault
+        command.format = .text
+        command.failOn = .directDefault
+        command.color = .directDefault
+        command.family = .all
+        return command
+    }
+
+    mutating func validateAll() throws {
+        try source.validate()
+        try capture.validate()
+        try failOn.validate()
+        try color.validate()
+        try validate()
+    }
 
     func run() throws {
         let progress = ProgressLine("verify: reading the rules")
