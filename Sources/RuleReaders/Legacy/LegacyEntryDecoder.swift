@@ -57,6 +57,8 @@ enum LegacyEntryDecoder {
             throw EntryDecodingError(reason: "inconsistent offsets (target \(targetOffset), next \(nextOffset), size \(entry.count))")
         }
 
+        var matches: [Match] = []
+        matches.reserveCapacity(matchCount(entry, from: header, to: targetOffset))
         var offset = header
         while offset < targetOffset {
             guard offset + extensionHeaderSize <= targetOffset else {
@@ -69,9 +71,10 @@ enum LegacyEntryDecoder {
             }
             let name = withUnsafeBytes(of: m.u.user.name) { cString($0) }
             let payload = UnsafeRawBufferPointer(rebasing: entry[(offset + extensionHeaderSize)..<(offset + size)])
-            rule.matches.append(decodeMatch(name: name, revision: m.u.user.revision, payload: payload, family: family, setName: setName))
+            matches.append(decodeMatch(name: name, revision: m.u.user.revision, payload: payload, family: family, setName: setName))
             offset += size
         }
+        rule.matches = matches
 
         let t = load(xt_entry_target.self, entry, at: targetOffset)
         let targetSize = Int(t.u.user.target_size)
@@ -87,6 +90,21 @@ enum LegacyEntryDecoder {
             rule.target = decodeTarget(name: targetName, revision: t.u.user.revision, payload: payload, family: family)
         }
         return rule
+    }
+
+    /// How many matches lie between the header and the target (as far as their sizes can be trusted), so the
+    /// rule's match array is allocated once; the decoding loop still checks every size.
+    private static func matchCount(_ entry: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var count = 0
+        var offset = start
+        while offset + extensionHeaderSize <= end {
+            // `u.user.match_size` is the header's first field.
+            let size = Int(entry.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            guard size >= extensionHeaderSize else { break }
+            count += 1
+            offset += size
+        }
+        return count
     }
 
     static func standardVerdict(_ name: String, goto: Bool) -> Target {
@@ -174,7 +192,8 @@ enum LegacyEntryDecoder {
         case ("conntrack", 2): info(xt_conntrack_mtinfo2.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
         case ("conntrack", 3): info(xt_conntrack_mtinfo3.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
         case ("state", 0): info(xt_state_info.self, payload).map { state($0.statemask) }
-        case ("comment", 0): info(xt_comment_info.self, payload).map { c in .comment(withUnsafeBytes(of: c.comment) { cString($0) }) }
+        // `xt_comment_info` is the comment's 256 bytes: read the text where it lies instead of copying the struct.
+        case ("comment", 0): payload.count == xtAlign(MemoryLayout<xt_comment_info>.size) ? .comment(cString(payload)) : nil
         case ("addrtype", 0): addrtypeV0(payload)
         case ("addrtype", 1): addrtypeV1(payload)
         case ("statistic", 0): statistic(payload)
@@ -691,7 +710,8 @@ private func bigEndianValue(_ bytes: UnsafeRawBufferPointer) -> UInt128 {
 
 /// A NUL-terminated name from a fixed-size C array.
 private func cString(_ bytes: UnsafeRawBufferPointer) -> String {
-    String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    let end = bytes.firstIndex(of: 0) ?? bytes.count
+    return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
 }
 
 /// `lo...hi`, or nil when the kernel data has them backwards (a ClosedRange would trap).
