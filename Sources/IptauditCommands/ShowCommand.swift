@@ -50,7 +50,7 @@ struct ShowCommand: ParsableCommand {
 
 enum ShowRendering {
     /// Save syntax per family, each family introduced by a comment naming the backend it came from.
-    static func save(_ ruleset: Ruleset, source: String) -> String {
+    static func save(_ ruleset: Ruleset, source: String) -> TextBuffer {
         // One buffer for every table: a node's table is written in place, not rendered and then copied.
         var out = TextBuffer(reservingCapacity: 4096 + ruleset.tables.reduce(0) { $0 + $1.ruleCount } * 160)
         for family in Family.allCases {
@@ -64,6 +64,6 @@ enum ShowRendering {
             let names = ruleset.nativeTables.map { "\($0.family.rawValue) \($0.name)" }.joined(separator: ", ")
             out.append(contentsOf: "# native nftables tables (\(names)): iptables-save syntax cannot express them; see -o nft\n")
         }
-        return out.string
+        return out
     }
 }

@@ -178,8 +178,10 @@ public enum SaveSyntax {
     static func writeQuoted(_ value: String, to out: inout TextBuffer) {
         var value = value
         value.withUTF8 { bytes in
-            let bare = !bytes.isEmpty && bytes.allSatisfy {
-                ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x2D
+            var bare = !bytes.isEmpty, escapes = false
+            for b in bytes where !((b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2D) {
+                bare = false
+                if b == 0x22 || b == 0x5C || b == 0x27 { escapes = true }
             }
             out.append(byte: 0x20)
             if bare {
@@ -187,9 +189,14 @@ public enum SaveSyntax {
                 return
             }
             out.append(byte: 0x22)
-            for b in bytes {
-                if b == 0x22 || b == 0x5C || b == 0x27 { out.append(byte: 0x5C) }
-                out.append(byte: b)
+            if escapes {
+                for b in bytes {
+                    if b == 0x22 || b == 0x5C || b == 0x27 { out.append(byte: 0x5C) }
+                    out.append(byte: b)
+                }
+            } else {
+                // kube-proxy's comments ("ns/svc:port cluster IP") need quotes but no escapes: one copy.
+                out.append(bytes: bytes)
             }
             out.append(byte: 0x22)
         }
