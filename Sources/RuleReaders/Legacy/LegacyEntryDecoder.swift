@@ -508,6 +508,11 @@ enum LegacyEntryDecoder {
     // MARK: Targets
 
     /// Decodes a target extension by (name, revision); anything unknown or malformed becomes `.unrecognized`.
+    /// `decodeTarget` over a payload held in an array (hand-built payloads in tests).
+    static func decodeTarget(name: String, revision: UInt8, payload: [UInt8], family: Family) -> Target {
+        payload.withUnsafeBytes { decodeTarget(name: name, revision: revision, payload: $0, family: family) }
+    }
+
     static func decodeTarget(name: String, revision: UInt8, payload: UnsafeRawBufferPointer, family: Family) -> Target {
         let decoded: Target? = switch (name, revision, family) {
         case ("REDIRECT", 0, .ipv4): compatRange(payload).flatMap { portRewrite($0) }.map { .redirect($0) }
