@@ -12,18 +12,25 @@ enum Output {
 
     static func write(_ text: String, to fd: Int32) {
         var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n > 0 {
-                    offset += n
-                    continue
-                }
-                let code = n < 0 ? errno : EIO
-                if code == EINTR { continue }
-                fail(fd, code)
+        text.withUTF8 { write($0, to: fd) }
+    }
+
+    /// Text already encoded (a `TextBuffer`), written without first becoming a String.
+    static func write(_ text: TextBuffer, to fd: Int32) {
+        text.bytes.withUnsafeBufferPointer { write($0, to: fd) }
+    }
+
+    private static func write(_ bytes: UnsafeBufferPointer<UInt8>, to fd: Int32) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n > 0 {
+                offset += n
+                continue
             }
+            let code = n < 0 ? errno : EIO
+            if code == EINTR { continue }
+            fail(fd, code)
         }
     }
 
@@ -72,5 +79,10 @@ func emitYAML(json: String) throws {
 
 /// Writes to stdout without buffering surprises when output is piped.
 func emit(_ text: String) {
+    Output.write(text, to: STDOUT_FILENO)
+}
+
+/// `emit` for text rendered into bytes (save syntax of a node's table: no String copy and validation pass).
+func emit(_ text: TextBuffer) {
     Output.write(text, to: STDOUT_FILENO)
 }

@@ -73,18 +73,19 @@ struct ShowCommand: DirectlyParsable {
 
 enum ShowRendering {
     /// Save syntax per family, each family introduced by a comment naming the backend it came from.
-    static func save(_ ruleset: Ruleset, source: String) -> String {
-        var out = ""
+    static func save(_ ruleset: Ruleset, source: String) -> TextBuffer {
+        // One buffer for every table: a node's table is written in place, not rendered and then copied.
+        var out = TextBuffer(reservingCapacity: 4096 + ruleset.tables.reduce(0) { $0 + $1.ruleCount } * 160)
         for family in Family.allCases {
             let tables = ruleset.tables.filter { $0.family == family && $0.nativeFamily == nil }
             guard !tables.isEmpty else { continue }
             let backend = ruleset.backends[family].map(RulesetListing.describe) ?? "unknown backend"
-            out += "# \(family.saveCommand) — \(backend), \(source)\n"
-            for table in tables { out += SaveSyntax.render(table) }
+            out.append(contentsOf: "# \(family.saveCommand) — \(backend), \(source)\n")
+            for table in tables { SaveSyntax.write(table, to: &out) }
         }
         if !ruleset.nativeTables.isEmpty {
             let names = ruleset.nativeTables.map { "\($0.family.rawValue) \($0.name)" }.joined(separator: ", ")
-            out += "# native nftables tables (\(names)): iptables-save syntax cannot express them; see -o nft\n"
+            out.append(contentsOf: "# native nftables tables (\(names)): iptables-save syntax cannot express them; see -o nft\n")
         }
         return out
     }

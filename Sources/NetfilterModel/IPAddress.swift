@@ -129,7 +129,29 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     static func formatIPv4(_ v: UInt32) -> String {
-        "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)"
+        var text = TextBuffer()
+        writeIPv4(v, to: &text)
+        return text.string
+    }
+
+    /// Dotted quad; the one definition `formatIPv4` and save syntax both use.
+    static func writeIPv4(_ v: UInt32, to text: inout TextBuffer) {
+        text.append(decimal: v >> 24)
+        text.append(byte: 0x2E)
+        text.append(decimal: v >> 16 & 0xFF)
+        text.append(byte: 0x2E)
+        text.append(decimal: v >> 8 & 0xFF)
+        text.append(byte: 0x2E)
+        text.append(decimal: v & 0xFF)
+    }
+
+    /// `description`, appended in place.
+    func write(to text: inout TextBuffer) {
+        if family == .ipv4 {
+            IPAddress.writeIPv4(UInt32(truncatingIfNeeded: value), to: &text)
+        } else {
+            text.append(contentsOf: IPAddress.formatIPv6(value))
+        }
     }
 
     /// glibc's `inet_ntop` for AF_INET6: the longest run (≥ 2) of zero groups becomes `::`,
@@ -215,8 +237,16 @@ public struct AddressMatch: Hashable, Sendable, Codable {
 
     /// `ADDR/LEN`, or `ADDR/MASK` for a non-contiguous mask, as iptables-save prints it.
     public var cidrText: String {
-        if let len = mask.prefixLength { return "\(address)/\(len)" }
-        return "\(address)/\(mask)"
+        var text = TextBuffer()
+        writeCIDR(to: &text)
+        return text.string
+    }
+
+    /// `cidrText`, appended in place.
+    func writeCIDR(to text: inout TextBuffer) {
+        address.write(to: &text)
+        text.append(byte: 0x2F)
+        if let len = mask.prefixLength { text.append(decimal: len) } else { mask.write(to: &text) }
     }
 
     /// Whether a concrete address falls inside (ignoring inversion).

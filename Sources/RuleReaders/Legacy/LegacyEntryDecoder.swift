@@ -17,8 +17,21 @@ enum LegacyEntryDecoder {
     /// Size of the `xt_entry_match` / `xt_entry_target` header in front of each payload.
     static let extensionHeaderSize = MemoryLayout<xt_entry_match>.size
 
-    /// - Parameter standardTarget: libiptc's `iptc_get_target` for the entry: a verdict name, a chain, or "".
+    /// `decodeRule` over an entry held in an array (hand-built entries in tests).
     static func decodeRule(entry: [UInt8], family: Family, standardTarget: String,
+                           setName: (UInt16) -> String?) throws(EntryDecodingError) -> Rule {
+        let result = entry.withUnsafeBytes { bytes in
+            Result { () throws(EntryDecodingError) in
+                try decodeRule(entry: bytes, family: family, standardTarget: standardTarget, setName: setName)
+            }
+        }
+        return try result.get()
+    }
+
+    /// - Parameter entry: the entry's bytes where they are (libiptc's memory, while the caller holds the handle):
+    ///   a node's table is decoded without copying each entry and each payload into arrays of their own.
+    /// - Parameter standardTarget: libiptc's `iptc_get_target` for the entry: a verdict name, a chain, or "".
+    static func decodeRule(entry: UnsafeRawBufferPointer, family: Family, standardTarget: String,
                            setName: (UInt16) -> String?) throws(EntryDecodingError) -> Rule {
         let header = headerSize(family)
         guard entry.count >= header else { throw EntryDecodingError(reason: "entry of \(entry.count) bytes is shorter than its header") }
@@ -44,6 +57,8 @@ enum LegacyEntryDecoder {
             throw EntryDecodingError(reason: "inconsistent offsets (target \(targetOffset), next \(nextOffset), size \(entry.count))")
         }
 
+        var matches: [Match] = []
+        matches.reserveCapacity(matchCount(entry, from: header, to: targetOffset))
         var offset = header
         while offset < targetOffset {
             guard offset + extensionHeaderSize <= targetOffset else {
@@ -55,10 +70,11 @@ enum LegacyEntryDecoder {
                 throw EntryDecodingError(reason: "match at offset \(offset) has size \(size)")
             }
             let name = withUnsafeBytes(of: m.u.user.name) { cString($0) }
-            let payload = Array(entry[(offset + extensionHeaderSize)..<(offset + size)])
-            rule.matches.append(decodeMatch(name: name, revision: m.u.user.revision, payload: payload, family: family, setName: setName))
+            let payload = UnsafeRawBufferPointer(rebasing: entry[(offset + extensionHeaderSize)..<(offset + size)])
+            matches.append(decodeMatch(name: name, revision: m.u.user.revision, payload: payload, family: family, setName: setName))
             offset += size
         }
+        rule.matches = matches
 
         let t = load(xt_entry_target.self, entry, at: targetOffset)
         let targetSize = Int(t.u.user.target_size)
@@ -70,10 +86,25 @@ enum LegacyEntryDecoder {
             // XT_STANDARD_TARGET: a verdict or a jump, whose offset only libiptc can turn into a chain name.
             rule.target = standardVerdict(standardTarget, goto: gotoFlag)
         } else {
-            let payload = Array(entry[(targetOffset + extensionHeaderSize)..<(targetOffset + targetSize)])
+            let payload = UnsafeRawBufferPointer(rebasing: entry[(targetOffset + extensionHeaderSize)..<(targetOffset + targetSize)])
             rule.target = decodeTarget(name: targetName, revision: t.u.user.revision, payload: payload, family: family)
         }
         return rule
+    }
+
+    /// How many matches lie between the header and the target (as far as their sizes can be trusted), so the
+    /// rule's match array is allocated once; the decoding loop still checks every size.
+    private static func matchCount(_ entry: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        var count = 0
+        var offset = start
+        while offset + extensionHeaderSize <= end {
+            // `u.user.match_size` is the header's first field.
+            let size = Int(entry.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            guard size >= extensionHeaderSize else { break }
+            count += 1
+            offset += size
+        }
+        return count
     }
 
     static func standardVerdict(_ name: String, goto: Bool) -> Target {
@@ -120,26 +151,34 @@ enum LegacyEntryDecoder {
 
     /// iptables' `save_iface`: the name's bytes where the mask is set; a `+` when the mask stops before the NUL.
     private static func interface<Name, Mask>(_ name: Name, mask: Mask, inverted: Bool) -> InterfaceMatch? {
-        let nameBytes = withUnsafeBytes(of: name) { Array($0) }
-        let maskBytes = withUnsafeBytes(of: mask) { Array($0) }
-        guard let first = maskBytes.first, first != 0 else { return nil }
-        var text: [UInt8] = []
-        var wildcard = false
-        for i in 0..<min(nameBytes.count, maskBytes.count) {
-            if maskBytes[i] != 0 {
-                if nameBytes[i] != 0 { text.append(nameBytes[i]) }
-            } else {
-                wildcard = nameBytes[i - 1] != 0
-                break
+        // Most rules name no interface: answer those before copying anything.
+        withUnsafeBytes(of: name) { nameBytes in
+            withUnsafeBytes(of: mask) { maskBytes -> InterfaceMatch? in
+                guard let first = maskBytes.first, first != 0 else { return nil }
+                var text: [UInt8] = []
+                var wildcard = false
+                for i in 0..<min(nameBytes.count, maskBytes.count) {
+                    if maskBytes[i] != 0 {
+                        if nameBytes[i] != 0 { text.append(nameBytes[i]) }
+                    } else {
+                        wildcard = nameBytes[i - 1] != 0
+                        break
+                    }
+                }
+                return InterfaceMatch(name: String(decoding: text, as: UTF8.self), wildcard: wildcard, inverted: inverted)
             }
         }
-        return InterfaceMatch(name: String(decoding: text, as: UTF8.self), wildcard: wildcard, inverted: inverted)
     }
 
     // MARK: Matches
 
     /// Decodes a match by (name, revision); an unknown one, or a payload of the wrong size, is kept as `.unrecognized`.
     static func decodeMatch(name: String, revision: UInt8, payload: [UInt8], family: Family,
+                            setName: (UInt16) -> String?) -> Match {
+        payload.withUnsafeBytes { decodeMatch(name: name, revision: revision, payload: $0, family: family, setName: setName) }
+    }
+
+    static func decodeMatch(name: String, revision: UInt8, payload: UnsafeRawBufferPointer, family: Family,
                             setName: (UInt16) -> String?) -> Match {
         let decoded: Match? = switch (name, revision) {
         case ("tcp", 0): tcp(payload)
@@ -153,7 +192,8 @@ enum LegacyEntryDecoder {
         case ("conntrack", 2): info(xt_conntrack_mtinfo2.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
         case ("conntrack", 3): info(xt_conntrack_mtinfo3.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
         case ("state", 0): info(xt_state_info.self, payload).map { state($0.statemask) }
-        case ("comment", 0): info(xt_comment_info.self, payload).map { c in .comment(withUnsafeBytes(of: c.comment) { cString($0) }) }
+        // `xt_comment_info` is the comment's 256 bytes: read the text where it lies instead of copying the struct.
+        case ("comment", 0): payload.count == xtAlign(MemoryLayout<xt_comment_info>.size) ? .comment(cString(payload)) : nil
         case ("addrtype", 0): addrtypeV0(payload)
         case ("addrtype", 1): addrtypeV1(payload)
         case ("statistic", 0): statistic(payload)
@@ -166,10 +206,10 @@ enum LegacyEntryDecoder {
             .mac(MACMatch(address: withUnsafeBytes(of: m.srcaddr) { Array($0) }, inverted: m.invert != 0)) }
         default: nil
         }
-        return decoded ?? .unrecognized(UnrecognizedExtension(name: name, revision: revision, payload: payload))
+        return decoded ?? .unrecognized(UnrecognizedExtension(name: name, revision: revision, payload: Array(payload)))
     }
 
-    private static func tcp(_ payload: [UInt8]) -> Match? {
+    private static func tcp(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let t = info(xt_tcp.self, payload) else { return nil }
         let inv = t.invflags
         guard let source = portMatch(t.spts, inverted: inv & UInt8(XT_TCP_INV_SRCPT) != 0),
@@ -184,7 +224,7 @@ enum LegacyEntryDecoder {
         return .tcp(m)
     }
 
-    private static func udp(_ payload: [UInt8]) -> Match? {
+    private static func udp(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let u = info(xt_udp.self, payload),
               let source = portMatch(u.spts, inverted: u.invflags & UInt8(XT_UDP_INV_SRCPT) != 0),
               let destination = portMatch(u.dpts, inverted: u.invflags & UInt8(XT_UDP_INV_DSTPT) != 0) else { return nil }
@@ -207,14 +247,14 @@ enum LegacyEntryDecoder {
         }
     }
 
-    private static func multiportV0(_ payload: [UInt8]) -> Match? {
+    private static func multiportV0(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let m = info(xt_multiport.self, payload), let direction = multiportDirection(m.flags) else { return nil }
         let ports = withUnsafeBytes(of: m.ports) { Array($0.bindMemory(to: UInt16.self)) }
         guard Int(m.count) <= ports.count else { return nil }
         return .multiport(MultiportMatch(direction: direction, ports: ports[0..<Int(m.count)].map { $0...$0 }))
     }
 
-    private static func multiportV1(_ payload: [UInt8]) -> Match? {
+    private static func multiportV1(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let m = info(xt_multiport_v1.self, payload), let direction = multiportDirection(m.flags) else { return nil }
         let ports = withUnsafeBytes(of: m.ports) { Array($0.bindMemory(to: UInt16.self)) }
         let rangeFlags = withUnsafeBytes(of: m.pflags) { Array($0) }
@@ -235,7 +275,7 @@ enum LegacyEntryDecoder {
         return .multiport(MultiportMatch(direction: direction, ports: ranges, inverted: m.invert != 0))
     }
 
-    private static func owner(_ payload: [UInt8]) -> Match? {
+    private static func owner(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let o = info(xt_owner_match_info.self, payload) else { return nil }
         let known = UInt8(flag(XT_OWNER_UID) | flag(XT_OWNER_GID) | flag(XT_OWNER_SOCKET) | flag(XT_OWNER_SUPPL_GROUPS))
         let suppl = UInt8(flag(XT_OWNER_SUPPL_GROUPS))
@@ -370,7 +410,7 @@ enum LegacyEntryDecoder {
         return .state(StateMatch(states: states, inverted: inverted))
     }
 
-    private static func addrtypeV0(_ payload: [UInt8]) -> Match? {
+    private static func addrtypeV0(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let a = info(xt_addrtype_info.self, payload) else { return nil }
         return .addrtype(AddrtypeMatch(sourceTypes: a.source == 0 ? nil : AddressTypes(rawValue: a.source),
                                        sourceInverted: a.invert_source != 0,
@@ -378,7 +418,7 @@ enum LegacyEntryDecoder {
                                        destinationInverted: a.invert_dest != 0))
     }
 
-    private static func addrtypeV1(_ payload: [UInt8]) -> Match? {
+    private static func addrtypeV1(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let a = info(xt_addrtype_info_v1.self, payload) else { return nil }
         func isSet(_ f: UInt32) -> Bool { a.flags & f != 0 }
         return .addrtype(AddrtypeMatch(sourceTypes: a.source == 0 ? nil : AddressTypes(rawValue: a.source),
@@ -389,7 +429,7 @@ enum LegacyEntryDecoder {
                                        limitInterfaceOut: isSet(flag(XT_ADDRTYPE_LIMIT_IFACE_OUT))))
     }
 
-    private static func statistic(_ payload: [UInt8]) -> Match? {
+    private static func statistic(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let s = info(xt_statistic_info.self, payload) else { return nil }
         let inverted = s.flags & UInt16(flag(XT_STATISTIC_INVERT)) != 0
         switch UInt32(s.mode) {
@@ -413,7 +453,7 @@ enum LegacyEntryDecoder {
                         inverted: s.flags & UInt8(flag(IPSET_INV_MATCH)) != 0)
     }
 
-    private static func setV1(_ payload: [UInt8], returnNoMatchFlag: Bool, setName: (UInt16) -> String?) -> Match? {
+    private static func setV1(_ payload: UnsafeRawBufferPointer, returnNoMatchFlag: Bool, setName: (UInt16) -> String?) -> Match? {
         guard let s = info(xt_set_info_match_v1.self, payload), var m = setBase(s.match_set, setName: setName) else { return nil }
         // Revision 2 keeps --return-nomatch in the per-dimension flags byte.
         if returnNoMatchFlag { m.returnNoMatch = s.match_set.flags & UInt8(truncatingIfNeeded: flag(IPSET_RETURN_NOMATCH)) != 0 }
@@ -438,7 +478,7 @@ enum LegacyEntryDecoder {
         }
     }
 
-    private static func setV3(_ payload: [UInt8], setName: (UInt16) -> String?) -> Match? {
+    private static func setV3(_ payload: UnsafeRawBufferPointer, setName: (UInt16) -> String?) -> Match? {
         guard let s = info(xt_set_info_match_v3.self, payload), var m = setBase(s.match_set, setName: setName),
               let packets = counterCondition(s.packets.op, s.packets.value, "packets"),
               let bytes = counterCondition(s.bytes.op, s.bytes.value, "bytes") else { return nil }
@@ -447,7 +487,7 @@ enum LegacyEntryDecoder {
         return .set(m)
     }
 
-    private static func setV4(_ payload: [UInt8], setName: (UInt16) -> String?) -> Match? {
+    private static func setV4(_ payload: UnsafeRawBufferPointer, setName: (UInt16) -> String?) -> Match? {
         guard let s = info(xt_set_info_match_v4.self, payload), var m = setBase(s.match_set, setName: setName),
               let packets = counterCondition(s.packets.op, s.packets.value, "packets"),
               let bytes = counterCondition(s.bytes.op, s.bytes.value, "bytes") else { return nil }
@@ -456,7 +496,7 @@ enum LegacyEntryDecoder {
         return .set(m)
     }
 
-    private static func socket(_ payload: [UInt8]) -> Match? {
+    private static func socket(_ payload: UnsafeRawBufferPointer) -> Match? {
         guard let s = info(xt_socket_mtinfo3.self, payload) else { return nil }
         let known = UInt8(flag(XT_SOCKET_TRANSPARENT) | flag(XT_SOCKET_NOWILDCARD) | flag(XT_SOCKET_RESTORESKMARK))
         guard s.flags & ~known == 0 else { return nil }
@@ -468,7 +508,12 @@ enum LegacyEntryDecoder {
     // MARK: Targets
 
     /// Decodes a target extension by (name, revision); anything unknown or malformed becomes `.unrecognized`.
+    /// `decodeTarget` over a payload held in an array (hand-built payloads in tests).
     static func decodeTarget(name: String, revision: UInt8, payload: [UInt8], family: Family) -> Target {
+        payload.withUnsafeBytes { decodeTarget(name: name, revision: revision, payload: $0, family: family) }
+    }
+
+    static func decodeTarget(name: String, revision: UInt8, payload: UnsafeRawBufferPointer, family: Family) -> Target {
         let decoded: Target? = switch (name, revision, family) {
         case ("REDIRECT", 0, .ipv4): compatRange(payload).flatMap { portRewrite($0) }.map { .redirect($0) }
         case ("REDIRECT", 0, .ipv6): natRange(payload, family).flatMap { portRewrite($0) }.map { .redirect($0) }
@@ -503,7 +548,7 @@ enum LegacyEntryDecoder {
         case ("REJECT", 0, .ipv6): info(ip6t_reject_info.self, payload).flatMap { rejectIPv6[Int($0.with)] }.map { .reject(RejectTarget(with: $0)) }
         default: nil
         }
-        return decoded ?? .unrecognized(UnrecognizedExtension(name: name, revision: revision, payload: payload))
+        return decoded ?? .unrecognized(UnrecognizedExtension(name: name, revision: revision, payload: Array(payload)))
     }
 
     /// One NAT range, ports already in host order (the kernel keeps NAT ports in network order).
@@ -521,20 +566,20 @@ enum LegacyEntryDecoder {
         | NF_NAT_RANGE_PERSISTENT | NF_NAT_RANGE_PROTO_RANDOM_FULLY | NF_NAT_RANGE_PROTO_OFFSET | NF_NAT_RANGE_NETMAP)
 
     /// `nf_nat_ipv4_multi_range_compat`, IPv4 revision 0 of SNAT/DNAT/REDIRECT/MASQUERADE: exactly one range.
-    private static func compatRange(_ payload: [UInt8]) -> NATFields? {
+    private static func compatRange(_ payload: UnsafeRawBufferPointer) -> NATFields? {
         guard let mr = info(nf_nat_ipv4_multi_range_compat.self, payload), mr.rangesize == 1 else { return nil }
         let r = mr.range
         return NATFields(flags: r.flags, minAddress: ipv4(r.min_ip), maxAddress: ipv4(r.max_ip),
                          minPort: UInt16(bigEndian: r.min.all), maxPort: UInt16(bigEndian: r.max.all))
     }
 
-    private static func natRange(_ payload: [UInt8], _ family: Family) -> NATFields? {
+    private static func natRange(_ payload: UnsafeRawBufferPointer, _ family: Family) -> NATFields? {
         guard let r = info(nf_nat_range.self, payload) else { return nil }
         return NATFields(flags: r.flags, minAddress: inetAddress(r.min_addr, family), maxAddress: inetAddress(r.max_addr, family),
                          minPort: UInt16(bigEndian: r.min_proto.all), maxPort: UInt16(bigEndian: r.max_proto.all))
     }
 
-    private static func natRange2(_ payload: [UInt8], _ family: Family) -> NATFields? {
+    private static func natRange2(_ payload: UnsafeRawBufferPointer, _ family: Family) -> NATFields? {
         guard let r = info(nf_nat_range2.self, payload) else { return nil }
         return NATFields(flags: r.flags, minAddress: inetAddress(r.min_addr, family), maxAddress: inetAddress(r.max_addr, family),
                          minPort: UInt16(bigEndian: r.min_proto.all), maxPort: UInt16(bigEndian: r.max_proto.all),
@@ -628,18 +673,18 @@ enum LegacyEntryDecoder {
     // MARK: Bytes
 
     /// A payload as the kernel struct `T`, when its size is exactly `XT_ALIGN(sizeof(T))`.
-    private static func info<T>(_ type: T.Type, _ payload: [UInt8]) -> T? {
+    private static func info<T>(_ type: T.Type, _ payload: UnsafeRawBufferPointer) -> T? {
         guard payload.count == xtAlign(MemoryLayout<T>.size) else { return nil }
         return load(T.self, payload, at: 0)
     }
 
     /// Copies bytes into suitably aligned storage and reads a kernel struct from them (zero-filled past the end).
     /// Only for the plain C structs of the x_tables ABI, which have no references and no invariants.
-    private static func load<T>(_ type: T.Type, _ bytes: [UInt8], at offset: Int) -> T {
+    private static func load<T>(_ type: T.Type, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> T {
         withUnsafeTemporaryAllocation(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment) { storage in
-            storage.initializeMemory(as: UInt8.self, repeating: 0)
             let available = max(0, min(storage.count, bytes.count - offset))
-            if available > 0 { storage.copyBytes(from: bytes[offset..<(offset + available)]) }
+            if available < storage.count { storage.initializeMemory(as: UInt8.self, repeating: 0) }
+            if available > 0 { storage.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + available)])) }
             return UnsafeRawBufferPointer(storage).load(as: T.self)
         }
     }
@@ -670,7 +715,8 @@ private func bigEndianValue(_ bytes: UnsafeRawBufferPointer) -> UInt128 {
 
 /// A NUL-terminated name from a fixed-size C array.
 private func cString(_ bytes: UnsafeRawBufferPointer) -> String {
-    String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    let end = bytes.firstIndex(of: 0) ?? bytes.count
+    return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
 }
 
 /// `lo...hi`, or nil when the kernel data has them backwards (a ClosedRange would trap).

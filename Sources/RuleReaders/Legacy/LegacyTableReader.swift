@@ -82,14 +82,14 @@ public struct LegacyTableReader: RulesetReader {
                     chain.policy = policy
                     chain.policyCounters = counters
                 }
-                for entry in handle.entries(chainName) {
-                    do throws(EntryDecodingError) {
+                do throws(EntryDecodingError) {
+                    try handle.forEachEntry(chainName) { (entry, target) throws(EntryDecodingError) in
                         chain.rules.append(try LegacyEntryDecoder.decodeRule(
-                            entry: entry.bytes, family: family, standardTarget: entry.target, setName: setNames.name))
-                    } catch {
-                        throw .unavailable(family: family, table: name,
-                                           reason: "chain \(chainName), rule \(chain.rules.count + 1): \(error.reason)")
+                            entry: entry, family: family, standardTarget: target, setName: setNames.name))
                     }
+                } catch {
+                    throw .unavailable(family: family, table: name,
+                                       reason: "chain \(chainName), rule \(chain.rules.count + 1): \(error.reason)")
                 }
                 chains.append(chain)
             }
@@ -102,13 +102,6 @@ public struct LegacyTableReader: RulesetReader {
 
 /// libiptc keeps global state (the last failing function for `iptc_strerror`, its own caches): one call at a time.
 private let libiptcLock = ProcessMutex()
-
-/// A rule copied out of libiptc memory: the whole entry (header, matches, target) and libiptc's name for its verdict.
-struct CopiedEntry {
-    var bytes: [UInt8]
-    /// `iptc_get_target`: "ACCEPT", a chain name, an extension name, or "" for a rule without a target.
-    var target: String
-}
 
 /// libip4tc's and libip6tc's entry points, loaded with `SharedLibrary` (not linked) so that only a legacy read needs
 /// them. Each family's library is loaded once, on its first read.
@@ -236,29 +229,26 @@ private final class TableHandle {
         return (String(cString: name), Counters(packets: counters.pcnt, bytes: counters.bcnt))
     }
 
-    func entries(_ chain: String) -> [CopiedEntry] {
-        var out: [CopiedEntry] = []
+    /// Each rule of a chain, in order: the entry's bytes in libiptc's memory (valid only during the call, so the
+    /// body copies what it keeps) and `iptc_get_target`'s name for its verdict ("" for a rule without a target).
+    func forEachEntry(_ chain: String,
+                      _ body: (UnsafeRawBufferPointer, String) throws(EntryDecodingError) -> Void) throws(EntryDecodingError) {
         switch family {
         case .ipv4:
             var next = v4.firstRule(chain, raw)
             while let entry = next {
-                let size = Int(entry.pointee.next_offset)
-                let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: size))
-                let target = v4.target(entry, raw).map { String(cString: $0) } ?? ""
-                out.append(CopiedEntry(bytes: bytes, target: target))
+                let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: Int(entry.pointee.next_offset))
+                try body(bytes, v4.target(entry, raw).map { String(cString: $0) } ?? "")
                 next = v4.nextRule(entry, raw)
             }
         case .ipv6:
             var next = v6.firstRule(chain, raw)
             while let entry = next {
-                let size = Int(entry.pointee.next_offset)
-                let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: size))
-                let target = v6.target(entry, raw).map { String(cString: $0) } ?? ""
-                out.append(CopiedEntry(bytes: bytes, target: target))
+                let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: Int(entry.pointee.next_offset))
+                try body(bytes, v6.target(entry, raw).map { String(cString: $0) } ?? "")
                 next = v6.nextRule(entry, raw)
             }
         }
-        return out
     }
 }
 
