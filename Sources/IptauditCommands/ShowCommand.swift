@@ -68,6 +68,7 @@ struct ShowCommand: DirectlyParsable {
         case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, source: sourceDescription))
         case .svg: emit(try GraphOutput.render(.svg, ruleset: ruleset, source: sourceDescription))
         }
+        keepUntilExit(ruleset)
     }
 }
 

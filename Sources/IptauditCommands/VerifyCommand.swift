@@ -85,6 +85,7 @@ struct VerifyCommand: DirectlyParsable {
         case .mermaid: emit(try GraphOutput.render(.mermaid, ruleset: ruleset, report: report, source: sourceDescription))
         case .svg: emit(try GraphOutput.render(.svg, ruleset: ruleset, report: report, source: sourceDescription))
         }
+        keepUntilExit((ruleset, report))
         if failOn.threshold.fails(report.findings) { throw ExitCodes.findings }
     }
 }
