@@ -111,6 +111,8 @@ struct WalkCarry: Sendable {
     var notrack = false
     var assumptions: [Assumption] = []
     var verdict: Verdict = .policy(.accept)
+    /// The branch entered a chain its check judges (`Relevance.entering`): it is never dropped.
+    var judged = false
     /// Filled only by a recording walk, in order, interleaved with `path`.
     var events: [(pathCount: Int, event: WalkEvent)] = []
 }
@@ -176,6 +178,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     /// The type of each of those base chains by table and chain, worked out once (the walk asks at every stage
     /// of every branch).
     let chainTypes: [[String]: HookRegistration.ChainType]
+    let reachability = ReachabilityCache()
 
     init(domain: Domain, tables: [Table], indexing: Bool = true) {
         self.domain = domain
@@ -275,9 +278,22 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         chainTypes[[table.rawValue, chain.rawValue]].map { $0 == .nat } ?? (table == .nat)
     }
 
-    /// Every way the packets go through the pipeline, with the state each branch left with.
-    func walk(_ packets: Domain.Packets, pipeline unresolved: Pipeline, carry start: WalkCarry = WalkCarry()) -> [(Domain.Packets, WalkCarry)] {
+    /// Every way the packets go through the pipeline, with the state each branch left with; with a relevance,
+    /// only the branches whose outcomes it admits (the others are dropped as soon as that is certain).
+    func walk(_ packets: Domain.Packets, pipeline unresolved: Pipeline, carry start: WalkCarry = WalkCarry(),
+              relevance: Relevance = .all) -> [(Domain.Packets, WalkCarry)] {
         let pipeline = resolve(unresolved)
+        let reach: Reachability? = switch relevance {
+        case .captured, .entering: reachability.reachability(relevance, compiled: compiled)
+        case .all, .notEntering: nil
+        }
+        // Per stage: whether it or a later one leads somewhere judged.
+        var stageLeads = [Bool](repeating: false, count: pipeline.stages.count + 1)
+        for i in pipeline.stages.indices.reversed() {
+            var here = false
+            if case .table(let t, let c) = pipeline.stages[i] { here = reach?.stage(t, c) ?? false }
+            stageLeads[i] = here || stageLeads[i + 1]
+        }
         var outcomes: [(Domain.Packets, WalkCarry)] = []
         var work: [(Domain.Packets, WalkCarry, Int)] = [(domain.prepare(packets), start, 0)]
         while let (s, carry, stage) = work.popLast() {
@@ -286,6 +302,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 outcomes.append((s, carry))
                 continue
             }
+            if reach != nil, !carry.judged, !stageLeads[stage] { continue }
             switch pipeline.stages[stage] {
             case .loopback:
                 let (viaLo, elsewhere) = domain.splitLoopback(s)
@@ -317,7 +334,8 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     }
                     input = new
                 }
-                for (out, c) in walkTable(input, table: table, hook: hook, carry: carry) {
+                let pruning = Pruning(relevance: relevance, reach: reach, laterStagesLead: stageLeads[stage + 1])
+                for (out, c) in walkTable(input, table: table, hook: hook, carry: carry, pruning: pruning) {
                     work.append((out, c, stage + 1))
                 }
             }
@@ -331,7 +349,29 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     }
 
     /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
-    func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry) -> [(Domain.Packets, WalkCarry)] {
+    /// What a walk of one table needs to drop branches no outcome of which its check could judge.
+    struct Pruning {
+        var relevance: Relevance = .all
+        var reach: Reachability?
+        var laterStagesLead = false
+
+        /// Whether a branch that just entered a chain is dropped (marking it judged when it entered a judged chain).
+        func drops(_ f: inout WalkFlow<Domain.Packets>, table: TableName) -> Bool {
+            switch relevance {
+            case .all: return false
+            case .notEntering(let chains): return chains.contains(TableChain(table: table, chain: f.chain))
+            case .entering(let chains):
+                if chains.contains(TableChain(table: table, chain: f.chain)) { f.carry.judged = true }
+                if f.carry.judged { return false }
+            case .captured: break
+            }
+            guard let reach, !laterStagesLead, !reach.ahead(table, f.chain, from: f.index) else { return false }
+            return !f.stack.contains { reach.ahead(table, $0.chain, from: $0.index) }
+        }
+    }
+
+    func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry,
+                   pruning: Pruning = Pruning()) -> [(Domain.Packets, WalkCarry)] {
         guard !domain.isEmpty(set) else { return [] }
         guard let chainsByName = chains[name], let walkChainsByName = walkChains[name] else {
             // No such table: nothing is installed there, the packet passes.
@@ -343,6 +383,12 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         var results: [(Domain.Packets, WalkCarry)] = []
         var start = carry
         start.path.append(TraceStep(table: name, chain: hook, action: .enter))
+        // Entering the hook chain is entering a chain, for a check that names it.
+        switch pruning.relevance {
+        case .notEntering(let chains) where chains.contains(TableChain(table: name, chain: hook)): return []
+        case .entering(let chains) where chains.contains(TableChain(table: name, chain: hook)): start.judged = true
+        default: break
+        }
         let hookPolicy = chainsByName[hook]?.policy ?? .accept
         guard chainsByName[hook] != nil else {
             start.path.append(TraceStep(table: name, chain: hook, action: .policy(.accept)))
@@ -496,6 +542,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     if !isGoto { f.stack.append(WalkFlow.Frame(chain: f.chain, index: f.index + 1)) }
                     f.chain = target
                     f.index = 0
+                    if pruning.drops(&f, table: name) { break flowLoop }
                 case .mark(let m):
                     f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     f.packets = domain.mapMark(f.packets) { m.apply(to: $0) }

@@ -22,10 +22,13 @@ struct SymbolicEvaluator: Sendable {
     /// The pipeline as walked: each hook replaced by the base chains registered there.
     func resolve(_ pipeline: Pipeline) -> Pipeline { walker.resolve(pipeline) }
 
-    func evaluate(_ set: PacketSet, pipeline: Pipeline) -> [Outcome] {
-        walker.walk(set, pipeline: pipeline).map { s, c in
+    /// Every outcome the relevance admits (all of them by default), each exactly as the full walk gives it.
+    func evaluate(_ set: PacketSet, pipeline: Pipeline, relevance: Relevance = .all) -> [Outcome] {
+        let outcomes = walker.walk(set, pipeline: pipeline, relevance: relevance).map { s, c in
             Outcome(packets: s, verdict: c.verdict, path: c.path, ctZone: c.ctZone, assumptions: c.assumptions)
         }
+        // The walk drops what it can decide early; a branch it had to follow to the end may still not be admitted.
+        return relevance == .all ? outcomes : outcomes.filter(relevance.admits)
     }
 }
 

@@ -128,7 +128,7 @@ enum AmbientZtunnelExempt: FamilyObligation {
             .with(.inInterface, ctx.into(ctx.lo)).with(.ctState, ctx.space.atoms(states: [.new]))
             .without(.destination, ctx.destinations([ctx.loopbackNet]))
         for (cls, pipeline) in [(marked, Pipeline.localOutput), (received, .inbound)] {
-            out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 return Violation(kind: .ownerMatchGap, severity: .error,
                                  problem: "is ztunnel's own (mark \(ztunnelText)) but is redirected to port \(port): ztunnel's connections loop back into it",
@@ -170,7 +170,7 @@ enum AmbientInbound: FamilyObligation {
         let cls = ctx.ambientInboundNew.without(.destinationPort, ctx.ports([IstioPort.tunnel.rawValue]))
             .without(.source, ctx.sources(ctx.probeSNAT))
         if ctx.ambientSettings.bypassInboundCapture {
-            out.findings = ctx.check(PacketSet([cls]), .inbound, obligation: description.id) { o in
+            out.findings = ctx.check(PacketSet([cls]), .inbound, obligation: description.id, only: .captured) { o in
                 guard let other = o.verdict.capturePort else { return nil }
                 return Violation(kind: .unexpectedCapture, severity: .error,
                                  problem: "is inbound to a pod that bypasses inbound capture (\(AmbientNames.bypassInboundAnnotation)) but is redirected to port \(other)",
@@ -216,7 +216,7 @@ enum AmbientHBONE: FamilyObligation {
     static func check(_ ctx: FamilyContext) -> CheckOutput {
         var out = CheckOutput()
         let cls = ctx.ambientInboundNew.with(.destinationPort, ctx.ports([IstioPort.tunnel.rawValue]))
-        out.findings = ctx.check(PacketSet([cls]), .inbound, obligation: description.id) { o in
+        out.findings = ctx.check(PacketSet([cls]), .inbound, obligation: description.id, only: .captured) { o in
             guard let port = o.verdict.capturePort else { return nil }
             return Violation(kind: .unexpectedCapture, severity: .error,
                              problem: "is HBONE to \(ctx.ztunnelPort(.tunnel)) but is redirected to port \(port): mesh traffic into the pod is broken",
@@ -248,7 +248,7 @@ enum AmbientProbes: FamilyObligation {
             .without(.destination, ctx.destinations([ctx.loopbackNet]))
         let outbound = ctx.ambientLocalNew.with(.l4Protocol, ctx.tcp).with(.destination, ctx.destinations(ctx.probeSNAT))
         for (cls, pipeline) in [(inbound, Pipeline.inbound), (outbound, .localOutput)] {
-            out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 return Violation(kind: .exclusionLeak, severity: .error,
                                  problem: "is a kubelet probe (host-probe SNAT address) but is redirected to port \(port): ztunnel rejects it and the pod fails its health checks",
@@ -354,7 +354,7 @@ enum AmbientUDP: FamilyObligation {
         // What DNS capture takes (ambient-dns judges whether it gets there): UDP to 53, not out lo, not ztunnel's.
         let dnsClass = ctx.ambientLocalNew.with(.l4Protocol, ctx.udp).with(.destinationPort, ctx.ports([53])).without(.outInterface, ctx.out(ctx.lo))
         for (cls, pipeline) in [(local, Pipeline.localOutput), (inbound, .inbound)] {
-            out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([cls]), pipeline, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 // DNS to 15053 is ambient-dns's to judge (off: nothing may get there); anything else there is this one's.
                 if port == IstioPort.dnsProxy.rawValue, pipeline == .localOutput, o.packets.subtracting(PacketSet([dnsClass])).isEmpty { return nil }

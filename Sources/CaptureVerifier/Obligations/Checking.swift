@@ -45,10 +45,16 @@ extension FamilyContext {
     }
 
     /// Evaluates a packet class and reports every outcome the judge rejects: one finding per deciding rule and
-    /// kind, with the most realistic witness of that group.
-    func check(_ cls: PacketSet, _ pipeline: Pipeline, obligation: ObligationID,
+    /// kind, with the most realistic witness of that group. The judge sees only the outcomes `only` admits, so
+    /// the walk need not follow the others.
+    func check(_ cls: PacketSet, _ pipeline: Pipeline, obligation: ObligationID, only relevance: Relevance = .all,
                _ judge: (Outcome) -> Violation?) -> [Finding] {
-        check(evaluate(cls, pipeline), pipeline, obligation: obligation, judge)
+        check(evaluate(cls, pipeline, relevance), pipeline, obligation: obligation) { o in relevance.admits(o) ? judge(o) : nil }
+    }
+
+    /// Chains of this family's layout as a relevance names them (`nat` by default, as `entered` takes them).
+    func chains(_ chains: [(ChainName, TableName)]) -> Set<TableChain> {
+        Set(chains.map { c, t in TableChain(table: layoutTable(t), chain: layout.chain(c)) })
     }
 
     func check(_ outcomes: [Outcome], _ pipeline: Pipeline, obligation: ObligationID,

@@ -234,14 +234,17 @@ struct FamilyContext {
     /// One of Istio's base chains alone, by its iptables table and hook (`raw OUTPUT`, or `inet istio-proxy-raw
     /// output` in native nftables mode).
     func single(_ table: TableName, _ hook: ChainName) -> Pipeline {
-        let t = table == .raw ? layout.raw : table == .mangle ? layout.mangle : table == .nat ? layout.nat : table
-        return .single(t, Hook(chain: hook).map(layout.hookChain) ?? hook)
+        .single(layoutTable(table), Hook(chain: hook).map(layout.hookChain) ?? hook)
     }
 
     /// Whether the outcome entered one of Istio's chains (by its iptables name) in one of Istio's tables.
     func entered(_ o: Outcome, _ chain: ChainName, in table: TableName = .nat) -> Bool {
-        let t = table == .raw ? layout.raw : table == .mangle ? layout.mangle : table == .nat ? layout.nat : table
-        return o.entered(layout.chain(chain), in: t)
+        o.entered(layout.chain(chain), in: layoutTable(table))
+    }
+
+    /// iptables' raw, mangle or nat as this family's layout names it (a native table in nftables mode).
+    func layoutTable(_ table: TableName) -> TableName {
+        table == .raw ? layout.raw : table == .mangle ? layout.mangle : table == .nat ? layout.nat : table
     }
 
     /// Whether this family carries any of Istio's chains.
@@ -304,7 +307,9 @@ struct FamilyContext {
 
     // MARK: evaluation
 
-    func evaluate(_ set: PacketSet, _ pipeline: Pipeline) -> [Outcome] { evaluator.evaluate(set, pipeline: pipeline) }
+    func evaluate(_ set: PacketSet, _ pipeline: Pipeline, _ relevance: Relevance = .all) -> [Outcome] {
+        evaluator.evaluate(set, pipeline: pipeline, relevance: relevance)
+    }
     func evaluate(_ box: PacketBox, _ pipeline: Pipeline) -> [Outcome] { evaluate(PacketSet([box]), pipeline) }
 
     /// The rule a step points at.

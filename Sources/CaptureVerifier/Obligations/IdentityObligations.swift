@@ -46,11 +46,11 @@ enum ProxyNotCaptured: FamilyObligation {
                                  fix: Fix.owner)
             }
         }
-        out.findings += ctx.check(mayLoopBack, .localOutput, obligation: description.id, judge(allowInbound: true, who: "the proxy's own"))
-        out.findings += ctx.check(rest, .localOutput, obligation: description.id, judge(allowInbound: false, who: "the proxy's own"))
+        out.findings += ctx.check(mayLoopBack, .localOutput, obligation: description.id, only: .captured, judge(allowInbound: true, who: "the proxy's own"))
+        out.findings += ctx.check(rest, .localOutput, obligation: description.id, only: .captured, judge(allowInbound: false, who: "the proxy's own"))
         if let real = ctx.realIdentity, !ctx.proxyUIDs.contains(real.uid), !ctx.proxyGIDs.contains(real.gid) {
             let box = ctx.localNew.with(.uid, ctx.uids([real.uid])).with(.gid, ctx.gids([real.gid]))
-            out.findings += ctx.check(PacketSet([box]).subtracting(selfCallable), .localOutput, obligation: description.id,
+            out.findings += ctx.check(PacketSet([box]).subtracting(selfCallable), .localOutput, obligation: description.id, only: .captured,
                                       judge(allowInbound: false, who: "the proxy container's (runs as \(real.uid):\(real.gid), named by neither -u nor -g)"))
         }
         out.proven.append("no packet owned by uid \(ctx.proxyUIDs.map(String.init).joined(separator: ",")) or gid "
@@ -98,7 +98,7 @@ enum BothIdentities: FamilyObligation {
         }
         guard !classes.isEmpty else { return .notApplicable("no proxy UID or GID is configured") }
         for (who, box) in classes {
-            out.findings += ctx.check(PacketSet([box]), .localOutput, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([box]), .localOutput, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 return Violation(kind: .ownerMatchGap, severity: .error,
                                  problem: "is owned by \(who) but is captured (port \(port)): that identity is not exempt",
@@ -135,7 +135,7 @@ enum InboundForwardSource: FamilyObligation {
         let cls = owned.with(.l4Protocol, ctx.tcp).with(.outInterface, ctx.out(ctx.lo))
             .with(.source, ctx.sources([ctx.passthroughSource])).without(.destination, ctx.destinations([ctx.loopback]))
         let legacy = ctx.tproxyMode && !ctx.atLeast(14)
-        out.findings = ctx.check(cls, ctx.loopbackPipeline, obligation: description.id) { o in
+        out.findings = ctx.check(cls, ctx.loopbackPipeline, obligation: description.id, only: .captured) { o in
             guard let port = o.verdict.capturePort else { return nil }
             return Violation(kind: .unexpectedCapture, severity: legacy ? .warning : .error,
                              problem: "is Envoy forwarding an inbound connection to the app but is captured again (port \(port)): "
@@ -198,7 +198,7 @@ enum SelfCall: FamilyObligation {
             var owned = ctx.proxyOwned(ctx.localNew.with(.l4Protocol, ctx.tcp).with(.outInterface, ctx.out(ctx.lo)))
             owned = owned.without(.source, ctx.sources([ctx.passthroughSource])).without(.destination, ctx.destinations([ctx.loopback]))
                 .with(.destinationPort, ctx.ports([tunnel]))
-            out.findings += ctx.check(owned, pipeline, obligation: description.id) { o in
+            out.findings += ctx.check(owned, pipeline, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 if case .tproxy = o.verdict {
                     return Violation(kind: .tproxy, severity: .warning,
@@ -258,7 +258,7 @@ enum AppLocalTraffic: FamilyObligation {
         if ctx.includesLoopback, let inc = ctx.includeCIDRs { b = b.without(.destination, ctx.destinations(inc)) }
         let legacy = ctx.tproxyMode && !ctx.atLeast(14)
         var out = CheckOutput()
-        out.findings = ctx.check(PacketSet([b]), ctx.loopbackPipeline, obligation: description.id) { o in
+        out.findings = ctx.check(PacketSet([b]), ctx.loopbackPipeline, obligation: description.id, only: .captured) { o in
             guard let port = o.verdict.capturePort else { return nil }
             return Violation(kind: .unexpectedCapture, severity: legacy ? .warning : .error,
                              problem: "is an application talking to its own pod over lo but is captured (port \(port))"

@@ -109,14 +109,14 @@ enum InboundPorts: FamilyObligation {
                              problem: "is inbound traffic to a captured port but does not reach the inbound listener (\(z)): it bypasses mTLS and authorization",
                              fix: Fix.inbound)
         }
-        out.findings += ctx.check(PacketSet([notCaptured]), .inbound, obligation: description.id) { o in
+        out.findings += ctx.check(PacketSet([notCaptured]), .inbound, obligation: description.id, only: .captured) { o in
             guard let port = o.verdict.capturePort else { return nil }
             let listed = c.inboundPortsInclude.isAll
             return Violation(kind: listed ? .exclusionLeak : .unexpectedCapture, severity: .error,
                              problem: "is inbound traffic to a port excluded by \(exclusionName) but is captured (port \(port))",
                              fix: Fix.inbound)
         }
-        out.findings += ctx.check(PacketSet([base.with(.destinationPort, ctx.ports([tunnel]))]), .inbound, obligation: description.id) { o in
+        out.findings += ctx.check(PacketSet([base.with(.destinationPort, ctx.ports([tunnel]))]), .inbound, obligation: description.id, only: .captured) { o in
             guard let port = o.verdict.capturePort else { return nil }
             if case .tproxy = o.verdict {
                 return Violation(kind: .tproxy, severity: .warning,
@@ -162,7 +162,7 @@ enum InterfaceExclusions: FamilyObligation {
             let outbound = ctx.localNew.with(.outInterface, ctx.out([x]))
             let inbound = ctx.inboundNew.with(.l4Protocol, ctx.tcp).with(.inInterface, ctx.into([x]))
             for (box, pipeline, dir) in [(outbound, Pipeline.localOutput, "out"), (inbound, .inbound, "in")] {
-                out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
+                out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id, only: .captured) { o in
                     guard let port = o.verdict.capturePort else { return nil }
                     return Violation(kind: .exclusionLeak, severity: .error,
                                      problem: "goes \(dir) the excluded interface \(x) but is captured (port \(port))",
@@ -214,7 +214,7 @@ enum VirtualInterfaces: FamilyObligation {
                                      fix: "istio.io/reroute-virtual-interfaces (-k) adds `-i \(iface) -j ISTIO_REDIRECT` above `-i \(iface) -j RETURN`. " + Fix.reinstall)
                 }
             }
-            out.findings += ctx.check(excluded, .inbound, obligation: description.id) { o in
+            out.findings += ctx.check(excluded, .inbound, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 return Violation(kind: .unexpectedCapture, severity: .error,
                                  problem: "arrives on the virtual interface \(iface) for a destination outside -i but is captured (port \(port))",

@@ -103,7 +103,7 @@ enum AnnotationsApplied: FamilyObligation {
             let leak = Set(a.items).subtracting(g.items).sorted(), gap = Set(g.items).subtracting(a.items).sorted()
             var found: [Finding] = []
             if !leak.isEmpty {
-                found += ctx.check(PacketSet([app.with(.destinationPort, ctx.ports(leak))]), .localOutput, obligation: id,
+                found += ctx.check(PacketSet([app.with(.destinationPort, ctx.ports(leak))]), .localOutput, obligation: id, only: .captured,
                                    captured("is excluded by \(said)", .exclusionLeak))
             }
             if !gap.isEmpty {
@@ -123,7 +123,7 @@ enum AnnotationsApplied: FamilyObligation {
                 let port = app.with(.destinationPort, ctx.ports(dropped))
                 var outside = [port.with(.destination, ctx.destinations(ctx.excludeCIDRs))]
                 if let inc = ctx.includeCIDRs { outside.append(port.without(.destination, ctx.destinations(inc))) }
-                found += ctx.check(PacketSet(outside), .localOutput, obligation: id,
+                found += ctx.check(PacketSet(outside), .localOutput, obligation: id, only: .captured,
                                    captured("goes outside the captured ranges on a port \(said) no longer includes", .exclusionLeak))
             }
             return found
@@ -133,7 +133,7 @@ enum AnnotationsApplied: FamilyObligation {
             var found: [Finding] = []
             if !asked.isEmpty {
                 let cls = base.with(.destination, ctx.destinations(asked)).without(.destination, ctx.destinations(given))
-                found += ctx.check(PacketSet([cls]), .localOutput, obligation: id, captured("is excluded by \(said)", .exclusionLeak))
+                found += ctx.check(PacketSet([cls]), .localOutput, obligation: id, only: .captured, captured("is excluded by \(said)", .exclusionLeak))
             }
             if !given.isEmpty {
                 let inc = ctx.includeCIDRs.map { base.with(.destination, ctx.destinations($0)) } ?? base
@@ -151,7 +151,7 @@ enum AnnotationsApplied: FamilyObligation {
                 found += ctx.check(PacketSet([cls]), .localOutput, obligation: id, notCaptured("is included by \(said)", to: outPort))
             }
             if let cls = minus(inside(cidrs(g)), cidrs(a)) {
-                found += ctx.check(PacketSet([cls]), .localOutput, obligation: id,
+                found += ctx.check(PacketSet([cls]), .localOutput, obligation: id, only: .captured,
                                    captured("goes outside the ranges \(said) includes", .unexpectedCapture))
             }
             return found
@@ -167,7 +167,7 @@ enum AnnotationsApplied: FamilyObligation {
                 found += ctx.check(PacketSet([cls]), .inbound, obligation: id, notCaptured("is included by \(said)", to: inPort))
             }
             if let cls = minus(inside(g), a) {
-                found += ctx.check(PacketSet([cls]), .inbound, obligation: id, captured("is not among the ports \(said) includes", .unexpectedCapture))
+                found += ctx.check(PacketSet([cls]), .inbound, obligation: id, only: .captured, captured("is not among the ports \(said) includes", .unexpectedCapture))
             }
             return found
         case (.inboundPortsExclude, .ports(let a), .ports(let g)):
@@ -175,7 +175,7 @@ enum AnnotationsApplied: FamilyObligation {
             let leak = Set(a.items).subtracting(g.items).sorted(), gap = Set(g.items).subtracting(a.items).sorted()
             var found: [Finding] = []
             if !leak.isEmpty {
-                found += ctx.check(PacketSet([inbound.with(.destinationPort, ctx.ports(leak))]), .inbound, obligation: id,
+                found += ctx.check(PacketSet([inbound.with(.destinationPort, ctx.ports(leak))]), .inbound, obligation: id, only: .captured,
                                    captured("is excluded by \(said)", .exclusionLeak))
             }
             if !gap.isEmpty {
@@ -189,10 +189,10 @@ enum AnnotationsApplied: FamilyObligation {
                 .without(.destination, ctx.destinations([ctx.loopback] + ctx.excludeCIDRs)).without(.destinationPort, ctx.ports([53]))
             var found: [Finding] = []
             if !leak.isEmpty {
-                found += ctx.check(PacketSet([outbound.with(.outInterface, ctx.out(leak))]), .localOutput, obligation: id,
+                found += ctx.check(PacketSet([outbound.with(.outInterface, ctx.out(leak))]), .localOutput, obligation: id, only: .captured,
                                    captured("leaves through an interface \(said) excludes", .exclusionLeak))
                 found += ctx.check(PacketSet([ctx.inboundNew.with(.l4Protocol, ctx.tcp).with(.inInterface, ctx.into(leak))]), .inbound,
-                                   obligation: id, captured("arrives on an interface \(said) excludes", .exclusionLeak))
+                                   obligation: id, only: .captured, captured("arrives on an interface \(said) excludes", .exclusionLeak))
             }
             if !gap.isEmpty {
                 let cls = ctx.includeCIDRs.map { outbound.with(.destination, ctx.destinations($0)) } ?? outbound

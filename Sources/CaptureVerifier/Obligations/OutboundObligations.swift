@@ -31,8 +31,8 @@ enum OutboundHook: FamilyObligation {
         if tcpOnly { cls = cls.with(.l4Protocol, ctx.tcp) }
         let required = ctx.captureRequired
         let pipeline = ctx.single(.nat, .output)
-        out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-            guard !ctx.entered(o, .istioOutput) else { return nil }
+        out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id,
+                                 only: .notEntering(ctx.chains([(.istioOutput, .nat)]))) { o in
             let matters = !o.packets.intersection(required).isEmpty
             let foreign = o.decidingStep.map(ctx.isForeign) ?? false
             if foreign {
@@ -94,7 +94,8 @@ enum RedirectTargets: FamilyObligation {
             (ctx.layout.chain(.istioTProxy), ctx.layout.mangle, c.inboundCapturePort, "Envoy's inbound listener"),
         ]
         for (box, pipeline) in runs {
-            out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
+            let judged = Relevance.entering(Set(chains.map { TableChain(table: $0.1, chain: $0.0) }))
+            out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id, only: judged) { o in
                 for (chain, table, port, listener) in chains where o.entered(chain, in: table) {
                     if o.verdict.capturePort == port { return nil }
                     // Blame the chain's own rule that let it go (a RETURN), else the jump into it.
@@ -217,7 +218,7 @@ enum ExclusionsWin: FamilyObligation {
         guard !classes.isEmpty else { return .notApplicable("no outbound exclusion is configured") }
         var out = CheckOutput()
         for (name, box) in classes {
-            out.findings += ctx.check(PacketSet([box]), .localOutput, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([box]), .localOutput, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 if port == IstioPort.dnsProxy.rawValue, !c.outboundPortsExclude.contains(53),
                    o.packets.subtracting(ctx.space.universe.with(.destinationPort, ctx.ports([53]))).isEmpty { return nil }
@@ -253,7 +254,7 @@ enum LoopbackDestination: FamilyObligation {
     static func check(_ ctx: FamilyContext) -> CheckOutput {
         let cls = PacketSet([ctx.localNew.with(.destination, ctx.destinations([ctx.loopback]))]).subtracting(ctx.dnsBound(ctx.space.universe))
         var out = CheckOutput()
-        out.findings = ctx.check(cls, .localOutput, obligation: description.id) { o in
+        out.findings = ctx.check(cls, .localOutput, obligation: description.id, only: .captured) { o in
             guard let port = o.verdict.capturePort else { return nil }
             return Violation(kind: .exclusionLeak, severity: .error,
                              problem: "goes to the loopback range \(ctx.loopback.cidrText) but is captured (port \(port))",
@@ -282,7 +283,7 @@ enum UDPNeverToEnvoy: FamilyObligation {
         let local = ctx.localNew.without(.l4Protocol, ctx.tcp)
         let inbound = ctx.inboundNew.without(.l4Protocol, ctx.tcp)
         for (box, pipeline) in [(local, Pipeline.localOutput), (inbound, .inbound)] {
-            out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([box]), pipeline, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 let dns = PacketSet([ctx.space.universe.with(.l4Protocol, ctx.udp).with(.destinationPort, ctx.ports([53]))])
                 if port == IstioPort.dnsProxy.rawValue, o.packets.subtracting(dns).isEmpty { return nil }

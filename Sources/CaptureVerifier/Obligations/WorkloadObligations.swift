@@ -111,7 +111,7 @@ enum ConfigurationInvariants: FamilyObligation {
         if !c.inboundPortsInclude.isEmpty {
             let cls = ctx.inboundNew.with(.l4Protocol, ctx.tcp).with(.destinationPort, ctx.ports(envoyPorts))
                 .without(.inInterface, ctx.into(c.excludeInterfaces + c.rerouteVirtualInterfaces))
-            out.findings += ctx.check(PacketSet([cls]), .inbound, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([cls]), .inbound, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 // A warning: Envoy still answers through its inbound listener, but probes and scrapes then depend
                 // on the proxy's inbound path and its policy (an mTLS STRICT policy rejects the kubelet's plaintext).
@@ -129,7 +129,7 @@ enum ConfigurationInvariants: FamilyObligation {
                 .without(.outInterface, ctx.out(ctx.lo + c.excludeInterfaces))
                 .without(.destination, ctx.destinations(include + [ctx.loopback]))
                 .without(.destinationPort, ctx.ports(c.outboundPortsInclude + [53]))
-            out.findings += ctx.check(PacketSet([cls]), .localOutput, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([cls]), .localOutput, obligation: description.id, only: .captured) { o in
                 guard let port = o.verdict.capturePort else { return nil }
                 return Violation(kind: .unexpectedCapture, severity: .error,
                                  problem: "goes to a destination outside the include list (-i \(include.isEmpty ? "''" : ctx.list(include))) but is captured (port \(port)): "

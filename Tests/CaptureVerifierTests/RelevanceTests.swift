@@ -1,0 +1,134 @@
+@testable import CaptureVerifier
+import CorpusSupport
+import NetfilterModel
+import Testing
+
+/// A check that declares which outcomes it can judge lets the walk drop the other branches early. What comes back
+/// must be exactly the admitted outcomes of the full walk, in the same order and with the same packets (the
+/// findings, witnesses included, are then those of the full walk), and on a node-sized nat table most branches
+/// must be dropped before they fan out into kube-proxy's per-service chains.
+@Suite("Relevance")
+struct RelevanceTests {
+    func same(_ a: [Outcome], _ b: [Outcome]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { x, y in
+            x.packets == y.packets && x.verdict == y.verdict && x.path == y.path && x.ctZone == y.ctZone && x.assumptions == y.assumptions
+        }
+    }
+
+    /// Each relevance a check can declare, for the chains these tables have.
+    func relevances(_ tables: [Table]) -> [Relevance] {
+        func chains(_ keep: (String) -> Bool) -> Set<TableChain> {
+            Set(tables.flatMap { t in t.chains.filter { keep($0.name.rawValue.uppercased()) }.map { TableChain(table: t.name, chain: $0.name) } })
+        }
+        let redirects = chains { $0.contains("REDIRECT") || $0.contains("TPROXY") }
+        let outputs = chains { $0.contains("ISTIO") && $0.contains("OUTPUT") }
+        let inbound = chains { $0.contains("INBOUND") || $0.contains("PREROUTING") }
+        return [.captured, .entering(redirects), .entering(inbound), .notEntering(outputs), .notEntering(inbound)]
+    }
+
+    func expectAdmittedOutcomes(_ tables: [Table], _ family: Family, _ what: String) {
+        let space = PacketSpace(family: family, tables: tables)
+        let evaluator = SymbolicEvaluator(space: space, tables: tables)
+        var local = space.universe
+        local[.inInterface] = space.noInterface(.inInterface)
+        var inbound = space.universe
+        inbound[.outInterface] = space.noInterface(.outInterface)
+        let runs: [(PacketBox, Pipeline)] = [(local, .localOutput), (local, .localOutputThenLoopback), (inbound, .inbound),
+                                             (space.universe, .single(.nat, .output)), (space.universe, .single(.mangle, .prerouting))]
+        for (box, pipeline) in runs {
+            let all = evaluator.evaluate(PacketSet([box]), pipeline: pipeline)
+            for relevance in relevances(tables) {
+                let admitted = evaluator.evaluate(PacketSet([box]), pipeline: pipeline, relevance: relevance)
+                let expected = all.filter(relevance.admits)
+                let equal = same(admitted, expected)
+                #expect(equal, "\(what) \(family), \(pipeline), \(relevance): \(admitted.count) outcomes, \(expected.count) expected")
+            }
+        }
+    }
+
+    @Test("every corpus rule set: the relevant walk gives exactly the full walk's admitted outcomes",
+          arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
+    func corpus(_ c: CorpusCase) throws {
+        let ruleset = try c.ruleset()
+        for family in [Family.ipv4, .ipv6] {
+            let tables = ruleset.tables.filter { $0.family == family }
+            guard !tables.isEmpty else { continue }
+            expectAdmittedOutcomes(tables, family, c.testDescription)
+        }
+    }
+
+    @Test("random chains with jumps, gotos, RETURNs, marks and unknown matches (fixed seeds)", arguments: [1, 2, 3] as [UInt64])
+    func random(_ seed: UInt64) throws {
+        let text = ChainIndexTests().randomTable(seed: seed, count: 200)
+        expectAdmittedOutcomes(try tables(text, .ipv4), .ipv4, "seed \(seed)")
+    }
+
+    /// Istio's default sidecar rules with `services` kube-proxy services after them (three endpoints each, the
+    /// masquerade marks and the random endpoint choice that make every service a handful of branches).
+    func podWithKubeProxy(services: Int) throws -> [Table] {
+        let pod = try #require(Corpus.named("master/cni-sidecar-iptables/basic")?.liveSave(.ipv4))
+        var kube = [":KUBE-SERVICES - [0:0]", ":KUBE-MARK-MASQ - [0:0]", "-A OUTPUT -j KUBE-SERVICES", "-A PREROUTING -j KUBE-SERVICES",
+                    "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000"]
+        for s in 0..<services {
+            let svc = "KUBE-SVC-\(s)", vip = "10.96.\(s / 250).\(s % 250 + 1)"
+            kube += [":\(svc) - [0:0]", "-A KUBE-SERVICES -d \(vip)/32 -p tcp -m tcp --dport 80 -j \(svc)",
+                     "-A \(svc) ! -s 10.244.0.0/16 -d \(vip)/32 -p tcp -m tcp --dport 80 -j KUBE-MARK-MASQ"]
+            for e in 0..<3 {
+                let sep = "KUBE-SEP-\(s)-\(e)", ip = "10.244.\(s / 250).\(s % 250 * 3 + e + 1)"
+                kube += [":\(sep) - [0:0]",
+                         "-A \(svc)" + (e < 2 ? " -m statistic --mode random --probability 0.33333333349" : "") + " -j \(sep)",
+                         "-A \(sep) -s \(ip)/32 -j KUBE-MARK-MASQ", "-A \(sep) -p tcp -m tcp -j DNAT --to-destination \(ip):8080"]
+            }
+        }
+        let text = pod.replacingOccurrences(of: "*nat\n", with: "*nat\n" + kube.filter { $0.hasPrefix(":") }.joined(separator: "\n") + "\n")
+            .replacingOccurrences(of: "COMMIT\n", with: kube.filter { $0.hasPrefix("-A") }.joined(separator: "\n") + "\nCOMMIT\n")
+        return try tables(text, .ipv4)
+    }
+
+    @Test("kube-proxy's chains: branches that can no longer be judged are dropped before they fan out")
+    func kubeProxyBranchesDropped() throws {
+        let tables = try podWithKubeProxy(services: 60)
+        let space = PacketSpace(family: .ipv4, tables: tables)
+        let evaluator = SymbolicEvaluator(space: space, tables: tables)
+        // New connections from this pod, unmarked, as a check's class is.
+        var local = space.universe
+        local[.inInterface] = space.noInterface(.inInterface)
+        local[.outInterface] = space.noInterface(.outInterface).complement
+        local[.ctState] = space.atoms(states: [.new])
+        local[.mark] = space.atoms(.mark, marks: { $0 == 0 })
+        local[.connmark] = space.atoms(.connmark, marks: { $0 == 0 })
+        var proxy = local
+        proxy[.uid] = space.atoms(ids: [1337], field: .uid)
+        let set = PacketSet([proxy])
+        // The proxy's own traffic is returned by ISTIO_OUTPUT and then fans out through every service.
+        let full = evaluator.walker.walk(set, pipeline: .localOutput)
+        let intoEndpoints = full.filter { $0.1.path.contains { $0.chain.rawValue.hasPrefix("KUBE-SEP-") } }.count
+        #expect(full.count > 60 * 6, "the full walk follows every service's branches (\(full.count))")
+        #expect(intoEndpoints > 60 * 3)
+        // A check that judges only captures: no capture is reachable from KUBE-SERVICES, so nothing enters it.
+        let captured = evaluator.walker.walk(set, pipeline: .localOutput, relevance: .captured)
+        let intoKube = captured.filter { $0.1.path.contains { $0.chain.rawValue.hasPrefix("KUBE-") } }.count
+        #expect(intoKube == 0)
+        #expect(captured.count < 10, "\(captured.count) branches kept")
+        // A check that passes whatever enters ISTIO_OUTPUT: every new connection does, first, so nothing is kept.
+        let hook = Relevance.notEntering([TableChain(table: .nat, chain: "ISTIO_OUTPUT")])
+        #expect(evaluator.walker.walk(set, pipeline: .localOutput, relevance: hook).count == 0)
+        // One that judges only what enters ISTIO_REDIRECT keeps none of the proxy's branches into kube-proxy's chains
+        // (its connections to itself over lo, redirected to 15006, are followed: ISTIO_REDIRECT is still ahead of them).
+        let redirect = Relevance.entering([TableChain(table: .nat, chain: "ISTIO_REDIRECT")])
+        let kept = evaluator.walker.walk(set, pipeline: .localOutput, relevance: redirect)
+        #expect(kept.count < 5 && kept.allSatisfy { !$0.1.path.contains { $0.chain.rawValue.hasPrefix("KUBE-") } })
+        #expect(evaluator.evaluate(set, pipeline: .localOutput, relevance: redirect).isEmpty)
+        // ... and the application's TCP, redirected before kube-proxy's chains, whole.
+        var app = local
+        app[.uid] = space.atoms(ids: [1337], field: .uid).complement
+        app[.gid] = space.atoms(ids: [1337], field: .gid).complement
+        app[.l4Protocol] = space.atoms(protocols: [ProtocolMatch.tcp])
+        app[.outInterface] = space.atoms(.outInterface, interfaceNamed: "lo").complement & local[.outInterface]
+        let redirected = evaluator.evaluate(PacketSet([app]), pipeline: .localOutput, relevance: redirect)
+        let allTo15001 = !redirected.isEmpty && redirected.allSatisfy { $0.verdict.redirects(to: 15001) }
+        #expect(allTo15001, "\(redirected.map(\.verdict))")
+        let equal = same(redirected, evaluator.evaluate(PacketSet([app]), pipeline: .localOutput).filter(redirect.admits))
+        #expect(equal)
+    }
+}
