@@ -12,109 +12,141 @@ public struct RulePosition: Hashable, Sendable, Codable, Comparable, CustomStrin
 
 /// The jump structure of one table: who references each chain, what each hook reaches,
 /// jumps to chains that do not exist, and jump cycles (which the kernel would refuse, but a dump may hold).
+/// Chains are numbered once and the graph is worked out on the numbers: a node's nat table has tens of
+/// thousands of chains, and hashing their names at every step was most of the cost.
 public struct ChainGraph: Sendable {
     public let table: Table
     /// Rules that jump or go to each chain.
     public let referrers: [ChainName: [RulePosition]]
-    /// For each built-in chain, every chain reachable from it (including itself).
-    public let reachable: [ChainName: Set<ChainName>]
     /// Jumps whose target chain is not in the table.
     public let danglingJumps: [RulePosition]
     /// Each cycle once, as the chain names along it.
     public let cycles: [[ChainName]]
-    /// The built-in chains in the table's order (a handful), so per-chain questions do not rescan every chain.
+    /// Each chain's number (its first place in the table).
+    private let numbers: [ChainName: Int]
+    /// The built-in chains in the table's order (a handful), and per built-in chain which chains it reaches.
     private let builtins: [ChainName]
+    private let reaches: [[Bool]]
 
     public init(_ table: Table) {
         self.table = table
-        let names = Set(table.chains.map(\.name))
-        var referrers: [ChainName: [RulePosition]] = [:]
-        var edges: [ChainName: [ChainName]] = [:]
+        let chains = table.chains
+        var numbers: [ChainName: Int] = [:]
+        numbers.reserveCapacity(chains.count)
+        for (i, c) in chains.enumerated() where numbers[c.name] == nil { numbers[c.name] = i }
+        var referrers = [[RulePosition]](repeating: [], count: chains.count)
+        var edges = [[Int]](repeating: [], count: chains.count)
+        // The last chain that recorded an edge to each target: an edge is kept once however many rules repeat it.
+        var lastSource = [Int](repeating: -1, count: chains.count)
         var dangling: [RulePosition] = []
-        var edgeSet: Set<[ChainName]> = []
-        for chain in table.chains {
+        for chain in chains {
+            // A dump may repeat a chain: its rules count as the first one's.
+            guard let from = numbers[chain.name] else { continue }
             for (i, rule) in chain.rules.enumerated() {
                 guard let target = rule.target.chainReference else { continue }
                 let pos = RulePosition(chain: chain.name, number: i + 1)
-                if names.contains(target) {
-                    referrers[target, default: []].append(pos)
-                    if edgeSet.insert([chain.name, target]).inserted { edges[chain.name, default: []].append(target) }
+                if let to = numbers[target] {
+                    referrers[to].append(pos)
+                    if lastSource[to] != from {
+                        lastSource[to] = from
+                        edges[from].append(to)
+                    }
                 } else {
                     dangling.append(pos)
                 }
             }
         }
-        var reachable: [ChainName: Set<ChainName>] = [:]
-        for chain in table.chains where chain.isBuiltin {
-            var seen: Set<ChainName> = [chain.name]
-            var stack = [chain.name]
+        var builtins: [ChainName] = []
+        var reaches: [[Bool]] = []
+        for (i, chain) in chains.enumerated() where chain.isBuiltin {
+            var seen = [Bool](repeating: false, count: chains.count)
+            seen[i] = true
+            var stack = [i]
             while let c = stack.popLast() {
-                for next in edges[c] ?? [] where seen.insert(next).inserted { stack.append(next) }
+                for next in edges[c] where !seen[next] {
+                    seen[next] = true
+                    stack.append(next)
+                }
             }
-            reachable[chain.name] = seen
+            builtins.append(chain.name)
+            reaches.append(seen)
         }
-        self.builtins = table.chains.filter(\.isBuiltin).map(\.name)
-        self.referrers = referrers
-        self.reachable = reachable
+        var byName: [ChainName: [RulePosition]] = [:]
+        byName.reserveCapacity(chains.count)
+        for (i, list) in referrers.enumerated() where !list.isEmpty { byName[chains[i].name] = list }
+        self.referrers = byName
+        self.numbers = numbers
+        self.builtins = builtins
+        self.reaches = reaches
         self.danglingJumps = dangling
-        self.cycles = ChainGraph.findCycles(order: table.chains.map(\.name), edges: edges)
+        self.cycles = ChainGraph.findCycles(count: chains.count, roots: chains.indices.filter { numbers[chains[$0].name] == $0 }, edges: edges)
+            .map { $0.map { chains[$0].name } }
     }
 
     /// Whether `chain` can be entered from the built-in `hook` chain.
     public func isReachable(_ chain: ChainName, from hook: ChainName) -> Bool {
-        reachable[hook]?.contains(chain) ?? false
+        guard let c = numbers[chain], let h = builtins.firstIndex(of: hook) else { return false }
+        return reaches[h][c]
     }
 
     /// Built-in chains from which `chain` can be entered, in the table's order.
     public func hooks(reaching chain: ChainName) -> [ChainName] {
-        builtins.filter { isReachable(chain, from: $0) }
+        guard let c = numbers[chain] else { return [] }
+        return builtins.indices.filter { reaches[$0][c] }.map { builtins[$0] }
+    }
+
+    /// Whether no built-in chain reaches this user chain.
+    public func isUnreachable(_ chain: ChainName) -> Bool {
+        guard let c = numbers[chain], !table.chains[c].isBuiltin else { return false }
+        return !reaches.contains { $0[c] }
     }
 
     /// User chains that no built-in chain reaches.
     public var unreachableChains: [ChainName] {
-        table.chains.filter { c in !c.isBuiltin && !reachable.values.contains { $0.contains(c.name) } }.map(\.name)
+        table.chains.indices.filter { i in numbers[table.chains[i].name] == i && !table.chains[i].isBuiltin && !reaches.contains { $0[i] } }
+            .map { table.chains[$0].name }
     }
 
-    private static func findCycles(order: [ChainName], edges: [ChainName: [ChainName]]) -> [[ChainName]] {
+    private static func findCycles(count: Int, roots: [Int], edges: [[Int]]) -> [[Int]] {
         // Tarjan's strongly connected components; a component with more than one chain, or a self-jump, is a cycle.
         // An explicit stack of (chain, next edge) frames instead of recursion: a dump may chain 50,000 user
         // chains one into the next, far deeper than the thread's stack.
         var index = 0
-        var indices: [ChainName: Int] = [:]
-        var low: [ChainName: Int] = [:]
-        var onStack: Set<ChainName> = []
-        var stack: [ChainName] = []
-        var result: [[ChainName]] = []
-        var frames: [(chain: ChainName, edge: Int)] = []
+        var indices = [Int](repeating: -1, count: count)
+        var low = [Int](repeating: 0, count: count)
+        var onStack = [Bool](repeating: false, count: count)
+        var stack: [Int] = []
+        var result: [[Int]] = []
+        var frames: [(chain: Int, edge: Int)] = []
 
-        func enter(_ v: ChainName) {
+        func enter(_ v: Int) {
             indices[v] = index
             low[v] = index
             index += 1
             stack.append(v)
-            onStack.insert(v)
+            onStack[v] = true
             frames.append((v, 0))
         }
-        for root in order where indices[root] == nil {
+        for root in roots where indices[root] < 0 {
             enter(root)
             while let (v, edge) = frames.last {
-                let out = edges[v] ?? []
+                let out = edges[v]
                 if edge < out.count {
                     frames[frames.count - 1].edge += 1
                     let w = out[edge]
-                    if indices[w] == nil {
+                    if indices[w] < 0 {
                         enter(w)
-                    } else if onStack.contains(w) {
-                        low[v] = min(low[v]!, indices[w]!)
+                    } else if onStack[w] {
+                        low[v] = min(low[v], indices[w])
                     }
                     continue
                 }
                 frames.removeLast()
-                if let parent = frames.last?.chain { low[parent] = min(low[parent]!, low[v]!) }
+                if let parent = frames.last?.chain { low[parent] = min(low[parent], low[v]) }
                 if low[v] == indices[v] {
-                    var component: [ChainName] = []
+                    var component: [Int] = []
                     while let w = stack.popLast() {
-                        onStack.remove(w)
+                        onStack[w] = false
                         component.append(w)
                         if w == v { break }
                     }

@@ -81,7 +81,7 @@ enum ChainHygiene: Obligation {
                             message: "\(name) \(chain.name) is not a chain istio-iptables creates for this configuration (left over from an earlier one?).",
                             fix: "Remove it, or reinstall the rules with the current configuration.", obligation: id))
                         drift += 1
-                    } else if graph.unreachableChains.contains(chain.name), !expectedGraph.unreachableChains.contains(chain.name) {
+                    } else if graph.isUnreachable(chain.name), !expectedGraph.isUnreachable(chain.name) {
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
                             message: "\(name) \(chain.name) is not reached from any hook chain.", fix: Fix.reinstall, obligation: id))
                         drift += 1
