@@ -22,7 +22,10 @@ struct PacketBox: Hashable, Sendable {
     func input(_ f: PacketField) -> AtomSet {
         f.shadowIndex.flatMap { shadows[$0] } ?? fields[f.rawValue]
     }
-    var isEmpty: Bool { fields.contains { $0.isEmpty } }
+    var isEmpty: Bool {
+        for i in 0..<fields.count where fields[i].isEmpty { return true }
+        return false
+    }
 
     func intersection(_ cube: PacketBox) -> PacketBox {
         var r = self
@@ -64,11 +67,13 @@ final class Cube: Sendable {
         // field last (a /32 destination, one port) keeps a long chain's remainder in few boxes: its "not this
         // address" piece is narrowed rule after rule instead of a new piece being split off each time.
         let fields = box.fields
-        constrained = fields.indices.filter { !fields[$0].isFull }.enumerated().sorted { a, b in
-            let fa = Double(fields[a.element].count) / Double(max(1, fields[a.element].capacity))
-            let fb = Double(fields[b.element].count) / Double(max(1, fields[b.element].capacity))
-            return fa != fb ? fa > fb : a.offset < b.offset
-        }.map(\.element)
+        // Each field's share of its domain, counted once (not at every comparison of the sort).
+        var shares: [(share: Double, field: Int)] = []
+        for i in 0..<fields.count where !fields[i].isFull {
+            shares.append((Double(fields[i].count) / Double(max(1, fields[i].capacity)), i))
+        }
+        shares.sort { a, b in a.share != b.share ? a.share > b.share : a.field < b.field }
+        constrained = shares.map(\.field)
     }
 
     /// The part of the box inside the cube (only the constrained fields change).

@@ -60,6 +60,8 @@ struct PacketSpace: Sendable {
     /// Mark values reachable from the tested and set values, kept apart so effects map atom to atom.
     let markValues: [UInt32]
     let connmarkValues: [UInt32]
+    /// Every packet (built once: each rule's cubes start from it).
+    let universe: PacketBox
 
     init(family: Family, tables: [Table], hints: SpaceHints = SpaceHints()) {
         self.family = family
@@ -141,6 +143,7 @@ struct PacketSpace: Sendable {
             }
         }
         self.domains = domains
+        universe = PacketBox(fields: PacketField.allCases.map { AtomSet(capacity: domains[$0.rawValue].count, full: true) })
     }
 
     /// One representative name per class of interface names that no rule can tell apart:
@@ -208,10 +211,7 @@ struct PacketSpace: Sendable {
     func domain(_ f: PacketField) -> FieldDomain { domains[f.rawValue] }
     func atomCount(_ f: PacketField) -> Int { domains[f.rawValue].count }
 
-    /// Every packet.
-    var universe: PacketBox {
-        PacketBox(fields: PacketField.allCases.map { AtomSet(capacity: domains[$0.rawValue].count, full: true) })
-    }
+
     func full(_ f: PacketField) -> AtomSet { AtomSet(capacity: atomCount(f), full: true) }
     func empty(_ f: PacketField) -> AtomSet { AtomSet(capacity: atomCount(f)) }
 
@@ -221,6 +221,7 @@ struct PacketSpace: Sendable {
     func atoms(_ f: PacketField, inRanges ranges: [ClosedRange<UInt128>]) -> AtomSet {
         let d = domain(f)
         var set = AtomSet(capacity: d.count)
+        var none = true
         for r in ranges {
             // Atoms are sorted intervals: the ones inside a range are those from the atom holding its start
             // up to the atom holding its end (whose start must lie inside the range).
@@ -229,7 +230,10 @@ struct PacketSpace: Sendable {
             var lo = first
             if let iv = d.interval(first), !r.contains(iv.lowerBound) { lo += 1 }
             guard lo <= last else { continue }
-            set = set | AtomSet(capacity: d.count, range: lo...last)
+            // Most conditions name one range: no union with the empty set to build.
+            let piece = AtomSet(capacity: d.count, range: lo...last)
+            set = none ? piece : set | piece
+            none = false
         }
         return set
     }
