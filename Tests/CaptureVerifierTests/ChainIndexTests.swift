@@ -64,8 +64,8 @@ struct ChainIndexTests {
         let space = PacketSpace(family: .ipv4, tables: tables)
         let indexed = SymbolicEvaluator(space: space, tables: tables)
         let plain = SymbolicEvaluator(space: space, tables: tables, indexing: false)
-        #expect(indexed.walker.indexes[.nat]?["BIG"] != nil, "BIG is long and selective: it must be indexed")
-        #expect(plain.walker.indexes.isEmpty)
+        #expect(indexed.walker.index(.nat, "BIG") != nil, "BIG is long and selective: it must be indexed")
+        #expect(plain.walker.index(.nat, "BIG") == nil)
 
         var local = space.universe
         local[.inInterface] = space.noInterface(.inInterface)
@@ -90,7 +90,7 @@ struct ChainIndexTests {
         let tables = try tables(randomTable(seed: 11, count: 300), .ipv4)
         let space = PacketSpace(family: .ipv4, tables: tables)
         let symbolic = SymbolicEvaluator(space: space, tables: tables)
-        #expect(symbolic.walker.indexes[.nat]?["BIG"] != nil)
+        #expect(symbolic.walker.index(.nat, "BIG") != nil)
         let tracer = ConcreteEvaluator(family: .ipv4, tables: tables)
         var rng = SplitMix(state: 5)
         for pipeline in [Pipeline.localOutput, .inbound] {
@@ -114,7 +114,7 @@ struct ChainIndexTests {
         text += "COMMIT\n"
         let tables = try tables(text, .ipv4)
         let evaluator = SymbolicEvaluator(space: PacketSpace(family: .ipv4, tables: tables), tables: tables)
-        #expect(evaluator.walker.indexes[.nat]?["A"] == nil, "20 rules: walked rule by rule")
-        #expect(evaluator.walker.indexes[.nat]?["B"] == nil, "half the rules are wildcards on either field")
+        #expect(evaluator.walker.index(.nat, "A") == nil, "20 rules: walked rule by rule")
+        #expect(evaluator.walker.index(.nat, "B") == nil, "half the rules are wildcards on either field")
     }
 }

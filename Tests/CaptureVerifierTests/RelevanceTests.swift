@@ -105,7 +105,16 @@ struct RelevanceTests {
         let intoEndpoints = full.filter { $0.1.path.contains { $0.chain.rawValue.hasPrefix("KUBE-SEP-") } }.count
         #expect(full.count > 60 * 6, "the full walk follows every service's branches (\(full.count))")
         #expect(intoEndpoints > 60 * 3)
-        // A check that judges only captures: no capture is reachable from KUBE-SERVICES, so nothing enters it.
+        // A check that judges only captures: no capture is reachable from KUBE-SERVICES, so nothing enters it,
+        // and (on a walker that has not walked there before) kube-proxy's chains are never even compiled.
+        let fresh = SymbolicEvaluator(space: space, tables: tables)
+        let judged = fresh.evaluate(set, pipeline: .localOutput, relevance: .captured)
+        let onlySelfCalls = judged.allSatisfy { $0.verdict.redirects(to: 15006) }
+        #expect(onlySelfCalls, "the proxy's own traffic is captured only when it calls its own pod over lo")
+        #expect(fresh.walker.compiled.isCompiled(.nat, "ISTIO_OUTPUT"))
+        let compiledKube = ["KUBE-SERVICES", "KUBE-SVC-0", "KUBE-SEP-0-0", "KUBE-MARK-MASQ"].filter { fresh.walker.compiled.isCompiled(.nat, ChainName(rawValue: $0)) }
+        #expect(compiledKube.isEmpty)
+        #expect(evaluator.walker.compiled.isCompiled(.nat, "KUBE-SEP-0-0"), "the full walk compiled what it walked")
         let captured = evaluator.walker.walk(set, pipeline: .localOutput, relevance: .captured)
         let intoKube = captured.filter { $0.1.path.contains { $0.chain.rawValue.hasPrefix("KUBE-") } }.count
         #expect(intoKube == 0)

@@ -1,5 +1,6 @@
 import IstioCapture
 import NetfilterModel
+import Synchronization
 
 /// The base chains a packet meets, in order. Locally generated packets meet the OUTPUT hook; inbound packets
 /// the PREROUTING hook; a `.loopback` stage hands a locally generated packet that left on `lo` back to the
@@ -73,6 +74,34 @@ struct WalkChain: Sendable {
     var rules: [CompiledRule]
     var index: ChainIndex?
     var isBuiltin: Bool
+}
+
+/// The chains of a walker's tables, each compiled the first time it is asked for; shared by the walkers built
+/// on it (`compiledBy`), and safe to ask from several threads.
+final class CompiledChains: Sendable {
+    let chains: [TableName: [ChainName: Chain]]
+    private let compile: @Sendable (Rule, [ChainName: Chain]) -> CompiledRule
+    private let index: @Sendable ([CompiledRule]) -> ChainIndex?
+    private let done = Mutex<[TableName: [ChainName: WalkChain]]>([:])
+
+    init(chains: [TableName: [ChainName: Chain]], compile: @escaping @Sendable (Rule, [ChainName: Chain]) -> CompiledRule,
+         index: @escaping @Sendable ([CompiledRule]) -> ChainIndex?) {
+        self.chains = chains
+        self.compile = compile
+        self.index = index
+    }
+
+    /// Whether a walk has needed this chain yet.
+    func isCompiled(_ table: TableName, _ name: ChainName) -> Bool { done.withLock { $0[table]?[name] != nil } }
+
+    func chain(_ table: TableName, _ name: ChainName) -> WalkChain? {
+        if let c = done.withLock({ $0[table]?[name] }) { return c }
+        guard let byName = chains[table], let chain = byName[name] else { return nil }
+        let rules = chain.rules.map { compile($0, byName) }
+        let c = WalkChain(rules: rules, index: index(rules), isBuiltin: chain.isBuiltin)
+        done.withLock { $0[table, default: [:]][name] = c }
+        return c
+    }
 }
 
 /// How a walk follows a rule whose condition (or target) iptaudit cannot evaluate.
@@ -169,10 +198,9 @@ protocol WalkDomain: Sendable {
 struct ChainWalker<Domain: WalkDomain>: Sendable {
     let domain: Domain
     let chains: [TableName: [ChainName: Chain]]
-    let compiled: [TableName: [ChainName: [CompiledRule]]]
-    let indexes: [TableName: [ChainName: ChainIndex]]
-    /// Per table, what the walk needs of each chain, so changing chain costs one lookup.
-    let walkChains: [TableName: [ChainName: WalkChain]]
+    /// Each chain compiled (and indexed) the first time a walk enters it: a node's nat table holds tens of
+    /// thousands of kube-proxy chains that no check's walk reaches once it drops what it cannot judge.
+    let compiled: CompiledChains
     /// Per hook, the base chains of every table, in the order the kernel runs them.
     let hooks: [Hook: [(table: TableName, chain: ChainName, registration: HookRegistration)]]
     /// The type of each of those base chains by table and chain, worked out once (the walk asks at every stage
@@ -187,42 +215,38 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         chainTypes = Dictionary(hooks.values.joined().map { ([$0.table.rawValue, $0.chain.rawValue], $0.registration.type) },
                                 uniquingKeysWith: { a, _ in a })
         var chains: [TableName: [ChainName: Chain]] = [:]
-        var compiled: [TableName: [ChainName: [CompiledRule]]] = [:]
-        var indexes: [TableName: [ChainName: ChainIndex]] = [:]
         for t in tables where t.family == domain.family {
             var byName: [ChainName: Chain] = [:]
-            var rules: [ChainName: [CompiledRule]] = [:]
-            for c in t.chains where byName[c.name] == nil {
-                byName[c.name] = c
-                rules[c.name] = c.rules.map { domain.compile($0, conditions: $0.conditions(family: domain.family, spelled: domain.records)) }
-            }
-            for (name, list) in rules {
-                rules[name] = list.map { r in
-                    var r = r
-                    switch r.target {
-                    case .jump(let target), .goto(let target): r.dangling = byName[target] == nil
-                    default: break
-                    }
-                    return r
-                }
-            }
+            byName.reserveCapacity(t.chains.count)
+            for c in t.chains where byName[c.name] == nil { byName[c.name] = c }
             chains[t.name] = byName
-            compiled[t.name] = rules
-            var tableIndexes: [ChainName: ChainIndex] = [:]
-            for (name, chainRules) in rules where indexing {
-                if let index = domain.index(chainRules) { tableIndexes[name] = index }
-            }
-            if !tableIndexes.isEmpty { indexes[t.name] = tableIndexes }
         }
         self.chains = chains
-        self.compiled = compiled
-        self.indexes = indexes
-        walkChains = Dictionary(uniqueKeysWithValues: chains.map { table, byName in
-            (table, byName.mapValues { c in
-                WalkChain(rules: compiled[table]?[c.name] ?? [], index: indexes[table]?[c.name], isBuiltin: c.isBuiltin)
-            })
-        })
+        let spelled = domain.records, family = domain.family
+        compiled = CompiledChains(chains: chains, compile: { rule, byName in
+            var r = domain.compile(rule, conditions: rule.conditions(family: family, spelled: spelled))
+            switch r.target {
+            case .jump(let target), .goto(let target): r.dangling = byName[target] == nil
+            default: break
+            }
+            return r
+        }, index: { rules in indexing ? domain.index(rules) : nil })
     }
+
+    /// A walker over another domain on rules `other` compiles: compiling a node's table is most of a walk's
+    /// cost, and every domain but a recording one compiles a rule to the same conditions (a symbolic walker's
+    /// cubes and indexes ride along unused: another domain's `indexStep` declines them).
+    init<Other: WalkDomain>(domain: Domain, compiledBy other: ChainWalker<Other>) {
+        precondition(!domain.records && !other.domain.records, "a recording walk compiles conditions with their spelling")
+        self.domain = domain
+        chains = other.chains
+        compiled = other.compiled
+        hooks = other.hooks
+        chainTypes = other.chainTypes
+    }
+
+    /// The index of a chain, if it is long and selective enough to have one (compiling the chain if need be).
+    func index(_ table: TableName, _ chain: ChainName) -> ChainIndex? { compiled.chain(table, chain)?.index }
 
     /// The base chains at each hook in the kernel's order: by priority. At equal priority the kernel runs the
     /// chain registered last first, and no read shows registration order: Istio's tables are put last among
@@ -284,7 +308,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
               relevance: Relevance = .all) -> [(Domain.Packets, WalkCarry)] {
         let pipeline = resolve(unresolved)
         let reach: Reachability? = switch relevance {
-        case .captured, .entering: reachability.reachability(relevance, compiled: compiled)
+        case .captured, .entering: reachability.reachability(relevance, chains: chains)
         case .all, .notEntering: nil
         }
         // Per stage: whether it or a later one leads somewhere judged.
@@ -373,7 +397,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry,
                    pruning: Pruning = Pruning()) -> [(Domain.Packets, WalkCarry)] {
         guard !domain.isEmpty(set) else { return [] }
-        guard let chainsByName = chains[name], let walkChainsByName = walkChains[name] else {
+        guard let chainsByName = chains[name] else {
             // No such table: nothing is installed there, the packet passes.
             var c = carry
             c.verdict = .policy(.accept)
@@ -428,7 +452,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                 }
                 if cachedName != f.chain {
                     cachedName = f.chain
-                    let chain = walkChainsByName[f.chain]
+                    let chain = compiled.chain(name, f.chain)
                     chainExists = chain != nil
                     chainIsBuiltin = chain?.isBuiltin ?? false
                     compiledRules = chain?.rules ?? []

@@ -30,6 +30,12 @@ struct ConcreteEvaluator: Sendable {
         return packets.map { walk($0, pipeline: pipeline, walker: walker).0 }
     }
 
+    /// Several packets on the rules a symbolic evaluator of the same tables already compiled.
+    func trace(_ packets: [Packet], pipeline: Pipeline, assumptions: [Assumption] = [], compiledBy symbolic: SymbolicEvaluator) -> [Trace] {
+        let walker = ChainWalker(domain: ConcreteDomain(family: family, assumptions: assumptions, records: false), compiledBy: symbolic.walker)
+        return packets.map { walk($0, pipeline: pipeline, walker: walker).0 }
+    }
+
     /// The walk, and with `recording` every rule it evaluated (for the tracer's explanation).
     func walk(_ packet: Packet, pipeline: Pipeline, assumptions: [Assumption], recording: Bool) -> (Trace, [(pathCount: Int, event: WalkEvent)]) {
         let domain = ConcreteDomain(family: family, assumptions: assumptions, records: recording)

@@ -32,67 +32,99 @@ enum Relevance: Hashable, Sendable {
     }
 }
 
+/// One table's jumps on numbered chains, worked out once per walker and shared by every relevance.
+struct CallGraph: Sendable {
+    let numbers: [ChainName: Int]
+    /// Per chain, per rule: the chain it jumps or goes to (-1 for any other rule, or a jump to no chain).
+    let targets: [[Int]]
+    /// Per chain, the chains with a rule that jumps or goes to it.
+    let callers: [[Int]]
+
+    init(_ chains: [ChainName: Chain]) {
+        let names = Array(chains.keys)
+        var numbers: [ChainName: Int] = [:]
+        numbers.reserveCapacity(names.count)
+        for (i, n) in names.enumerated() { numbers[n] = i }
+        var targets = [[Int]](repeating: [], count: names.count)
+        var callers = [[Int]](repeating: [], count: names.count)
+        for (i, n) in names.enumerated() {
+            targets[i] = (chains[n]?.rules ?? []).map { r in
+                switch r.target {
+                case .jump(let c), .goto(let c): if let t = numbers[c] { return t }
+                default: break
+                }
+                return -1
+            }
+            for t in targets[i] where t >= 0 { callers[t].append(i) }
+        }
+        self.numbers = numbers
+        self.targets = targets
+        self.callers = callers
+    }
+}
+
 /// For one relevance, where in the tables a judged outcome can still come from: per chain, per rule position,
 /// whether a rule at or after it (through any jump or goto) captures or enters a named chain.
 struct Reachability: Sendable {
     let relevance: Relevance
-    /// `ahead[table][chain][i]`: rules i... of the chain lead somewhere judged; one more entry (false) past the end.
-    let ahead: [TableName: [ChainName: [Bool]]]
+    /// Per table, its call graph and, for the chains that lead somewhere judged, per rule i whether rules i...
+    /// do (one more entry, false, past the end); a chain not listed leads nowhere judged.
+    let ahead: [TableName: (graph: CallGraph, flags: [Int: [Bool]])]
 
-    init(_ relevance: Relevance, compiled: [TableName: [ChainName: [CompiledRule]]]) {
+    init(_ relevance: Relevance, chains tables: [TableName: [ChainName: Chain]], graphs: [TableName: CallGraph]) {
         self.relevance = relevance
-        let targets: Set<TableChain>
-        switch relevance {
-        case .entering(let chains): targets = chains
-        default: targets = []
-        }
-        var ahead: [TableName: [ChainName: [Bool]]] = [:]
-        for (table, chains) in compiled {
-            func direct(_ r: CompiledRule) -> Bool {
-                switch r.target {
-                case .redirect, .tproxy: if case .captured = relevance { return true }
-                case .jump(let c), .goto(let c): return !r.dangling && targets.contains(TableChain(table: table, chain: c))
-                default: break
+        var ahead: [TableName: (graph: CallGraph, flags: [Int: [Bool]])] = [:]
+        for (table, chains) in tables {
+            guard let graph = graphs[table] else { continue }
+            var targets = Set<Int>()
+            if case .entering(let named) = relevance {
+                for c in named where c.table == table { if let n = graph.numbers[c.chain] { targets.insert(n) } }
+            }
+            func direct(_ r: Rule, jumpsTo t: Int) -> Bool {
+                if t >= 0 { return targets.contains(t) }
+                if case .captured = relevance {
+                    switch r.target {
+                    case .redirect, .tproxy: return true
+                    default: break
+                    }
                 }
                 return false
             }
             // Chains that lead somewhere judged: those with such a rule, then their callers until nothing changes.
-            var callers: [ChainName: [ChainName]] = [:]
-            var leads = Set<ChainName>()
-            for (name, rules) in chains {
-                for r in rules {
-                    if direct(r) { leads.insert(name) }
-                    switch r.target {
-                    case .jump(let c), .goto(let c) where !r.dangling: callers[c, default: []].append(name)
-                    default: break
-                    }
+            var leads = [Bool](repeating: false, count: graph.targets.count)
+            var pending: [Int] = []
+            for (name, chain) in chains {
+                let rules = chain.rules
+                guard let n = graph.numbers[name] else { continue }
+                if rules.indices.contains(where: { direct(rules[$0], jumpsTo: graph.targets[n][$0]) }) {
+                    leads[n] = true
+                    pending.append(n)
                 }
             }
-            var pending = Array(leads)
             while let c = pending.popLast() {
-                for caller in callers[c] ?? [] where leads.insert(caller).inserted { pending.append(caller) }
-            }
-            var byChain: [ChainName: [Bool]] = [:]
-            for (name, rules) in chains {
-                var flags = [Bool](repeating: false, count: rules.count + 1)
-                guard leads.contains(name) else { byChain[name] = flags; continue }
-                for i in rules.indices.reversed() {
-                    var here = direct(rules[i])
-                    switch rules[i].target {
-                    case .jump(let c), .goto(let c) where !rules[i].dangling: here = here || leads.contains(c)
-                    default: break
-                    }
-                    flags[i] = here || flags[i + 1]
+                for caller in graph.callers[c] where !leads[caller] {
+                    leads[caller] = true
+                    pending.append(caller)
                 }
-                byChain[name] = flags
             }
-            ahead[table] = byChain
+            var flags: [Int: [Bool]] = [:]
+            for (name, chain) in chains {
+                let rules = chain.rules
+                guard let n = graph.numbers[name], leads[n] else { continue }
+                var f = [Bool](repeating: false, count: rules.count + 1)
+                for i in rules.indices.reversed() {
+                    let t = graph.targets[n][i]
+                    f[i] = direct(rules[i], jumpsTo: t) || (t >= 0 && leads[t]) || f[i + 1]
+                }
+                flags[n] = f
+            }
+            ahead[table] = (graph, flags)
         }
         self.ahead = ahead
     }
 
     func ahead(_ table: TableName, _ chain: ChainName, from index: Int) -> Bool {
-        guard let flags = ahead[table]?[chain] else { return false }
+        guard let t = ahead[table], let n = t.graph.numbers[chain], let flags = t.flags[n] else { return false }
         return flags[min(max(index, 0), flags.count - 1)]
     }
 
@@ -103,14 +135,22 @@ struct Reachability: Sendable {
     }
 }
 
-/// Reachability worked out once per relevance and kept for the evaluator's life (each is one pass over every rule).
+/// Reachability worked out once per relevance, on call graphs worked out once, kept for the evaluator's life.
 final class ReachabilityCache: Sendable {
-    private let known = Mutex<[Relevance: Reachability]>([:])
+    private struct State {
+        var graphs: [TableName: CallGraph]?
+        var known: [Relevance: Reachability] = [:]
+    }
+    private let state = Mutex(State())
 
-    func reachability(_ relevance: Relevance, compiled: [TableName: [ChainName: [CompiledRule]]]) -> Reachability {
-        if let r = known.withLock({ $0[relevance] }) { return r }
-        let r = Reachability(relevance, compiled: compiled)
-        known.withLock { $0[relevance] = r }
+    func reachability(_ relevance: Relevance, chains: [TableName: [ChainName: Chain]]) -> Reachability {
+        if let r = state.withLock({ $0.known[relevance] }) { return r }
+        let graphs = state.withLock { $0.graphs } ?? chains.mapValues(CallGraph.init)
+        let r = Reachability(relevance, chains: chains, graphs: graphs)
+        state.withLock {
+            $0.graphs = graphs
+            $0.known[relevance] = r
+        }
         return r
     }
 }

@@ -317,7 +317,7 @@ enum AmbientDNS: FamilyObligation {
             out.proven.append("application DNS (UDP not out lo, TCP not to loopback) reaches REDIRECT --to-ports \(port); ztunnel's queries and their answers use zone 1")
         } else {
             let any = ctx.localNew
-            out.findings = ctx.check(PacketSet([any]), .localOutput, obligation: description.id) { o in
+            out.findings = ctx.check(PacketSet([any]), .localOutput, obligation: description.id, only: .captured) { o in
                 guard o.verdict.redirects(to: port) else { return nil }
                 return Violation(kind: .dnsCapture, severity: .error,
                                  problem: "is redirected to \(ctx.ztunnelPort(.dnsProxy)) although DNS capture is off for this pod: "

@@ -38,7 +38,7 @@ enum DNSCapture: FamilyObligation {
         if !ctx.config.captureAllDNS {
             let other = ctx.application(ctx.localNew).with(.destinationPort, ctx.ports([53])).with(.l4Protocol, ctx.tcp | ctx.udp)
                 .without(.destination, ctx.destinations(ctx.dnsServers))
-            out.findings += ctx.check(PacketSet([other]), .localOutput, obligation: description.id) { o in
+            out.findings += ctx.check(PacketSet([other]), .localOutput, obligation: description.id, only: .captured) { o in
                 guard o.verdict.redirects(to: port) else { return nil }
                 return Violation(kind: .dnsCapture, severity: .error,
                                  problem: "is DNS to a server not in resolv.conf but is redirected to the agent: a local forwarder's upstream queries loop",

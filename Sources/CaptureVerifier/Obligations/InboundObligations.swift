@@ -31,8 +31,8 @@ enum InboundHook: FamilyObligation {
         let cls = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(skipped))
         let pipeline = ctx.single(.nat, .prerouting)
         if c.interceptionMode == .redirect, !c.inboundPortsInclude.isEmpty {
-            out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-                guard !ctx.entered(o, .istioInbound) else { return nil }
+            out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id,
+                                     only: .notEntering(ctx.chains([(.istioInbound, .nat)]))) { o in
                 return Violation(kind: .missingRedirect, severity: .error,
                                  problem: "never reaches nat ISTIO_INBOUND although inbound capture is on: plaintext reaches the app, bypassing mTLS and authorization",
                                  fix: Fix.inbound)
@@ -40,8 +40,8 @@ enum InboundHook: FamilyObligation {
             out.proven.append("every inbound TCP packet" + (skipped.isEmpty ? "" : " not on \(skipped.joined(separator: ","))") + " enters nat ISTIO_INBOUND")
         } else {
             let why = c.interceptionMode == .tproxy ? "TPROXY mode captures inbound in mangle" : "inbound capture is off (-b '')"
-            out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id) { o in
-                guard ctx.entered(o, .istioInbound) else { return nil }
+            out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id,
+                                     only: .entering(ctx.chains([(.istioInbound, .nat)]))) { o in
                 if let port = o.verdict.capturePort {
                     return Violation(kind: .unexpectedCapture, severity: .error,
                                      problem: "enters nat ISTIO_INBOUND and is captured (port \(port)) although \(why)", fix: Fix.inbound)

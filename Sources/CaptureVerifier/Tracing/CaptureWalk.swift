@@ -97,7 +97,7 @@ extension FamilyContext {
         // The exempt twin: the same packet from the proxy (ztunnel's mark in ambient), walked with it.
         let twin = direction == .outbound ? exemptTwin(of: packet) : nil
         let traces = ConcreteEvaluator(family: family, tables: tables)
-            .trace([packet] + (twin.map { [$0.0] } ?? []), pipeline: pipeline, assumptions: witness?.assumptions ?? [])
+            .trace([packet] + (twin.map { [$0.0] } ?? []), pipeline: pipeline, assumptions: witness?.assumptions ?? [], compiledBy: evaluator)
         let trace = traces[0]
         var hops = trace.path.compactMap(hop)
 
