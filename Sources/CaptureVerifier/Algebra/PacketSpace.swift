@@ -65,7 +65,9 @@ struct PacketSpace: Sendable {
 
     init(family: Family, tables: [Table], hints: SpaceHints = SpaceHints()) {
         self.family = family
-        let rules = tables.filter { $0.family == family }.flatMap { $0.chains.flatMap(\.rules) }
+        // Walked in place: a node's table is 100,000 rules, and copying them into one array retained every field.
+        let chains = tables.filter { $0.family == family }.flatMap(\.chains)
+        var markEffects: [Target] = []
         let addressMax: UInt128 = family == .ipv4 ? 0xFFFF_FFFF : UInt128.max
 
         var protoCuts: Set<UInt128> = [0, 6, 7, 17, 18]
@@ -89,27 +91,33 @@ struct PacketSpace: Sendable {
         func id(_ r: ClosedRange<UInt32>) { cut(&idCuts, UInt128(r.lowerBound), UInt128(r.upperBound), max: UInt128(UInt32.max)) }
 
         // The atoms are cut where the rules' conditions draw their boundaries.
-        for rule in rules {
-            for c in rule.conditions(family: family, spelled: false) {
-                switch c.test {
-                case .ranges(let f, let ranges):
-                    for r in ranges {
-                        switch f {
-                        case .l4Protocol: cut(&protoCuts, r.lowerBound, r.upperBound, max: 255)
-                        case .source, .destination: cut(&addressCuts, r.lowerBound, r.upperBound, max: addressMax)
-                        case .sourcePort, .destinationPort: cut(&portCuts, r.lowerBound, r.upperBound, max: 65535)
-                        case .uid, .gid: cut(&idCuts, r.lowerBound, r.upperBound, max: UInt128(UInt32.max))
-                        case .inInterface, .outInterface, .mark, .connmark, .ctState: break
+        for chain in chains {
+            for ri in chain.rules.indices {
+                switch chain.rules[ri].target {
+                case .mark, .connmark, .tproxy: markEffects.append(chain.rules[ri].target)
+                default: break
+                }
+                for c in chain.rules[ri].conditions(family: family, spelled: false) {
+                    switch c.test {
+                    case .ranges(let f, let ranges):
+                        for r in ranges {
+                            switch f {
+                            case .l4Protocol: cut(&protoCuts, r.lowerBound, r.upperBound, max: 255)
+                            case .source, .destination: cut(&addressCuts, r.lowerBound, r.upperBound, max: addressMax)
+                            case .sourcePort, .destinationPort: cut(&portCuts, r.lowerBound, r.upperBound, max: 65535)
+                            case .uid, .gid: cut(&idCuts, r.lowerBound, r.upperBound, max: UInt128(UInt32.max))
+                            case .inInterface, .outInterface, .mark, .connmark, .ctState: break
+                            }
                         }
+                    case .eitherPort(let ranges):
+                        for r in ranges { cut(&portCuts, r.lowerBound, r.upperBound, max: 65535) }
+                    case .interface(_, let i):
+                        if i.wildcard { wildcards.insert(i.name) } else { exactNames.insert(i.name) }
+                    case .mark(let f, let m):
+                        if f == .mark { markTests.append(m) } else { connmarkTests.append(m) }
+                    case .states, .notEvaluated:
+                        break
                     }
-                case .eitherPort(let ranges):
-                    for r in ranges { cut(&portCuts, r.lowerBound, r.upperBound, max: 65535) }
-                case .interface(_, let i):
-                    if i.wildcard { wildcards.insert(i.name) } else { exactNames.insert(i.name) }
-                case .mark(let f, let m):
-                    if f == .mark { markTests.append(m) } else { connmarkTests.append(m) }
-                case .states, .notEvaluated:
-                    break
                 }
             }
         }
@@ -119,7 +127,7 @@ struct PacketSpace: Sendable {
         for n in hints.interfaces { exactNames.insert(n) }
         for p in hints.protocols { cut(&protoCuts, UInt128(p), UInt128(p), max: 255) }
 
-        let (marks, connmarks) = PacketSpace.markClosure(rules: rules, markTests: markTests,
+        let (marks, connmarks) = PacketSpace.markClosure(effects: markEffects, markTests: markTests,
                                                          connmarkTests: connmarkTests, hints: hints.marks)
         markValues = marks
         connmarkValues = connmarks
@@ -171,8 +179,8 @@ struct PacketSpace: Sendable {
     }
 
     /// Mark and connmark values: 0, every tested value, a value matching no test, closed under every
-    /// MARK / CONNMARK / TPROXY the rules can apply.
-    static func markClosure(rules: [Rule], markTests: [MarkMatch], connmarkTests: [MarkMatch], hints: [UInt32]) -> ([UInt32], [UInt32]) {
+    /// MARK / CONNMARK / TPROXY the rules can apply (`effects`: those targets, in the rules' order).
+    static func markClosure(effects targets: [Target], markTests: [MarkMatch], connmarkTests: [MarkMatch], hints: [UInt32]) -> ([UInt32], [UInt32]) {
         func noneMatching(_ tests: [MarkMatch]) -> UInt32 {
             let candidates: [UInt32] = [0, 0x7FFF_0000, 0xDEAD_0001, 0x1, 0xFFFF_FFFF]
             return candidates.first { c in !tests.contains { ($0.value & $0.mask) == (c & $0.mask) } } ?? 0
@@ -182,7 +190,6 @@ struct PacketSpace: Sendable {
         for t in markTests { marks.insert(t.value) }
         for t in connmarkTests { connmarks.insert(t.value) }
         for h in hints { marks.insert(h); connmarks.insert(h) }
-        let targets = rules.map(\.target)
         let limit = 128
         var changed = true
         while changed, marks.count < limit, connmarks.count < limit {
