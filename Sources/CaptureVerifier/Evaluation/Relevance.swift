@@ -35,29 +35,40 @@ enum Relevance: Hashable, Sendable {
 /// One table's jumps on numbered chains, worked out once per walker and shared by every relevance.
 struct CallGraph: Sendable {
     let numbers: [ChainName: Int]
+    /// Per chain, its rules (the table's own arrays, not copies).
+    let rules: [[Rule]]
     /// Per chain, per rule: the chain it jumps or goes to (-1 for any other rule, or a jump to no chain).
     let targets: [[Int]]
     /// Per chain, the chains with a rule that jumps or goes to it.
     let callers: [[Int]]
 
     init(_ chains: [ChainName: Chain]) {
-        let names = Array(chains.keys)
         var numbers: [ChainName: Int] = [:]
-        numbers.reserveCapacity(names.count)
-        for (i, n) in names.enumerated() { numbers[n] = i }
-        var targets = [[Int]](repeating: [], count: names.count)
-        var callers = [[Int]](repeating: [], count: names.count)
-        for (i, n) in names.enumerated() {
-            targets[i] = (chains[n]?.rules ?? []).map { r in
-                switch r.target {
-                case .jump(let c), .goto(let c): if let t = numbers[c] { return t }
+        numbers.reserveCapacity(chains.count)
+        var rules: [[Rule]] = []
+        rules.reserveCapacity(chains.count)
+        for (name, chain) in chains {
+            numbers[name] = rules.count
+            rules.append(chain.rules)
+        }
+        var targets = [[Int]](repeating: [], count: rules.count)
+        var callers = [[Int]](repeating: [], count: rules.count)
+        for i in rules.indices {
+            var t = [Int](repeating: -1, count: rules[i].count)
+            for k in rules[i].indices {
+                switch rules[i][k].target {
+                case .jump(let c), .goto(let c):
+                    if let n = numbers[c] {
+                        t[k] = n
+                        callers[n].append(i)
+                    }
                 default: break
                 }
-                return -1
             }
-            for t in targets[i] where t >= 0 { callers[t].append(i) }
+            targets[i] = t
         }
         self.numbers = numbers
+        self.rules = rules
         self.targets = targets
         self.callers = callers
     }
@@ -71,35 +82,30 @@ struct Reachability: Sendable {
     /// do (one more entry, false, past the end); a chain not listed leads nowhere judged.
     let ahead: [TableName: (graph: CallGraph, flags: [Int: [Bool]])]
 
-    init(_ relevance: Relevance, chains tables: [TableName: [ChainName: Chain]], graphs: [TableName: CallGraph]) {
+    init(_ relevance: Relevance, graphs: [TableName: CallGraph]) {
         self.relevance = relevance
         var ahead: [TableName: (graph: CallGraph, flags: [Int: [Bool]])] = [:]
-        for (table, chains) in tables {
-            guard let graph = graphs[table] else { continue }
+        for (table, graph) in graphs {
             var targets = Set<Int>()
             if case .entering(let named) = relevance {
                 for c in named where c.table == table { if let n = graph.numbers[c.chain] { targets.insert(n) } }
             }
-            func direct(_ r: Rule, jumpsTo t: Int) -> Bool {
+            let captures: Bool = if case .captured = relevance { true } else { false }
+            func direct(_ chain: Int, _ k: Int) -> Bool {
+                let t = graph.targets[chain][k]
                 if t >= 0 { return targets.contains(t) }
-                if case .captured = relevance {
-                    switch r.target {
-                    case .redirect, .tproxy: return true
-                    default: break
-                    }
+                guard captures else { return false }
+                switch graph.rules[chain][k].target {
+                case .redirect, .tproxy: return true
+                default: return false
                 }
-                return false
             }
             // Chains that lead somewhere judged: those with such a rule, then their callers until nothing changes.
-            var leads = [Bool](repeating: false, count: graph.targets.count)
+            var leads = [Bool](repeating: false, count: graph.rules.count)
             var pending: [Int] = []
-            for (name, chain) in chains {
-                let rules = chain.rules
-                guard let n = graph.numbers[name] else { continue }
-                if rules.indices.contains(where: { direct(rules[$0], jumpsTo: graph.targets[n][$0]) }) {
-                    leads[n] = true
-                    pending.append(n)
-                }
+            for n in graph.rules.indices where graph.rules[n].indices.contains(where: { direct(n, $0) }) {
+                leads[n] = true
+                pending.append(n)
             }
             while let c = pending.popLast() {
                 for caller in graph.callers[c] where !leads[caller] {
@@ -108,13 +114,11 @@ struct Reachability: Sendable {
                 }
             }
             var flags: [Int: [Bool]] = [:]
-            for (name, chain) in chains {
-                let rules = chain.rules
-                guard let n = graph.numbers[name], leads[n] else { continue }
-                var f = [Bool](repeating: false, count: rules.count + 1)
-                for i in rules.indices.reversed() {
-                    let t = graph.targets[n][i]
-                    f[i] = direct(rules[i], jumpsTo: t) || (t >= 0 && leads[t]) || f[i + 1]
+            for n in graph.rules.indices where leads[n] {
+                var f = [Bool](repeating: false, count: graph.rules[n].count + 1)
+                for k in graph.rules[n].indices.reversed() {
+                    let t = graph.targets[n][k]
+                    f[k] = direct(n, k) || (t >= 0 && leads[t]) || f[k + 1]
                 }
                 flags[n] = f
             }
@@ -146,7 +150,7 @@ final class ReachabilityCache: Sendable {
     func reachability(_ relevance: Relevance, chains: [TableName: [ChainName: Chain]]) -> Reachability {
         if let r = state.withLock({ $0.known[relevance] }) { return r }
         let graphs = state.withLock { $0.graphs } ?? chains.mapValues(CallGraph.init)
-        let r = Reachability(relevance, chains: chains, graphs: graphs)
+        let r = Reachability(relevance, graphs: graphs)
         state.withLock {
             $0.graphs = graphs
             $0.known[relevance] = r
