@@ -16,14 +16,14 @@ public struct RulePosition: Hashable, Sendable, Codable, Comparable, CustomStrin
 /// thousands of chains, and hashing their names at every step was most of the cost.
 public struct ChainGraph: Sendable {
     public let table: Table
-    /// Rules that jump or go to each chain.
-    public let referrers: [ChainName: [RulePosition]]
     /// Jumps whose target chain is not in the table.
     public let danglingJumps: [RulePosition]
     /// Each cycle once, as the chain names along it.
     public let cycles: [[ChainName]]
     /// Each chain's number (its first place in the table).
     private let numbers: [ChainName: Int]
+    /// By chain number, the rules that jump or go to it.
+    private let referrersByNumber: [[RulePosition]]
     /// The built-in chains in the table's order (a handful), and per built-in chain which chains it reaches.
     private let builtins: [ChainName]
     private let reaches: [[Bool]]
@@ -71,10 +71,7 @@ public struct ChainGraph: Sendable {
             builtins.append(chain.name)
             reaches.append(seen)
         }
-        var byName: [ChainName: [RulePosition]] = [:]
-        byName.reserveCapacity(chains.count)
-        for (i, list) in referrers.enumerated() where !list.isEmpty { byName[chains[i].name] = list }
-        self.referrers = byName
+        referrersByNumber = referrers
         self.numbers = numbers
         self.builtins = builtins
         self.reaches = reaches
@@ -82,6 +79,9 @@ public struct ChainGraph: Sendable {
         self.cycles = ChainGraph.findCycles(count: chains.count, roots: chains.indices.filter { numbers[chains[$0].name] == $0 }, edges: edges)
             .map { $0.map { chains[$0].name } }
     }
+
+    /// The rules that jump or go to a chain, in the table's order.
+    public func referrers(_ chain: ChainName) -> [RulePosition] { numbers[chain].map { referrersByNumber[$0] } ?? [] }
 
     /// Whether `chain` can be entered from the built-in `hook` chain.
     public func isReachable(_ chain: ChainName, from hook: ChainName) -> Bool {

@@ -59,7 +59,7 @@ public enum RulesetJSON {
             builtin = c.isBuiltin
             policy = c.policy?.rawValue
             policyCounters = c.isBuiltin ? c.policyCounters : nil
-            references = (graph.referrers[c.name] ?? []).map(\.description)
+            references = graph.referrers(c.name).map(\.description)
             reachableFrom = graph.hooks(reaching: c.name).map(\.rawValue)
             rules = c.rules.enumerated().map { RuleDoc($1, number: $0 + 1, chain: c.name, family: table.family) }
         }

@@ -99,7 +99,7 @@ public enum VerificationText {
             graphs[tableKey] = graph
             var header = "Chain \(chain.name)"
             if let p = chain.policy { header += " (policy \(p.rawValue))" } else {
-                let refs = graph.referrers[chain.name] ?? []
+                let refs = graph.referrers(chain.name)
                 header += " (\(refs.count) reference\(refs.count == 1 ? "" : "s")\(refs.isEmpty ? "" : ": " + refs.map(\.description).joined(separator: ", ")))"
             }
             out.append(header)

@@ -64,7 +64,7 @@ import Testing
             Chain(name: "ORPHAN"),
         ])
         let g = ChainGraph(t)
-        #expect(g.referrers["B"] == [RulePosition(chain: .output, number: 1), RulePosition(chain: "A", number: 1),
+        #expect(g.referrers("B") == [RulePosition(chain: .output, number: 1), RulePosition(chain: "A", number: 1),
                                      RulePosition(chain: "C", number: 1)])
         #expect(g.isReachable("C", from: .prerouting))
         #expect(!g.isReachable("A", from: .output))
