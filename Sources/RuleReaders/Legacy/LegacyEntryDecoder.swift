@@ -35,20 +35,22 @@ enum LegacyEntryDecoder {
                            setName: (UInt16) -> String?) throws(EntryDecodingError) -> Rule {
         let header = headerSize(family)
         guard entry.count >= header else { throw EntryDecodingError(reason: "entry of \(entry.count) bytes is shorter than its header") }
-        var rule: Rule
+        // The rule is built once from these at the end: mutating a `Rule` field by field copied the whole value.
+        let ip: IPHeader
+        let counters: Counters
         let targetOffset: Int, nextOffset: Int, gotoFlag: Bool
         switch family {
         case .ipv4:
             let e = load(ipt_entry.self, entry, at: 0)
-            rule = decodeIPv4Header(e.ip)
-            rule.counters = Counters(packets: e.counters.pcnt, bytes: e.counters.bcnt)
+            ip = decodeIPv4Header(e.ip)
+            counters = Counters(packets: e.counters.pcnt, bytes: e.counters.bcnt)
             targetOffset = Int(e.target_offset)
             nextOffset = Int(e.next_offset)
             gotoFlag = e.ip.flags & UInt8(IPT_F_GOTO) != 0
         case .ipv6:
             let e = load(ip6t_entry.self, entry, at: 0)
-            rule = decodeIPv6Header(e.ipv6)
-            rule.counters = Counters(packets: e.counters.pcnt, bytes: e.counters.bcnt)
+            ip = decodeIPv6Header(e.ipv6)
+            counters = Counters(packets: e.counters.pcnt, bytes: e.counters.bcnt)
             targetOffset = Int(e.target_offset)
             nextOffset = Int(e.next_offset)
             gotoFlag = e.ipv6.flags & UInt8(IP6T_F_GOTO) != 0
@@ -74,7 +76,6 @@ enum LegacyEntryDecoder {
             matches.append(decodeMatch(name: name, revision: m.u.user.revision, payload: payload, family: family, setName: setName))
             offset += size
         }
-        rule.matches = matches
 
         let t = load(xt_entry_target.self, entry, at: targetOffset)
         let targetSize = Int(t.u.user.target_size)
@@ -82,14 +83,26 @@ enum LegacyEntryDecoder {
             throw EntryDecodingError(reason: "target has size \(targetSize)")
         }
         let targetName = withUnsafeBytes(of: t.u.user.name) { cString($0) }
+        let target: Target
         if targetName.isEmpty {
             // XT_STANDARD_TARGET: a verdict or a jump, whose offset only libiptc can turn into a chain name.
-            rule.target = standardVerdict(standardTarget, goto: gotoFlag)
+            target = standardVerdict(standardTarget, goto: gotoFlag)
         } else {
             let payload = UnsafeRawBufferPointer(rebasing: entry[(targetOffset + extensionHeaderSize)..<(targetOffset + targetSize)])
-            rule.target = decodeTarget(name: targetName, revision: t.u.user.revision, payload: payload, family: family)
+            target = decodeTarget(name: targetName, revision: t.u.user.revision, payload: payload, family: family)
         }
-        return rule
+        return Rule(source: ip.source, destination: ip.destination, inInterface: ip.inInterface, outInterface: ip.outInterface,
+                    protocol: ip.protocol, fragment: ip.fragment, matches: matches, target: target, counters: counters)
+    }
+
+    /// The IP header's part of a rule.
+    private struct IPHeader {
+        var source: AddressMatch?
+        var destination: AddressMatch?
+        var inInterface: InterfaceMatch?
+        var outInterface: InterfaceMatch?
+        var `protocol`: ProtocolMatch?
+        var fragment: Bool?
     }
 
     /// How many matches lie between the header and the target (as far as their sizes can be trusted), so the
@@ -120,8 +133,8 @@ enum LegacyEntryDecoder {
 
     // MARK: IP header
 
-    private static func decodeIPv4Header(_ ip: ipt_ip) -> Rule {
-        var rule = Rule()
+    private static func decodeIPv4Header(_ ip: ipt_ip) -> IPHeader {
+        var rule = IPHeader()
         let inv = ip.invflags
         rule.source = addressMatch(ipv4(ip.src.s_addr), mask: ipv4(ip.smsk.s_addr), inverted: inv & UInt8(IPT_INV_SRCIP) != 0)
         rule.destination = addressMatch(ipv4(ip.dst.s_addr), mask: ipv4(ip.dmsk.s_addr), inverted: inv & UInt8(IPT_INV_DSTIP) != 0)
@@ -132,8 +145,8 @@ enum LegacyEntryDecoder {
         return rule
     }
 
-    private static func decodeIPv6Header(_ ip: ip6t_ip6) -> Rule {
-        var rule = Rule()
+    private static func decodeIPv6Header(_ ip: ip6t_ip6) -> IPHeader {
+        var rule = IPHeader()
         let inv = ip.invflags
         rule.source = addressMatch(ipv6(ip.src), mask: ipv6(ip.smsk), inverted: inv & UInt8(IP6T_INV_SRCIP) != 0)
         rule.destination = addressMatch(ipv6(ip.dst), mask: ipv6(ip.dmsk), inverted: inv & UInt8(IP6T_INV_DSTIP) != 0)
@@ -180,30 +193,55 @@ enum LegacyEntryDecoder {
 
     static func decodeMatch(name: String, revision: UInt8, payload: UnsafeRawBufferPointer, family: Family,
                             setName: (UInt16) -> String?) -> Match {
-        let decoded: Match? = switch (name, revision) {
-        case ("tcp", 0): tcp(payload)
-        case ("udp", 0): udp(payload)
-        case ("multiport", 0): multiportV0(payload)
-        case ("multiport", 1): multiportV1(payload)
-        case ("owner", 1): owner(payload)
-        case ("mark", 1): info(xt_mark_mtinfo1.self, payload).map { .mark(MarkMatch(value: $0.mark, mask: $0.mask, inverted: $0.invert != 0)) }
-        case ("connmark", 1): info(xt_connmark_mtinfo1.self, payload).map { .connmark(MarkMatch(value: $0.mark, mask: $0.mask, inverted: $0.invert != 0)) }
-        case ("conntrack", 1): info(xt_conntrack_mtinfo1.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
-        case ("conntrack", 2): info(xt_conntrack_mtinfo2.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
-        case ("conntrack", 3): info(xt_conntrack_mtinfo3.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
-        case ("state", 0): info(xt_state_info.self, payload).map { state($0.statemask) }
+        // By name first, most frequent first (a node's table is mostly comments, tcp and statistic), then by
+        // revision: matching the (name, revision) pair case by case compared and copied the pair at every case.
+        let decoded: Match? = switch name {
         // `xt_comment_info` is the comment's 256 bytes: read the text where it lies instead of copying the struct.
-        case ("comment", 0): payload.count == xtAlign(MemoryLayout<xt_comment_info>.size) ? .comment(cString(payload)) : nil
-        case ("addrtype", 0): addrtypeV0(payload)
-        case ("addrtype", 1): addrtypeV1(payload)
-        case ("statistic", 0): statistic(payload)
-        case ("set", 1), ("set", 2): setV1(payload, returnNoMatchFlag: revision == 2, setName: setName)
-        case ("set", 3): setV3(payload, setName: setName)
-        case ("set", 4): setV4(payload, setName: setName)
-        case ("socket", 0): payload.isEmpty ? .socket(SocketMatch()) : nil
-        case ("socket", 1), ("socket", 2), ("socket", 3): socket(payload)
-        case ("mac", 0): info(xt_mac_info.self, payload).map { m in
-            .mac(MACMatch(address: withUnsafeBytes(of: m.srcaddr) { Array($0) }, inverted: m.invert != 0)) }
+        case "comment": revision == 0 && payload.count == xtAlign(MemoryLayout<xt_comment_info>.size) ? .comment(cString(payload)) : nil
+        case "tcp": revision == 0 ? tcp(payload) : nil
+        case "udp": revision == 0 ? udp(payload) : nil
+        case "statistic": revision == 0 ? statistic(payload) : nil
+        case "mark":
+            revision == 1 ? info(xt_mark_mtinfo1.self, payload).map { .mark(MarkMatch(value: $0.mark, mask: $0.mask, inverted: $0.invert != 0)) } : nil
+        case "owner": revision == 1 ? owner(payload) : nil
+        case "multiport":
+            switch revision {
+            case 0: multiportV0(payload)
+            case 1: multiportV1(payload)
+            default: nil
+            }
+        case "connmark":
+            revision == 1 ? info(xt_connmark_mtinfo1.self, payload).map { .connmark(MarkMatch(value: $0.mark, mask: $0.mask, inverted: $0.invert != 0)) } : nil
+        case "conntrack":
+            switch revision {
+            case 1: info(xt_conntrack_mtinfo1.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
+            case 2: info(xt_conntrack_mtinfo2.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
+            case 3: info(xt_conntrack_mtinfo3.self, payload).flatMap { conntrack(ConntrackFields($0), family: family) }
+            default: nil
+            }
+        case "state": revision == 0 ? info(xt_state_info.self, payload).map { state($0.statemask) } : nil
+        case "addrtype":
+            switch revision {
+            case 0: addrtypeV0(payload)
+            case 1: addrtypeV1(payload)
+            default: nil
+            }
+        case "set":
+            switch revision {
+            case 1, 2: setV1(payload, returnNoMatchFlag: revision == 2, setName: setName)
+            case 3: setV3(payload, setName: setName)
+            case 4: setV4(payload, setName: setName)
+            default: nil
+            }
+        case "socket":
+            switch revision {
+            case 0: payload.isEmpty ? .socket(SocketMatch()) : nil
+            case 1, 2, 3: socket(payload)
+            default: nil
+            }
+        case "mac":
+            revision == 0 ? info(xt_mac_info.self, payload).map { m in
+                .mac(MACMatch(address: withUnsafeBytes(of: m.srcaddr) { Array($0) }, inverted: m.invert != 0)) } : nil
         default: nil
         }
         return decoded ?? .unrecognized(UnrecognizedExtension(name: name, revision: revision, payload: Array(payload)))

@@ -71,7 +71,8 @@ public struct LegacyTableReader: RulesetReader {
             var chains: [Chain] = []
             for chainName in handle.chainNames() {
                 var chain = Chain(name: ChainName(chainName))
-                if handle.isBuiltin(chainName) {
+                // Only a hook's name can be a built-in chain: libiptc's lookup is not asked for 40,000 kube-proxy chains.
+                if builtinNames.contains(chainName), handle.isBuiltin(chainName) {
                     guard let (policyName, counters) = handle.policy(chainName) else {
                         throw .unavailable(family: family, table: name, reason: "built-in chain \(chainName) has no policy")
                     }
@@ -97,6 +98,9 @@ public struct LegacyTableReader: RulesetReader {
         }
     }
 }
+
+/// The names a built-in chain can have (libiptc says which of them a table has).
+private let builtinNames: Set<String> = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
 
 // MARK: - libiptc handle
 
