@@ -58,6 +58,9 @@ extension IptauditCommand {
     /// `printError` (so an option or value echoed from the command line is escaped and bounded like any input),
     /// and a failed write is exit 2 rather than text lost in a stdio buffer.
     static func exit(reporting error: any Error) -> Never {
+        // A command's own exit status (findings, exit 1) has no message: ArgumentParser would still build its help
+        // by reflection to say so, a quarter of a pod-sized `verify`'s instructions.
+        if let status = error as? ExitCode { Glibc.exit(status.rawValue) }
         let code = exitCode(for: error).rawValue
         let text = fullMessage(for: error)
         if !text.isEmpty {
