@@ -1,5 +1,6 @@
 @testable import CaptureVerifier
 import CorpusSupport
+import IstioCapture
 import NetfilterModel
 import Testing
 
@@ -140,4 +141,72 @@ struct RelevanceTests {
         let equal = same(redirected, evaluator.evaluate(PacketSet([app]), pipeline: .localOutput).filter(redirect.admits))
         #expect(equal)
     }
+
+    /// Every finding, as a report shows it (to say where two reports differ): kind, severity, place, message,
+    /// witness and path.
+    func findings(_ report: VerificationReport) -> [String] {
+        report.obligations.flatMap { r in
+            r.findings.map { f in
+                "\(r.id) [\(f.severity) \(f.kind) \(f.family)] \(f.location): \(f.message) | \(f.witness?.text ?? "-") | "
+                    + f.path.map(\.description).joined(separator: " > ")
+            } + r.proven.map { "\(r.id) proven: \($0)" }
+        }
+    }
+
+    func expectSameFindings(_ rules: Ruleset, _ config: CaptureConfiguration, _ what: String,
+                            groups: [String: UInt32] = [:]) {
+        var every = VerifierOptions(groupIDs: groups)
+        every.followsEveryBranch = true
+        let prunedReport = verify(rules, configuration: config, options: VerifierOptions(groupIDs: groups))
+        let fullReport = verify(rules, configuration: config, options: every)
+        let same = prunedReport == fullReport
+        let (pruned, full) = (findings(prunedReport), findings(fullReport))
+        let firstDifference: String = zip(pruned, full).first { $0 != $1 }.map { a, b in a + "\n  vs " + b }
+            ?? "(in the walks, or one list is longer)"
+        #expect(same, "\(what): the reports differ; \(pruned.count) findings pruned, \(full.count) following every branch; \(firstDifference)")
+    }
+
+    @Test("each obligation's declared examples: the same findings as walking every branch with the judges unwrapped",
+          arguments: DeclaredExample.all)
+    func declaredExamples(_ e: DeclaredExample) throws {
+        expectSameFindings(try ruleset(ipv4: e.example.ipv4, ipv6: e.example.ipv6), e.example.configuration, e.testDescription)
+    }
+
+    @Test("every corpus rule set: the same findings as walking every branch with the judges unwrapped",
+          arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
+    func corpusFindings(_ c: CorpusCase) throws {
+        expectSameFindings(try c.ruleset(), try c.configuration(), c.testDescription, groups: Corpus.groupIDs)
+    }
+
+    /// Rules around Istio's that only a walk through the call stack gets right: a chain ahead of Istio's jump that
+    /// gotos and returns through deep chains, a capture reached only after those RETURNs, a foreign REDIRECT deep
+    /// in a chain that also DNATs, and kube-proxy-style services before and after Istio's jump.
+    @Test("deep RETURNs, gotos and captures behind them: the same findings as walking every branch",
+          arguments: ["before", "after"])
+    func deepChains(_ place: String) throws {
+        let pod = try #require(Corpus.named("master/cni-sidecar-iptables/basic")?.liveSave(.ipv4))
+        let chains = ["DEEP1", "DEEP2", "GT", "SVC", "SEP"]
+        var rules = ["-A DEEP1 -p udp -j RETURN", "-A DEEP1 -j DEEP2", "-A DEEP1 -d 10.96.0.10/32 -j SVC",
+                     "-A DEEP2 -m owner --uid-owner 1337 -g GT", "-A DEEP2 -p tcp -m tcp --dport 9999 -j REDIRECT --to-ports 15001",
+                     "-A GT -d 10.0.0.0/8 -j RETURN", "-A GT -p tcp -m tcp --dport 7777 -j ISTIO_REDIRECT", "-A GT -j RETURN",
+                     "-A SVC -m statistic --mode random --probability 0.5 -j SEP", "-A SVC -p tcp -j DNAT --to-destination 10.244.0.7:80",
+                     "-A SEP -s 10.244.0.7/32 -j RETURN", "-A SEP -p tcp -j DNAT --to-destination 10.244.0.8:80"]
+        rules.append(place == "before" ? "-I OUTPUT 1 -j DEEP1" : "-A OUTPUT -j DEEP1")
+        rules.append(place == "before" ? "-I PREROUTING 1 -j DEEP1" : "-A PREROUTING -j DEEP1")
+        var text = pod.replacingOccurrences(of: "*nat\n", with: "*nat\n" + chains.map { ":\($0) - [0:0]" }.joined(separator: "\n") + "\n")
+        for r in rules where r.hasPrefix("-I ") {
+            // Insert at the top of the chain: right after its declaration block, before its first rule.
+            let chain = r.split(separator: " ")[1]
+            let first = try #require(text.range(of: "-A \(chain) "))
+            text.insert(contentsOf: "-A " + r.dropFirst(3).replacingOccurrences(of: " 1 ", with: " ") + "\n", at: first.lowerBound)
+        }
+        text = text.replacingOccurrences(of: "COMMIT\n", with: rules.filter { $0.hasPrefix("-A ") }.joined(separator: "\n") + "\nCOMMIT\n")
+        let rulesetValue = try ruleset(ipv4: text)
+        let config = try #require(Corpus.named("master/cni-sidecar-iptables/basic")).configuration()
+        expectSameFindings(rulesetValue, config, "DEEP1 \(place) Istio's jumps")
+        // The rules make findings to compare, not only passes.
+        let report = verify(rulesetValue, configuration: config)
+        #expect(report.errors.count > 0, "the deep REDIRECT and the goto into ISTIO_REDIRECT are reported")
+    }
 }
+

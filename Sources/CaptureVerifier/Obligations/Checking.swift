@@ -45,11 +45,13 @@ extension FamilyContext {
     }
 
     /// Evaluates a packet class and reports every outcome the judge rejects: one finding per deciding rule and
-    /// kind, with the most realistic witness of that group. The judge sees only the outcomes `only` admits, so
-    /// the walk need not follow the others.
+    /// kind, with the most realistic witness of that group. `only` declares the outcomes the judge can report at
+    /// all (the judge must pass every other one itself: RelevanceTests hold each to that), so the walk need not
+    /// follow the others.
     func check(_ cls: PacketSet, _ pipeline: Pipeline, obligation: ObligationID, only relevance: Relevance = .all,
                _ judge: (Outcome) -> Violation?) -> [Finding] {
-        check(evaluate(cls, pipeline, relevance), pipeline, obligation: obligation) { o in relevance.admits(o) ? judge(o) : nil }
+        if options.followsEveryBranch { return check(evaluate(cls, pipeline), pipeline, obligation: obligation, judge) }
+        return check(evaluate(cls, pipeline, relevance), pipeline, obligation: obligation) { o in relevance.admits(o) ? judge(o) : nil }
     }
 
     /// Chains of this family's layout as a relevance names them (`nat` by default, as `entered` takes them).

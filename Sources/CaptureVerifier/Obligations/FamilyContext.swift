@@ -6,6 +6,9 @@ public struct VerifierOptions: Sendable {
     /// Owner-group names as the pod image's `/etc/group` resolves them (iptables stores numbers).
     /// Without them a named group is matched against the numeric owner rules found in `ISTIO_OUTPUT`.
     public var groupIDs: [String: UInt32]
+    /// Walk every branch and give each judge every outcome, whatever the checks declare they judge
+    /// (`Relevance`): the reference the pruned walk's findings are tested against.
+    var followsEveryBranch = false
     public init(groupIDs: [String: UInt32] = [:]) { self.groupIDs = groupIDs }
 }
 

@@ -33,6 +33,7 @@ enum InboundHook: FamilyObligation {
         if c.interceptionMode == .redirect, !c.inboundPortsInclude.isEmpty {
             out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id,
                                      only: .notEntering(ctx.chains([(.istioInbound, .nat)]))) { o in
+                guard !ctx.entered(o, .istioInbound) else { return nil }
                 return Violation(kind: .missingRedirect, severity: .error,
                                  problem: "never reaches nat ISTIO_INBOUND although inbound capture is on: plaintext reaches the app, bypassing mTLS and authorization",
                                  fix: Fix.inbound)
@@ -42,6 +43,7 @@ enum InboundHook: FamilyObligation {
             let why = c.interceptionMode == .tproxy ? "TPROXY mode captures inbound in mangle" : "inbound capture is off (-b '')"
             out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id,
                                      only: .entering(ctx.chains([(.istioInbound, .nat)]))) { o in
+                guard ctx.entered(o, .istioInbound) else { return nil }
                 if let port = o.verdict.capturePort {
                     return Violation(kind: .unexpectedCapture, severity: .error,
                                      problem: "enters nat ISTIO_INBOUND and is captured (port \(port)) although \(why)", fix: Fix.inbound)

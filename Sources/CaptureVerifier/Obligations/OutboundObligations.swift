@@ -33,6 +33,7 @@ enum OutboundHook: FamilyObligation {
         let pipeline = ctx.single(.nat, .output)
         out.findings = ctx.check(PacketSet([cls]), pipeline, obligation: description.id,
                                  only: .notEntering(ctx.chains([(.istioOutput, .nat)]))) { o in
+            guard !ctx.entered(o, .istioOutput) else { return nil }
             let matters = !o.packets.intersection(required).isEmpty
             let foreign = o.decidingStep.map(ctx.isForeign) ?? false
             if foreign {
