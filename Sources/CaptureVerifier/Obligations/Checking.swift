@@ -50,8 +50,8 @@ extension FamilyContext {
     /// follow the others.
     func check(_ cls: PacketSet, _ pipeline: Pipeline, obligation: ObligationID, only relevance: Relevance = .all,
                _ judge: (Outcome) -> Violation?) -> [Finding] {
-        if options.followsEveryBranch { return check(evaluate(cls, pipeline), pipeline, obligation: obligation, judge) }
-        return check(evaluate(cls, pipeline, relevance), pipeline, obligation: obligation) { o in relevance.admits(o) ? judge(o) : nil }
+        // The evaluation already holds only the outcomes the relevance admits: the judge sees no other.
+        check(evaluate(cls, pipeline, options.followsEveryBranch ? .all : relevance), pipeline, obligation: obligation, judge)
     }
 
     /// Chains of this family's layout as a relevance names them (`nat` by default, as `entered` takes them).
