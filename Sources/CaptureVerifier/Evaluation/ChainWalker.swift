@@ -372,28 +372,32 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         c.events.append((c.path.count, event(packet)))
     }
 
-    /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
     /// What a walk of one table needs to drop branches no outcome of which its check could judge.
     struct Pruning {
         var relevance: Relevance = .all
         var reach: Reachability?
         var laterStagesLead = false
 
-        /// Whether a branch that just entered a chain is dropped (marking it judged when it entered a judged chain).
-        func drops(_ f: inout WalkFlow<Domain.Packets>, table: TableName) -> Bool {
+        /// Entering a chain the check names: true when every outcome from here passes (`.notEntering`); marks the
+        /// branch judged when its outcomes are the ones judged (`.entering`).
+        func passesOnEntering(_ table: TableName, _ chain: ChainName, _ carry: inout WalkCarry) -> Bool {
             switch relevance {
-            case .all: return false
-            case .notEntering(let chains): return chains.contains(TableChain(table: table, chain: f.chain))
-            case .entering(let chains):
-                if chains.contains(TableChain(table: table, chain: f.chain)) { f.carry.judged = true }
-                if f.carry.judged { return false }
-            case .captured: break
+            case .notEntering(let chains): return chains.contains(TableChain(table: table, chain: chain))
+            case .entering(let chains): if chains.contains(TableChain(table: table, chain: chain)) { carry.judged = true }
+            case .all, .captured: break
             }
-            guard let reach, !laterStagesLead, !reach.ahead(table, f.chain, from: f.index) else { return false }
+            return false
+        }
+
+        /// Whether a branch that just jumped or went to a chain is dropped.
+        func drops(_ f: inout WalkFlow<Domain.Packets>, table: TableName) -> Bool {
+            if passesOnEntering(table, f.chain, &f.carry) { return true }
+            guard let reach, !f.carry.judged, !laterStagesLead, !reach.ahead(table, f.chain, from: f.index) else { return false }
             return !f.stack.contains { reach.ahead(table, $0.chain, from: $0.index) }
         }
     }
 
+    /// Walks one table from its hook chain; returns each subset with the verdict and state it left with.
     func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry,
                    pruning: Pruning = Pruning()) -> [(Domain.Packets, WalkCarry)] {
         guard !domain.isEmpty(set) else { return [] }
@@ -408,11 +412,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         var start = carry
         start.path.append(TraceStep(table: name, chain: hook, action: .enter))
         // Entering the hook chain is entering a chain, for a check that names it.
-        switch pruning.relevance {
-        case .notEntering(let chains) where chains.contains(TableChain(table: name, chain: hook)): return []
-        case .entering(let chains) where chains.contains(TableChain(table: name, chain: hook)): start.judged = true
-        default: break
-        }
+        if pruning.passesOnEntering(name, hook, &start) { return [] }
         let hookPolicy = chainsByName[hook]?.policy ?? .accept
         guard chainsByName[hook] != nil else {
             start.path.append(TraceStep(table: name, chain: hook, action: .policy(.accept)))

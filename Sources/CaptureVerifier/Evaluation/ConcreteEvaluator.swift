@@ -24,13 +24,8 @@ struct ConcreteEvaluator: Sendable {
         return trace
     }
 
-    /// Several packets through one walker: on a large ruleset, compiling the rules costs more than walking them.
-    func trace(_ packets: [Packet], pipeline: Pipeline, assumptions: [Assumption] = []) -> [Trace] {
-        let walker = ChainWalker(domain: ConcreteDomain(family: family, assumptions: assumptions, records: false), tables: tables, indexing: false)
-        return packets.map { walk($0, pipeline: pipeline, walker: walker).0 }
-    }
-
-    /// Several packets on the rules a symbolic evaluator of the same tables already compiled.
+    /// Several packets through one walker, on the rules a symbolic evaluator of the same tables already compiled:
+    /// on a large ruleset, compiling the rules costs more than walking them.
     func trace(_ packets: [Packet], pipeline: Pipeline, assumptions: [Assumption] = [], compiledBy symbolic: SymbolicEvaluator) -> [Trace] {
         let walker = ChainWalker(domain: ConcreteDomain(family: family, assumptions: assumptions, records: false), compiledBy: symbolic.walker)
         return packets.map { walk($0, pipeline: pipeline, walker: walker).0 }

@@ -10,8 +10,8 @@ struct TableChain: Hashable, Sendable {
 /// Which outcomes a check can judge at all. Declared beside the judge so the walk can drop a branch as soon as
 /// none of its outcomes could be judged: on a node-sized nat table nearly every branch ends in kube-proxy's
 /// chains, which neither capture nor enter Istio's, and following each service's branches there is what made
-/// `verify` cost seconds. `check` applies the declaration to the judge as well, so a dropped branch is only ever
-/// one the judge would have passed, and the findings are those of the full walk.
+/// `verify` cost seconds. The evaluation keeps only the admitted outcomes, and each judge passes every other one
+/// itself (RelevanceTests compare whole reports both ways), so the findings are those of the full walk.
 enum Relevance: Hashable, Sendable {
     /// Every outcome.
     case all
