@@ -288,6 +288,10 @@ public struct UnrecognizedExtension: Hashable, Sendable, Codable {
 }
 
 /// A match (`-m NAME ...`) of a rule.
+///
+/// Rules store their matches inline, so a match costs as much as its largest case: `conntrack` (nearly 370 bytes
+/// of optional tuple conditions) is boxed to keep every other match at 48 bytes, which on a node-sized table is
+/// most of the model's memory and of the time spent copying matches.
 public enum Match: Hashable, Sendable, Codable {
     case tcp(TCPMatch)
     case udp(UDPMatch)
@@ -295,7 +299,7 @@ public enum Match: Hashable, Sendable, Codable {
     case owner(OwnerMatch)
     case mark(MarkMatch)
     case connmark(MarkMatch)
-    case conntrack(ConntrackMatch)
+    indirect case conntrack(ConntrackMatch)
     case state(StateMatch)
     case comment(String)
     case addrtype(AddrtypeMatch)
