@@ -24,6 +24,11 @@ public struct ChainGraph: Sendable {
     private let numbers: [ChainName: Int]
     /// By chain number, the rules that jump or go to it.
     private let referrersByNumber: [[RulePosition]]
+    /// By place in the table, per rule, the number of the chain it jumps or goes to (-1 for any other rule, or a
+    /// jump to no chain): what a walk's pruning follows without looking names up again.
+    public let targets: [[Int]]
+    /// By chain number, the chains with a rule that jumps or goes to it, each once.
+    public let callers: [[Int]]
     /// The built-in chains in the table's order (a handful), and per built-in chain which chains it reaches.
     private let builtins: [ChainName]
     private let reaches: [[Bool]]
@@ -37,24 +42,30 @@ public struct ChainGraph: Sendable {
         var referrers = [[RulePosition]](repeating: [], count: chains.count)
         var edges = [[Int]](repeating: [], count: chains.count)
         // The last chain that recorded an edge to each target: an edge is kept once however many rules repeat it.
+        var callers = [[Int]](repeating: [], count: chains.count)
+        var targets = [[Int]](repeating: [], count: chains.count)
         var lastSource = [Int](repeating: -1, count: chains.count)
         var dangling: [RulePosition] = []
-        for chain in chains {
+        for (place, chain) in chains.enumerated() {
             // A dump may repeat a chain: its rules count as the first one's.
             guard let from = numbers[chain.name] else { continue }
+            var ruleTargets = [Int](repeating: -1, count: chain.rules.count)
             for (i, rule) in chain.rules.enumerated() {
                 guard let target = rule.target.chainReference else { continue }
                 let pos = RulePosition(chain: chain.name, number: i + 1)
                 if let to = numbers[target] {
+                    ruleTargets[i] = to
                     referrers[to].append(pos)
                     if lastSource[to] != from {
                         lastSource[to] = from
                         edges[from].append(to)
+                        callers[to].append(from)
                     }
                 } else {
                     dangling.append(pos)
                 }
             }
+            targets[place] = ruleTargets
         }
         var builtins: [ChainName] = []
         var reaches: [[Bool]] = []
@@ -72,6 +83,8 @@ public struct ChainGraph: Sendable {
             reaches.append(seen)
         }
         referrersByNumber = referrers
+        self.targets = targets
+        self.callers = callers
         self.numbers = numbers
         self.builtins = builtins
         self.reaches = reaches
@@ -79,6 +92,9 @@ public struct ChainGraph: Sendable {
         self.cycles = ChainGraph.findCycles(count: chains.count, roots: chains.indices.filter { numbers[chains[$0].name] == $0 }, edges: edges)
             .map { $0.map { chains[$0].name } }
     }
+
+    /// A chain's number: its first place in the table.
+    public func number(_ chain: ChainName) -> Int? { numbers[chain] }
 
     /// The rules that jump or go to a chain, in the table's order.
     public func referrers(_ chain: ChainName) -> [RulePosition] { numbers[chain].map { referrersByNumber[$0] } ?? [] }

@@ -206,7 +206,8 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     /// The type of each of those base chains by table and chain, worked out once (the walk asks at every stage
     /// of every branch).
     let chainTypes: [[String]: HookRegistration.ChainType]
-    let reachability = ReachabilityCache()
+    /// The tables' call graphs and, per relevance, where a judged outcome can still come from.
+    let reachability: ReachabilityCache
 
     init(domain: Domain, tables: [Table], indexing: Bool = true) {
         self.domain = domain
@@ -215,6 +216,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         chainTypes = Dictionary(hooks.values.joined().map { ([$0.table.rawValue, $0.chain.rawValue], $0.registration.type) },
                                 uniquingKeysWith: { a, _ in a })
         var chains: [TableName: [ChainName: Chain]] = [:]
+        reachability = ReachabilityCache(tables: tables.filter { $0.family == domain.family })
         for t in tables where t.family == domain.family {
             var byName: [ChainName: Chain] = [:]
             byName.reserveCapacity(t.chains.count)
@@ -243,6 +245,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         compiled = other.compiled
         hooks = other.hooks
         chainTypes = other.chainTypes
+        reachability = other.reachability
     }
 
     /// The index of a chain, if it is long and selective enough to have one (compiling the chain if need be).
@@ -308,7 +311,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
               relevance: Relevance = .all) -> [(Domain.Packets, WalkCarry)] {
         let pipeline = resolve(unresolved)
         let reach: Reachability? = switch relevance {
-        case .captured, .entering: reachability.reachability(relevance, chains: chains)
+        case .captured, .entering: reachability.reachability(relevance)
         case .all, .notEntering: nil
         }
         // Per stage: whether it or a later one leads somewhere judged.

@@ -32,78 +32,38 @@ enum Relevance: Hashable, Sendable {
     }
 }
 
-/// One table's jumps on numbered chains, worked out once per walker and shared by every relevance.
-struct CallGraph: Sendable {
-    let numbers: [ChainName: Int]
-    /// Per chain, its rules (the table's own arrays, not copies).
-    let rules: [[Rule]]
-    /// Per chain, per rule: the chain it jumps or goes to (-1 for any other rule, or a jump to no chain).
-    let targets: [[Int]]
-    /// Per chain, the chains with a rule that jumps or goes to it.
-    let callers: [[Int]]
-
-    init(_ chains: [ChainName: Chain]) {
-        var numbers: [ChainName: Int] = [:]
-        numbers.reserveCapacity(chains.count)
-        var rules: [[Rule]] = []
-        rules.reserveCapacity(chains.count)
-        for (name, chain) in chains {
-            numbers[name] = rules.count
-            rules.append(chain.rules)
-        }
-        var targets = [[Int]](repeating: [], count: rules.count)
-        var callers = [[Int]](repeating: [], count: rules.count)
-        for i in rules.indices {
-            var t = [Int](repeating: -1, count: rules[i].count)
-            for k in rules[i].indices {
-                switch rules[i][k].target {
-                case .jump(let c), .goto(let c):
-                    if let n = numbers[c] {
-                        t[k] = n
-                        callers[n].append(i)
-                    }
-                default: break
-                }
-            }
-            targets[i] = t
-        }
-        self.numbers = numbers
-        self.rules = rules
-        self.targets = targets
-        self.callers = callers
-    }
-}
-
 /// For one relevance, where in the tables a judged outcome can still come from: per chain, per rule position,
 /// whether a rule at or after it (through any jump or goto) captures or enters a named chain.
 struct Reachability: Sendable {
     let relevance: Relevance
     /// Per table, its call graph and, for the chains that lead somewhere judged, per rule i whether rules i...
     /// do (one more entry, false, past the end); a chain not listed leads nowhere judged.
-    let ahead: [TableName: (graph: CallGraph, flags: [Int: [Bool]])]
+    let ahead: [TableName: (graph: ChainGraph, flags: [Int: [Bool]])]
 
-    init(_ relevance: Relevance, graphs: [TableName: CallGraph]) {
+    init(_ relevance: Relevance, graphs: [TableName: ChainGraph]) {
         self.relevance = relevance
-        var ahead: [TableName: (graph: CallGraph, flags: [Int: [Bool]])] = [:]
+        var ahead: [TableName: (graph: ChainGraph, flags: [Int: [Bool]])] = [:]
         for (table, graph) in graphs {
+            let chains = graph.table.chains
             var targets = Set<Int>()
             if case .entering(let named) = relevance {
-                for c in named where c.table == table { if let n = graph.numbers[c.chain] { targets.insert(n) } }
+                for c in named where c.table == table { if let n = graph.number(c.chain) { targets.insert(n) } }
             }
             let captures: Bool = if case .captured = relevance { true } else { false }
             func direct(_ chain: Int, _ k: Int) -> Bool {
                 let t = graph.targets[chain][k]
                 if t >= 0 { return targets.contains(t) }
                 guard captures else { return false }
-                switch graph.rules[chain][k].target {
+                switch chains[chain].rules[k].target {
                 case .redirect, .tproxy: return true
                 default: return false
                 }
             }
             // Chains that lead somewhere judged: those with such a rule, then their callers until nothing changes.
-            var leads = [Bool](repeating: false, count: graph.rules.count)
+            // A chain a dump repeats is walked as its first copy, so only first copies count.
+            var leads = [Bool](repeating: false, count: chains.count)
             var pending: [Int] = []
-            for n in graph.rules.indices where graph.rules[n].indices.contains(where: { direct(n, $0) }) {
+            for n in chains.indices where graph.number(chains[n].name) == n && chains[n].rules.indices.contains(where: { direct(n, $0) }) {
                 leads[n] = true
                 pending.append(n)
             }
@@ -114,9 +74,9 @@ struct Reachability: Sendable {
                 }
             }
             var flags: [Int: [Bool]] = [:]
-            for n in graph.rules.indices where leads[n] {
-                var f = [Bool](repeating: false, count: graph.rules[n].count + 1)
-                for k in graph.rules[n].indices.reversed() {
+            for n in chains.indices where leads[n] {
+                var f = [Bool](repeating: false, count: chains[n].rules.count + 1)
+                for k in chains[n].rules.indices.reversed() {
                     let t = graph.targets[n][k]
                     f[k] = direct(n, k) || (t >= 0 && leads[t]) || f[k + 1]
                 }
@@ -128,7 +88,7 @@ struct Reachability: Sendable {
     }
 
     func ahead(_ table: TableName, _ chain: ChainName, from index: Int) -> Bool {
-        guard let t = ahead[table], let n = t.graph.numbers[chain], let flags = t.flags[n] else { return false }
+        guard let t = ahead[table], let n = t.graph.number(chain), let flags = t.flags[n] else { return false }
         return flags[min(max(index, 0), flags.count - 1)]
     }
 
@@ -139,22 +99,36 @@ struct Reachability: Sendable {
     }
 }
 
-/// Reachability worked out once per relevance, on call graphs worked out once, kept for the evaluator's life.
+/// The call graph of each of a walker's tables, built on first use and shared by every relevance's reachability
+/// and by the checks that read the jump structure (chain hygiene): building one for a node's nat table is hashing
+/// every chain name and jump target once, which is worth doing once.
 final class ReachabilityCache: Sendable {
     private struct State {
-        var graphs: [TableName: CallGraph]?
+        var graphs: [TableName: ChainGraph]?
         var known: [Relevance: Reachability] = [:]
     }
+    private let tables: [Table]
     private let state = Mutex(State())
 
-    func reachability(_ relevance: Relevance, chains: [TableName: [ChainName: Chain]]) -> Reachability {
-        if let r = state.withLock({ $0.known[relevance] }) { return r }
-        let graphs = state.withLock { $0.graphs } ?? chains.mapValues(CallGraph.init)
-        let r = Reachability(relevance, graphs: graphs)
-        state.withLock {
-            $0.graphs = graphs
-            $0.known[relevance] = r
+    /// `tables`: one family's, as the walker has them (a name repeated counts as its last table, as the walker's).
+    init(tables: [Table]) { self.tables = tables }
+
+    /// Every table's graph.
+    var graphs: [TableName: ChainGraph] {
+        if let g = state.withLock({ $0.graphs }) { return g }
+        var last: [TableName: Table] = [:]
+        for t in tables { last[t.name] = t }
+        let graphs = last.mapValues(ChainGraph.init)
+        return state.withLock { state in
+            if state.graphs == nil { state.graphs = graphs }
+            return state.graphs!
         }
+    }
+
+    func reachability(_ relevance: Relevance) -> Reachability {
+        if let r = state.withLock({ $0.known[relevance] }) { return r }
+        let r = Reachability(relevance, graphs: graphs)
+        state.withLock { $0.known[relevance] = r }
         return r
     }
 }

@@ -234,6 +234,9 @@ struct FamilyContext {
 
     func table(_ name: TableName) -> Table? { tables.first { $0.name == name } }
 
+    /// A table's jump structure, built once for the walks' pruning and the checks that read it alike.
+    func graph(_ name: TableName) -> ChainGraph? { evaluator.walker.reachability.graphs[name] }
+
     /// One of Istio's base chains alone, by its iptables table and hook (`raw OUTPUT`, or `inet istio-proxy-raw
     /// output` in native nftables mode).
     func single(_ table: TableName, _ hook: ChainName) -> Pipeline {

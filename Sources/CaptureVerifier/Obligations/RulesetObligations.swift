@@ -64,7 +64,7 @@ enum ChainHygiene: Obligation {
             for name in tableNames {
                 let actual = ctx.table(name) ?? Table(family: ctx.family, name: name, chains: [])
                 let expected = ctx.expected.first { $0.name == name } ?? Table(family: ctx.family, name: name, chains: [])
-                let graph = ChainGraph(actual)
+                let graph = ctx.graph(name) ?? ChainGraph(actual)
                 for pos in graph.danglingJumps {
                     out.findings.append(ctx.structural(.ruleDrift, .warning, table: name, chain: pos.chain, rule: pos.number,
                         message: "\(name) \(pos) jumps to a chain that does not exist; the jump does nothing.", fix: Fix.reinstall, obligation: id))
