@@ -79,27 +79,32 @@ struct WalkChain: Sendable {
 /// The chains of a walker's tables, each compiled the first time it is asked for; shared by the walkers built
 /// on it (`compiledBy`), and safe to ask from several threads.
 final class CompiledChains: Sendable {
-    let chains: [TableName: [ChainName: Chain]]
-    private let compile: @Sendable (Rule, [ChainName: Chain]) -> CompiledRule
+    let tables: [TableName: ChainNumbering]
+    private let compile: @Sendable (Rule, ChainNumbering) -> CompiledRule
     private let index: @Sendable ([CompiledRule]) -> ChainIndex?
-    private let done = Mutex<[TableName: [ChainName: WalkChain]]>([:])
+    /// By table, by chain number.
+    private let done = Mutex<[TableName: [Int: WalkChain]]>([:])
 
-    init(chains: [TableName: [ChainName: Chain]], compile: @escaping @Sendable (Rule, [ChainName: Chain]) -> CompiledRule,
+    init(tables: [TableName: ChainNumbering], compile: @escaping @Sendable (Rule, ChainNumbering) -> CompiledRule,
          index: @escaping @Sendable ([CompiledRule]) -> ChainIndex?) {
-        self.chains = chains
+        self.tables = tables
         self.compile = compile
         self.index = index
     }
 
     /// Whether a walk has needed this chain yet.
-    func isCompiled(_ table: TableName, _ name: ChainName) -> Bool { done.withLock { $0[table]?[name] != nil } }
+    func isCompiled(_ table: TableName, _ name: ChainName) -> Bool {
+        guard let n = tables[table]?.number(name) else { return false }
+        return done.withLock { $0[table]?[n] != nil }
+    }
 
     func chain(_ table: TableName, _ name: ChainName) -> WalkChain? {
-        if let c = done.withLock({ $0[table]?[name] }) { return c }
-        guard let byName = chains[table], let chain = byName[name] else { return nil }
-        let rules = chain.rules.map { compile($0, byName) }
+        guard let numbering = tables[table], let n = numbering.number(name) else { return nil }
+        if let c = done.withLock({ $0[table]?[n] }) { return c }
+        let chain = numbering.table.chains[n]
+        let rules = chain.rules.map { compile($0, numbering) }
         let c = WalkChain(rules: rules, index: index(rules), isBuiltin: chain.isBuiltin)
-        done.withLock { $0[table, default: [:]][name] = c }
+        done.withLock { $0[table, default: [:]][n] = c }
         return c
     }
 }
@@ -197,7 +202,8 @@ protocol WalkDomain: Sendable {
 /// The symbolic evaluator and the concrete tracer are this walker over two domains.
 struct ChainWalker<Domain: WalkDomain>: Sendable {
     let domain: Domain
-    let chains: [TableName: [ChainName: Chain]]
+    /// The tables, each with its chains numbered (a table name repeated counts as its last table).
+    let tables: [TableName: ChainNumbering]
     /// Each chain compiled (and indexed) the first time a walk enters it: a node's nat table holds tens of
     /// thousands of kube-proxy chains that no check's walk reaches once it drops what it cannot judge.
     let compiled: CompiledChains
@@ -215,20 +221,15 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         self.hooks = hooks
         chainTypes = Dictionary(hooks.values.joined().map { ([$0.table.rawValue, $0.chain.rawValue], $0.registration.type) },
                                 uniquingKeysWith: { a, _ in a })
-        var chains: [TableName: [ChainName: Chain]] = [:]
-        reachability = ReachabilityCache(tables: tables.filter { $0.family == domain.family })
-        for t in tables where t.family == domain.family {
-            var byName: [ChainName: Chain] = [:]
-            byName.reserveCapacity(t.chains.count)
-            for c in t.chains where byName[c.name] == nil { byName[c.name] = c }
-            chains[t.name] = byName
-        }
-        self.chains = chains
+        var numbered: [TableName: ChainNumbering] = [:]
+        for t in tables where t.family == domain.family { numbered[t.name] = ChainNumbering(t) }
+        self.tables = numbered
+        reachability = ReachabilityCache(tables: numbered)
         let spelled = domain.records, family = domain.family
-        compiled = CompiledChains(chains: chains, compile: { rule, byName in
+        compiled = CompiledChains(tables: numbered, compile: { rule, numbering in
             var r = domain.compile(rule, conditions: rule.conditions(family: family, spelled: spelled))
             switch r.target {
-            case .jump(let target), .goto(let target): r.dangling = byName[target] == nil
+            case .jump(let target), .goto(let target): r.dangling = numbering.number(target) == nil
             default: break
             }
             return r
@@ -241,7 +242,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     init<Other: WalkDomain>(domain: Domain, compiledBy other: ChainWalker<Other>) {
         precondition(!domain.records && !other.domain.records, "a recording walk compiles conditions with their spelling")
         self.domain = domain
-        chains = other.chains
+        tables = other.tables
         compiled = other.compiled
         hooks = other.hooks
         chainTypes = other.chainTypes
@@ -404,7 +405,7 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
     func walkTable(_ set: Domain.Packets, table name: TableName, hook: ChainName, carry: WalkCarry,
                    pruning: Pruning = Pruning()) -> [(Domain.Packets, WalkCarry)] {
         guard !domain.isEmpty(set) else { return [] }
-        guard let chainsByName = chains[name] else {
+        guard let numbering = tables[name] else {
             // No such table: nothing is installed there, the packet passes.
             var c = carry
             c.verdict = .policy(.accept)
@@ -416,8 +417,9 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         start.path.append(TraceStep(table: name, chain: hook, action: .enter))
         // Entering the hook chain is entering a chain, for a check that names it.
         if pruning.passesOnEntering(name, hook, &start) { return [] }
-        let hookPolicy = chainsByName[hook]?.policy ?? .accept
-        guard chainsByName[hook] != nil else {
+        let hookChain = numbering.chain(hook)
+        let hookPolicy = hookChain?.policy ?? .accept
+        guard hookChain != nil else {
             start.path.append(TraceStep(table: name, chain: hook, action: .policy(.accept)))
             start.verdict = .policy(.accept)
             return [(set, start)]

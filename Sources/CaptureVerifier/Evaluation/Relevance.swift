@@ -63,7 +63,7 @@ struct Reachability: Sendable {
             // A chain a dump repeats is walked as its first copy, so only first copies count.
             var leads = [Bool](repeating: false, count: chains.count)
             var pending: [Int] = []
-            for n in chains.indices where graph.number(chains[n].name) == n && chains[n].rules.indices.contains(where: { direct(n, $0) }) {
+            for n in chains.indices where graph.numbering.numberAt[n] == n && chains[n].rules.indices.contains(where: { direct(n, $0) }) {
                 leads[n] = true
                 pending.append(n)
             }
@@ -107,18 +107,16 @@ final class ReachabilityCache: Sendable {
         var graphs: [TableName: ChainGraph]?
         var known: [Relevance: Reachability] = [:]
     }
-    private let tables: [Table]
+    private let tables: [TableName: ChainNumbering]
     private let state = Mutex(State())
 
-    /// `tables`: one family's, as the walker has them (a name repeated counts as its last table, as the walker's).
-    init(tables: [Table]) { self.tables = tables }
+    /// `tables`: the walker's, with the chains it numbered.
+    init(tables: [TableName: ChainNumbering]) { self.tables = tables }
 
     /// Every table's graph.
     var graphs: [TableName: ChainGraph] {
         if let g = state.withLock({ $0.graphs }) { return g }
-        var last: [TableName: Table] = [:]
-        for t in tables { last[t.name] = t }
-        let graphs = last.mapValues(ChainGraph.init)
+        let graphs = tables.mapValues(ChainGraph.init)
         return state.withLock { state in
             if state.graphs == nil { state.graphs = graphs }
             return state.graphs!
