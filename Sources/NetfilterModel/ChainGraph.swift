@@ -48,8 +48,9 @@ public struct ChainNumbering: Sendable {
 
 /// The jump structure of one table: who references each chain, what each hook reaches,
 /// jumps to chains that do not exist, and jump cycles (which the kernel would refuse, but a dump may hold).
-/// Chains are numbered once and the graph is worked out on the numbers: a node's nat table has tens of
-/// thousands of chains, and hashing their names at every step was most of the cost.
+/// Chains are numbered once and the graph is worked out on the numbers, in flat arrays (per chain, a range of
+/// one list): a node's nat table has tens of thousands of chains, and hashing their names at every step, or
+/// allocating and freeing a few small arrays per chain, was most of the cost.
 public struct ChainGraph: Sendable {
     public var table: Table { numbering.table }
     /// The chains by name.
@@ -58,13 +59,21 @@ public struct ChainGraph: Sendable {
     public let danglingJumps: [RulePosition]
     /// Each cycle once, as the chain names along it.
     public let cycles: [[ChainName]]
-    /// By chain number, the rules that jump or go to it.
-    private let referrersByNumber: [[RulePosition]]
-    /// By place in the table, per rule, the number of the chain it jumps or goes to (-1 for any other rule, or a
-    /// jump to no chain): what a walk's pruning follows without looking names up again.
-    public let targets: [[Int]]
-    /// By chain number, the chains with a rule that jumps or goes to it, each once.
-    public let callers: [[Int]]
+    /// By place, where its rules start in `ruleTargets` (one more entry: the table's rule count).
+    private let ruleStart: [Int]
+    /// Every rule in the table's order: the number of the chain it jumps or goes to, or -1 (any other rule,
+    /// or a jump to no chain).
+    private let ruleTargets: [Int]
+    /// By chain number, where its referrers start in `referrerPlaces`/`referrerRules` (table order).
+    private let referrerStart: [Int]
+    private let referrerPlaces: [Int]
+    private let referrerRules: [Int]
+    /// By chain number, where the chains it jumps to (`edgeStart`, `edgeList`) and the chains that jump to it
+    /// (`callerStart`, `callerList`) start, each chain once per rule run that names it.
+    private let edgeStart: [Int]
+    private let edgeList: [Int]
+    private let callerStart: [Int]
+    private let callerList: [Int]
     /// The built-in chains in the table's order (a handful), and per built-in chain which chains it reaches.
     private let builtins: [ChainName]
     private let reaches: [[Bool]]
@@ -74,43 +83,86 @@ public struct ChainGraph: Sendable {
     public init(_ numbering: ChainNumbering) {
         self.numbering = numbering
         let chains = numbering.table.chains
-        let numbers = numbering
-        var referrers = [[RulePosition]](repeating: [], count: chains.count)
-        var edges = [[Int]](repeating: [], count: chains.count)
+        let count = chains.count
+        var ruleStart = [Int](repeating: 0, count: count + 1)
+        var ruleTargets: [Int] = []
+        ruleTargets.reserveCapacity(chains.reduce(0) { $0 + $1.rules.count })
+        var referrerCount = [Int](repeating: 0, count: count + 1)
+        var edges: [(from: Int, to: Int)] = []
         // The last chain that recorded an edge to each target: an edge is kept once however many rules repeat it.
-        var callers = [[Int]](repeating: [], count: chains.count)
-        var targets = [[Int]](repeating: [], count: chains.count)
-        var lastSource = [Int](repeating: -1, count: chains.count)
+        var lastSource = [Int](repeating: -1, count: count)
         var dangling: [RulePosition] = []
         for (place, chain) in chains.enumerated() {
+            ruleStart[place] = ruleTargets.count
             // A dump may repeat a chain: its rules count as the first one's.
-            let from = numbers.numberAt[place]
-            var ruleTargets = [Int](repeating: -1, count: chain.rules.count)
+            let from = numbering.numberAt[place]
             for (i, rule) in chain.rules.enumerated() {
-                guard let target = rule.target.chainReference else { continue }
-                let pos = RulePosition(chain: chain.name, number: i + 1)
-                if let to = numbers.number(target) {
-                    ruleTargets[i] = to
-                    referrers[to].append(pos)
+                guard let target = rule.target.chainReference else {
+                    ruleTargets.append(-1)
+                    continue
+                }
+                if let to = numbering.number(target) {
+                    ruleTargets.append(to)
+                    referrerCount[to] += 1
                     if lastSource[to] != from {
                         lastSource[to] = from
-                        edges[from].append(to)
-                        callers[to].append(from)
+                        edges.append((from, to))
                     }
                 } else {
-                    dangling.append(pos)
+                    ruleTargets.append(-1)
+                    dangling.append(RulePosition(chain: chain.name, number: i + 1))
                 }
             }
-            targets[place] = ruleTargets
         }
+        ruleStart[count] = ruleTargets.count
+
+        /// Turns per-key counts into start offsets (one more entry: the total).
+        func starts(_ counts: [Int]) -> [Int] {
+            var starts = [Int](repeating: 0, count: counts.count)
+            var sum = 0
+            for k in 0..<(counts.count - 1) {
+                starts[k] = sum
+                sum += counts[k]
+            }
+            starts[counts.count - 1] = sum
+            return starts
+        }
+        let referrerStart = starts(referrerCount)
+        var referrerPlaces = [Int](repeating: 0, count: referrerStart[count])
+        var referrerRules = [Int](repeating: 0, count: referrerStart[count])
+        var next = referrerStart
+        for place in 0..<count {
+            for k in ruleStart[place]..<ruleStart[place + 1] where ruleTargets[k] >= 0 {
+                let to = ruleTargets[k]
+                referrerPlaces[next[to]] = place
+                referrerRules[next[to]] = k - ruleStart[place]
+                next[to] += 1
+            }
+        }
+        var edgeCount = [Int](repeating: 0, count: count + 1)
+        var callerCount = [Int](repeating: 0, count: count + 1)
+        for e in edges {
+            edgeCount[e.from] += 1
+            callerCount[e.to] += 1
+        }
+        let edgeStart = starts(edgeCount), callerStart = starts(callerCount)
+        var edgeList = [Int](repeating: 0, count: edges.count), callerList = [Int](repeating: 0, count: edges.count)
+        var nextEdge = edgeStart, nextCaller = callerStart
+        for e in edges {
+            edgeList[nextEdge[e.from]] = e.to
+            nextEdge[e.from] += 1
+            callerList[nextCaller[e.to]] = e.from
+            nextCaller[e.to] += 1
+        }
+
         var builtins: [ChainName] = []
         var reaches: [[Bool]] = []
         for (i, chain) in chains.enumerated() where chain.isBuiltin {
-            var seen = [Bool](repeating: false, count: chains.count)
+            var seen = [Bool](repeating: false, count: count)
             seen[i] = true
             var stack = [i]
             while let c = stack.popLast() {
-                for next in edges[c] where !seen[next] {
+                for next in edgeList[edgeStart[c]..<edgeStart[c + 1]] where !seen[next] {
                     seen[next] = true
                     stack.append(next)
                 }
@@ -118,21 +170,41 @@ public struct ChainGraph: Sendable {
             builtins.append(chain.name)
             reaches.append(seen)
         }
-        referrersByNumber = referrers
-        self.targets = targets
-        self.callers = callers
+        self.ruleStart = ruleStart
+        self.ruleTargets = ruleTargets
+        self.referrerStart = referrerStart
+        self.referrerPlaces = referrerPlaces
+        self.referrerRules = referrerRules
+        self.edgeStart = edgeStart
+        self.edgeList = edgeList
+        self.callerStart = callerStart
+        self.callerList = callerList
         self.builtins = builtins
         self.reaches = reaches
         self.danglingJumps = dangling
-        self.cycles = ChainGraph.findCycles(count: chains.count, roots: chains.indices.filter { numbers.numberAt[$0] == $0 }, edges: edges)
+        self.cycles = ChainGraph.findCycles(count: count, roots: chains.indices.filter { numbering.numberAt[$0] == $0 },
+                                            edgeStart: edgeStart, edgeList: edgeList)
             .map { $0.map { chains[$0].name } }
     }
+
+    /// The number of the chain that rule `rule` (0-based) of the chain at `place` jumps or goes to; -1 for any
+    /// other rule, or a jump to no chain.
+    public func target(place: Int, rule: Int) -> Int { ruleTargets[ruleStart[place] + rule] }
+
+    /// The chains with a rule that jumps or goes to chain number `chain`.
+    public func callers(of chain: Int) -> ArraySlice<Int> { callerList[callerStart[chain]..<callerStart[chain + 1]] }
 
     /// A chain's number: its first place in the table.
     public func number(_ chain: ChainName) -> Int? { numbering.number(chain) }
 
     /// The rules that jump or go to a chain, in the table's order.
-    public func referrers(_ chain: ChainName) -> [RulePosition] { number(chain).map { referrersByNumber[$0] } ?? [] }
+    public func referrers(_ chain: ChainName) -> [RulePosition] {
+        guard let n = number(chain) else { return [] }
+        let chains = table.chains
+        return (referrerStart[n]..<referrerStart[n + 1]).map {
+            RulePosition(chain: chains[referrerPlaces[$0]].name, number: referrerRules[$0] + 1)
+        }
+    }
 
     /// Whether `chain` can be entered from the built-in `hook` chain.
     public func isReachable(_ chain: ChainName, from hook: ChainName) -> Bool {
@@ -158,7 +230,7 @@ public struct ChainGraph: Sendable {
             .map { table.chains[$0].name }
     }
 
-    private static func findCycles(count: Int, roots: [Int], edges: [[Int]]) -> [[Int]] {
+    private static func findCycles(count: Int, roots: [Int], edgeStart: [Int], edgeList: [Int]) -> [[Int]] {
         // Tarjan's strongly connected components; a component with more than one chain, or a self-jump, is a cycle.
         // An explicit stack of (chain, next edge) frames instead of recursion: a dump may chain 50,000 user
         // chains one into the next, far deeper than the thread's stack.
@@ -181,10 +253,10 @@ public struct ChainGraph: Sendable {
         for root in roots where indices[root] < 0 {
             enter(root)
             while let (v, edge) = frames.last {
-                let out = edges[v]
+                let out = edgeList[edgeStart[v]..<edgeStart[v + 1]]
                 if edge < out.count {
                     frames[frames.count - 1].edge += 1
-                    let w = out[edge]
+                    let w = out[out.startIndex + edge]
                     if indices[w] < 0 {
                         enter(w)
                     } else if onStack[w] {

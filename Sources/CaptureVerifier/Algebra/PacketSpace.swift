@@ -70,18 +70,31 @@ struct PacketSpace: Sendable {
         var markEffects: [Target] = []
         let addressMax: UInt128 = family == .ipv4 ? 0xFFFF_FFFF : UInt128.max
 
-        var protoCuts: Set<UInt128> = [0, 6, 7, 17, 18]
-        var addressCuts: Set<UInt128> = [0]
-        var portCuts: Set<UInt128> = [0]
-        var idCuts: Set<UInt128> = [0]
+        // Cuts are collected as lists and sorted once: a node's table draws a few hundred thousand, most distinct,
+        // and inserting each into a set cost more than sorting them.
+        var protoCuts: [UInt128] = [0, 6, 7, 17, 18]
+        var addressCuts: [UInt128] = [0]
+        var portCuts: [UInt128] = [0]
+        var idCuts: [UInt128] = [0]
         var exactNames: Set<String> = ["lo", "eth0"]
         var wildcards: Set<String> = []
         var markTests: [MarkMatch] = []
         var connmarkTests: [MarkMatch] = []
 
-        func cut(_ set: inout Set<UInt128>, _ lo: UInt128, _ hi: UInt128, max: UInt128) {
-            set.insert(lo)
-            if hi < max { set.insert(hi + 1) }
+        func cut(_ cuts: inout [UInt128], _ lo: UInt128, _ hi: UInt128, max: UInt128) {
+            cuts.append(lo)
+            if hi < max { cuts.append(hi + 1) }
+        }
+        func sortedUnique(_ cuts: [UInt128]) -> [UInt128] {
+            var cuts = cuts
+            cuts.sort()
+            var kept = 0
+            for v in cuts where kept == 0 || cuts[kept - 1] != v {
+                cuts[kept] = v
+                kept += 1
+            }
+            cuts.removeLast(cuts.count - kept)
+            return cuts
         }
         func address(_ a: AddressMatch?) {
             guard let a, a.address.family == family, let r = a.interval else { return }
@@ -132,10 +145,10 @@ struct PacketSpace: Sendable {
         markValues = marks
         connmarkValues = connmarks
 
-        let protoDomain = FieldDomain.intervals(starts: protoCuts.filter { $0 <= 255 }.sorted(), maximum: 255)
-        let addressDomain = FieldDomain.intervals(starts: addressCuts.sorted(), maximum: addressMax)
-        let portDomain = FieldDomain.intervals(starts: portCuts.sorted(), maximum: 65535)
-        let idDomain = FieldDomain.intervals(starts: idCuts.sorted(), maximum: UInt128(UInt32.max))
+        let protoDomain = FieldDomain.intervals(starts: sortedUnique(protoCuts.filter { $0 <= 255 }), maximum: 255)
+        let addressDomain = FieldDomain.intervals(starts: sortedUnique(addressCuts), maximum: addressMax)
+        let portDomain = FieldDomain.intervals(starts: sortedUnique(portCuts), maximum: 65535)
+        let idDomain = FieldDomain.intervals(starts: sortedUnique(idCuts), maximum: UInt128(UInt32.max))
         let nameDomain = FieldDomain.names(PacketSpace.interfaceClasses(exact: exactNames, wildcards: wildcards))
         var domains: [FieldDomain] = []
         for f in PacketField.allCases {

@@ -51,7 +51,7 @@ struct Reachability: Sendable {
             }
             let captures: Bool = if case .captured = relevance { true } else { false }
             func direct(_ chain: Int, _ k: Int) -> Bool {
-                let t = graph.targets[chain][k]
+                let t = graph.target(place: chain, rule: k)
                 if t >= 0 { return targets.contains(t) }
                 guard captures else { return false }
                 switch chains[chain].rules[k].target {
@@ -68,7 +68,7 @@ struct Reachability: Sendable {
                 pending.append(n)
             }
             while let c = pending.popLast() {
-                for caller in graph.callers[c] where !leads[caller] {
+                for caller in graph.callers(of: c) where !leads[caller] {
                     leads[caller] = true
                     pending.append(caller)
                 }
@@ -77,7 +77,7 @@ struct Reachability: Sendable {
             for n in chains.indices where leads[n] {
                 var f = [Bool](repeating: false, count: chains[n].rules.count + 1)
                 for k in chains[n].rules.indices.reversed() {
-                    let t = graph.targets[n][k]
+                    let t = graph.target(place: n, rule: k)
                     f[k] = direct(n, k) || (t >= 0 && leads[t]) || f[k + 1]
                 }
                 flags[n] = f
