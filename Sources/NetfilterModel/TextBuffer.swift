@@ -51,23 +51,18 @@ public struct TextBuffer {
         appendDigits(UInt64(value), radix: 16)
     }
 
-    /// Digits most significant first, formed in a small stack buffer and appended in one copy.
+    /// Digits most significant first, straight into the buffer: most numbers in save syntax are address octets
+    /// and ports, for which a scratch buffer and a copy cost more than the digits.
     private mutating func appendDigits(_ value: UInt64, radix: UInt64) {
-        if value < radix {
-            let digit = UInt8(truncatingIfNeeded: value)
+        // The place value of the leading digit; `scale <= value / radix` keeps `scale * radix` from overflowing.
+        var scale: UInt64 = 1
+        while scale <= value / radix { scale *= radix }
+        var v = value
+        repeat {
+            let digit = UInt8(truncatingIfNeeded: v / scale)
             bytes.append(digit < 10 ? 0x30 &+ digit : 0x57 &+ digit)
-            return
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var v = value
-            var i = digits.count
-            repeat {
-                i -= 1
-                let digit = UInt8(truncatingIfNeeded: v % radix)
-                digits[i] = digit < 10 ? 0x30 &+ digit : 0x57 &+ digit
-                v /= radix
-            } while v > 0
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
-        }
+            v %= scale
+            scale /= radix
+        } while scale > 0
     }
 }

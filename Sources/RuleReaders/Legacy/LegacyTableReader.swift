@@ -72,7 +72,7 @@ public struct LegacyTableReader: RulesetReader {
             for chainName in handle.chainNames() {
                 var chain = Chain(name: ChainName(chainName))
                 // Only a hook's name can be a built-in chain: libiptc's lookup is not asked for 40,000 kube-proxy chains.
-                if builtinNames.contains(chainName), handle.isBuiltin(chainName) {
+                if chainName.utf8.count <= longestBuiltinName, builtinNames.contains(chainName), handle.isBuiltin(chainName) {
                     guard let (policyName, counters) = handle.policy(chainName) else {
                         throw .unavailable(family: family, table: name, reason: "built-in chain \(chainName) has no policy")
                     }
@@ -101,6 +101,8 @@ public struct LegacyTableReader: RulesetReader {
 
 /// The names a built-in chain can have (libiptc says which of them a table has).
 private let builtinNames: Set<String> = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
+/// Longer names are not hashed at all: kube-proxy's 40,000 chain names are all longer.
+private let longestBuiltinName = 11
 
 // MARK: - libiptc handle
 
