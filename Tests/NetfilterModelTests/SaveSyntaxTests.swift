@@ -74,6 +74,34 @@ import Testing
         #expect(g.unreachableChains == ["ORPHAN"])
     }
 
+    /// What the walk's pruning reads: each rule's target chain by number, each chain's callers once, and a chain a
+    /// dump repeats numbered as its first copy, whose repeat's jumps count as the first one's.
+    @Test func numbersChainsOnceAndKeepsEachRulesTargetAndEachChainsCallers() {
+        let t = Table(family: .ipv4, name: .nat, chains: [
+            Chain(name: .output, policy: .accept, rules: [Rule(target: .jump("A")), Rule(target: .accept),
+                                                          Rule(target: .jump("A")), Rule(target: .goto("GONE"))]),
+            Chain(name: "A", rules: [Rule(target: .jump("B")), Rule(target: .jump("B"))]),
+            Chain(name: "B", rules: [Rule(target: .return)]),
+            Chain(name: "A", rules: [Rule(target: .jump("C"))]),
+            Chain(name: "C"),
+        ])
+        let g = ChainGraph(t)
+        #expect(g.number(.output) == 0 && g.number("A") == 1 && g.number("B") == 2 && g.number("C") == 4)
+        #expect(g.number("GONE") == nil)
+        #expect(g.numbering.numberAt == [0, 1, 2, 1, 4])
+        #expect(g.numbering.chain("A")?.rules.count == 2)
+        #expect((0..<4).map { g.target(place: 0, rule: $0) } == [1, -1, 1, -1])
+        #expect(g.target(place: 3, rule: 0) == 4)
+        #expect(Array(g.callers(of: 1)) == [0])
+        #expect(Array(g.callers(of: 2)) == [1])
+        #expect(Array(g.callers(of: 4)) == [1], "the repeat of A jumps to C as A")
+        #expect(g.callers(of: 0).isEmpty)
+        #expect(g.referrers("A") == [RulePosition(chain: .output, number: 1), RulePosition(chain: .output, number: 3)])
+        #expect(g.referrers("C") == [RulePosition(chain: "A", number: 1)])
+        #expect(g.danglingJumps == [RulePosition(chain: .output, number: 4)])
+        #expect(g.isReachable("C", from: .output))
+    }
+
     /// A dump may chain user chains one into the next as deep as it likes (iptables-legacy-restore accepts 50,000):
     /// the graph is built without recursion, and a cycle closed at the far end is still found.
     @Test func aFiftyThousandDeepJumpChainIsWalkedWithoutRecursion() {
