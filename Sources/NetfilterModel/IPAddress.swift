@@ -1,12 +1,19 @@
 /// An IPv4 or IPv6 address as a number, so masks and ranges are arithmetic.
 /// IPv4 values occupy the low 32 bits.
 public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    // The value in two words, family last: 17 bytes at 8-byte alignment instead of a 16-byte-aligned `UInt128`
+    // (32 bytes). Every rule holds two addresses and two masks, so on a node's table this is most of a rule.
+    private let high: UInt64
+    private let low: UInt64
     public let family: Family
-    public let value: UInt128
+
+    public var value: UInt128 { UInt128(high) << 64 | UInt128(low) }
 
     public init(family: Family, value: UInt128) {
+        let value = family == .ipv4 ? value & 0xFFFF_FFFF : value
         self.family = family
-        self.value = family == .ipv4 ? value & 0xFFFF_FFFF : value
+        high = UInt64(truncatingIfNeeded: value >> 64)
+        low = UInt64(truncatingIfNeeded: value)
     }
 
     public init(ipv4 value: UInt32) { self.init(family: .ipv4, value: UInt128(value)) }
