@@ -130,3 +130,23 @@ extension HookModelTests {
         #expect(!report.findings.contains { $0.kind == .ruleDrift }, "\(report.findings.map(\.message))")
     }
 }
+
+/// Chain hygiene shares the walk's call graph; a ruleset that repeats a table (a hand-made bundle can) must not
+/// change which copy it reads: the first, as `FamilyContext.table(_:)` finds it.
+@Suite struct RepeatedTableHygieneTests {
+    @Test func chainHygieneReadsTheFirstCopyOfARepeatedTable() {
+        let dangling = Table(family: .ipv4, name: .nat, chains: [
+            Chain(name: .output, policy: .accept, rules: [Rule(target: .jump("A"))]),
+            Chain(name: "A", rules: [Rule(target: .jump("GONE"))]),
+        ])
+        let clean = Table(family: .ipv4, name: .nat, chains: [Chain(name: .output, policy: .accept)])
+        func danglingFound(_ tables: [Table]) -> Bool {
+            verify(Ruleset(tables: tables), configuration: ExampleRules.pod).obligations
+                .first { $0.id == "chain-hygiene" }?.findings
+                .contains { $0.message.contains("nat A#1 jumps to a chain that does not exist") } ?? false
+        }
+        #expect(danglingFound([dangling]))
+        #expect(danglingFound([dangling, clean]))
+        #expect(!danglingFound([clean, dangling]))
+    }
+}

@@ -234,8 +234,12 @@ struct FamilyContext {
 
     func table(_ name: TableName) -> Table? { tables.first { $0.name == name } }
 
-    /// A table's jump structure, built once for the walks' pruning and the checks that read it alike.
-    func graph(_ name: TableName) -> ChainGraph? { evaluator.walker.reachability.graphs[name] }
+    /// A table's jump structure, built once for the walks' pruning and the checks that read it alike. Nil for a
+    /// name a bundle repeats: the walk takes the last such table, the checks (`table(_:)`) the first.
+    func graph(_ name: TableName) -> ChainGraph? {
+        guard tables.count(where: { $0.name == name }) == 1 else { return nil }
+        return evaluator.walker.reachability.graphs[name]
+    }
 
     /// One of Istio's base chains alone, by its iptables table and hook (`raw OUTPUT`, or `inet istio-proxy-raw
     /// output` in native nftables mode).
