@@ -189,7 +189,10 @@ public struct ChainGraph: Sendable {
 
     /// The number of the chain that rule `rule` (0-based) of the chain at `place` jumps or goes to; -1 for any
     /// other rule, or a jump to no chain.
-    public func target(place: Int, rule: Int) -> Int { ruleTargets[ruleStart[place] + rule] }
+    public func target(place: Int, rule: Int) -> Int {
+        assert(rule >= 0 && ruleStart[place] + rule < ruleStart[place + 1], "rule \(rule) is not in the chain at \(place)")
+        return ruleTargets[ruleStart[place] + rule]
+    }
 
     /// The chains with a rule that jumps or goes to chain number `chain`.
     public func callers(of chain: Int) -> ArraySlice<Int> { callerList[callerStart[chain]..<callerStart[chain + 1]] }

@@ -60,7 +60,8 @@ struct Reachability: Sendable {
                 }
             }
             // Chains that lead somewhere judged: those with such a rule, then their callers until nothing changes.
-            // A chain a dump repeats is walked as its first copy, so only first copies count.
+            // A chain a dump repeats is walked as its first copy, so only first copies start it; the graph counts a
+            // repeat's jumps as the first copy's, which can only keep a branch the walk could have dropped.
             var leads = [Bool](repeating: false, count: chains.count)
             var pending: [Int] = []
             for n in chains.indices where graph.numbering.numberAt[n] == n && chains[n].rules.indices.contains(where: { direct(n, $0) }) {

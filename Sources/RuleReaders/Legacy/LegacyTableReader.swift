@@ -102,7 +102,7 @@ public struct LegacyTableReader: RulesetReader {
 /// The names a built-in chain can have (libiptc says which of them a table has).
 private let builtinNames: Set<String> = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
 /// Longer names are not hashed at all: kube-proxy's 40,000 chain names are all longer.
-private let longestBuiltinName = 11
+private let longestBuiltinName = builtinNames.map(\.utf8.count).max() ?? 0
 
 // MARK: - libiptc handle
 
