@@ -16,8 +16,8 @@ enum Output {
     }
 
     /// Text already encoded (a `TextBuffer`), written without first becoming a String.
-    static func write(_ text: TextBuffer, to fd: Int32) {
-        text.bytes.withUnsafeBufferPointer { write($0, to: fd) }
+    static func write(_ text: borrowing TextBuffer, to fd: Int32) {
+        text.withBytes { write($0, to: fd) }
     }
 
     private static func write(_ bytes: UnsafeBufferPointer<UInt8>, to fd: Int32) {
@@ -83,7 +83,7 @@ func emit(_ text: String) {
 }
 
 /// `emit` for text rendered into bytes (save syntax of a node's table: no String copy and validation pass).
-func emit(_ text: TextBuffer) {
+func emit(_ text: borrowing TextBuffer) {
     Output.write(text, to: STDOUT_FILENO)
 }
 

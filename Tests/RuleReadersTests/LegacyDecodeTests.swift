@@ -75,6 +75,29 @@ struct LegacyDecodeTests {
         #expect(rule.target == .continue)
     }
 
+    /// A match's or target's name is read up to its NUL, whatever follows it, at every length the 29-byte field
+    /// allows: known names dispatch as before, and anything else is kept under exactly its own name.
+    @Test func extensionNamesAreReadUpToTheirNul() throws {
+        // "tcp", then bytes the kernel does not promise to clear: still the tcp match.
+        var b = EntryBuilder()
+        b.match("tcp", payload: [UInt8](repeating: 0, count: 16))
+        var entry = b.entry(target: "")
+        entry.replaceSubrange((112 + 2 + 4)..<(112 + 2 + 9), with: Array("xmark".utf8))
+        let tcp = try LegacyEntryDecoder.decodeRule(entry: entry, family: .ipv4, standardTarget: "", setName: noSets)
+        guard case .tcp = tcp.matches.first else { Issue.record("not tcp: \(tcp.matches)"); return }
+
+        let names = ["tcpx", "tc", "marks", "conntrackx", "statistic2", "abcdefghijklmnop", "abcdefghijklmnopq",
+                     "abcdefghijklmnopqrstuvwxyz12", "MARKS", "DNA", "xt_ü"]
+        for name in names {
+            var m = EntryBuilder()
+            m.match(name, payload: [1, 2, 3, 4, 5, 6, 7, 8])
+            let rule = try LegacyEntryDecoder.decodeRule(entry: m.entry(target: name, payload: [9, 9, 9, 9, 9, 9, 9, 9]),
+                                                         family: .ipv4, standardTarget: "", setName: noSets)
+            #expect(rule.matches == [.unrecognized(UnrecognizedExtension(name: name, revision: 0, payload: [1, 2, 3, 4, 5, 6, 7, 8]))])
+            #expect(rule.target == .unrecognized(UnrecognizedExtension(name: name, revision: 0, payload: [9, 9, 9, 9, 9, 9, 9, 9])))
+        }
+    }
+
     @Test func tcpPortsAreHostOrder() throws {
         // xt_tcp: spts[2], dpts[2] (host order), option, flg_mask, flg_cmp, invflags; padded to 16.
         var payload = [UInt8](repeating: 0, count: 16)

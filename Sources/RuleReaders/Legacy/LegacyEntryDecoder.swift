@@ -1,4 +1,7 @@
 private import CIPTC
+#if canImport(Glibc)
+import Glibc
+#endif
 import NetfilterModel
 
 /// Why an entry's bytes could not be walked (a truncated or inconsistent entry; the kernel never hands one out).
@@ -30,7 +33,8 @@ enum LegacyEntryDecoder {
 
     /// - Parameter entry: the entry's bytes where they are (libiptc's memory, while the caller holds the handle):
     ///   a node's table is decoded without copying each entry and each payload into arrays of their own.
-    /// - Parameter standardTarget: libiptc's `iptc_get_target` for the entry: a verdict name, a chain, or "".
+    /// - Parameter standardTarget: libiptc's `iptc_get_target` for the entry: a verdict name, a chain, or "";
+    ///   read only when the entry's target is the standard one (a module target is named in the entry).
     static func decodeRule(entry: UnsafeRawBufferPointer, family: Family, standardTarget: String,
                            setName: (UInt16) -> String?) throws(EntryDecodingError) -> Rule {
         let header = headerSize(family)
@@ -71,7 +75,7 @@ enum LegacyEntryDecoder {
             guard size >= extensionHeaderSize, offset + size <= targetOffset else {
                 throw EntryDecodingError(reason: "match at offset \(offset) has size \(size)")
             }
-            let name = withUnsafeBytes(of: m.u.user.name) { cString($0) }
+            let name = withUnsafeBytes(of: m.u.user.name) { extensionName($0) }
             let payload = UnsafeRawBufferPointer(rebasing: entry[(offset + extensionHeaderSize)..<(offset + size)])
             matches.append(decodeMatch(name: name, revision: m.u.user.revision, payload: payload, family: family, setName: setName))
             offset += size
@@ -82,7 +86,7 @@ enum LegacyEntryDecoder {
         guard targetSize >= extensionHeaderSize, targetOffset + targetSize <= nextOffset else {
             throw EntryDecodingError(reason: "target has size \(targetSize)")
         }
-        let targetName = withUnsafeBytes(of: t.u.user.name) { cString($0) }
+        let targetName = withUnsafeBytes(of: t.u.user.name) { extensionName($0) }
         let target: Target
         if targetName.isEmpty {
             // XT_STANDARD_TARGET: a verdict or a jump, whose offset only libiptc can turn into a chain name.
@@ -753,8 +757,54 @@ private func bigEndianValue(_ bytes: UnsafeRawBufferPointer) -> UInt128 {
 
 /// A NUL-terminated name from a fixed-size C array.
 private func cString(_ bytes: UnsafeRawBufferPointer) -> String {
-    let end = bytes.firstIndex(of: 0) ?? bytes.count
+    guard let start = bytes.baseAddress else { return "" }
+    let end = memchr(start, 0, bytes.count).map { $0 - UnsafeMutableRawPointer(mutating: start) } ?? bytes.count
     return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self)
+}
+
+/// The names the decoder dispatches on, each packed into two words (NUL-padded, first byte lowest) beside its
+/// literal: a large table has 30,000 matches and targets, and a known name then costs a few compares instead of
+/// a String built and validated.
+private let knownExtensionNames: [(low: UInt64, high: UInt64, name: String)] = [
+    "comment", "tcp", "udp", "statistic", "mark", "owner", "multiport", "connmark", "conntrack", "state",
+    "addrtype", "set", "socket", "mac",
+    "DNAT", "MARK", "REDIRECT", "SNAT", "MASQUERADE", "CONNMARK", "TPROXY", "CT", "LOG", "NFLOG", "REJECT",
+].map { name in
+    var text = name
+    let (low, high) = text.withUTF8 { packedName(UnsafeRawBufferPointer($0)) }!
+    return (low, high, name)
+}
+
+/// A name of at most 16 bytes up to its NUL, packed as `knownExtensionNames` keeps them; nil for a longer one.
+/// Word-wise: the kernel's name arrays are 29 bytes, and the first NUL is found with the zero-byte trick.
+private func packedName(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64)? {
+    guard bytes.count > 16, let base = bytes.baseAddress else {
+        var padded = (UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &padded) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix(17))) }
+        return withUnsafeBytes(of: padded) { packedName($0) }
+    }
+    let low = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
+    let high = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    if let n = firstZeroByte(low) { return (low & lowBytes(n), 0) }
+    if let n = firstZeroByte(high) { return (low, high & lowBytes(n)) }
+    return bytes[16] == 0 ? (low, high) : nil
+}
+
+/// The index of the first (lowest) zero byte of a little-endian word.
+private func firstZeroByte(_ v: UInt64) -> Int? {
+    let found = (v &- 0x0101_0101_0101_0101) & ~v & 0x8080_8080_8080_8080
+    return found == 0 ? nil : found.trailingZeroBitCount / 8
+}
+
+/// A mask of the lowest `n` bytes (n < 8).
+private func lowBytes(_ n: Int) -> UInt64 { (UInt64(1) << UInt64(8 * n)) &- 1 }
+
+/// A match's or target's name from its fixed-size C array: the literal when the decoder knows it.
+private func extensionName(_ bytes: UnsafeRawBufferPointer) -> String {
+    if let (low, high) = packedName(bytes) {
+        for known in knownExtensionNames where known.low == low && known.high == high { return known.name }
+    }
+    return cString(bytes)
 }
 
 /// `lo...hi`, or nil when the kernel data has them backwards (a ClosedRange would trap).

@@ -213,12 +213,18 @@ private final class TableHandle {
         if family == .ipv4 { v4.free(raw) } else { v6.free(raw) }
     }
 
+    /// Each chain's name by where libiptc keeps it: `iptc_get_target` answers a jump with that same pointer, so a
+    /// jump's target is looked up instead of decoded again (kube-proxy's tables jump to chains 60,000 times).
+    private var nameAt: [UnsafePointer<CChar>: String] = [:]
+
     /// Chains in libiptc's order (built-ins in hook order, then user chains by name), which iptables-save keeps.
     func chainNames() -> [String] {
         var names: [String] = []
         var next = family == .ipv4 ? v4.firstChain(raw) : v6.firstChain(raw)
         while let name = next {
-            names.append(String(cString: name))
+            let text = String(cString: name)
+            nameAt[name] = text
+            names.append(text)
             next = family == .ipv4 ? v4.nextChain(raw) : v6.nextChain(raw)
         }
         return names
@@ -244,17 +250,29 @@ private final class TableHandle {
             var next = v4.firstRule(chain, raw)
             while let entry = next {
                 let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: Int(entry.pointee.next_offset))
-                try body(bytes, v4.target(entry, raw).map { String(cString: $0) } ?? "")
+                try body(bytes, targetName(v4.target(entry, raw), entry: bytes))
                 next = v4.nextRule(entry, raw)
             }
         case .ipv6:
             var next = v6.firstRule(chain, raw)
             while let entry = next {
                 let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(entry), count: Int(entry.pointee.next_offset))
-                try body(bytes, v6.target(entry, raw).map { String(cString: $0) } ?? "")
+                try body(bytes, targetName(v6.target(entry, raw), entry: bytes))
                 next = v6.nextRule(entry, raw)
             }
         }
+    }
+
+    /// A jump's chain as `chainNames` decoded it; a verdict decoded once (libiptc answers with its own constant
+    /// strings); "" for a module target, whose name lies in the entry and which the decoder reads there.
+    private func targetName(_ name: UnsafePointer<CChar>?, entry: UnsafeRawBufferPointer) -> String {
+        guard let name else { return "" }
+        if let known = nameAt[name] { return known }
+        let at = UnsafeRawPointer(name)
+        if let start = entry.baseAddress, at >= start, at < start + entry.count { return "" }
+        let text = String(cString: name)
+        nameAt[name] = text
+        return text
     }
 }
 
