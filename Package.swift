@@ -80,8 +80,11 @@ let package = Package(
             // glibc's own files (libgcc_s is another package, absent from glibc-only images).
             // --no-export-dynamic: the static stdlib's link exports every symbol of our objects (16,500), and the
             // runtime's dladdr of itself at start-up walks them all (0.5 M instructions); nothing looks them up.
+            // lld, not gold: gold's link asked glibc for 2.36's arc4random (from an archive member nothing calls), so
+            // the binary would not start under glibc 2.35 (Ubuntu 22.04 images); lld's asks for 2.35 at most.
             linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx",
-                                           "-Xclang-linker", "-static-libgcc", "-Xlinker", "--no-export-dynamic"], .when(configuration: .release))]
+                                           "-Xclang-linker", "-static-libgcc", "-Xlinker", "--no-export-dynamic",
+                                           "-use-ld=lld"], .when(configuration: .release))]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),

@@ -21,6 +21,7 @@ packages=(
   python3 python3-junitparser python3-jsonschema  # kube-proxy generator and benchmarks; a real JUnit consumer and a JSON Schema validator (reports, SARIF 2.1.0)
   python3-yaml             # PyYAML, a real YAML reader for `-o yaml`
   bsdutils                 # script(1): a pseudo-terminal for the `--color auto` test
+  binutils                 # strip for scripts/release.sh; objdump, the release binary's glibc floor
 )
 # With --cluster: PyPI packages, for the `python3` on PATH (the one the tests run), for scripts/validate-deploy.py:
 # Kubernetes' own schemas (bundled by kubernetes-validate, so validation is offline), YAML, JSON Schema.

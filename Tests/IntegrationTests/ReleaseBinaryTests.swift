@@ -116,4 +116,26 @@ import TestSupport
         #expect(Set(objects).subtracting(["linux-vdso.so.1"]).allSatisfy { ["libc.so.6", "libm.so.6"].contains($0) || $0.hasSuffix("/ld-linux-x86-64.so.2") || $0.hasPrefix("ld-linux") },
                 "\(ldd.stdout)")
     }
+
+    /// The shipped binary starts under glibc 2.35 (Ubuntu 22.04, the base of many proxy images it is copied into):
+    /// every symbol version it asks of glibc is 2.35 or older, and it needs no packed relocations (DT_RELR, 2.36).
+    /// gold linked in a reference to 2.36's `arc4random` from an archive member nothing calls; lld does not.
+    @Test(.enabled(if: ObserveConnectionTests.releaseBinary != nil || TestNamespace.required,
+                   "needs IPTAUDIT_RELEASE_BIN, the release binary scripts/test.sh builds"))
+    func theReleaseBinaryAsksNoMoreOfGlibcThan2_35() throws {
+        let release = try #require(ObserveConnectionTests.releaseBinary, "IPTAUDIT_RELEASE_BIN is not set")
+        let r = try runCommand(["objdump", "-p", release])
+        try #require(r.status == 0, "\(r.stderr)")
+        let words = r.stdout.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).filter { $0.hasPrefix("GLIBC_") }
+        let versions = words.compactMap { word -> [Int]? in
+            let parts = word.dropFirst("GLIBC_".count).split(separator: ".").map { Int($0) }
+            return parts.allSatisfy { $0 != nil } ? parts.map { $0! } : nil
+        }
+        #expect(!versions.isEmpty, "objdump -p listed no glibc version: \(r.stdout.prefix(2000))")
+        let newest = versions.max { $0.lexicographicallyPrecedes($1) } ?? []
+        #expect(!([2, 35].lexicographicallyPrecedes(newest)), "the binary needs GLIBC_\(newest.map(String.init).joined(separator: "."))")
+        // GLIBC_ABI_DT_RELR (packed relocations) or GLIBC_PRIVATE would each tie it to a newer or the same glibc.
+        #expect(!words.contains { $0.dropFirst("GLIBC_".count).first?.isNumber != true }, "a named glibc requirement: \(Set(words))")
+    }
 }
+
