@@ -301,6 +301,17 @@ extension CaptureBundle {
             }
             holdsRules[key] = (tables.contains { $0.ruleCount > 0 }, tables.contains { $0.chains.contains { !$0.isBuiltin } })
         }
+        // nftables names a table once per family; a second copy would leave the walk reading one and the checks
+        // the other, so a hand-made bundle that repeats one is refused as the save parser refuses `*nat` twice.
+        var nativeSeen: [String: Int] = [:]
+        for (i, table) in nativeNftables.enumerated() {
+            let key = "\(table.family.rawValue) \(table.name)"
+            if let first = nativeSeen[key] {
+                throw .unreadableInput(file: file, reason: "nativeNftables[\(i)]: table \(key) is recorded twice "
+                    + "(the first is nativeNftables[\(first)]); nftables names a table once per family")
+            }
+            nativeSeen[key] = i
+        }
         var recorded: Set<Family> = []
         for (i, record) in families.enumerated() {
             guard recorded.insert(record.family).inserted else {

@@ -131,8 +131,8 @@ extension HookModelTests {
     }
 }
 
-/// Chain hygiene shares the walk's call graph; a ruleset that repeats a table (a hand-made bundle can) must not
-/// change which copy it reads: the first, as `FamilyContext.table(_:)` finds it.
+/// Chain hygiene shares the walk's call graph; a ruleset that repeats a table (no reader gives one now: save text
+/// and bundles refuse it) must still not change which copy it reads: the first, as `FamilyContext.table(_:)` finds it.
 @Suite struct RepeatedTableHygieneTests {
     @Test func chainHygieneReadsTheFirstCopyOfARepeatedTable() {
         let dangling = Table(family: .ipv4, name: .nat, chains: [

@@ -149,6 +149,16 @@ struct BundleTests {
             == .unreadableInput(file: "b.json", reason: "families[1].chosenBackend: ipv6 names backend text, but rules holds no such dump"))
     }
 
+    @Test func refusesANativeTableRecordedTwice() throws {
+        var bundle = try Self.sample()
+        bundle.nativeNftables = [NftTable(family: .inet, name: "istio-proxy-nat"), NftTable(family: .ip, name: "istio-proxy-nat")]
+        #expect(Self.decodeError(bundle.encoded()) == nil, "the same name in two families is two tables")
+        bundle.nativeNftables.append(NftTable(family: .inet, name: "istio-proxy-nat", handle: 9))
+        #expect(Self.decodeError(bundle.encoded())
+            == .unreadableInput(file: "b.json", reason: "nativeNftables[2]: table inet istio-proxy-nat is recorded twice "
+                + "(the first is nativeNftables[0]); nftables names a table once per family"))
+    }
+
     @Test func aForcedBackendTheBundleLacksIsUnavailable() throws {
         let bundle = try Self.sample()
         #expect(throws: RuleReaderError.self) { try bundle.ruleset(ReadRequest(), backend: .nft, file: "b.json") }
