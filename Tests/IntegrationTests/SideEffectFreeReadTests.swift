@@ -173,6 +173,24 @@ import TestSupport
         #expect(r.stdout.isEmpty)
     }
 
+    /// A deadline that is not a positive number of seconds is refused with one line, before any helper starts,
+    /// rather than quietly becoming the default.
+    @Test(.enabled(if: enabled, Comment(rawValue: TestNamespace.skipReason)))
+    func aHelperDeadlineThatIsNotANumberOfSecondsIsRefused() throws {
+        let pod = try Self.pod(backend: "nft", loUp: true)
+        for value in ["abc", "0", "-5", "inf", "nan", "", " 2"] {
+            let r = try Self.bounded(["show", "--netns", pod.path], environment: ["IPTAUDIT_HELPER_TIMEOUT": value])
+            #expect(r.status == 2, "\(value): \(r.stdout) \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("IPTAUDIT_HELPER_TIMEOUT is \"\(value)\", not a number of seconds above 0"),
+                    "\(value): \(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        for value in ["30", "0.5", "1e3"] {
+            let r = try Self.bounded(["show", "--netns", pod.path], environment: ["IPTAUDIT_HELPER_TIMEOUT": value])
+            #expect(r.status == 0, "\(value): \(r.stderr)")
+        }
+    }
+
     @Test(.enabled(if: enabled, Comment(rawValue: TestNamespace.skipReason)))
     func aHelperThatSomeoneElseCouldHaveReplacedIsRefused() throws {
         let pod = try Self.pod(backend: "nft", loUp: true)

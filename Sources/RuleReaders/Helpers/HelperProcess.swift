@@ -33,11 +33,16 @@ public enum HelperProcess {
     static let outputLimit = 1 << 30
 
     /// The deadline for one helper run: `IPTAUDIT_HELPER_TIMEOUT` seconds when set (tests shorten it), else 60 s.
-    public static var defaultTimeout: Double {
-        if let raw = getenv("IPTAUDIT_HELPER_TIMEOUT"), let seconds = Double(String(cString: raw)), seconds > 0 {
-            return seconds
+    /// A value that is not a positive number of seconds is an error, not silently the default: whoever set it meant
+    /// some other bound.
+    public static func configuredTimeout(command: String) throws(RuleReaderError) -> Double {
+        guard let raw = getenv("IPTAUDIT_HELPER_TIMEOUT") else { return 60 }
+        let text = String(cString: raw)
+        guard let seconds = Double(text), seconds.isFinite, seconds > 0 else {
+            throw .helper(command: command, reason: "IPTAUDIT_HELPER_TIMEOUT is \"\(text)\", not a number of seconds above 0 "
+                + "(unset it for the default, 60)")
         }
-        return 60
+        return seconds
     }
 
     /// The absolute path of a helper in the system directories, or nil when it is not installed there.
@@ -64,7 +69,8 @@ public enum HelperProcess {
             throw .helper(command: name, reason: "not installed (looked in \(searchDirectories.joined(separator: ", ")))")
         }
         let command = ([name] + arguments).joined(separator: " ")
-        let limit = timeout ?? defaultTimeout
+        let limit: Double
+        if let timeout { limit = timeout } else { limit = try configuredTimeout(command: command) }
 
         let stdoutPipe = try pipe(command), stderrPipe = try pipe(command)
         let stdinPipe = input == nil ? nil : try pipe(command)
