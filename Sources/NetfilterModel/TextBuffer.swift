@@ -26,7 +26,12 @@ public struct TextBuffer: ~Copyable {
 
     /// A literal, copied as bytes.
     public mutating func append(_ literal: StaticString) {
-        append(bytes: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        if literal.hasPointerRepresentation {
+            append(bytes: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        } else {
+            // A single-scalar literal has no pointer to read (`utf8Start` would trap).
+            literal.withUTF8Buffer { append(bytes: $0) }
+        }
     }
 
     public mutating func append(contentsOf text: String) {

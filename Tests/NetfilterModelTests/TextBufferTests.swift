@@ -44,6 +44,17 @@ struct TextBufferTests {
         #expect(buffer.withBytes { Array($0) } == Array(expected.utf8))
     }
 
+    /// A StaticString made as a unicode-scalar literal holds the scalar, not a pointer (`utf8Start` would trap).
+    @Test func aSingleScalarLiteralIsAppendedToo() throws {
+        func scalarLiteral<T: ExpressibleByUnicodeScalarLiteral>(_: T.Type) -> T { "\u{e9}" }
+        let single = scalarLiteral(StaticString.self)
+        try #require(!single.hasPointerRepresentation)
+        var buffer = TextBuffer()
+        buffer.append(single)
+        buffer.append("x")
+        #expect(buffer.string == "\u{e9}x")
+    }
+
     @Test func numbersPrintAsSwiftPrintsThem() {
         for v: UInt64 in [0, 1, 9, 10, 15, 16, 99, 100, 255, 256, 65_535, 1 << 32, UInt64.max - 1, UInt64.max] {
             var decimal = TextBuffer()
