@@ -43,7 +43,7 @@ extension IptauditCommand {
         InputLimits.$current.withValue(limits) { runParsingSubcommandFirst() }
     }
 
-    /// The run under the input limits the environment sets (docs/limits.md).
+    /// The run under the input limits the environment sets (docs/robustness.md).
     static func runParsingSubcommandFirst() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {

@@ -39,8 +39,16 @@ struct PodVerification {
             diagnose("iptaudit: the pod is in ambient mode but no table read from \(source) holds istio-cni's in-pod rules")
         }
         let options = VerifierOptions(groupIDs: try capture.groupIDs(found: runtime?.groups, diagnose: diagnose))
-        return PodVerification(report: CaptureVerifier.verify(ruleset, configuration: config, options: options),
-                               dataPlane: dataPlane, configuration: config)
+        let limit = InputLimits.current.walkSteps
+        let budget = WalkBudget(limit: limit)
+        let report = WalkBudget.$current.withValue(budget) { CaptureVerifier.verify(ruleset, configuration: config, options: options) }
+        if budget.isExhausted {
+            // The walks stopped part way: the report is incomplete, so none is given.
+            diagnose("iptaudit: \(source): verification stopped: " + InputLimits.exceeded(
+                "walking the rules took more than \(limit) steps", limit: limit, variable: InputLimits.Variable.walkSteps))
+            throw ExitCodes.unreadable
+        }
+        return PodVerification(report: report, dataPlane: dataPlane, configuration: config)
     }
 }
 

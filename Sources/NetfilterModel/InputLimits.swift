@@ -19,10 +19,14 @@ public struct InputLimits: Sendable, Hashable {
 
     /// Seconds a pipe or FIFO may stay silent (no data, no end of file) before the read gives up.
     public var inputWaitSeconds: Int
+    /// Steps one verification may take through the chains (a rule applied to one box of packets): a bound on its
+    /// work, since some tables multiply their paths with every few rules and would be verified for hours.
+    public var walkSteps: Int
 
     public init(inputBytes: Int = 256 << 20, manifestBytes: Int = 16 << 20, rules: Int = 500_000, nesting: Int = 256,
-                listItems: Int = 10_000, inputWaitSeconds: Int = 60) {
+                listItems: Int = 10_000, inputWaitSeconds: Int = 60, walkSteps: Int = 50_000_000) {
         self.inputWaitSeconds = inputWaitSeconds
+        self.walkSteps = walkSteps
         self.inputBytes = inputBytes
         self.manifestBytes = manifestBytes
         self.rules = rules
@@ -41,6 +45,7 @@ public struct InputLimits: Sendable, Hashable {
         public static let nesting = "IPTAUDIT_MAX_NESTING"
         public static let listItems = "IPTAUDIT_MAX_LIST_ITEMS"
         public static let inputWait = "IPTAUDIT_MAX_INPUT_WAIT"
+        public static let walkSteps = "IPTAUDIT_MAX_WALK_STEPS"
     }
 
     /// Each limit's environment variable, and where it is kept.
@@ -51,6 +56,7 @@ public struct InputLimits: Sendable, Hashable {
         (Variable.nesting, \.nesting),
         (Variable.listItems, \.listItems),
         (Variable.inputWait, \.inputWaitSeconds),
+        (Variable.walkSteps, \.walkSteps),
     ] }
 
     /// A variable set to something that is not a positive whole number: refused rather than ignored.

@@ -181,6 +181,29 @@ func expectOneLineError(_ r: CommandResult, status: Int32 = 2, containing parts:
         #expect(args.stderr.contains("20000 items") && args.stderr.contains("IPTAUDIT_MAX_LIST_ITEMS"))
     }
 
+    /// A table whose paths multiply (scripts/gen-varied-rules.py: 300 rules of mixed matches, MARKs and returning
+    /// jumps take about 6.5 million walk steps) stops at the walk-step bound with one line and exit 2, and no
+    /// report; the healthy pod's rules verify under the same bound; a bound that is not a number is a usage error.
+    @Test func aTableWhosePathsMultiplyStopsAtTheWalkStepBound() throws {
+        let varied = try runCommand(["python3", Fixtures.repositoryPath("scripts/gen-varied-rules.py"), "--rules", "300"])
+        try #require(varied.status == 0, "\(varied.stderr)")
+        let rules = try TemporaryFile("varied.rst", contents: varied.stdout)
+        let combined = try runCommand(["python3", Fixtures.repositoryPath("benchmarks/combine-save.py"), HostileInput.healthy.path, rules.path])
+        try #require(combined.status == 0, "\(combined.stderr)")
+        let file = try TemporaryFile("varied.save", contents: combined.stdout)
+        let bound = ["IPTAUDIT_MAX_WALK_STEPS": "200000"]
+        for format in ["text", "json"] {
+            let r = try runBounded(["verify", "--input", file.path, "--format", format], environment: bound)
+            expectOneLineError(r, containing: [file.path, "verification stopped", "walking the rules took more than 200000 steps",
+                                               "IPTAUDIT_MAX_WALK_STEPS"])
+            #expect(r.stdout.isEmpty, "a report from a walk that stopped part way: \(r.stdout.prefix(300))")
+        }
+        let healthy = try runBounded(["verify", "--input", HostileInput.healthy.path], environment: bound)
+        #expect(healthy.status == 0, "\(healthy.stderr)")
+        expectOneLineError(try runBounded(["verify", "--input", file.path], environment: ["IPTAUDIT_MAX_WALK_STEPS": "0"]), status: 64,
+                           containing: ["IPTAUDIT_MAX_WALK_STEPS=0", "positive whole number"])
+    }
+
     @Test func aMillionRuleDumpIsALimitErrorInBoundedMemory() throws {
         let file = try TemporaryFile("rules.save", contents: HostileInput.manyRules(1_000_000))
         let r = try runBounded(["verify", "--input", file.path], seconds: 180, memoryMiB: 1024)

@@ -36,7 +36,7 @@ public struct Pipeline: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Limits that stop a malformed dump (jump cycles, absurd nesting) from running away: past them a branch ends
-/// with the `.loop` verdict, which the obligations report as a finding (docs/limits.md).
+/// with the `.loop` verdict, which the obligations report as a finding (docs/robustness.md).
 enum EvaluationLimits {
     static let maxCallDepth = 64
     static let maxSteps = 4096
@@ -193,6 +193,8 @@ protocol WalkDomain: Sendable {
     func prepare(_ p: Packets) -> Packets
     /// The packet a recording walk describes.
     func sample(_ p: Packets) -> Packet?
+    /// What one rule step on these packets costs, for the run's `WalkBudget` (boxes split: the work grows with them).
+    func weight(_ p: Packets) -> Int
     /// Moves a flow through an indexed chain without walking every rule; false when it did nothing.
     func indexStep(_ f: inout WalkFlow<Packets>, _ work: inout [WalkFlow<Packets>], index: ChainIndex, rules: [CompiledRule]) -> Bool
 }
@@ -449,8 +451,11 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
             return false
         }
 
+        let budget = WalkBudget.current
         while var f = work.popLast() {
             flowLoop: while !domain.isEmpty(f.packets) {
+                // Out of budget: the run is void (its command reports that), so what the walk has is enough.
+                if let budget, !budget.take(domain.weight(f.packets)) { return results }
                 if f.carry.path.count > EvaluationLimits.maxSteps {
                     finish(f.packets, f.carry, .loop)
                     break

@@ -60,6 +60,7 @@ struct ConcreteDomain: WalkDomain {
 
     func index(_ rules: [CompiledRule]) -> ChainIndex? { nil }
     func isEmpty(_ p: [Packet]) -> Bool { p.isEmpty }
+    func weight(_ p: [Packet]) -> Int { p.count }
 
     func split(_ p: [Packet], by rule: CompiledRule, compactAt: inout Int) -> (matched: [Packet], rest: [Packet]) {
         guard let packet = p.first else { return ([], []) }

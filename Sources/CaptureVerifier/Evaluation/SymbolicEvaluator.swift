@@ -46,6 +46,7 @@ struct SymbolicDomain: WalkDomain {
 
     func index(_ rules: [CompiledRule]) -> ChainIndex? { ChainIndex(rules: rules, space: space) }
     func isEmpty(_ p: PacketSet) -> Bool { p.isEmpty }
+    func weight(_ p: PacketSet) -> Int { p.boxes.count }
 
     func split(_ p: PacketSet, by rule: CompiledRule, compactAt: inout Int) -> (matched: PacketSet, rest: PacketSet) {
         var (matched, rest) = p.splitUncompacted(by: rule.cubes)
