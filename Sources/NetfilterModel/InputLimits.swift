@@ -19,13 +19,16 @@ public struct InputLimits: Sendable, Hashable {
 
     /// Seconds a pipe or FIFO may stay silent (no data, no end of file) before the read gives up.
     public var inputWaitSeconds: Int
+    /// Seconds a helper program (`iptables-nft-save`, `dot`) may run before it is stopped.
+    public var helperSeconds: Int
     /// Steps one verification may take through the chains (a rule applied to one box of packets): a bound on its
     /// work, since some tables multiply their paths with every few rules and would be verified for hours.
     public var walkSteps: Int
 
     public init(inputBytes: Int = 256 << 20, manifestBytes: Int = 16 << 20, rules: Int = 500_000, nesting: Int = 256,
-                listItems: Int = 10_000, inputWaitSeconds: Int = 60, walkSteps: Int = 50_000_000) {
+                listItems: Int = 10_000, inputWaitSeconds: Int = 60, helperSeconds: Int = 60, walkSteps: Int = 50_000_000) {
         self.inputWaitSeconds = inputWaitSeconds
+        self.helperSeconds = helperSeconds
         self.walkSteps = walkSteps
         self.inputBytes = inputBytes
         self.manifestBytes = manifestBytes
@@ -45,6 +48,7 @@ public struct InputLimits: Sendable, Hashable {
         public static let nesting = "IPTAUDIT_MAX_NESTING"
         public static let listItems = "IPTAUDIT_MAX_LIST_ITEMS"
         public static let inputWait = "IPTAUDIT_MAX_INPUT_WAIT"
+        public static let helperSeconds = "IPTAUDIT_HELPER_TIMEOUT"
         public static let walkSteps = "IPTAUDIT_MAX_WALK_STEPS"
     }
 
@@ -56,6 +60,7 @@ public struct InputLimits: Sendable, Hashable {
         (Variable.nesting, \.nesting),
         (Variable.listItems, \.listItems),
         (Variable.inputWait, \.inputWaitSeconds),
+        (Variable.helperSeconds, \.helperSeconds),
         (Variable.walkSteps, \.walkSteps),
     ] }
 

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import NetfilterModel
 #endif
 
 /// Another network namespace (a pod's), entered by one dedicated thread so the rest of the process never moves.
@@ -30,8 +31,10 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     public func perform<T: Sendable>(_ body: @Sendable () throws -> T) throws -> T {
         let fd = try openNamespace()
         defer { close(fd) }
+        // A new thread starts without the caller's task-locals: the input limits in force go along.
+        let limits = InputLimits.current
         return try withoutActuallyEscaping(body) { body in
-            let work = NamespaceThread(fd: fd) { try body() }
+            let work = NamespaceThread(fd: fd) { try InputLimits.$current.withValue(limits) { try body() } }
             try work.runToCompletion(path: path)
             guard let result = work.result else {
                 throw RuleReaderError.namespace(path: path, reason: "the namespace thread ended without a result")

@@ -173,19 +173,20 @@ import TestSupport
         #expect(r.stdout.isEmpty)
     }
 
-    /// A deadline that is not a positive number of seconds is refused with one line, before any helper starts,
-    /// rather than quietly becoming the default.
+    /// A helper deadline that is not whole seconds above 0 is refused with one line as a usage error (exit 64), as
+    /// every input limit is, before anything is read, rather than quietly becoming the default; whole seconds pass.
+    /// (That the value reaches the namespace thread the helper starts from, the hanging-helper test shows.)
     @Test(.enabled(if: enabled, Comment(rawValue: TestNamespace.skipReason)))
-    func aHelperDeadlineThatIsNotANumberOfSecondsIsRefused() throws {
+    func aHelperDeadlineThatIsNotWholeSecondsIsRefused() throws {
         let pod = try Self.pod(backend: "nft", loUp: true)
-        for value in ["abc", "0", "-5", "inf", "nan", "", " 2"] {
+        for value in ["abc", "0", "-5", "inf", "nan", "", " 2", "0.5"] {
             let r = try Self.bounded(["show", "--netns", pod.path], environment: ["IPTAUDIT_HELPER_TIMEOUT": value])
-            #expect(r.status == 2, "\(value): \(r.stdout) \(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("IPTAUDIT_HELPER_TIMEOUT is \"\(value)\", not a number of seconds above 0"),
+            #expect(r.status == 64, "\(value): \(r.stdout) \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("IPTAUDIT_HELPER_TIMEOUT=\(value): expected a positive whole number"),
                     "\(value): \(r.stderr)")
             #expect(r.stdout.isEmpty)
         }
-        for value in ["30", "0.5", "1e3"] {
+        for value in ["30", "1"] {
             let r = try Self.bounded(["show", "--netns", pod.path], environment: ["IPTAUDIT_HELPER_TIMEOUT": value])
             #expect(r.status == 0, "\(value): \(r.stderr)")
         }

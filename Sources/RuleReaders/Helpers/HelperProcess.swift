@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import NetfilterModel
 #endif
 private import CSpawn
 
@@ -32,19 +33,6 @@ public enum HelperProcess {
     /// Bound on what a helper may print; far above any real ruleset dump.
     static let outputLimit = 1 << 30
 
-    /// The deadline for one helper run: `IPTAUDIT_HELPER_TIMEOUT` seconds when set (tests shorten it), else 60 s.
-    /// A value that is not a positive number of seconds is an error, not silently the default: whoever set it meant
-    /// some other bound.
-    public static func configuredTimeout(command: String) throws(RuleReaderError) -> Double {
-        guard let raw = getenv("IPTAUDIT_HELPER_TIMEOUT") else { return 60 }
-        let text = String(cString: raw)
-        guard let seconds = Double(text), seconds.isFinite, seconds > 0 else {
-            throw .helper(command: command, reason: "IPTAUDIT_HELPER_TIMEOUT is \"\(text)\", not a number of seconds above 0 "
-                + "(unset it for the default, 60)")
-        }
-        return seconds
-    }
-
     /// The absolute path of a helper in the system directories, or nil when it is not installed there.
     ///
     /// Throws when the file found could have been replaced by someone other than root.
@@ -69,8 +57,8 @@ public enum HelperProcess {
             throw .helper(command: name, reason: "not installed (looked in \(searchDirectories.joined(separator: ", ")))")
         }
         let command = ([name] + arguments).joined(separator: " ")
-        let limit: Double
-        if let timeout { limit = timeout } else { limit = try configuredTimeout(command: command) }
+        // `IPTAUDIT_HELPER_TIMEOUT` (an input limit: the command refuses a value that is not whole seconds).
+        let limit = timeout ?? Double(InputLimits.current.helperSeconds)
 
         let stdoutPipe = try pipe(command), stderrPipe = try pipe(command)
         let stdinPipe = input == nil ? nil : try pipe(command)

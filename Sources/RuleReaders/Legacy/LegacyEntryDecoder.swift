@@ -764,7 +764,7 @@ private func cString(_ bytes: UnsafeRawBufferPointer) -> String {
 
 /// The names the decoder dispatches on, each packed into two words (NUL-padded, first byte lowest) beside its
 /// literal: a large table has 30,000 matches and targets, and a known name then costs a few compares instead of
-/// a String built and validated.
+/// a String built and validated. A name the switches know but this list lacks is still decoded, only slower.
 private let knownExtensionNames: [(low: UInt64, high: UInt64, name: String)] = [
     "comment", "tcp", "udp", "statistic", "mark", "owner", "multiport", "connmark", "conntrack", "state",
     "addrtype", "set", "socket", "mac",
