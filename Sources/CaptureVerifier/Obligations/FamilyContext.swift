@@ -235,7 +235,8 @@ struct FamilyContext {
     func table(_ name: TableName) -> Table? { tables.first { $0.name == name } }
 
     /// A table's jump structure, built once for the walks' pruning and the checks that read it alike. Nil for a
-    /// name a bundle repeats: the walk takes the last such table, the checks (`table(_:)`) the first.
+    /// name the ruleset repeats (no reader gives one; save text and bundles refuse it): the walk would take the
+    /// last such table, the checks (`table(_:)`) the first.
     func graph(_ name: TableName) -> ChainGraph? {
         guard tables.count(where: { $0.name == name }) == 1 else { return nil }
         return evaluator.walker.reachability.graphs[name]

@@ -177,7 +177,7 @@ private struct Session {
                 kill(pid, SIGKILL)
                 if exitStatus == nil { _ = reap(blocking: true) }
                 throw .helper(command: command, reason: "did not finish within \(formatSeconds(timeout)) s and was stopped "
-                    + "(set IPTAUDIT_HELPER_TIMEOUT to allow longer)")
+                    + "(set \(InputLimits.Variable.helperSeconds) to allow longer)")
             }
             var fds: [pollfd] = []
             if stdout >= 0 { fds.append(pollfd(fd: stdout, events: Int16(POLLIN), revents: 0)) }
