@@ -4,8 +4,8 @@
 #              and the image test, hyperfine for scripts/measure-release.sh, shellcheck for the plugin's test
 #   --cluster  also the cluster tooling: Debian's prometheus (a real server scraping `node --listen`, promtool) and,
 #              from PyPI, kubernetes-validate (Kubernetes' schemas, offline) for scripts/validate-deploy.py
-# Neither is part of the default set CI installs: their tests (ImageTests' podman case, PrometheusScrapeTests,
-# DeployManifestTests) skip, saying which tool is missing, until these are installed.
+# scripts/demo.sh needs neither; scripts/test.sh (what CI runs) installs both. Without them their tests (ImageTests'
+# podman case, PrometheusScrapeTests, DeployManifestTests, the plugin's shellcheck) skip, naming the missing tool.
 set -euo pipefail
 
 packages=(
@@ -43,7 +43,7 @@ for option in "$@"; do
   case "$option" in
     --release)
       packages+=(
-        buildah podman crun conmon golang-github-containers-common  # build the image from scratch, run it (ImageTests)
+        buildah podman crun runc conmon golang-github-containers-common  # build the image, run it (ImageTests: runc)
         uidmap fuse-overlayfs slirp4netns                             # what podman asks for on a default install
         hyperfine shellcheck                                          # scripts/measure-release.sh; the plugin's lint
       ) ;;

@@ -4,7 +4,9 @@
 # Run as root for the namespace tests; without root they skip with a reason (unless IPTAUDIT_REQUIRE_NETNS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+# Everything, the release and cluster tooling included: the image under podman, a real Prometheus and Kubernetes'
+# schemas are part of the suite, not extras that skip.
+scripts/install-deps.sh --release --cluster
 # The release binary as shipped (static Swift runtime), first: a test runs `observe` from a copy of it in a root
 # filesystem of glibc's files alone (with IPTAUDIT_REQUIRE_NETNS=1 that test fails when this is not set).
 # Set IPTAUDIT_RELEASE_BIN yourself to test an existing build instead.
