@@ -9,7 +9,8 @@ let startUp: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-concrete-ty
 // Dependencies point at the pure model (NetfilterModel); libiptc, netlink, libnftables and libyaml are each imported by one file only.
 let package = Package(
     name: "iptaudit",
-    platforms: [.macOS(.v13)],
+    // Linux only in practice; macOS 15 is where Synchronization's Mutex and Atomic begin.
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "iptaudit", targets: ["iptaudit"]),
     ],

@@ -1,4 +1,5 @@
 import Glibc
+import NetfilterModel
 
 /// Runs jobs on at most `width` threads, each with a deadline. A job still running at its deadline is given up
 /// on: its result is `timedOut(index)`, and a fresh thread takes its place so the rest keep their pace; the
@@ -6,7 +7,8 @@ import Glibc
 /// result: nothing a job does stops the others.
 ///
 /// Threads rather than Swift concurrency: a job blocks (setns threads, netlink, a helper's pipes), and the
-/// cooperative pool has one thread per core, so a stuck job there would starve the watchdog too.
+/// cooperative pool has one thread per core, so a stuck job there would starve the watchdog too. A new thread
+/// has no task-local values, so each job runs with the caller's `InputLimits` set again.
 final class BoundedWork<Result: Sendable>: @unchecked Sendable {
     private let job: @Sendable (Int) -> Result
     private let timedOut: @Sendable (Int) -> Result
@@ -38,7 +40,9 @@ final class BoundedWork<Result: Sendable>: @unchecked Sendable {
     static func run(count: Int, width: Int, timeout: Double, _ job: @escaping @Sendable (Int) -> Result,
                     timedOut: @escaping @Sendable (Int) -> Result) -> [Result] {
         guard count > 0 else { return [] }
-        let work = BoundedWork(count: count, timeout: timeout, job: job, timedOut: timedOut)
+        let limits = InputLimits.current
+        let work = BoundedWork(count: count, timeout: timeout, job: { index in InputLimits.$current.withValue(limits) { job(index) } },
+                               timedOut: timedOut)
         for _ in 0..<min(max(width, 1), count) { work.startWorker() }
         return work.collect()
     }

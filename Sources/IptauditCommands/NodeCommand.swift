@@ -126,9 +126,8 @@ struct NodeAuditor: @unchecked Sendable {
     func run(jobs: Int, timeout: Double, started: Double) -> NodeAudit {
         let inventory = NodeNamespaces.discover()
         let namespaces = inventory.namespaces
-        let limits = InputLimits.current
         let results = BoundedWork<PodAudit>.run(count: namespaces.count, width: jobs, timeout: timeout, { index in
-            InputLimits.$current.withValue(limits) { audit(namespaces[index]) }
+            audit(namespaces[index])
         }, timedOut: { index in
             var pod = PodAudit(netns: namespaces[index].path, inode: namespaces[index].inode)
             pod.boundNames = namespaces[index].boundNames

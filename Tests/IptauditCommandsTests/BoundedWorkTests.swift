@@ -1,5 +1,6 @@
 import Foundation
 @testable import IptauditCommands
+import NetfilterModel
 import Testing
 
 /// `node`'s worker threads: results in job order, never more than `width` jobs at once, and a job that never
@@ -39,6 +40,18 @@ import Testing
         }, timedOut: { i in "timed out \(i)" })
         #expect(out[2] == "timed out 2")
         #expect(out.enumerated().filter { $0.offset != 2 }.allSatisfy { $0.element == "done \($0.offset)" })
+    }
+
+    /// Input limits are task-local, which a new thread does not inherit: every job sees the caller's.
+    @Test func everyJobRunsWithTheCallersInputLimits() {
+        var limits = InputLimits()
+        limits.rules = 17
+        let seen = InputLimits.$current.withValue(limits) {
+            BoundedWork<Int>.run(count: 8, width: 3, timeout: 600, { _ in InputLimits.current.rules }, timedOut: { _ in -1 })
+        }
+        #expect(seen == Array(repeating: 17, count: 8))
+        #expect(BoundedWork<Int>.run(count: 2, width: 2, timeout: 600, { _ in InputLimits.current.rules }, timedOut: { _ in -1 })
+                == Array(repeating: InputLimits().rules, count: 2))
     }
 
     @Test func noJobsNoThreads() {
