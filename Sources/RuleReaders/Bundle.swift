@@ -581,7 +581,9 @@ private struct BundleSchema: Codable {
         /// Absent when the capture could not read the pod's resolv.conf (no `--pid`).
         var nameservers: [String]?
         var hasGlobalIPv6: Bool?
-        enum CodingKeys: String, CodingKey { case nameservers, hasGlobalIPv6 }
+        /// The process's `/etc/group`, name to gid (`--pid` only): how the pod's image numbers owner-group names.
+        var groups: [String: UInt32]?
+        enum CodingKeys: String, CodingKey { case nameservers, hasGlobalIPv6, groups }
     }
     struct ManifestSchema: Codable {
         var fileName: String
@@ -607,7 +609,7 @@ private struct BundleSchema: Codable {
                                                     inverted: $0.inverted ? true : nil) },
                           routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
         }
-        runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6) }
+        runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6, groups: $0.groups) }
         podManifest = b.podManifest.map { ManifestSchema(fileName: $0.fileName, text: $0.text) }
         nativeNftables = b.nativeNftables.isEmpty ? nil : b.nativeNftables
     }
@@ -618,6 +620,7 @@ private struct BundleSchema: Codable {
             var r = RuntimeInputs()
             r.nameservers = runtime.nameservers
             r.hasGlobalIPv6 = runtime.hasGlobalIPv6
+            r.groups = runtime.groups
             runtimeInputs = r
         }
         var b = CaptureBundle(

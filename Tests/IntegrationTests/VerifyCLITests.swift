@@ -415,5 +415,14 @@ extension VerifyCLITests {
         #expect(live.status == 1, "\(live.stdout)\(live.stderr)")
         let liveErrors = ((try Self.json(live)["findings"] as? [[String: Any]]) ?? []).filter { $0["severity"] as? String == "error" }
         #expect(Set(liveErrors.compactMap { (($0["witness"] as? [String: Any])?["packet"] as? [String: Any])?["gid"] as? Int }) == [3000, 2001])
+        // A bundle captured through the same pid carries that /etc/group: offline, the same findings.
+        let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("groups-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        let captured = try Binary.run(["capture", "--pid", String(holder.processIdentifier), "-w", bundle])
+        try #require(captured.status == 0, "\(captured.stderr)")
+        let offline = try Binary.run(verify + ["--bundle", bundle, "--no-ipv6", "--dns-servers", ""])
+        #expect(offline.status == 1, "\(offline.stdout)\(offline.stderr)")
+        let findings = { (r: CommandResult) in ((try Self.json(r)["findings"] as? [[String: Any]]) ?? []).map { NSDictionary(dictionary: $0) } }
+        #expect(try findings(offline) == findings(live) && !findings(live).isEmpty)
     }
 }
