@@ -70,8 +70,8 @@ run text 40 verify --input examples/ambient.save --istio-version 1.29
 run text 60 verify --input examples/ambient-broken.save --istio-version 1.29
 run text 12 trace out tcp 1.2.3.4:443 --mark 0x539 --input examples/ambient-broken.save
 echo '## trace — one packet, every outcome the unknown fields allow'; echo
-run text 40 trace out tcp 10.0.0.1:9080 --input examples/healthy.save
-run text 60 trace out tcp 10.0.0.1:5432 --uid 1000 --input examples/broken.save
+run text 40 trace out tcp 10.0.0.2:9080 --input examples/healthy.save
+run text 60 trace out tcp 10.0.0.2:5432 --uid 1000 --input examples/broken.save
 run text 30 trace in tcp 10.0.0.1:8080 --from 10.9.9.9 --iif eth0 --input examples/healthy.save
 run json 30 trace out udp 10.96.0.10:53 --uid 1000 --input examples/healthy.save -o json
 echo '## capture — one bundle to verify later, offline'; echo

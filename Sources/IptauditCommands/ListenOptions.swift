@@ -14,7 +14,9 @@ struct ListenOptions: ParsableArguments {
             })
     var address: ListenAddress?
     @Option(help: ArgumentHelp("With --listen: time from the start of one audit to the start of the next (60s, 5m, 1h).", valueName: "duration"))
-    var interval: AuditDuration = AuditDuration(.seconds(60))
+    var interval: AuditDuration?
+    /// Every minute unless `--interval` says otherwise.
+    var every: Duration { interval?.duration ?? .seconds(60) }
     @Option(help: ArgumentHelp("With --listen: an audit running longer counts as failed (default: the interval, at most 5m).", valueName: "duration"))
     var auditTimeout: AuditDuration?
 
@@ -24,21 +26,22 @@ struct ListenOptions: ParsableArguments {
     static let staleIntervals = 3
 
     func validate() throws {
-        if interval.duration < .seconds(1) || interval.duration > .seconds(86_400) {
+        if let interval, interval.duration < .seconds(1) || interval.duration > .seconds(86_400) {
             throw ValidationError("--interval must be between 1s and 24h, got \(DurationText.format(interval.duration))")
         }
         if let auditTimeout, auditTimeout.duration < .milliseconds(100) || auditTimeout.duration > .seconds(86_400) {
             throw ValidationError("--audit-timeout must be between 100ms and 24h, got \(DurationText.format(auditTimeout.duration))")
         }
+        if address == nil && interval != nil { throw ValidationError("--interval needs --listen") }
         if address == nil && auditTimeout != nil { throw ValidationError("--audit-timeout needs --listen") }
     }
 
     var configuration: MetricsServer.Configuration? {
         guard let address else { return nil }
-        let timeout = auditTimeout?.duration ?? min(interval.duration, .seconds(300))
+        let timeout = auditTimeout?.duration ?? min(every, .seconds(300))
         return MetricsServer.Configuration(
-            listen: address, interval: interval.duration, auditTimeout: timeout,
-            staleAfter: interval.duration * Self.staleIntervals + timeout, failureCounter: Self.failureCounter)
+            listen: address, interval: every, auditTimeout: timeout,
+            staleAfter: every * Self.staleIntervals + timeout, failureCounter: Self.failureCounter)
     }
 
     /// Serves until SIGTERM or SIGINT (`signals`), then returns (exit 0). Prints where it listens and each failed

@@ -44,20 +44,22 @@ struct NodeCommand: ParsableCommand {
     @Option(help: "Rule store to read in each namespace (auto looks at both).")
     var backend: BackendChoice = .auto
 
-    @Option(help: ArgumentHelp("Write the report to this file instead of stdout, replacing it atomically (mode 0644: a node-exporter textfile collector can read it).", valueName: "path"))
+    @Option(help: ArgumentHelp("Write the report to this file instead of stdout, replacing it atomically (mode 0644: a node-exporter textfile collector can read it); - is stdout.", valueName: "path"))
     var outputFile: String?
+    /// `--output-file`, where `-` (standard output, as iptaudit's messages offer) is no file.
+    var outputPath: String? { outputFile == "-" ? nil : outputFile }
 
     /// `--listen`: keep running, audit every `--interval`, serve the exposition on /metrics (the DaemonSet in deploy/).
     @OptionGroup var listen: ListenOptions
 
     func validate() throws {
         if let jobs, jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be between 1 and 256, got \(jobs)") }
-        if !(timeout > 0) || timeout > 3600 { throw ValidationError("--timeout must be between 0 and 3600 seconds, got \(timeout)") }
+        if !(timeout > 0) || timeout > 3600 { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds, got \(timeout)") }
     }
 
     func run() throws {
         if listen.address != nil {
-            guard format == .prometheus || format == .text, outputFile == nil else {
+            guard format == .prometheus || format == .text, outputPath == nil else {
                 throw ValidationError("--listen serves the Prometheus exposition; it takes neither -o \(format.rawValue) nor --output-file")
             }
             let manifests = try loadPods()
@@ -74,9 +76,9 @@ struct NodeCommand: ParsableCommand {
         }
         let started = BoundedWork<Int>.now()
         let manifests = try loadPods()
-        if let outputFile {
+        if let outputFile = outputPath {
             do { try OutputFile.checkReplaceable(outputFile) } catch {
-                printError("iptaudit: \(error.description)")
+                printError("iptaudit: \(outputFile): \(error.description)")
                 throw ExitCodes.unreadable
             }
         }
@@ -89,9 +91,9 @@ struct NodeCommand: ParsableCommand {
         case .junit: NodeJUnit.render(audit)
         case .prometheus: NodeMetrics.render(audit)
         }
-        if let outputFile {
+        if let outputFile = outputPath {
             do { try OutputFile.replace(outputFile, with: Array(text.utf8), mode: 0o644) } catch {
-                printError("iptaudit: \(error.description)")
+                printError("iptaudit: \(outputFile): \(error.description)")
                 throw ExitCodes.unreadable
             }
         } else {
@@ -162,7 +164,8 @@ struct NodeAuditor: @unchecked Sendable {
         do {
             let addresses = try NodeNamespaces.addresses(namespacePath: path)
             pod.podIPs = addresses.filter { $0.isGlobal }.map(\.address.description)
-            let manifest = pods.first { !Set($0.podIPs).isDisjoint(with: pod.podIPs) }
+            // A finished pod (a completed Job's) keeps its address in the list after the address went to another pod.
+            let manifest = pods.first { !$0.hasEnded && !Set($0.podIPs).isDisjoint(with: pod.podIPs) }
             let view = pid.flatMap(proxyView(ofProcess:))
             if let manifest {
                 pod.podNamespace = manifest.namespace

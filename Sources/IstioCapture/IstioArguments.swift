@@ -397,10 +397,8 @@ struct CIDR: Hashable {
 
     var family: Family { address.family }
 
-    /// Whether the written address is a loopback address (Go's `Addr.IsLoopback`): 127/8 or ::1.
-    var isLoopback: Bool {
-        family == .ipv4 ? address.value >> 24 == 127 : address.value == 1
-    }
+    /// Whether the written address is a loopback address (Go's `Addr.IsLoopback`).
+    var isLoopback: Bool { address.isLoopback }
 
     /// The `-d` match iptables stores (address masked to the prefix).
     var match: AddressMatch { AddressMatch(address: address, prefixLength: prefixLength) }

@@ -40,6 +40,11 @@ public struct PodManifest: Hashable, Sendable {
     public var podRunAsGroup: UInt32?
     /// `status.podIPs` (a live pod only).
     public var podIPs: [String]
+    /// `status.phase` (a live pod only).
+    public var phase: String?
+    /// A pod whose containers have all ended (`Succeeded`, `Failed`): it holds no network namespace any more, and
+    /// the address its status still shows may already be another pod's.
+    public var hasEnded: Bool { phase == "Succeeded" || phase == "Failed" }
     /// `spec.dnsConfig.nameservers` when `dnsPolicy: None`, i.e. the pod's whole resolv.conf.
     public var explicitNameservers: [String]
 
@@ -131,6 +136,7 @@ public struct PodManifest: Hashable, Sendable {
         var ips: [String] = []
         if let status = node["status"] {
             try Self.requireMapping(status, "status")
+            phase = try Self.string(status["phase"], "status.phase")
             for (i, entry) in try Self.list(status["podIPs"], "status.podIPs").enumerated() {
                 try Self.requireMapping(entry, "status.podIPs[\(i)]")
                 if let ip = try Self.string(entry["ip"], "status.podIPs[\(i)].ip") { ips.append(ip) }

@@ -18,6 +18,11 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
 
     public init(ipv4 value: UInt32) { self.init(family: .ipv4, value: UInt128(value)) }
 
+    /// 127.0.0.0/8 or ::1: what the kernel routes over `lo` whatever the rules say.
+    public var isLoopback: Bool {
+        family == .ipv4 ? value >> 24 == 127 : value == 1
+    }
+
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text; nil when it is neither.
     public init?(_ text: some StringProtocol) {
         if text.contains(":") {

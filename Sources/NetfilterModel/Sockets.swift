@@ -16,10 +16,7 @@ public struct SocketEndpoint: Hashable, Sendable, Codable, Comparable, CustomStr
     /// The unspecified address (`0.0.0.0`, `::`): a listener on every address, or an unconnected peer.
     public var isUnspecified: Bool { address.value == 0 }
 
-    /// 127.0.0.0/8 or ::1: what the kernel routes over `lo` whatever the rules say.
-    public var isLoopback: Bool {
-        address.family == .ipv4 ? address.value >> 24 == 127 : address.value == 1
-    }
+    public var isLoopback: Bool { address.isLoopback }
 
     public static func < (a: SocketEndpoint, b: SocketEndpoint) -> Bool { (a.address, a.port) < (b.address, b.port) }
 }

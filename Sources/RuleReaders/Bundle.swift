@@ -272,6 +272,12 @@ extension CaptureBundle {
             // A forced store is all a live read with that --backend looks at, so only it can show as populated.
             if let populated = record.populatedBackends {
                 result.populatedBackends[record.family] = backend == .auto ? populated : populated.filter { $0 == wanted }
+                for held in result.populatedBackends[record.family] ?? [] {
+                    guard let d = rules.first(where: { $0.backend == held && $0.family == record.family }) else { continue }
+                    let names = (held == wanted ? tables : try Self.parse(d.saveText, family: d.family, file: "\(file) [\(d.backend.rawValue) \(d.family.rawValue)]"))
+                        .filter { $0.ruleCount > 0 }.map(\.name)
+                    result.populatedTables[record.family, default: [:]][held] = names
+                }
             }
         }
         result.policyRouting = policyRouting

@@ -58,6 +58,8 @@ public struct LiveRulesetReader: RulesetReader {
             if legacyHasRules { populated.append(.legacy) }
             if nftHasRules { populated.append(.nft) }
             result.populatedBackends[family] = populated
+            result.populatedTables[family] = [.legacy: l.filter { $0.ruleCount > 0 }.map(\.name),
+                                              .nft: n.filter { $0.ruleCount > 0 }.map(\.name)].filter { !$0.value.isEmpty }
             let chosen: Backend
             switch backend {
             case .legacy: chosen = .legacy

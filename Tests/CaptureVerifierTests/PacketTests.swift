@@ -27,12 +27,21 @@ struct PacketTests {
         let rules = Table(family: .ipv4, name: .nat, chains: [Chain(name: .output, policy: .accept, rules: [
             Rule(destination: AddressMatch("9.9.0.0/16"), outInterface: InterfaceMatch("lo"), protocol: ProtocolMatch(6),
                  matches: [.owner(OwnerMatch(uid: IDRangeMatch(1337)))], target: .return),
+            Rule(destination: AddressMatch("127.0.0.1/32"), target: .return),
         ])])
         let space = PacketSpace(family: .ipv4, tables: [rules])
         var local = space.universe
         local[.inInterface] = space.noInterface(.inInterface)
         local[.outInterface] = space.noInterface(.outInterface).complement
-        #expect(space.representative(of: local).description == "TCP from UID 1000 to 10.0.0.1:9080 out eth0")
+        // Out eth0 to a peer, not to the pod's own address (which the kernel routes over lo).
+        #expect(space.representative(of: local).description == "TCP from UID 1000 to 10.0.0.2:9080 out eth0")
+        // A loopback destination goes out lo when the class allows it; the pod's address over lo too.
+        var loopback = local
+        loopback[.destination] = space.atoms(.destination, inside: [AddressMatch("127.0.0.1/32")!])
+        #expect(space.representative(of: loopback).description == "TCP from UID 1000 to 127.0.0.1:9080 out lo")
+        var overLo = local
+        overLo[.outInterface] = space.atoms(.outInterface, interfaceNamed: "lo")
+        #expect(space.representative(of: overLo).description == "TCP from UID 1000 to 10.0.0.1:9080 out lo")
         var constrained = local
         constrained[.destination] = space.atoms(.destination, inside: [AddressMatch("9.9.0.0/16")!])
         constrained[.uid] = space.atoms(ids: [1337], field: .uid)

@@ -64,7 +64,7 @@ import TestSupport
             return ["apiVersion": "v1", "kind": "Pod",
                     "metadata": ["name": name, "namespace": "node-test", "annotations": annotations],
                     "spec": ["containers": containers, "nodeName": "sim"],
-                    "status": ["podIP": ip, "podIPs": [["ip": ip]]]]
+                    "status": ["phase": "Running", "podIP": ip, "podIPs": [["ip": ip]]]]
         }
 
         var expectedMode: String {
@@ -140,7 +140,15 @@ import TestSupport
                     }
                     try ns.mustRun([rules.restore], stdin: text)
                 }
-                if let item = spec.listItem { items.append(item) }
+                if let item = spec.listItem {
+                    // A completed Job's pod that had this address before, listed first (`kubectl get pods` lists
+                    // finished pods too): it must never name this namespace.
+                    items.insert(["apiVersion": "v1", "kind": "Pod",
+                                  "metadata": ["name": "job-done-\(spec.index)", "namespace": "node-test"],
+                                  "spec": ["containers": [["name": "job", "image": "example/job:1"]], "nodeName": "sim"],
+                                  "status": ["phase": "Succeeded", "podIP": spec.ip, "podIPs": [["ip": spec.ip]]]], at: 0)
+                    items.append(item)
+                }
                 if spec.held { try hold(spec, ns) }
             }
             let list: [String: Any] = ["apiVersion": "v1", "kind": "List", "items": items]
@@ -333,11 +341,23 @@ import TestSupport
         }
         let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? NSNumber
         #expect(mode?.intValue == 0o644)
+
+        // `-` is standard output, as the refusal below offers, not a file named "-" in the working directory.
+        let dash = try runCommand(["sh", "-c", "cd \"$1\" && exec \"$2\" node --format junit --pods \"$3\" --output-file -", "sh",
+                                   node.directory.path, Binary.path, node.podsFile])
+        #expect(dash.status == 1 && dash.stdout.hasPrefix("<?xml"), "\(dash.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: node.directory.appendingPathComponent("-").path))
+        let directory = try Binary.run(["node", "--pods", node.podsFile, "--output-file", node.directory.path])
+        #expect(directory.status == 2 && directory.stderr.hasPrefix("iptaudit: \(node.directory.path): it is a directory"), "\(directory.stderr)")
+        #expect(directory.stderr.contains("- for standard output") && directory.stderr.split(separator: "\n").count == 1)
     }
 
     @Test func badOptionsAreUsageErrors() throws {
         #expect(try Binary.run(["node", "--jobs", "0"]).status == 64)
         #expect(try Binary.run(["node", "--timeout", "-1"]).status == 64)
+        let zero = try Binary.run(["node", "--timeout", "0"])
+        #expect(zero.status == 64 && zero.stderr.contains("--timeout must be more than 0 and at most 3600 seconds, got 0.0"), "\(zero.stderr)")
+        #expect(try Binary.run(["node", "--interval", "5s"]).status == 64)
         #expect(try Binary.run(["node", "-o", "sarif"]).status == 64)
         let badList = try Binary.run(["node", "--pods", "-"], stdin: "kind: List\nitems: [1, 2\n")
         #expect(badList.status == 2 && badList.stderr.hasPrefix("iptaudit: -:"), "\(badList.stderr)")

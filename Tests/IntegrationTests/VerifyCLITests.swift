@@ -113,7 +113,7 @@ extension VerifyCLITests {
         let r = try Binary.run(["verify", "--pod", pod, "--input", rules, "--format", "json"])
         #expect(r.status == 1)
         let findings = (try Self.json(r)["findings"] as? [[String: Any]]) ?? []
-        #expect(findings.contains { $0["kind"] as? String == "owner-match-gap" && ($0["witness"] as? [String: Any])?["text"] as? String == "TCP from UID 0 GID 4321 to 10.0.0.1:9080 out eth0" })
+        #expect(findings.contains { $0["kind"] as? String == "owner-match-gap" && ($0["witness"] as? [String: Any])?["text"] as? String == "TCP from UID 0 GID 4321 to 10.0.0.2:9080 out eth0" })
     }
 }
 
@@ -424,5 +424,33 @@ extension VerifyCLITests {
         #expect(offline.status == 1, "\(offline.stdout)\(offline.stderr)")
         let findings = { (r: CommandResult) in ((try Self.json(r)["findings"] as? [[String: Any]]) ?? []).map { NSDictionary(dictionary: $0) } }
         #expect(try findings(offline) == findings(live) && !findings(live).isEmpty)
+    }
+}
+
+extension VerifyCLITests {
+    /// Rules in the backend Istio's are not in: a split is an error when that backend holds tables that can
+    /// redirect, mark or exempt traffic (nat, mangle, raw), and a warning when it holds only filter rules, which
+    /// cannot change capture — a healthy pod with an ssh ACCEPT in the other backend is not reported broken.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func aSplitIsAnErrorOnlyWhenTheOtherBackendCanChangeCapture() throws {
+        let healthy = try String(contentsOfFile: Fixtures.repositoryPath("examples/healthy.save"), encoding: .utf8)
+        let cases: [(backend: String, other: String, rules: String, status: Int32, severity: String, tables: String?)] = [
+            ("legacy", "iptables-nft-restore", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n", 0, "warning", "nft (filter only)"),
+            ("legacy", "iptables-nft-restore", "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp -m tcp --dport 80 -j RETURN\nCOMMIT\n", 1, "error", nil),
+            ("legacy", "iptables-nft-restore", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n*mangle\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j ACCEPT\nCOMMIT\n", 1, "error", nil),
+            ("nft", "iptables-legacy-restore", "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p udp -j ACCEPT\nCOMMIT\n", 0, "warning", "legacy (filter only)"),
+        ]
+        for c in cases {
+            let ns = try TestNamespace()
+            try ns.mustRun([c.backend == "legacy" ? "iptables-legacy-restore" : "iptables-nft-restore"], stdin: healthy)
+            try ns.mustRun([c.other, "--noflush"], stdin: c.rules)
+            let r = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+            #expect(r.status == c.status, "\(c.rules): \(r.stdout)")
+            let split = ((try Self.json(r)["findings"] as? [[String: Any]]) ?? []).filter { $0["kind"] as? String == "backend-split" }
+            #expect(split.count == 1 && split.first?["severity"] as? String == c.severity, "\(c.rules): \(split)")
+            if let tables = c.tables {
+                #expect((split.first?["message"] as? String)?.contains("also exist in \(tables) beside Istio's in \(c.backend)") == true, "\(split)")
+            }
+        }
     }
 }

@@ -17,6 +17,8 @@ struct ListenOptionsTests {
         #expect(c.failureCounter.name == "iptaudit_audit_failures_total")
         let long = try #require(try ListenOptions.parse(["--listen", "[::]:9180", "--interval", "1h"]).configuration)
         #expect(long.auditTimeout == .seconds(300), "the default timeout is the interval, at most 5m")
+        let plain = try #require(try ListenOptions.parse(["--listen", "127.0.0.1:0"]).configuration)
+        #expect(plain.interval == .seconds(60) && plain.auditTimeout == .seconds(60), "every minute unless --interval says otherwise")
         let explicit = try #require(try ListenOptions.parse(["--listen", "127.0.0.1:0", "--interval", "10", "--audit-timeout", "2500ms"]).configuration)
         #expect(explicit.interval == .seconds(10) && explicit.auditTimeout == .milliseconds(2500) && explicit.staleAfter == .milliseconds(32_500))
     }
@@ -27,6 +29,7 @@ struct ListenOptionsTests {
         (["--listen", "0.0.0.0:9180", "--interval", "2d"], "The value '2d' is invalid for '--interval <duration>'"),
         (["--listen", "0.0.0.0:9180", "--audit-timeout", "10ms"], "--audit-timeout must be between 100ms and 24h, got 10ms"),
         (["--audit-timeout", "5s"], "--audit-timeout needs --listen"),
+        (["--interval", "5s"], "--interval needs --listen"),
     ])
     func badValuesAreOneClearLine(_ arguments: [String], _ message: String) {
         do {

@@ -94,6 +94,20 @@ import TestSupport
         #expect((doc["walks"] as? [Any])?.count == report.walks.count && !report.walks.isEmpty)
     }
 
+    /// A finding at a native nftables rule names its kernel handle (`ruleHandle`); the schema knows the field.
+    @Test func aNativeRulesHandleMatchesTheDocumentedSchema() throws {
+        var (report, ruleset) = try Self.example("broken")
+        try #require(!report.findings.isEmpty)
+        report.findings[0].ruleHandle = 7
+        let json = VerificationJSON.render(report, ruleset: ruleset, source: "examples/broken.save")
+        #expect(json.contains("\"ruleHandle\":7") || json.contains("\"ruleHandle\" : 7"))
+        let file = try Self.temp(json, "json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let schema = Self.repo.appendingPathComponent("docs/verify-report.schema.json").path
+        let r = try Self.python("import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')", [file, schema])
+        #expect(r.status == 0 && r.stdout.contains("valid"), "\(r.stderr)")
+    }
+
     @Test func schemaRejectsADocumentMissingAField() throws {
         // The validator really validates: a report without `ok` is refused.
         let (report, ruleset) = try Self.example("healthy")
@@ -110,7 +124,7 @@ import TestSupport
         let (report, ruleset) = try Self.example("broken")
         let text = VerificationText.render(report, ruleset: ruleset, source: "examples/broken.save")
         #expect(text.contains("-A OUTPUT -p tcp -m tcp --dport 5432 -j RETURN   ◀ [1] foreign-rule"))
-        #expect(text.contains("witness: TCP from UID 1000 to 10.0.0.1:5432 out eth0"))
+        #expect(text.contains("witness: TCP from UID 1000 to 10.0.0.2:5432 out eth0"))
         #expect(text.contains("path:    nat OUTPUT → nat OUTPUT#1 RETURN"))
         #expect(text.contains("Capture NOT proven"))
         #expect(!text.contains("\u{1B}["), "no colour unless asked")

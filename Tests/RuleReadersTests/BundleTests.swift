@@ -55,6 +55,10 @@ struct BundleTests {
         var fromBundle = try reader.read(ReadRequest())
         #expect(fromBundle.policyRouting?.routes.first?.table == "133")
         fromBundle.policyRouting = nil
+        // The tables holding rules, per backend, which a live read also records (a split's severity needs them).
+        #expect(fromBundle.populatedTables.mapValues { $0.mapValues(Set.init) }
+                == text.tables.reduce(into: [:]) { $0[$1.family, default: [:]][.text, default: []].formUnion($1.ruleCount > 0 ? [$1.name] : []) })
+        fromBundle.populatedTables = [:]
         #expect(fromBundle == text)
         // Counters survive the save text.
         let counted = try #require(try SaveTextParser(fileName: "x").parse(Fixtures.text("extensions/ipv4.save")).first)

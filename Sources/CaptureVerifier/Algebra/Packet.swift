@@ -83,7 +83,7 @@ public struct Packet: Hashable, Sendable, Codable, CustomStringConvertible {
 }
 
 extension PacketSpace {
-    /// Addresses a witness prefers after the pod's own, parsed once.
+    /// Addresses a witness prefers besides the pod's own (before it, for a packet to a peer), parsed once.
     static let otherIPv4 = ["10.0.0.2", "10.96.0.10", "1.2.3.4", "192.168.1.1", "172.16.0.1", "8.8.8.8", "127.0.0.1",
                             "127.0.0.6", "127.0.0.53"].compactMap { IPAddress($0)?.value }
     static let otherIPv6 = ["fd00::2", "2001:db8::1", "fd00:10:96::10", "::1", "::6", "::127.0.0.53"].compactMap { IPAddress($0)?.value }
@@ -105,7 +105,7 @@ extension PacketSpace {
 
         let outNames = field(.outInterface).atoms.compactMap { name(.outInterface, $0) }
         let inNames = field(.inInterface).atoms.compactMap { name(.inInterface, $0) }
-        let out = ["eth0", "lo", ""].first(where: outNames.contains) ?? outNames.first ?? ""
+        var out = ["eth0", "lo", ""].first(where: outNames.contains) ?? outNames.first ?? ""
         let inbound = out.isEmpty && !outNames.contains("eth0")
         let inn = (inbound ? ["eth0", "lo", ""] : ["", "eth0", "lo"]).first(where: inNames.contains) ?? inNames.first ?? ""
 
@@ -116,7 +116,13 @@ extension PacketSpace {
         }
         let sourcePreference = inbound ? otherAddresses + [pod.value] : [pod.value] + otherAddresses
         let src = numeric(.source, sourcePreference, fallback: niceAddress)
-        let dst = numeric(.destination, [pod.value] + otherAddresses, fallback: niceAddress)
+        // Out an interface other than lo, a packet goes to a peer: not to the pod itself or a loopback address,
+        // which the kernel routes over lo. Over lo, and inbound, to the pod.
+        let toPeer = !inbound && out != "lo"
+        let loopbacks = otherAddresses.filter { IPAddress(family: family, value: $0).isLoopback }
+        let peers = otherAddresses.filter { !IPAddress(family: family, value: $0).isLoopback }
+        let dst = numeric(.destination, toPeer ? peers + [pod.value] + loopbacks : [pod.value] + otherAddresses, fallback: niceAddress)
+        if toPeer, IPAddress(family: family, value: dst).isLoopback, outNames.contains("lo") { out = "lo" }
         let nicePort: (ClosedRange<UInt128>) -> UInt128 = { r in
             r.lowerBound == 0 ? min(r.upperBound, max(1024, r.lowerBound)) : r.lowerBound
         }

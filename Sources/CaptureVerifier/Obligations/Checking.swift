@@ -25,6 +25,9 @@ struct Violation {
     var fix: String?
     /// The rule to blame when it is not the one that decided (an owner rule naming the wrong id).
     var at: TraceStep? = nil
+    /// The packets that make it matter, when not all of the outcome's do: the witness is one of them, so it shows
+    /// the consequence (a packet that escapes capture), not a packet Istio would not have captured either.
+    var focus: PacketSet? = nil
 }
 
 extension FamilyContext {
@@ -90,7 +93,7 @@ extension FamilyContext {
         }
         return order.compactMap { key in
             guard let (v, outcomes) = groups[key] else { return nil }
-            let best = outcomes.map { ($0, witnessPacket($0)) }.max { a, b in
+            let best = outcomes.map { ($0, witnessPacket($0, within: v.focus)) }.max { a, b in
                 realism(a.1) < realism(b.1)
             }
             guard let (outcome, packet) = best else { return nil }
@@ -104,7 +107,9 @@ extension FamilyContext {
         if [9080, 8080, 80, 443].contains(p.destinationPort) { s += 1 }
         if p.outInterface == "eth0" || p.inInterface == "eth0" { s += 1 }
         if p.uid == nil || p.uid == p.gid { s += 1 }
-        if p.destination == Packet.podAddress(family) { s += 1 }
+        // To a peer out a real interface; to the pod itself over lo or inbound (as `representative` prefers).
+        let toPeer = p.outInterface != nil && p.outInterface != "lo"
+        if toPeer ? p.destination != Packet.podAddress(family) && !p.destination.isLoopback : p.destination == Packet.podAddress(family) { s += 1 }
         return s
     }
 

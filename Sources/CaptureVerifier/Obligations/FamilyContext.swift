@@ -333,9 +333,15 @@ struct FamilyContext {
         rule(at: step).map { $0.native?.text ?? SaveSyntax.render($0, in: step.chain, family: family) }
     }
 
-    /// The most realistic member of an outcome: TCP, port 9080, `eth0`, one identity, where the class allows.
-    func witnessPacket(_ outcome: Outcome) -> Packet {
-        outcome.packets.boxes.map { space.representative(of: $0) }.max { realism($0) < realism($1) }
+    /// The most realistic member of an outcome: TCP, port 9080, `eth0`, one identity, where the class allows;
+    /// among the `focus` packets when the outcome has any.
+    func witnessPacket(_ outcome: Outcome, within focus: PacketSet? = nil) -> Packet {
+        var packets = outcome.packets
+        if let focus {
+            let focused = packets.intersection(focus)
+            if !focused.isEmpty { packets = focused }
+        }
+        return packets.boxes.map { space.representative(of: $0) }.max { realism($0) < realism($1) }
             ?? space.representative(of: space.universe)
     }
 }

@@ -39,10 +39,11 @@ enum OutboundHook: FamilyObligation {
             if foreign {
                 return Violation(kind: .foreignRule, severity: matters ? .error : .warning,
                                  problem: "never reaches ISTIO_OUTPUT",
-                                 fix: "Remove the rule above Istio's jump in nat OUTPUT (or move it below), and find what installs it.")
+                                 fix: "Remove the rule above Istio's jump in nat OUTPUT (or move it below), and find what installs it.",
+                                 focus: required)
             }
             return Violation(kind: matters ? .missingRedirect : .ruleDrift, severity: matters ? .error : .info,
-                             problem: "never reaches ISTIO_OUTPUT", fix: Fix.reinstall)
+                             problem: "never reaches ISTIO_OUTPUT", fix: Fix.reinstall, focus: required)
         }
         let natOutput = ctx.layout.hookChain(.output)
         let jumps = (ctx.table(ctx.layout.nat)?.chain(natOutput)?.rules ?? []).enumerated().filter { $0.element.target == .jump(ctx.layout.chain(.istioOutput)) }

@@ -208,13 +208,27 @@ enum OneBackend: Obligation {
         var out = CheckOutput()
         for (family, backends) in populated.sorted(by: { $0.key < $1.key }) {
             let name = family == .ipv4 ? "IPv4" : "IPv6"
-            if Set(backends).count > 1 {
+            let read = run.ruleset.backends[family]
+            // Tables that cannot redirect, mark or exempt a packet: rules there beside Istio's, in the other
+            // backend, leave capture as verified (filter runs after nat at OUTPUT and PREROUTING alike).
+            let others = backends.filter { $0 != read }
+            let otherTables = others.map { run.ruleset.populatedTables[family]?[$0] ?? [] }
+            if Set(backends).count > 1, let read, others.count == backends.count - 1,
+               otherTables.allSatisfy({ !$0.isEmpty && $0.allSatisfy { [.filter, .security].contains($0) } }) {
+                let where_ = zip(others, otherTables).map { "\($0.0.rawValue) (\($0.1.map(\.rawValue).joined(separator: ", ")) only)" }
+                out.findings.append(Finding(kind: .backendSplit, severity: .warning, family: family,
+                    message: "\(name) rules also exist in \(where_.joined(separator: " and ")) beside Istio's in \(read.rawValue): "
+                        + "those tables cannot redirect, mark or exempt traffic, so capture is as verified, but the kernel applies "
+                        + "both backends and iptaudit verified \(read.rawValue) alone.",
+                    fix: "Keep the pod's rules in one backend: move those rules into \(read.rawValue), or remove them.",
+                    obligation: description.id))
+            } else if Set(backends).count > 1 {
                 out.findings.append(Finding(kind: .backendSplit, severity: .error, family: family,
                     message: "\(name) rules exist in \(backends.map(\.rawValue).joined(separator: " and ")) at once: the kernel evaluates both, "
                         + "in an order no one chose, and a reader of one backend misses the other.",
                     fix: "Remove the rules from one backend (iptables-legacy -F / iptables-nft -F in the pod's namespace) and reinstall Istio's.",
                     obligation: description.id))
-            } else if let read = run.ruleset.backends[family], let only = backends.first, read != only, read != .text {
+            } else if let read, let only = backends.first, read != only, read != .text {
                 out.findings.append(Finding(kind: .backendSplit, severity: .error, family: family,
                     message: "\(name) rules live in \(only.rawValue) but were read from \(read.rawValue): the verified tables are not the ones in force.",
                     fix: "Read the \(only.rawValue) backend (iptaudit picks it when given --backend auto).", obligation: description.id))
