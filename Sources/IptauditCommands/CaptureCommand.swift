@@ -55,7 +55,9 @@ struct CaptureCommand: ParsableCommand {
             : .text(inputs: source.inputs, family: family.forced)
         let version = IptauditCommand.configuration.version
         let result = Result { () throws(RuleReaderError) -> CaptureBundle in
-            let bundle = try CaptureBundle.capture(from: from, toolVersion: version.isEmpty ? "unknown" : version, podManifest: manifest,
+            // Without --pod, the istio-proxy process's own view of its pod (as `verify --pid` reads it) goes in.
+            let proxy = manifest == nil ? source.pid.flatMap(proxyRecord(ofProcess:)) : nil
+            let bundle = try CaptureBundle.capture(from: from, toolVersion: version.isEmpty ? "unknown" : version, podManifest: manifest, proxy: proxy,
                                                    preferredChains: IstioNames.isIstioChain)
             if output != "-" { try bundle.write(to: output) }
             return bundle

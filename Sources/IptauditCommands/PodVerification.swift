@@ -56,14 +56,24 @@ struct PodVerification {
 /// (`/proc/PID/environ`), the downward-API files the injector mounts in its container (through
 /// `/proc/PID/root`), and the UID and GID it runs as. nil unless `pid`'s environment is the proxy's.
 func proxyView(ofProcess pid: Int32) -> (name: String, manifest: PodManifest)? {
+    proxyRecord(ofProcess: pid).map { proxyView($0, name: "the istio-proxy process \(pid) (its environment and \(ProxyContainerView.podInfoDirectory))") }
+}
+
+/// What `proxyView` reads of a process, as a bundle keeps it: only the variables the configuration is read from.
+func proxyRecord(ofProcess pid: Int32) -> CaptureBundle.ProxyRecord? {
     guard let environment = NodeNamespaces.environment(pid: pid), ProxyContainerView.isProxyEnvironment(environment) else { return nil }
     let directory = ProxyContainerView.podInfoDirectory
-    func downwardAPI(_ name: String) -> [String: String] {
-        NodeNamespaces.file(pid: pid, path: directory + "/" + name).map(ProxyContainerView.parseDownwardAPI) ?? [:]
-    }
     let process = NodeNamespaces.process(pid: pid)
-    let manifest = ProxyContainerView.manifest(annotations: downwardAPI(ProxyContainerView.annotationsFile),
-                                               labels: downwardAPI(ProxyContainerView.labelsFile), environment: environment,
-                                               proxyUID: process?.uid, proxyGID: process?.gid)
-    return ("the istio-proxy process \(pid) (its environment and \(directory))", manifest)
+    return CaptureBundle.ProxyRecord(pid: pid, environment: environment.filter { ProxyContainerView.configures($0.key) },
+                                     annotations: NodeNamespaces.file(pid: pid, path: directory + "/" + ProxyContainerView.annotationsFile),
+                                     labels: NodeNamespaces.file(pid: pid, path: directory + "/" + ProxyContainerView.labelsFile),
+                                     uid: process?.uid, gid: process?.gid)
+}
+
+/// The pod as a recorded proxy view describes it (live, or from a bundle).
+func proxyView(_ record: CaptureBundle.ProxyRecord, name: String) -> (name: String, manifest: PodManifest) {
+    let manifest = ProxyContainerView.manifest(annotations: record.annotations.map(ProxyContainerView.parseDownwardAPI) ?? [:],
+                                               labels: record.labels.map(ProxyContainerView.parseDownwardAPI) ?? [:],
+                                               environment: record.environment, proxyUID: record.uid, proxyGID: record.gid)
+    return (name, manifest)
 }

@@ -62,6 +62,9 @@ struct VerifyCommand: DirectlyParsable {
         evidence.manifest = bundle?.podManifest.map { (name: "\(source.bundle ?? "bundle") (pod manifest \($0.fileName))", text: $0.text) }
         // --pid of the istio-proxy process: the pod's configuration as the proxy has it (as `observe` reads it).
         if let pid = source.pid, capture.pod == nil { evidence.proxyView = proxyView(ofProcess: pid) }
+        if let recorded = bundle?.proxy, capture.pod == nil {
+            evidence.proxyView = proxyView(recorded, name: "the istio-proxy process \(recorded.pid) as \(source.bundle ?? "the bundle") recorded it")
+        }
         let hint = source.inputs.isEmpty && source.bundle == nil && source.namespacePath == nil
             ? "; if this is not the pod's network namespace, use --pid PID or --netns PATH" : ""
         let report = try PodVerification.judge(ruleset, source: sourceDescription, runtime: runtime, evidence: evidence,

@@ -33,6 +33,14 @@ public enum ProxyContainerView {
         return nil
     }
 
+    /// The environment variables the pod's capture configuration is read from (`ISTIO_*`, istio-iptables' other
+    /// knobs, the pod's name and address): what a bundle keeps of the proxy's environment, so nothing else the
+    /// container was given (an application's credentials, say) leaves the node.
+    public static func configures(_ variable: String) -> Bool {
+        variable.hasPrefix("ISTIO_") || [podNameVariable, podNamespaceVariable, podIPVariable, "INTERCEPTION_MODE", "INVALID_DROP",
+                                         "NATIVE_NFTABLES", "DISABLE_ENVOY"].contains(variable)
+    }
+
     /// Whether an environment is the proxy container's (the injector always sets Istio metadata there).
     public static func isProxyEnvironment(_ environment: [String: String]) -> Bool {
         environment.keys.contains { $0.hasPrefix("ISTIO_META_") }

@@ -108,8 +108,31 @@ public struct CaptureBundle: Sendable, Hashable {
     /// resolv.conf nameservers and IPv6 evidence of a live read; nil for text sources.
     public var runtime: RuntimeInputs?
     public var podManifest: PodManifestText?
+    /// The istio-proxy process's view of the pod (`capture --pid` of it, without `--pod`).
+    public var proxy: ProxyRecord?
     /// Native nftables tables (Istio's `--native-nftables` mode among them), as libnftables' JSON.
     public var nativeNftables: [NftTable] = []
+
+    /// What the istio-proxy process showed of its pod at capture time: the environment variables Istio's
+    /// configuration is read from, the downward-API files the injector mounts (`/etc/istio/pod`), and its identity.
+    /// `verify --bundle` derives the configuration from it as `verify --pid` does live.
+    public struct ProxyRecord: Sendable, Hashable {
+        public var pid: Int32
+        public var environment: [String: String]
+        /// The files' text as the kubelet wrote them; nil where the file could not be read.
+        public var annotations: String?
+        public var labels: String?
+        public var uid: UInt32?
+        public var gid: UInt32?
+        public init(pid: Int32, environment: [String: String], annotations: String?, labels: String?, uid: UInt32?, gid: UInt32?) {
+            self.pid = pid
+            self.environment = environment
+            self.annotations = annotations
+            self.labels = labels
+            self.uid = uid
+            self.gid = gid
+        }
+    }
 
     public init(toolVersion: String, capturedAt: String, hostname: String?, source: Source, networkNamespaceInode: UInt64?,
                 iptablesVersions: IptablesVersions, families: [FamilyRecord], rules: [RuleDump],
@@ -145,7 +168,7 @@ extension CaptureBundle {
     /// A live capture reads the tables as `verify` would (for the backend choice and policy routing), then the
     /// full contents of each backend so a split between legacy and nf_tables survives. `preferredChains` picks
     /// the backend to record as chosen when both hold rules, as `LiveRulesetReader`'s does.
-    public static func capture(from source: CaptureSource, toolVersion: String, podManifest: PodManifestText? = nil,
+    public static func capture(from source: CaptureSource, toolVersion: String, podManifest: PodManifestText? = nil, proxy: ProxyRecord? = nil,
                                now: Date = Date(), preferredChains: @escaping @Sendable (ChainName) -> Bool = { _ in false })
         throws(RuleReaderError) -> CaptureBundle {
         let request = ReadRequest(tables: capturedTables, families: Family.allCases)
@@ -208,6 +231,7 @@ extension CaptureBundle {
                                    networkNamespaceInode: inode, iptablesVersions: iptablesVersions(dumps), families: families,
                                    rules: dumps, policyRouting: policyRouting, runtime: runtime, podManifest: podManifest)
         bundle.nativeNftables = native
+        bundle.proxy = proxy
         return bundle
     }
 
@@ -521,10 +545,12 @@ private struct BundleSchema: Codable {
     var podManifest: ManifestSchema?
     /// Written only when the namespace holds native nftables tables; absent in older bundles.
     var nativeNftables: [NftTable]?
+    /// Written only for `capture --pid` of an istio-proxy process without `--pod`; absent in older bundles.
+    var proxy: ProxySchema?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, kind, tool, capturedAt, hostname, source, networkNamespaceInode, iptablesVersions
-        case families, rules, policyRouting, runtime, podManifest, nativeNftables
+        case families, rules, policyRouting, runtime, podManifest, nativeNftables, proxy
     }
 
     struct ToolSchema: Codable {
@@ -591,6 +617,15 @@ private struct BundleSchema: Codable {
         var groups: [String: UInt32]?
         enum CodingKeys: String, CodingKey { case nameservers, hasGlobalIPv6, groups }
     }
+    struct ProxySchema: Codable {
+        var pid: Int32
+        var environment: [String: String]
+        var annotations: String?
+        var labels: String?
+        var uid: UInt32?
+        var gid: UInt32?
+        enum CodingKeys: String, CodingKey { case pid, environment, annotations, labels, uid, gid }
+    }
     struct ManifestSchema: Codable {
         var fileName: String
         var text: String
@@ -618,6 +653,8 @@ private struct BundleSchema: Codable {
         runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6, groups: $0.groups) }
         podManifest = b.podManifest.map { ManifestSchema(fileName: $0.fileName, text: $0.text) }
         nativeNftables = b.nativeNftables.isEmpty ? nil : b.nativeNftables
+        proxy = b.proxy.map { ProxySchema(pid: $0.pid, environment: $0.environment, annotations: $0.annotations, labels: $0.labels,
+                                          uid: $0.uid, gid: $0.gid) }
     }
 
     var bundle: CaptureBundle {
@@ -647,6 +684,7 @@ private struct BundleSchema: Codable {
             podManifest: podManifest.map { .init(fileName: $0.fileName, text: $0.text) })
         b.toolName = tool.name
         b.nativeNftables = nativeNftables ?? []
+        b.proxy = proxy.map { .init(pid: $0.pid, environment: $0.environment, annotations: $0.annotations, labels: $0.labels, uid: $0.uid, gid: $0.gid) }
         return b
     }
 }

@@ -191,6 +191,63 @@ import TestSupport
         #expect(source["pid"] as? Int == Int(pid))
     }
 
+    /// `--pid` of the istio-proxy process without `--pod`: the proxy's view of its pod (the environment variables
+    /// the configuration is read from, `/etc/istio/pod`, its identity) goes into the bundle, and `verify --bundle`
+    /// derives the same configuration and verdict as a live `verify --pid`; nothing else of the environment is kept.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func theProxysViewOfItsPodTravelsInTheBundle() throws {
+        let ns = try TestNamespace()
+        try ns.mustRun(["iptables-legacy-restore"], stdin: try Fixtures.text("istio/master/live-save/cni-sidecar-iptables/dns.ipv4.save"))
+        let etc = URL(fileURLWithPath: Self.temporaryFile("etc"))
+        try FileManager.default.createDirectory(at: etc.appendingPathComponent("istio/pod"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: etc) }
+        try FileManager.default.copyItem(atPath: "/etc/ld.so.cache", toPath: etc.appendingPathComponent("ld.so.cache").path)
+        try "nameserver 10.96.0.10\n".write(to: etc.appendingPathComponent("resolv.conf"), atomically: true, encoding: .utf8)
+        let annotations = "sidecar.istio.io/status=\"{\\\"containers\\\":[\\\"istio-proxy\\\"]}\"\n"
+        try annotations.write(to: etc.appendingPathComponent("istio/pod/annotations"), atomically: true, encoding: .utf8)
+        try "app=\"web\"\n".write(to: etc.appendingPathComponent("istio/pod/labels"), atomically: true, encoding: .utf8)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        holder.arguments = ["netns", "exec", ns.name, "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                            "mount --bind \"$0\" /etc && exec /usr/bin/setpriv --reuid=1337 --regid=1337 --clear-groups /usr/bin/sleep 60", etc.path]
+        holder.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ISTIO_META_CLUSTER_ID": "Kubernetes", "ISTIO_META_DNS_CAPTURE": "true",
+                              "POD_NAME": "web-0", "POD_NAMESPACE": "shop", "INSTANCE_IP": "10.0.0.1", "APP_TOKEN": "s3cret"]
+        try holder.run()
+        defer { holder.terminate(); holder.waitUntilExit() }
+        var ready = false
+        for _ in 0..<200 where !ready {
+            ready = (try? String(contentsOfFile: "/proc/\(holder.processIdentifier)/comm", encoding: .utf8)) == "sleep\n"
+                && (try? String(contentsOfFile: "/proc/\(holder.processIdentifier)/root/etc/istio/pod/annotations", encoding: .utf8)) == annotations
+            if !ready { usleep(25_000) }
+        }
+        try #require(ready, "the proxy process never started in its pod")
+        let pid = holder.processIdentifier
+
+        let file = Self.temporaryFile("proxy.json")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let captured = try Binary.run(["capture", "--pid", "\(pid)", "-w", file])
+        try #require(captured.status == 0, "\(captured.stderr)")
+        let live = try Binary.run(["verify", "--pid", "\(pid)", "--no-ipv6", "--format", "json"])
+        let offline = try Binary.run(["verify", "--bundle", file, "--no-ipv6", "--format", "json"])
+        #expect(live.status == 0, "istio-cni's DNS rules for a pod whose proxy captures DNS: \(live.stdout)")
+        #expect(offline.status == live.status)
+        #expect(try Self.report(offline) == Self.report(live))
+        let text = try Binary.run(["verify", "--bundle", file, "--no-ipv6"])
+        #expect(text.stdout.contains("rules by istio-cni"), "\(text.stdout)")
+
+        let proxy = try #require(try Self.bundle(file)["proxy"] as? [String: Any])
+        #expect(proxy["pid"] as? Int == Int(pid) && proxy["uid"] as? Int == 1337 && proxy["gid"] as? Int == 1337)
+        #expect(proxy["annotations"] as? String == annotations && proxy["labels"] as? String == "app=\"web\"\n")
+        #expect(proxy["environment"] as? [String: String] == ["ISTIO_META_CLUSTER_ID": "Kubernetes", "ISTIO_META_DNS_CAPTURE": "true",
+                                                             "POD_NAME": "web-0", "POD_NAMESPACE": "shop", "INSTANCE_IP": "10.0.0.1"],
+                "only what the configuration is read from: not PATH, not the application's token")
+        // With --pod the manifest is the pod's account and no proxy view is recorded.
+        let withPod = Self.temporaryFile("proxy-pod.json")
+        defer { try? FileManager.default.removeItem(atPath: withPod) }
+        try #require(try Binary.run(["capture", "--pid", "\(pid)", "--pod", Self.pod, "-w", withPod]).status == 0)
+        #expect(try Self.bundle(withPod)["proxy"] == nil)
+    }
+
     /// Saved dumps capture too (backend `text`), and verify as the dumps themselves.
     @Test func captureOfInputsVerifiesAsTheInputs() throws {
         let file = Self.temporaryFile("text.json")
