@@ -29,11 +29,16 @@ public enum NodeText {
 }
 
 enum NodeReport {
-    /// The rule store each family was read from: `legacy`, `nft`, `legacy+nft` (families differ), `-` (none).
+    /// The rule stores holding the pod's rules: `legacy`, `nft` (iptables-nft), `nftables` (native tables), joined
+    /// with `+`, and ` (split)` when one family's rules are in both iptables stores; `-` when none holds a rule.
+    /// Not the store a family was read from: a family without rules is read from one too.
     static func backend(_ pod: PodAudit) -> String {
         guard let ruleset = pod.ruleset else { return "-" }
-        let used = Set(ruleset.backends.values.map(\.rawValue)).sorted()
-        return used.isEmpty ? "-" : used.joined(separator: "+")
+        var stores = Set(ruleset.populatedBackends.values.flatMap { $0 }.map(\.rawValue))
+        if !ruleset.nativeTables.isEmpty { stores.insert("nftables") }
+        guard !stores.isEmpty else { return "-" }
+        let split = ruleset.populatedBackends.values.contains { Set($0).count > 1 }
+        return stores.sorted().joined(separator: "+") + (split ? " (split)" : "")
     }
 
     static func firstFinding(_ pod: PodAudit) -> String {

@@ -76,6 +76,12 @@ import TestSupport
             }
         }
 
+        /// The node table's BACKEND: the store holding the pod's rules (IPv4 only here), `-` without rules.
+        var expectedBackend: String {
+            guard let rules else { return "-" }
+            return rules.restore.hasPrefix("iptables-legacy") ? "legacy" : "nft"
+        }
+
         var expectedVerdict: String {
             switch kind {
             case .healthyLegacy, .healthyNft, .dnsCapture, .customUID, .ambient, .ambientByRulesOnly: "proven"
@@ -316,6 +322,8 @@ import TestSupport
         for spec in node.specs where spec.proxy != nil || spec.listItem != nil {
             let line = try #require(text.stdout.split(separator: "\n").first { $0.hasPrefix("node-test/\(spec.name) ") }, "\(spec.name) not in the table")
             #expect(line.contains(" \(spec.expectedMode) ") && line.contains(" \(spec.expectedVerdict) "), "\(line)")
+            let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+            #expect(columns.count > 2 && columns[2] == spec.expectedBackend, "\(spec.name): \(line)")
         }
 
         let metrics = try Binary.run(["node", "--output", "prometheus", "--pods", node.podsFile])

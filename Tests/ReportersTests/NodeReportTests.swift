@@ -49,6 +49,23 @@ import TestSupport
         #expect(a.unreadableCount == 2)
     }
 
+    /// BACKEND names the stores holding rules, not the store each family was read from: a legacy pod whose IPv6
+    /// family (no rules anywhere) was read from nf_tables is `legacy`; a family in both is a split.
+    @Test func theBackendColumnNamesTheStoresHoldingRules() throws {
+        func column(_ populated: [Family: [Backend]]) -> String {
+            var p = PodAudit(netns: "/proc/9/ns/net", inode: 9)
+            p.mode = .sidecar
+            p.ruleset = Ruleset(backends: [.ipv4: .legacy, .ipv6: .nft], populatedBackends: populated)
+            let line = NodeText.render(NodeAudit(pods: [p], unreadable: [], seconds: 0)).split(separator: "\n")[1]
+            return String(line.split(separator: " ", omittingEmptySubsequences: true)[2...].prefix { $0 != "error" }.joined(separator: " "))
+        }
+        #expect(column([.ipv4: [.legacy], .ipv6: []]) == "legacy")
+        #expect(column([.ipv4: [.nft]]) == "nft")
+        #expect(column([.ipv4: [.legacy, .nft], .ipv6: [.nft]]) == "legacy+nft (split)")
+        #expect(column([.ipv4: [.legacy], .ipv6: [.nft]]) == "legacy+nft")
+        #expect(column([.ipv4: [], .ipv6: []]) == "-")
+    }
+
     @Test func tableHasOneLinePerPodAndTheFirstFinding() throws {
         let text = NodeText.render(try Self.audit())
         let lines = text.split(separator: "\n")
