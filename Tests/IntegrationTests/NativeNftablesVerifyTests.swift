@@ -39,4 +39,27 @@ struct NativeNftablesVerifyTests {
         let drift = report.findings.filter { $0.kind == .ruleDrift }
         #expect(drift.isEmpty, "\(drift.map { "\($0.location): \($0.message)" }.joined(separator: "\n"))")
     }
+
+    /// Rules Istio wrote for an IPv4-only pod, judged with IPv6 configured: the `inet` table carries IPv6 packets
+    /// too, so IPv6 is judged through it and its real gaps are named (the proxy's self-call, the loopback range),
+    /// not reported as "IPv6 has no Istio rules".
+    @Test(.enabled(if: TestNamespace.shouldRun, netnsSkip))
+    func ipv4OnlyRulesJudgedForIPv6NameTheIPv6Gaps() throws {
+        let c = try #require(try Corpus.nftablesCases.first { c in
+            let config = try c.configuration()
+            return config.families == [.ipv4] && config.interceptionMode == .redirect && !config.redirectDNS
+        })
+        let ns = try TestNamespace()
+        var config = try Self.load(c, into: ns)
+        config.ipv6Enabled = true
+        let rules = try LiveRulesetReader(namespacePath: ns.path).read(ReadRequest())
+        let report = verify(rules, configuration: config, options: VerifierOptions(groupIDs: Corpus.groupIDs))
+        #expect(!report.ok && report.families == [.ipv4, .ipv6], "\(c.testDescription)")
+        #expect(!report.findings.contains { $0.message.contains("has no Istio rules") }, "\(report.findings.map(\.message))")
+        let v6 = report.findings.filter { $0.family == .ipv6 && $0.severity == .error }
+        #expect(v6.contains { $0.kind == .missingRedirect && $0.witness?.packet.outInterface == "lo" && $0.witness?.packet.uid == 1337 },
+                "the proxy calling its own pod over IPv6 skips the inbound listener: \(v6.map(\.message))")
+        #expect(v6.allSatisfy { $0.table?.rawValue == "inet istio-proxy-nat" }, "\(v6.map(\.location))")
+        #expect(report.findings.filter { $0.family == .ipv4 && $0.severity == .error }.isEmpty)
+    }
 }
