@@ -454,3 +454,32 @@ extension VerifyCLITests {
         }
     }
 }
+
+extension VerifyCLITests {
+    /// A rule another agent added that takes packets out of connection tracking (`-j NOTRACK` in raw, nft's
+    /// `notrack` in a raw-priority chain) bypasses nat and so capture: a foreign rule, named with its text, not a
+    /// missing redirect somewhere in raw.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func aRuleThatUntracksPacketsIsAForeignRule() throws {
+        let healthy = try String(contentsOfFile: Fixtures.repositoryPath("examples/healthy.save"), encoding: .utf8)
+        let cases: [(load: [String], stdin: String, location: String, rule: String)] = [
+            (["iptables-legacy-restore", "--noflush"], "*raw\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp -m tcp --dport 80 -j NOTRACK\nCOMMIT\n",
+             "raw OUTPUT#1", "-A OUTPUT -p tcp -m tcp --dport 80 -j NOTRACK"),
+            (["nft", "-f", "-"], "table inet other {\n chain out { type filter hook output priority -300; tcp dport 80 notrack; }\n}\n",
+             "inet other out#1", "tcp dport 80 notrack"),
+        ]
+        for c in cases {
+            let ns = try TestNamespace()
+            try ns.mustRun(["iptables-legacy-restore"], stdin: healthy)
+            try ns.mustRun(c.load, stdin: c.stdin)
+            let r = try Binary.run(["verify", "--netns", ns.path, "--no-ipv6", "--format", "json"])
+            #expect(r.status == 1, "\(r.stdout)")
+            let errors = ((try Self.json(r)["findings"] as? [[String: Any]]) ?? []).filter { $0["severity"] as? String == "error" }
+            #expect(errors.count == 1 && errors.first?["kind"] as? String == "foreign-rule", "\(errors)")
+            let f = try #require(errors.first)
+            #expect("\(f["table"] ?? "") \(f["chain"] ?? "")#\(f["ruleNumber"] ?? "")" == c.location)
+            #expect(f["ruleText"] as? String == c.rule)
+            #expect((f["message"] as? String)?.contains("out of connection tracking, so nat never sees it") == true, "\(f)")
+        }
+    }
+}

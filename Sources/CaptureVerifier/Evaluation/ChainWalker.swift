@@ -143,6 +143,9 @@ struct WalkCarry: Sendable {
     /// A CT rule already attached a template: later CT rules do nothing (the first one wins).
     var ctTemplate = false
     var notrack = false
+    /// Where on `path` the rule that made the packet untracked stands (it, not a verdict, decides that nat is
+    /// skipped).
+    var notrackStep: Int?
     var assumptions: [Assumption] = []
     var verdict: Verdict = .policy(.accept)
     /// The branch entered a chain its check judges (`Relevance.entering`): it is never dropped.
@@ -589,7 +592,12 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
                     f.carry.path.append(step(.effect(compiledRules[ri].effect ?? "")))
                     if !f.carry.ctTemplate {
                         f.carry.ctTemplate = true
-                        if ct.notrack { f.carry.notrack = true } else { f.carry.ctZone = ct.zone }
+                        if ct.notrack {
+                            f.carry.notrack = true
+                            f.carry.notrackStep = f.carry.path.count - 1
+                        } else {
+                            f.carry.ctZone = ct.zone
+                        }
                     }
                     f.index += 1
                 case .log, .nflog:

@@ -146,12 +146,14 @@ struct Outcome: Sendable {
     /// The conntrack zone the first CT rule on the path set.
     var ctZone: UInt16?
     var assumptions: [Assumption]
+    /// For an untracked outcome, the rule that made it so (`-j NOTRACK`, `CT --notrack`, nft's `notrack`).
+    var untrackedBy: TraceStep? = nil
 
     var dependsOnUnknownMatch: Bool { !assumptions.isEmpty }
 
     /// The last rule that decided something on the path (the terminal target, the RETURN, or the jump whose
-    /// chain it fell out of).
-    var decidingStep: TraceStep? { path.last { $0.ruleNumber != nil && $0.action.isDecision } }
+    /// chain it fell out of); for an untracked packet, the rule that untracked it.
+    var decidingStep: TraceStep? { untrackedBy ?? path.last { $0.ruleNumber != nil && $0.action.isDecision } }
 
     /// Whether any step entered this chain of this table.
     func entered(_ chain: ChainName, in table: TableName = .nat) -> Bool {

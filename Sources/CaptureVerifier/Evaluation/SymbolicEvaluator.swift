@@ -25,7 +25,8 @@ struct SymbolicEvaluator: Sendable {
     /// Every outcome the relevance admits (all of them by default), each exactly as the full walk gives it.
     func evaluate(_ set: PacketSet, pipeline: Pipeline, relevance: Relevance = .all) -> [Outcome] {
         let outcomes = walker.walk(set, pipeline: pipeline, relevance: relevance).map { s, c in
-            Outcome(packets: s, verdict: c.verdict, path: c.path, ctZone: c.ctZone, assumptions: c.assumptions)
+            Outcome(packets: s, verdict: c.verdict, path: c.path, ctZone: c.ctZone, assumptions: c.assumptions,
+                    untrackedBy: c.verdict == .untracked ? c.notrackStep.map { c.path[$0] } : nil)
         }
         // The walk drops what it can decide early; a branch it had to follow to the end may still not be admitted.
         return relevance == .all ? outcomes : outcomes.filter(relevance.admits)

@@ -40,6 +40,8 @@ extension FamilyContext {
             case .verdict(let v): return "it reaches \(v) at \(s.table) \(s.chain)#\(s.ruleNumber ?? 0)"
             case .return: return "it is returned by \(s.table) \(s.chain)#\(s.ruleNumber ?? 0) and ends at \(o.verdict)"
             case .jump(let c), .goto(let c): return "it falls out of \(c) (entered from \(s.table) \(s.chain)#\(s.ruleNumber ?? 0)) and ends at \(o.verdict)"
+            case .effect where o.verdict == .untracked:
+                return "\(s.table) \(s.chain)#\(s.ruleNumber ?? 0) takes it out of connection tracking, so nat never sees it"
             default: break
             }
         }
@@ -81,10 +83,13 @@ extension FamilyContext {
                               problem: v.problem + ", because `\(text)` names an owner that is not a configured proxy id",
                               fix: Fix.owner, at: stranger)
             } else if let step, isForeign(step), v.kind != .foreignRule {
+                let untracked = o.verdict == .untracked
                 v = Violation(kind: .foreignRule, severity: v.severity,
                               problem: v.problem + ", because a rule Istio did not install decides it first",
-                              fix: "Remove that rule or move it below Istio's jump, and find what installs it "
-                                + "(another CNI plugin, an init container, a node agent).")
+                              fix: (untracked ? "Remove that rule (no rule in nat can capture an untracked packet)"
+                                              : "Remove that rule or move it below Istio's jump")
+                                + ", and find what installs it (another CNI plugin, an init container, a node agent).",
+                              focus: v.focus)
             }
             let blamed = v.at ?? step
             let key = Key(kind: v.kind, table: blamed?.table, position: blamed?.position, verdict: o.verdict)
@@ -184,7 +189,8 @@ extension FamilyContext {
             return true
         case .return where table == layout.nat && chain == layout.hookChain(.output) && rule.mentionsPort53 && rule.hasOwnerMatch:
             return true
-        case .ct where table == layout.raw:
+        case .ct(let ct) where table == layout.raw && !ct.notrack:
+            // Istio's raw rules give DNS conntrack zones; it never untracks a packet.
             return true
         case .connmark where table == layout.mangle:
             return true
