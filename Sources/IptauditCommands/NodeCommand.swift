@@ -62,15 +62,20 @@ struct NodeCommand: ParsableCommand {
             guard format == .prometheus || format == .text, outputPath == nil else {
                 throw ValidationError("--listen serves the Prometheus exposition; it takes neither -o \(format.rawValue) nor --output-file")
             }
-            let manifests = try loadPods()
-            let auditor = NodeAuditor(backend: backend, pods: manifests, podsName: pods ?? "--pods", capture: try CaptureOptions.parse([]))
+            // Read at start, so a list that cannot be read is exit 2 before anything is served; a file is read
+            // again at every audit (pods come and go, addresses are reused), standard input only this once.
+            let initial = try loadPods()
+            let auditor = NodeAuditor(backend: backend, pods: initial, podsName: pods ?? "--pods", capture: try CaptureOptions.parse([]))
             let width = jobs ?? Int(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
             let timeout = self.timeout
+            let reread = pods == "-" ? nil : pods
             // Each audit runs on BoundedWork's own threads; the task waiting for it holds one thread of the pool
             // while it runs, and the server answers on SwiftNIO's event loop meanwhile. The input limits travel
-            // with the task (a task-local).
+            // with the task (a task-local). An unreadable list fails that audit: /metrics keeps the last good one.
             try listen.serve {
-                NodeMetrics.render(auditor.run(jobs: width, timeout: timeout, started: BoundedWork<Int>.now()))
+                var current = auditor
+                if let reread { current.pods = try Self.readPods(reread) }
+                return NodeMetrics.render(current.run(jobs: width, timeout: timeout, started: BoundedWork<Int>.now()))
             }
             return
         }
@@ -103,16 +108,32 @@ struct NodeCommand: ParsableCommand {
     }
 
     func loadPods() throws -> [PodManifest] {
-        guard let pods else { return [] }
-        let text = try readManifestText(pods)
-        let parsed = Result { () throws(IstioCaptureError) in try PodManifest.all(yaml: text) }
-        switch parsed {
-        case .success(let list): return list
-        case .failure(let e):
-            printError("iptaudit: \(pods): \(e.description)")
+        do { return try Self.readPods(pods) } catch {
+            printError("iptaudit: \(error.description)")
             throw ExitCodes.unreadable
         }
     }
+
+    /// `--pods` read and parsed, or why not in one line naming the file.
+    static func readPods(_ pods: String?) throws(PodListUnreadable) -> [PodManifest] {
+        guard let pods else { return [] }
+        let text: String
+        do {
+            let limit = InputLimits.current.manifestBytes, variable = InputLimits.Variable.manifestBytes
+            let bytes = pods == "-" ? try FileContents.readStandardInput(limit: limit, variable: variable)
+                : try FileContents.read(path: pods, limit: limit, variable: variable)
+            text = String(decoding: bytes, as: UTF8.self)
+        } catch {
+            throw PodListUnreadable(description: "\(pods): cannot read the pod list: \(error.description)")
+        }
+        do { return try PodManifest.all(yaml: text) } catch {
+            throw PodListUnreadable(description: "\(pods): \(error.description)")
+        }
+    }
+}
+
+struct PodListUnreadable: Error, CustomStringConvertible {
+    var description: String
 }
 
 /// One node audit: discovery, then each namespace on `BoundedWork`'s threads.
@@ -136,9 +157,11 @@ struct NodeAuditor: @unchecked Sendable {
             pod.failure = "not judged within --timeout \(timeout) s"
             return pod
         })
+        // A pod deleted while the audit ran left a namespace that could not be entered: not a failure to report.
+        let present = zip(namespaces, results).filter { $0.1.failure == nil || $0.0.stillExists }.map(\.1)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return NodeAudit(pods: results, unreadable: inventory.unreadable, seconds: BoundedWork<Int>.now() - started,
+        return NodeAudit(pods: present, unreadable: inventory.unreadable, seconds: BoundedWork<Int>.now() - started,
                          finishedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
     }
 

@@ -26,7 +26,7 @@ public enum VerificationSARIF {
         }
         let results = report.findings.map { f in
             Result(ruleId: f.kind.rawValue, ruleIndex: index[f.kind]!, level: level(f.severity), message: Text(text: message(f)),
-                   locations: [location(f, artifact: artifact)], partialFingerprints: ["iptaudit/v1": fingerprint(f)],
+                   locations: location(f, artifact: artifact).map { [$0] }, partialFingerprints: ["iptaudit/v1": fingerprint(f)],
                    properties: .init(family: f.family.rawValue, obligation: f.obligation.rawValue, severity: f.severity.rawValue,
                                      witness: f.witness?.text, path: f.path.map(\.description), fix: f.fix, rule: f.ruleText))
         }
@@ -53,12 +53,13 @@ public enum VerificationSARIF {
         return lines.joined(separator: "\n")
     }
 
-    static func location(_ f: Finding, artifact: String?) -> Location {
+    static func location(_ f: Finding, artifact: String?) -> Location? {
         let logical = f.location.isEmpty ? nil : [LogicalLocation(name: f.location, fullyQualifiedName: "\(f.family.rawValue) \(f.location)")]
         let place = f.ruleOrigin.map { ($0.file, $0.line) } ?? artifact.map { ($0, 1) }
         let physical = place.map {
             PhysicalLocation(artifactLocation: ArtifactLocation(uri: uri(forPath: $0.0)), region: Region(startLine: $0.1))
         }
+        guard physical != nil || logical != nil else { return nil }
         return Location(physicalLocation: physical, logicalLocations: logical)
     }
 
@@ -141,7 +142,9 @@ public enum VerificationSARIF {
         var ruleIndex: Int
         var level: String
         var message: Text
-        var locations: [Location]
+        /// Absent for a finding about no rule and no file (a live read's missing rules, an observed connection):
+        /// SARIF's location object says nothing when empty.
+        var locations: [Location]?
         var partialFingerprints: [String: String]
         var properties: ResultProperties
     }

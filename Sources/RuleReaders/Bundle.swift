@@ -471,9 +471,12 @@ extension CaptureBundle {
             return "missing field \(at.isEmpty ? "" : at + ".")\(key.stringValue)"
         case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
             return "\(path(context.codingPath)): expected \(type)"
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            // The document is JSON (its header decoded): the decoder says "not valid JSON" for a number its field
+            // cannot hold, and names no field.
+            return "a number does not fit its field (negative, fractional or too large where a whole number is expected)"
         case .dataCorrupted(let context):
-            let at = path(context.codingPath)
-            return "\(at.isEmpty ? "" : at + ": ")\(context.debugDescription)"
+            return "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default:
             return "\(error)"
         }

@@ -34,6 +34,15 @@ public struct NodeNamespace: Sendable, Hashable {
         self.processes = processes
         self.boundNames = boundNames
     }
+
+    /// Whether the namespace found at discovery is still there: a pod deleted since (its processes gone, its
+    /// `/run/netns` name unmounted) is not a namespace that could not be read.
+    public var stillExists: Bool {
+        ([path] + processes.map { "/proc/\($0.pid)/ns/net" } + boundNames.map { "/run/netns/\($0)" }).contains { p in
+            var info = stat()
+            return stat(p, &info) == 0 && UInt64(info.st_ino) == inode
+        }
+    }
 }
 
 /// Every network namespace on the node but the host's, found the way `lsns -t net` and `ip netns` do.

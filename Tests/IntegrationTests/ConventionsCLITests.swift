@@ -322,6 +322,32 @@ import TestSupport
         }
     }
 
+    /// A live read of a meshed pod with no rules: its findings name no rule and no file, so their SARIF results
+    /// carry no location at all rather than an empty one, and the log still validates.
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func aFindingWithNoPlaceHasNoSarifLocation() throws {
+        let ns = try TestNamespace()
+        let r = try Self.run(["verify", "--pod", Self.pod, "--netns", ns.path, "--no-ipv6", "-o", "sarif"])
+        #expect(r.status == 1, "\(r.stderr)")
+        let results = try #require(((try Self.json(r.stdout))["runs"] as? [[String: Any]])?.first?["results"] as? [[String: Any]])
+        #expect(!results.isEmpty)
+        for result in results {
+            if let locations = result["locations"] as? [[String: Any]] {
+                #expect(locations.allSatisfy { !$0.isEmpty }, "\(result)")
+            }
+        }
+        #expect(results.contains { $0["locations"] == nil }, "the pod's missing rules are at no rule and in no file")
+        let file = try Self.temp(r.stdout, "sarif")
+        defer { unlink(file) }
+        let valid = try Self.python("""
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[2]))
+            jsonschema.validators.validator_for(schema)(schema).validate(json.load(open(sys.argv[1])))
+            print("valid")
+            """, [file, Self.sarifSchema])
+        #expect(valid.status == 0 && valid.stdout == "valid\n", "\(valid.stderr)")
+    }
+
     /// The three CI formats of one run say the same thing: JSON's findings are SARIF's results one for one (kind,
     /// level, place, file:line, message); JUnit fails exactly JSON's failed obligations, each with its findings.
     @Test func jsonSarifAndJUnitOfOneRunAgree() throws {

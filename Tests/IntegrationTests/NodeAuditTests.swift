@@ -1,4 +1,5 @@
 import Foundation
+import RuleReaders
 import Testing
 import TestSupport
 
@@ -358,6 +359,19 @@ import TestSupport
         let directory = try Binary.run(["node", "--pods", node.podsFile, "--output-file", node.directory.path])
         #expect(directory.status == 2 && directory.stderr.hasPrefix("iptaudit: \(node.directory.path): it is a directory"), "\(directory.stderr)")
         #expect(directory.stderr.contains("- for standard output") && directory.stderr.split(separator: "\n").count == 1)
+    }
+
+    /// A pod deleted while `node` runs leaves a namespace it cannot enter; `stillExists` tells that apart from a
+    /// namespace that is there and could not be read (only the second is reported).
+    @Test(.enabled(if: TestNamespace.shouldRun, Comment(rawValue: TestNamespace.skipReason)))
+    func aNamespaceDeletedSinceDiscoveryNoLongerExists() throws {
+        let name = "iptaudit-gone-\(getpid())"
+        _ = try runCommand(["ip", "netns", "add", name])
+        defer { _ = try? runCommand(["ip", "netns", "delete", name]) }
+        let found = try #require(NodeNamespaces.discover().namespaces.first { $0.boundNames.contains(name) })
+        #expect(found.stillExists)
+        #expect(try runCommand(["ip", "netns", "delete", name]).status == 0)
+        #expect(!found.stillExists)
     }
 
     @Test func badOptionsAreUsageErrors() throws {

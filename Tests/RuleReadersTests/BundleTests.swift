@@ -134,6 +134,16 @@ struct BundleTests {
         #expect(mistyped.description.hasPrefix("b.json: invalid bundle: rules[1].family: "), "\(mistyped)")
     }
 
+    /// A number its field cannot hold is valid JSON, which the decoder reports as "not valid JSON": say what it is.
+    @Test(arguments: [-1, 1.5, 1e30] as [Double])
+    func aNumberThatDoesNotFitIsNamedAsSuch(_ inode: Double) throws {
+        var doc = try Self.json(try Self.sample())
+        doc["networkNamespaceInode"] = inode
+        let error = try #require(Self.decodeError(try JSONSerialization.data(withJSONObject: doc)))
+        #expect(error == .unreadableInput(file: "b.json", reason: "invalid bundle: a number does not fit its field "
+            + "(negative, fractional or too large where a whole number is expected)"), "\(error)")
+    }
+
     @Test func refusesBrokenRulesWithTheDumpNamed() throws {
         var bundle = try Self.sample()
         bundle.rules[1].saveText = "*nat\n-A OUTPUT -p tcp --dport\nCOMMIT\n"

@@ -16,7 +16,8 @@ extension NftTable {
     /// The table in iptaudit's model, once per IP family it serves. Base chains keep their hook, priority, type
     /// and policy. Each rule's statements become iptables' matches and targets where the meaning is the same
     /// (`oifname` → `-o`, `ip daddr` → `-d`, `skuid` → owner, `tcp dport != { … }` → multiport, `redirect to
-    /// :N` → REDIRECT, `tproxy … meta mark set` → TPROXY, `ct mark`/`ct zone`/`ct state`, `meta mark`, `counter`,
+    /// :N` → REDIRECT, `tproxy … meta mark set` → TPROXY, `dnat`/`snat to` → DNAT/SNAT, `masquerade`, `notrack`,
+    /// `ct mark`/`ct zone`/`ct state`, `meta mark`, `counter`,
     /// jump/goto/return/accept/drop); anything else is kept as an unrecognized match or target named by its nft
     /// text, which the verifier evaluates both ways and flags. A rule that can only match the other family
     /// (`ip daddr` in the IPv6 view of an inet table) is left out of that family's view.
@@ -121,6 +122,18 @@ struct NftNormalizer {
                 } else {
                     actions.append(.redirect(PortRewriteTarget()))
                 }
+            case .dnat(let nat), .snat(let nat):
+                // `dnat to 10.9.9.9:8080`, `snat ip to 192.0.2.1`: one address and an optional port (range); an
+                // address of the other family means the rule never applies in this view.
+                if let f = nat.family, f != (family == .ipv4 ? "ip" : "ip6") { return [] }
+                guard nat.typeFlags.isEmpty, let target = natTarget(nat) else { return unknownTarget() }
+                if let a = target.range?.minAddress, a.family != family { return [] }
+                if case .dnat = statement { actions.append(.dnat(target)) } else { actions.append(.snat(target)) }
+            case .masquerade(let nat) where nat.address == nil && nat.typeFlags.isEmpty:
+                guard let flags = natFlags(nat.flags) else { return unknownTarget() }
+                let ports = nat.port.flatMap(portRange)
+                if nat.port != nil && ports == nil { return unknownTarget() }
+                actions.append(.masquerade(PortRewriteTarget(ports: ports, random: flags.random, randomFully: flags.randomFully)))
             case .tproxy(let t):
                 guard let port = t.port.flatMap(portRange), port.lowerBound == port.upperBound else { return unknownTarget() }
                 let any = family == .ipv4 ? IPAddress("0.0.0.0")! : IPAddress("::")!
@@ -235,6 +248,43 @@ struct NftNormalizer {
         default:
             return nil
         }
+    }
+
+    /// `snat`/`dnat` arguments as iptables' DNAT/SNAT: an address or address range, ports; nil for anything else
+    /// (a map, a set, a prefix), which the rule then keeps undecoded.
+    func natTarget(_ nat: NftNAT) -> NATTarget? {
+        guard let flags = natFlags(nat.flags) else { return nil }
+        var range = NATRange()
+        switch nat.address {
+        case nil: break
+        case .string(let text)?:
+            guard let a = IPAddress(text) else { return nil }
+            range = NATRange(minAddress: a)
+        case .range(.string(let lo), .string(let hi))?:
+            guard let a = IPAddress(lo), let b = IPAddress(hi), a.family == b.family, a <= b else { return nil }
+            range = NATRange(minAddress: a, maxAddress: b)
+        default: return nil
+        }
+        if let port = nat.port {
+            guard let p = portRange(port) else { return nil }
+            range.ports = p
+        }
+        return NATTarget(range: range.minAddress == nil && range.ports == nil ? nil : range,
+                         random: flags.random, randomFully: flags.randomFully, persistent: flags.persistent)
+    }
+
+    /// nft's NAT flags as iptables' options; nil for one iptables has not.
+    func natFlags(_ flags: [String]) -> (random: Bool, randomFully: Bool, persistent: Bool)? {
+        var r = (random: false, randomFully: false, persistent: false)
+        for f in flags {
+            switch f {
+            case "random": r.random = true
+            case "fully-random": r.randomFully = true
+            case "persistent": r.persistent = true
+            default: return nil
+            }
+        }
+        return r
     }
 
     func portRange(_ e: NftExpression) -> ClosedRange<UInt16>? {
