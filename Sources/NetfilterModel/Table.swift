@@ -82,8 +82,8 @@ public struct Ruleset: Hashable, Sendable, Codable {
     /// Backends found holding rules, per family; more than one means the rules are split (a defect in itself).
     public var populatedBackends: [Family: [Backend]]
     /// Per family and backend, the tables that hold rules (live reads and bundles; empty where not known), so a
-    /// split can say whether the other backend holds anything that could change capture.
-    public var populatedTables: [Family: [Backend: [TableName]]] = [:]
+    /// split can say whether the backend not read holds anything that could change capture.
+    public var populatedTables: [Family: [Backend: [Table]]] = [:]
     /// Policy routing of the namespace, on a live read (TPROXY needs it).
     public var policyRouting: PolicyRouting?
     /// Native nftables tables as nft lists them (`tables` holds their normalized form beside iptables' tables).

@@ -36,13 +36,14 @@ public struct LiveRulesetReader: RulesetReader {
     public func read(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
         var legacy = Ruleset()
         var nft = Ruleset()
+        var hidden: [Family: [TableName]] = [:]
         if backend != .nft {
             legacy = try readLegacy(request)
         }
         let inventory = try NftablesInventory.read(namespacePath: namespacePath)
         if backend != .legacy {
             do {
-                nft = try readNft(request, inventory: inventory)
+                (nft, hidden) = try readNftReportingHidden(request, inventory: inventory)
             } catch let error {
                 // In auto mode a missing iptables-nft is not fatal when legacy tables answer.
                 guard backend == .auto, case .unavailable = error else { throw error }
@@ -58,8 +59,8 @@ public struct LiveRulesetReader: RulesetReader {
             if legacyHasRules { populated.append(.legacy) }
             if nftHasRules { populated.append(.nft) }
             result.populatedBackends[family] = populated
-            result.populatedTables[family] = [.legacy: l.filter { $0.ruleCount > 0 }.map(\.name),
-                                              .nft: n.filter { $0.ruleCount > 0 }.map(\.name)].filter { !$0.value.isEmpty }
+            result.populatedTables[family] = [.legacy: l.filter { $0.ruleCount > 0 }, .nft: n.filter { $0.ruleCount > 0 }]
+                .filter { !$0.value.isEmpty }
             let chosen: Backend
             switch backend {
             case .legacy: chosen = .legacy
@@ -77,10 +78,20 @@ public struct LiveRulesetReader: RulesetReader {
             result.backends[family] = chosen
             result.tables += chosen == .legacy ? l : n
         }
-        if !inventory.nativeTables.isEmpty {
+        let hiddenTables = hidden.flatMap { family, names in names.map { (family, $0) } }
+        if !inventory.nativeTables.isEmpty || !hiddenTables.isEmpty {
             // Native nftables tables hook in beside iptables' (Istio's `--native-nftables` mode writes
             // `inet istio-proxy-*`); they join the ruleset in normalized form, each base chain at its priority.
-            let native = try readNativeNftables().filter { t in inventory.nativeTables.contains { $0.family == t.family && $0.name == t.name } }
+            // So do the chains iptables-nft-save could not print from an `ip`/`ip6` table it otherwise owns: that
+            // table is kept natively with those chains alone (the rest is already read through iptables-nft).
+            let all = try readNativeNftables()
+            var native = all.filter { t in inventory.nativeTables.contains { $0.family == t.family && $0.name == t.name } }
+            for (family, name) in hiddenTables {
+                guard var t = all.first(where: { $0.family == (family == .ipv4 ? .ip : .ip6) && $0.name == name.rawValue }) else { continue }
+                let printed = Set(nft.tables.first { $0.family == family && $0.name == name }?.chains.map(\.name.rawValue) ?? [])
+                t.chains = t.chains.filter { !printed.contains($0.name) }
+                if !t.chains.isEmpty { native.append(t) }
+            }
             result.nativeTables = native
             result.tables += native.flatMap { $0.normalized() }.filter { request.families.contains($0.family) }
         }
@@ -100,11 +111,16 @@ public struct LiveRulesetReader: RulesetReader {
     /// The iptables-nft side: `iptables-nft-save` runs only for a family whose nf_tables really holds
     /// iptables-nft tables (the inventory is one netlink dump), so a pod without them starts no process at all.
     func readNft(_ request: ReadRequest, inventory: NftablesInventory) throws(RuleReaderError) -> Ruleset {
+        try readNftReportingHidden(request, inventory: inventory).ruleset
+    }
+
+    func readNftReportingHidden(_ request: ReadRequest, inventory: NftablesInventory)
+        throws(RuleReaderError) -> (ruleset: Ruleset, hidden: [Family: [TableName]]) {
         let families = request.families.filter(inventory.holdsIptablesNftTables(family:))
-        var ruleset = families.isEmpty ? Ruleset()
-            : try NftRulesetReader(namespacePath: namespacePath).read(ReadRequest(tables: request.tables, families: families))
+        var (ruleset, hidden) = families.isEmpty ? (Ruleset(), [:])
+            : try NftRulesetReader(namespacePath: namespacePath).readReportingHidden(ReadRequest(tables: request.tables, families: families))
         for family in request.families { ruleset.backends[family] = .nft }
-        return ruleset
+        return (ruleset, hidden.mapValues { $0.filter(request.tables.contains) })
     }
 
     private func readLegacy(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {

@@ -14,14 +14,31 @@ public struct NftRulesetReader: RulesetReader {
     public var sourceDescription: String { "nf_tables (iptables-nft-save)" }
 
     public func read(_ request: ReadRequest) throws(RuleReaderError) -> Ruleset {
+        try readReportingHidden(request).ruleset
+    }
+
+    /// The tables, and per family the names of those holding base chains iptables-nft-save cannot express (another
+    /// tool's chain of another type or priority in `ip nat`, say): it prints the rest of the table and only a
+    /// comment for them, so they must be read natively or the walk would never see them.
+    public func readReportingHidden(_ request: ReadRequest) throws(RuleReaderError) -> (ruleset: Ruleset, hidden: [Family: [TableName]]) {
         var ruleset = Ruleset()
+        var hidden: [Family: [TableName]] = [:]
         for family in request.families {
             let text = try save(family: family)
             let tables = try SaveTextParser(fileName: Self.tool(family), family: family).parse(text)
             ruleset.tables += tables.filter { request.tables.contains($0.name) }
             ruleset.backends[family] = .nft
+            hidden[family] = Self.tablesWithHiddenChains(text)
         }
-        return ruleset
+        return (ruleset, hidden)
+    }
+
+    /// iptables-nft 1.8's "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them." lines.
+    static func tablesWithHiddenChains(_ saveText: String) -> [TableName] {
+        saveText.split(separator: "\n").compactMap { line in
+            guard line.hasPrefix("# Table `"), line.contains("' contains incompatible base-chains") else { return nil }
+            return TableName(String(line.dropFirst("# Table `".count).prefix { $0 != "'" }))
+        }
     }
 
     static func tool(_ family: Family) -> String { family == .ipv4 ? "iptables-nft-save" : "ip6tables-nft-save" }

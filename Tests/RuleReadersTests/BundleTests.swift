@@ -56,7 +56,7 @@ struct BundleTests {
         #expect(fromBundle.policyRouting?.routes.first?.table == "133")
         fromBundle.policyRouting = nil
         // The tables holding rules, per backend, which a live read also records (a split's severity needs them).
-        #expect(fromBundle.populatedTables.mapValues { $0.mapValues(Set.init) }
+        #expect(fromBundle.populatedTables.mapValues { $0.mapValues { Set($0.map(\.name)) } }
                 == text.tables.reduce(into: [:]) { $0[$1.family, default: [:]][.text, default: []].formUnion($1.ruleCount > 0 ? [$1.name] : []) })
         fromBundle.populatedTables = [:]
         #expect(fromBundle == text)

@@ -209,16 +209,19 @@ enum OneBackend: Obligation {
         for (family, backends) in populated.sorted(by: { $0.key < $1.key }) {
             let name = family == .ipv4 ? "IPv4" : "IPv6"
             let read = run.ruleset.backends[family]
-            // Tables that cannot redirect, mark or exempt a packet: rules there beside Istio's, in the other
-            // backend, leave capture as verified (filter runs after nat at OUTPUT and PREROUTING alike).
+            // Rules in the backend not read that can only let a packet through or drop it (filter and security
+            // tables, whose chains hook at priority 0 and 50, after nat's: OUTPUT after the redirect, INPUT after
+            // routing, FORWARD) leave capture as verified. A mark, a connmark, a queue or anything not decoded
+            // could change what a later packet meets, so such a split stays an error. Chains iptables-nft-save
+            // cannot print are read as native tables and walked, whichever backend is read.
             let others = backends.filter { $0 != read }
             let otherTables = others.map { run.ruleset.populatedTables[family]?[$0] ?? [] }
             if Set(backends).count > 1, let read, others.count == backends.count - 1,
-               otherTables.allSatisfy({ !$0.isEmpty && $0.allSatisfy { [.filter, .security].contains($0) } }) {
-                let where_ = zip(others, otherTables).map { "\($0.0.rawValue) (\($0.1.map(\.rawValue).joined(separator: ", ")) only)" }
+               otherTables.allSatisfy({ !$0.isEmpty && $0.allSatisfy(Self.onlyPassesOrDrops) }) {
+                let where_ = zip(others, otherTables).map { "\($0.0.rawValue) (\($0.1.map(\.name.rawValue).joined(separator: ", ")) only)" }
                 out.findings.append(Finding(kind: .backendSplit, severity: .warning, family: family,
                     message: "\(name) rules also exist in \(where_.joined(separator: " and ")) beside Istio's in \(read.rawValue): "
-                        + "those tables cannot redirect, mark or exempt traffic, so capture is as verified, but the kernel applies "
+                        + "they only accept, drop or reject, after nat, so capture is as verified, but the kernel applies "
                         + "both backends and iptaudit verified \(read.rawValue) alone.",
                     fix: "Keep the pod's rules in one backend: move those rules into \(read.rawValue), or remove them.",
                     obligation: description.id))
@@ -237,6 +240,22 @@ enum OneBackend: Obligation {
             }
         }
         return out
+    }
+}
+
+extension OneBackend {
+    /// A filter or security table whose rules only pass, drop or reject a packet (or jump between its own chains,
+    /// or log): nothing there rewrites, marks, queues or untracks.
+    static func onlyPassesOrDrops(_ table: Table) -> Bool {
+        guard [.filter, .security].contains(table.name) else { return false }
+        return table.chains.allSatisfy { chain in
+            chain.rules.allSatisfy { rule in
+                switch rule.target {
+                case .accept, .drop, .return, .jump, .goto, .continue, .reject, .log, .nflog: true
+                default: false
+                }
+            }
+        }
     }
 }
 
