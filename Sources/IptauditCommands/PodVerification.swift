@@ -59,14 +59,17 @@ func proxyView(ofProcess pid: Int32) -> (name: String, manifest: PodManifest)? {
     proxyRecord(ofProcess: pid).map { proxyView($0, name: "the istio-proxy process \(pid) (its environment and \(ProxyContainerView.podInfoDirectory))") }
 }
 
-/// What `proxyView` reads of a process, as a bundle keeps it: only the variables the configuration is read from.
+/// What `proxyView` reads of a process, as a bundle keeps it: only what the configuration is derived from (the
+/// variables, and the downward-API entries with Istio's keys), so no secret the pod carries is recorded.
 func proxyRecord(ofProcess pid: Int32) -> CaptureBundle.ProxyRecord? {
     guard let environment = NodeNamespaces.environment(pid: pid), ProxyContainerView.isProxyEnvironment(environment) else { return nil }
     let directory = ProxyContainerView.podInfoDirectory
     let process = NodeNamespaces.process(pid: pid)
-    return CaptureBundle.ProxyRecord(pid: pid, environment: environment.filter { ProxyContainerView.configures($0.key) },
-                                     annotations: NodeNamespaces.file(pid: pid, path: directory + "/" + ProxyContainerView.annotationsFile),
-                                     labels: NodeNamespaces.file(pid: pid, path: directory + "/" + ProxyContainerView.labelsFile),
+    func downwardAPI(_ name: String) -> String? {
+        NodeNamespaces.file(pid: pid, path: directory + "/" + name).map(ProxyContainerView.istioEntries(ofDownwardAPI:))
+    }
+    return CaptureBundle.ProxyRecord(pid: pid, environment: environment.filter { ProxyContainerView.configurationVariables.contains($0.key) },
+                                     annotations: downwardAPI(ProxyContainerView.annotationsFile), labels: downwardAPI(ProxyContainerView.labelsFile),
                                      uid: process?.uid, gid: process?.gid)
 }
 

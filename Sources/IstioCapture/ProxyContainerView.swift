@@ -33,12 +33,20 @@ public enum ProxyContainerView {
         return nil
     }
 
-    /// The environment variables the pod's capture configuration is read from (`ISTIO_*`, istio-iptables' other
-    /// knobs, the pod's name and address): what a bundle keeps of the proxy's environment, so nothing else the
-    /// container was given (an application's credentials, say) leaves the node.
-    public static func configures(_ variable: String) -> Bool {
-        variable.hasPrefix("ISTIO_") || [podNameVariable, podNamespaceVariable, podIPVariable, "INTERCEPTION_MODE", "INVALID_DROP",
-                                         "NATIVE_NFTABLES", "DISABLE_ENVOY"].contains(variable)
+    /// The environment variables the pod's capture configuration is derived from: istio-iptables' knobs
+    /// (`CaptureConfiguration.applyEnvironment`), the injector's interception mode and version, whether Envoy is
+    /// disabled, the pod's name and address. A bundle keeps these and nothing else of the proxy's environment, which
+    /// can carry secrets (`ISTIO_KUBE_APP_PROBERS` holds the app's probe headers; `proxyMetadata` anything).
+    public static let configurationVariables: Set<String> = Set(interceptionModeVariables).union([
+        "ISTIO_META_DNS_CAPTURE", "INVALID_DROP", "ISTIO_DUAL_STACK", "ISTIO_META_DNS_CONNTRACK_ZONE", "ISTIO_OUTBOUND_OWNER_GROUPS",
+        "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE", "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", "NATIVE_NFTABLES", "DISABLE_ENVOY", versionVariable,
+        podIPVariable, podNameVariable, podNamespaceVariable,
+    ])
+
+    /// The lines of a downward-API file that carry Istio's keys (`*.istio.io/*`), the only ones the configuration
+    /// reads; the rest (`kubectl.kubernetes.io/last-applied-configuration`, say, a whole pod spec) is left out.
+    public static func istioEntries(ofDownwardAPI text: String) -> String {
+        text.split(separator: "\n").filter { line in line.prefix { $0 != "=" }.contains("istio.io/") }.map { $0 + "\n" }.joined()
     }
 
     /// Whether an environment is the proxy container's (the injector always sets Istio metadata there).

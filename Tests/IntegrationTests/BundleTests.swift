@@ -204,20 +204,23 @@ import TestSupport
         try FileManager.default.copyItem(atPath: "/etc/ld.so.cache", toPath: etc.appendingPathComponent("ld.so.cache").path)
         try "nameserver 10.96.0.10\n".write(to: etc.appendingPathComponent("resolv.conf"), atomically: true, encoding: .utf8)
         let annotations = "sidecar.istio.io/status=\"{\\\"containers\\\":[\\\"istio-proxy\\\"]}\"\n"
-        try annotations.write(to: etc.appendingPathComponent("istio/pod/annotations"), atomically: true, encoding: .utf8)
-        try "app=\"web\"\n".write(to: etc.appendingPathComponent("istio/pod/labels"), atomically: true, encoding: .utf8)
+        // A whole pod spec with a literal credential, as kubectl apply leaves it: never recorded.
+        let lastApplied = "kubectl.kubernetes.io/last-applied-configuration=\"{\\\"env\\\":\\\"DB_PASSWORD=hunter2\\\"}\"\n"
+        try (lastApplied + annotations).write(to: etc.appendingPathComponent("istio/pod/annotations"), atomically: true, encoding: .utf8)
+        try "app=\"web\"\nistio.io/rev=\"default\"\n".write(to: etc.appendingPathComponent("istio/pod/labels"), atomically: true, encoding: .utf8)
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         holder.arguments = ["netns", "exec", ns.name, "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                             "mount --bind \"$0\" /etc && exec /usr/bin/setpriv --reuid=1337 --regid=1337 --clear-groups /usr/bin/sleep 60", etc.path]
         holder.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ISTIO_META_CLUSTER_ID": "Kubernetes", "ISTIO_META_DNS_CAPTURE": "true",
-                              "POD_NAME": "web-0", "POD_NAMESPACE": "shop", "INSTANCE_IP": "10.0.0.1", "APP_TOKEN": "s3cret"]
+                              "POD_NAME": "web-0", "POD_NAMESPACE": "shop", "INSTANCE_IP": "10.0.0.1", "APP_TOKEN": "s3cret",
+                              "ISTIO_KUBE_APP_PROBERS": #"{"/app-health/web/livez":{"httpGet":{"httpHeaders":[{"name":"Authorization","value":"Bearer t0ken"}]}}}"#]
         try holder.run()
         defer { holder.terminate(); holder.waitUntilExit() }
         var ready = false
         for _ in 0..<200 where !ready {
             ready = (try? String(contentsOfFile: "/proc/\(holder.processIdentifier)/comm", encoding: .utf8)) == "sleep\n"
-                && (try? String(contentsOfFile: "/proc/\(holder.processIdentifier)/root/etc/istio/pod/annotations", encoding: .utf8)) == annotations
+                && (try? String(contentsOfFile: "/proc/\(holder.processIdentifier)/root/etc/istio/pod/annotations", encoding: .utf8)) == lastApplied + annotations
             if !ready { usleep(25_000) }
         }
         try #require(ready, "the proxy process never started in its pod")
@@ -237,10 +240,12 @@ import TestSupport
 
         let proxy = try #require(try Self.bundle(file)["proxy"] as? [String: Any])
         #expect(proxy["pid"] as? Int == Int(pid) && proxy["uid"] as? Int == 1337 && proxy["gid"] as? Int == 1337)
-        #expect(proxy["annotations"] as? String == annotations && proxy["labels"] as? String == "app=\"web\"\n")
-        #expect(proxy["environment"] as? [String: String] == ["ISTIO_META_CLUSTER_ID": "Kubernetes", "ISTIO_META_DNS_CAPTURE": "true",
-                                                             "POD_NAME": "web-0", "POD_NAMESPACE": "shop", "INSTANCE_IP": "10.0.0.1"],
-                "only what the configuration is read from: not PATH, not the application's token")
+        #expect(proxy["annotations"] as? String == annotations && proxy["labels"] as? String == "istio.io/rev=\"default\"\n")
+        #expect(proxy["environment"] as? [String: String] == ["ISTIO_META_DNS_CAPTURE": "true", "POD_NAME": "web-0", "POD_NAMESPACE": "shop",
+                                                             "INSTANCE_IP": "10.0.0.1"],
+                "only what the configuration is read from: not PATH, not the application's token, not the probes' headers")
+        let recorded = try String(contentsOfFile: file, encoding: .utf8)
+        for secret in ["s3cret", "t0ken", "hunter2"] { #expect(!recorded.contains(secret), "\(secret) reached the bundle") }
         // With --pod the manifest is the pod's account and no proxy view is recorded.
         let withPod = Self.temporaryFile("proxy-pod.json")
         defer { try? FileManager.default.removeItem(atPath: withPod) }

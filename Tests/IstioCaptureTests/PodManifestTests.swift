@@ -310,3 +310,36 @@ extension PodManifestTests {
 
     static func injectedPath(_ file: String) -> String { "istio/master/injected-workloads/\(file)" }
 }
+
+/// What a bundle keeps of the proxy's view of its pod (`ProxyContainerView.configurationVariables`,
+/// `istioEntries`) is all the configuration is derived from: with every knob set, the configuration from the
+/// kept part equals the one from everything, and the rest (secrets among it) is dropped.
+@Suite struct ProxyViewRecordTests {
+    static let environment: [String: String] = [
+        "ISTIO_META_DNS_CAPTURE": "true", "INVALID_DROP": "true", "ISTIO_DUAL_STACK": "true", "ISTIO_META_DNS_CONNTRACK_ZONE": "true",
+        "ISTIO_OUTBOUND_OWNER_GROUPS": "202,java", "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR": "127.0.0.1/8", "NATIVE_NFTABLES": "true",
+        "ISTIO_META_ISTIO_VERSION": "1.28.1", "ISTIO_META_INTERCEPTION_MODE": "TPROXY", "INSTANCE_IP": "10.0.0.1,fd00::1",
+        "POD_NAME": "web-0", "POD_NAMESPACE": "shop",
+        "ISTIO_META_CLUSTER_ID": "Kubernetes", "ISTIO_KUBE_APP_PROBERS": "{\"Authorization\":\"Bearer t0ken\"}", "DB_PASSWORD": "hunter2",
+    ]
+    static let annotations = """
+        kubectl.kubernetes.io/last-applied-configuration="{\\"secret\\":\\"hunter2\\"}"
+        sidecar.istio.io/status="{\\"containers\\":[\\"istio-proxy\\"]}"
+        traffic.sidecar.istio.io/excludeOutboundPorts="5432"
+        istio.io/reroute-virtual-interfaces="kubevirt0"
+
+        """
+
+    @Test func theKeptPartDerivesTheSameConfiguration() throws {
+        func configuration(_ environment: [String: String], _ annotations: String) throws -> CaptureConfiguration {
+            try ProxyContainerView.manifest(annotations: ProxyContainerView.parseDownwardAPI(annotations), labels: [:],
+                                            environment: environment, proxyUID: 1337, proxyGID: 1337).captureConfiguration()
+        }
+        let kept = Self.environment.filter { ProxyContainerView.configurationVariables.contains($0.key) }
+        let keptAnnotations = ProxyContainerView.istioEntries(ofDownwardAPI: Self.annotations)
+        #expect(try configuration(kept, keptAnnotations) == configuration(Self.environment, Self.annotations))
+        #expect(try configuration(kept, keptAnnotations) != configuration(["POD_NAME": "web-0"], keptAnnotations), "the knobs change it")
+        #expect(Set(kept.keys) == Set(Self.environment.keys).subtracting(["ISTIO_META_CLUSTER_ID", "ISTIO_KUBE_APP_PROBERS", "DB_PASSWORD"]))
+        #expect(!keptAnnotations.contains("hunter2") && keptAnnotations.split(separator: "\n").count == 3)
+    }
+}
