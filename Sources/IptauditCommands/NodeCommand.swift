@@ -126,6 +126,10 @@ struct NodeCommand: ParsableCommand {
         } catch {
             throw PodListUnreadable(description: "\(pods): cannot read the pod list: \(error.description)")
         }
+        // `kubectl get pods -o json` never prints nothing; an empty file is one being rewritten in place.
+        guard text.contains(where: { !$0.isWhitespace }) else {
+            throw PodListUnreadable(description: "\(pods): the pod list is empty (write it to a temporary file and rename it over the old one)")
+        }
         do { return try PodManifest.all(yaml: text) } catch {
             throw PodListUnreadable(description: "\(pods): \(error.description)")
         }

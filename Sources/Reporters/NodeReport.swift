@@ -35,7 +35,7 @@ enum NodeReport {
     static func backend(_ pod: PodAudit) -> String {
         guard let ruleset = pod.ruleset else { return "-" }
         var stores = Set(ruleset.populatedBackends.values.flatMap { $0 }.map(\.rawValue))
-        if !ruleset.nativeTables.isEmpty { stores.insert("nftables") }
+        if ruleset.nativeTables.contains(where: { $0.chains.contains { !$0.rules.isEmpty } }) { stores.insert("nftables") }
         guard !stores.isEmpty else { return "-" }
         let split = ruleset.populatedBackends.values.contains { Set($0).count > 1 }
         return stores.sorted().joined(separator: "+") + (split ? " (split)" : "")

@@ -472,9 +472,10 @@ extension CaptureBundle {
         case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
             return "\(path(context.codingPath)): expected \(type)"
         case .dataCorrupted(let context) where context.codingPath.isEmpty:
-            // The document is JSON (its header decoded): the decoder says "not valid JSON" for a number its field
-            // cannot hold, and names no field.
-            return "a number does not fit its field (negative, fractional or too large where a whole number is expected)"
+            // The document is JSON (its header decoded): the decoder says "not valid JSON", naming no field, for a
+            // number its field cannot hold or a string it cannot read.
+            return "a value cannot be decoded (a number that does not fit its field, such as a negative, fractional or "
+                + "too large whole number, or a string with an invalid escape)"
         case .dataCorrupted(let context):
             return "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default:

@@ -35,12 +35,14 @@ public struct NodeNamespace: Sendable, Hashable {
         self.boundNames = boundNames
     }
 
-    /// Whether the namespace found at discovery is still there: a pod deleted since (its processes gone, its
-    /// `/run/netns` name unmounted) is not a namespace that could not be read.
+    /// Whether the namespace found at discovery may still be there: false only when every way to it is gone (its
+    /// processes ended, its `/run/netns` name removed or unmounted), so a pod deleted since is not reported as a
+    /// namespace that could not be read. A path that cannot be checked (EACCES) counts as there.
     public var stillExists: Bool {
         ([path] + processes.map { "/proc/\($0.pid)/ns/net" } + boundNames.map { "/run/netns/\($0)" }).contains { p in
             var info = stat()
-            return stat(p, &info) == 0 && UInt64(info.st_ino) == inode
+            guard stat(p, &info) == 0 else { return errno != ENOENT && errno != ESRCH }
+            return UInt64(info.st_ino) == inode
         }
     }
 }

@@ -90,14 +90,14 @@ import TestSupport
         }
     }
 
-    /// podman and buildah from Debian's packages (`scripts/install-deps.sh --release`).
-    static let containerTools = ["podman", "buildah"].allSatisfy { FileManager.default.isExecutableFile(atPath: "/usr/bin/\($0)") }
+    /// podman, buildah and runc from Debian's packages (`scripts/install-deps.sh --release`).
+    static let containerTools = ["/usr/bin/podman", "/usr/bin/buildah", "/usr/sbin/runc"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// The image under podman, in a store of its own (vfs: no overlay mount needed; the image is rebuilt only when
     /// the binary's checksum changes), attached to each pod namespace with `--network ns:`: the verdict, exit
     /// status and bytes of the release binary run on the host against the same namespace. Without
     /// `--cap-add NET_ADMIN,NET_RAW` it cannot read, and says so in one line.
-    @Test(.enabled(if: enabled && containerTools, "needs root, IPTAUDIT_RELEASE_BIN, podman and buildah (scripts/install-deps.sh --release)"),
+    @Test(.enabled(if: enabled && containerTools, "needs root, IPTAUDIT_RELEASE_BIN, podman, buildah and runc (scripts/install-deps.sh --release)"),
           .timeLimit(.minutes(10)))
     func theImageUnderPodmanGivesTheReleaseBinarysVerdict() throws {
         let release = try Self.releaseBinary()

@@ -140,8 +140,8 @@ struct BundleTests {
         var doc = try Self.json(try Self.sample())
         doc["networkNamespaceInode"] = inode
         let error = try #require(Self.decodeError(try JSONSerialization.data(withJSONObject: doc)))
-        #expect(error == .unreadableInput(file: "b.json", reason: "invalid bundle: a number does not fit its field "
-            + "(negative, fractional or too large where a whole number is expected)"), "\(error)")
+        #expect(error == .unreadableInput(file: "b.json", reason: "invalid bundle: a value cannot be decoded (a number that does not "
+            + "fit its field, such as a negative, fractional or too large whole number, or a string with an invalid escape)"), "\(error)")
     }
 
     @Test func refusesBrokenRulesWithTheDumpNamed() throws {

@@ -189,8 +189,8 @@ extension FamilyContext {
             return true
         case .return where table == layout.nat && chain == layout.hookChain(.output) && rule.mentionsPort53 && rule.hasOwnerMatch:
             return true
-        case .ct(let ct) where table == layout.raw && !ct.notrack:
-            // Istio's raw rules give DNS conntrack zones; it never untracks a packet.
+        case .ct(let ct) where table == layout.raw && !ct.notrack && ct.helper == nil && ct.zone != 0 && rule.mentionsPort53:
+            // Istio's raw rules put DNS (port 53) in conntrack zones; it never untracks a packet or attaches a helper.
             return true
         case .connmark where table == layout.mangle:
             return true
