@@ -512,3 +512,24 @@ extension VerifyCLITests {
         }
     }
 }
+
+extension VerifyCLITests {
+    /// Packets to a loopback address always leave on lo, so no obligation requires capturing one out eth0: a
+    /// RETURN for 127.0.0.0/8 above Istio's jump is judged by what it does to packets that exist (here the
+    /// proxy's own traffic to a loopback alias over lo, which Istio's self-call rule sends to 15006).
+    @Test func noWitnessGoesToALoopbackAddressOutAnotherInterface() throws {
+        let healthy = try String(contentsOfFile: Fixtures.repositoryPath("examples/healthy.save"), encoding: .utf8)
+        let rules = FileManager.default.temporaryDirectory.appendingPathComponent("loopback-\(UUID().uuidString).save")
+        try healthy.replacingOccurrences(of: "-A OUTPUT -j ISTIO_OUTPUT\n", with: "-A OUTPUT -d 127.0.0.0/8 -j RETURN\n-A OUTPUT -j ISTIO_OUTPUT\n")
+            .write(to: rules, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: rules) }
+        let r = try Binary.run(["verify", "--input", rules.path, "--format", "json"])
+        let findings = (try Self.json(r)["findings"] as? [[String: Any]]) ?? []
+        #expect(!findings.isEmpty)
+        for f in findings {
+            guard let packet = (f["witness"] as? [String: Any])?["packet"] as? [String: Any],
+                  let destination = packet["destination"] as? String, destination.hasPrefix("127.") else { continue }
+            #expect(packet["outInterface"] as? String == "lo", "\(f["message"] ?? "")")
+        }
+    }
+}

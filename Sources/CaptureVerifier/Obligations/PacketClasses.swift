@@ -23,7 +23,14 @@ extension FamilyContext {
         }
         // Envoy's forwards from 127.0.0.6 over lo always return, whoever owns them.
         set = set.subtracting(space.universe.with(.outInterface, out(lo)).with(.source, sources([passthroughSource])))
-        return set.subtracting(dnsBound(space.universe))
+        return set.subtracting(dnsBound(space.universe)).subtracting(unroutable)
+    }
+
+    /// Packets no kernel sends: to a loopback address (127.0.0.0/8, ::1) out an interface other than lo, which
+    /// routing never picks for them. No obligation may require capturing them, or a rule for 127/8 above Istio's
+    /// jump would be a gap shown by a packet that cannot exist.
+    var unroutable: PacketSet {
+        PacketSet([space.universe.with(.destination, destinations([loopbackNet])).without(.outInterface, out(lo))])
     }
 
     /// (13) DNS queries the agent must get: application TCP/UDP port 53 to a nameserver (any with capture-all),
@@ -31,6 +38,7 @@ extension FamilyContext {
     var dnsCaptureClass: PacketSet {
         dnsBound(capturedGroups(application(localNew)).without(.outInterface, out(config.excludeInterfaces)))
             .subtracting(space.universe.with(.outInterface, out(lo)).with(.source, sources([passthroughSource])))
+            .subtracting(unroutable)
     }
 
     /// (9) The proxy calling its own pod (an app calling its own Service): TCP owned by the first proxy UID, out
