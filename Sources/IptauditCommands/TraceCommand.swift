@@ -19,8 +19,8 @@ struct TraceCommand: ParsableCommand {
             `out` is a packet the pod sends (raw → mangle → nat OUTPUT, then back in on lo when it is routed to the \
             pod itself); `in` is one arriving from the network (raw → mangle → nat PREROUTING). What you leave out \
             (uid, gid, source, interface, ports) is unknown, and every outcome it allows is shown with the condition \
-            that leads to it. Without --oif a loopback destination goes out lo and any other out an interface that \
-            is not lo. The conntrack state, mark and connmark default to a new connection's (NEW, 0, 0).
+            that leads to it. Without --oif a loopback destination, and on a live read one of the namespace's own \
+            addresses, goes out lo, and any other out an interface that is not lo. The conntrack state, mark and connmark default to a new connection's (NEW, 0, 0).
 
             Exit codes: 0 traced (trace is informational), 2 could not read or parse the rules, 64 usage.
             """)
@@ -137,7 +137,13 @@ struct TraceCommand: ParsableCommand {
     }
 
     func run() throws {
-        let q = try query()
+        var q = try query()
+        // Live, the namespace's own addresses are known: a packet to one of them goes out lo (`ip route get`
+        // says `local … dev lo`), not out eth0. Saved rules carry no addresses; there --oif lo says so.
+        if q.direction == .outbound, q.outInterface == nil, source.inputs.isEmpty, source.bundle == nil,
+           let own = try? NodeNamespaces.addresses(namespacePath: source.namespacePath) {
+            q.destinationIsLocal = own.contains { $0.address == q.destination }
+        }
         let request = ReadRequest(tables: [.raw, .mangle, .nat], families: [q.family])
         // The family of saved text is detected from its content; the request keeps only the traced family.
         let (ruleset, sourceDescription) = try source.read(request, family: nil, policyRouting: false)

@@ -133,7 +133,7 @@ public enum NodeNamespaces {
     }
 
     /// The namespace's interface addresses over rtnetlink (RTM_GETADDR on `NetworkNamespace`'s thread): the pod's IPs.
-    public static func addresses(namespacePath: String) throws(RuleReaderError) -> [InterfaceAddress] {
+    public static func addresses(namespacePath: String?) throws(RuleReaderError) -> [InterfaceAddress] {
         try NetworkNamespace.performing(at: namespacePath) { () throws(RuleReaderError) in try NetlinkRouting.addresses() }
     }
 

@@ -63,15 +63,17 @@ public struct PacketQuery: Hashable, Sendable {
     /// A locally generated packet with no output interface (only a replayed witness can be one).
     var unroutedOutput = false
 
+    /// The destination is one of the namespace's own addresses (a live read knows them): the kernel routes it over
+    /// `lo`, as it does a loopback address, and hands it back in on `lo`.
+    public var destinationIsLocal = false
+
     /// The tables this packet meets, as the kernel orders them.
     public var pipeline: Pipeline { direction == .outbound ? .localOutputThenLoopback : .inbound }
 
     var hasPorts: Bool { [6, 17, 33, 132, 136].contains(protocolNumber) }
 
-    /// Loopback destinations are routed over `lo`.
-    var loopbackDestination: Bool {
-        family == .ipv4 ? destination.value >> 24 == 127 : destination.value == 1
-    }
+    /// Loopback destinations, and the namespace's own addresses, are routed over `lo`.
+    var loopbackDestination: Bool { destination.isLoopback || destinationIsLocal }
 
     /// Fields the user fixed (state, mark and connmark always are).
     public var givenFields: Set<PacketField> {
