@@ -533,3 +533,23 @@ extension VerifyCLITests {
         }
     }
 }
+
+extension VerifyCLITests {
+    /// Another component's rule that rewrites ztunnel's mark before Istio's exemption tests it: the defect is that
+    /// rule, not Istio's REDIRECTs (which carry the exemption), so the finding names it and a fix that applies.
+    @Test func aForeignRuleThatRewritesTheMarkIsBlamedNotIstiosRedirects() throws {
+        var text = try String(contentsOfFile: Fixtures.repositoryPath("examples/ambient.save"), encoding: .utf8)
+        let mangle = try #require(text.range(of: "*mangle"))
+        let jump = try #require(text.range(of: "-A OUTPUT -j ISTIO_OUTPUT\n", range: mangle.upperBound..<text.endIndex))
+        text.insert(contentsOf: "-A OUTPUT -j MARK --set-xmark 0x0/0xfff\n", at: jump.lowerBound)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ambient-mark-\(UUID().uuidString).save")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let r = try Binary.run(["verify", "--input", file.path, "--istio-version", "1.29", "--format", "json"])
+        #expect(r.status == 1, "\(r.stdout)")
+        let errors = ((try Self.json(r)["findings"] as? [[String: Any]]) ?? []).filter { $0["severity"] as? String == "error" }
+        #expect(!errors.isEmpty && errors.allSatisfy { $0["kind"] as? String == "foreign-rule" }, "\(errors.map { $0["kind"] ?? "" })")
+        #expect(errors.allSatisfy { "\($0["table"] ?? "") \($0["chain"] ?? "")#\($0["ruleNumber"] ?? "")" == "mangle OUTPUT#1" })
+        #expect(errors.allSatisfy { ($0["ruleText"] as? String) == "-A OUTPUT -j MARK --set-xmark 0x0/0xfff" })
+    }
+}

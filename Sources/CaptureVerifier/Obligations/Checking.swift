@@ -81,7 +81,14 @@ extension FamilyContext {
                let text = ruleText(at: stranger) {
                 v = Violation(kind: .ownerMatchGap, severity: v.severity,
                               problem: v.problem + ", because `\(text)` names an owner that is not a configured proxy id",
-                              fix: Fix.owner, at: stranger)
+                              fix: Fix.owner, at: stranger, focus: v.focus)
+            } else if v.kind == .ownerMatchGap, let marker = foreignMarkStep(o) {
+                // Istio's exemption by mark held; another component's rule rewrote the mark before it was tested.
+                v = Violation(kind: .foreignRule, severity: v.severity,
+                              problem: v.problem + ", because a rule Istio did not install rewrites its mark first",
+                              fix: "Remove that rule or make it leave the proxy's mark bits alone, and find what installs it "
+                                + "(another CNI plugin, an init container, a node agent).",
+                              at: marker, focus: v.focus)
             } else if let step, isForeign(step), v.kind != .foreignRule {
                 let untracked = o.verdict == .untracked
                 v = Violation(kind: .foreignRule, severity: v.severity,
@@ -168,6 +175,17 @@ extension FamilyContext {
 
     /// Whether a step's rule is one Istio would not have installed, in a place where it pre-empts Istio:
     /// a built-in chain or a non-Istio user chain.
+    /// The first rule on the path that another component installed and that sets a mark or connmark.
+    func foreignMarkStep(_ o: Outcome) -> TraceStep? {
+        o.path.first { s in
+            guard case .effect = s.action, let rule = rule(at: s) else { return false }
+            switch rule.target {
+            case .mark, .connmark: return isForeign(s)
+            default: return false
+            }
+        }
+    }
+
     func isForeign(_ step: TraceStep) -> Bool {
         guard let rule = rule(at: step) else { return false }
         return !isIstioRule(rule, table: step.table, chain: step.chain)
