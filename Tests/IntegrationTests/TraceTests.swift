@@ -215,3 +215,30 @@ import TestSupport
                                      expected: ["app-dns": 15053, "proxy-dns": nil, "app-udp": nil])
     }
 }
+
+extension TraceTests {
+    /// A wildcard interface match splits the outcomes by interface class; each condition says the class
+    /// (`eth+`, another name), not the example name the walk used for it (`eth1`, `net1`), which would read as
+    /// if only that one interface went the other way.
+    @Test func interfaceConditionsNameTheirClassNotAnExampleName() throws {
+        var text = try String(contentsOfFile: Fixtures.repositoryPath("examples/healthy.save"), encoding: .utf8)
+        let first = try #require(text.range(of: "-A ISTIO_OUTPUT "))
+        text.insert(contentsOf: "-A ISTIO_OUTPUT -o eth+ -p tcp -m multiport --dports 9000:9100 -j RETURN\n", at: first.lowerBound)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("wildcard-\(UUID().uuidString).save")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let r = try Binary.run(["trace", "out", "tcp", "10.0.0.2:9080", "--uid", "1000", "--gid", "1000", "--input", file.path, "--color", "never"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let conditions = r.stdout.split(separator: "\n").filter { $0.hasPrefix("  1. when") || $0.hasPrefix("  2. when") }
+        #expect(conditions == [
+            "  1. when output interface is another name (not eth0, lo, eth+) → REDIRECT 15001: Envoy outbound listener 15001",
+            "  2. when output interface is one of eth0, eth+ (other than eth0) → ACCEPT: 10.0.0.2:9080 directly — not through Envoy",
+        ], "\(r.stdout)")
+        // Each condition holds: an eth interface is returned, another one captured.
+        for (oif, captured) in [("eth7", false), ("net2", true)] {
+            let one = try Binary.run(["trace", "out", "tcp", "10.0.0.2:9080", "--uid", "1000", "--gid", "1000", "--oif", oif, "--input", file.path, "-o", "json"])
+            let verdict = (try Self.json(one.stdout)["verdict"] as? [String: Any])?["action"] as? String
+            #expect(verdict == (captured ? "REDIRECT" : "ACCEPT"), "\(oif): \(one.stdout)")
+        }
+    }
+}

@@ -60,6 +60,10 @@ struct PacketSpace: Sendable {
     /// Mark values reachable from the tested and set values, kept apart so effects map atom to atom.
     let markValues: [UInt32]
     let connmarkValues: [UInt32]
+    /// The interface wildcards (`eth+` as `eth`) and exact names the rules and hints mention, to say what class
+    /// an interface atom's representative name stands for.
+    let interfaceWildcards: Set<String>
+    let interfaceNames: Set<String>
     /// Every packet (built once: each rule's cubes start from it).
     let universe: PacketBox
 
@@ -150,6 +154,8 @@ struct PacketSpace: Sendable {
         let portDomain = FieldDomain.intervals(starts: sortedUnique(portCuts), maximum: 65535)
         let idDomain = FieldDomain.intervals(starts: sortedUnique(idCuts), maximum: UInt128(UInt32.max))
         let nameDomain = FieldDomain.names(PacketSpace.interfaceClasses(exact: exactNames, wildcards: wildcards))
+        interfaceWildcards = wildcards
+        interfaceNames = exactNames.filter { !$0.isEmpty }
         var domains: [FieldDomain] = []
         for f in PacketField.allCases {
             switch f {
@@ -292,6 +298,21 @@ struct PacketSpace: Sendable {
     func name(_ f: PacketField, _ atom: Int) -> String? {
         guard case .names(let n) = domain(f), atom < n.count else { return nil }
         return n[atom]
+    }
+
+    /// What an interface atom stands for, in words: `none`, an exact name, `eth+` for the names only that wildcard
+    /// matches, or `another name (not …)` for names no rule mentions. Its representative (`eth1`, `net1`) is one
+    /// example of the class, not the class.
+    func interfaceClass(_ f: PacketField, _ atom: Int) -> String? {
+        guard let n = name(f, atom) else { return nil }
+        if n.isEmpty { return "none" }
+        if interfaceNames.contains(n) { return n }
+        if let p = interfaceWildcards.filter({ n.hasPrefix($0) }).max(by: { $0.count < $1.count }) {
+            let inside = interfaceNames.filter { $0.hasPrefix(p) }.sorted()
+            return "\(p)+" + (inside.isEmpty ? "" : " (other than \(inside.joined(separator: ", ")))")
+        }
+        let mentioned = interfaceNames.sorted() + interfaceWildcards.sorted().map { $0 + "+" }
+        return "another name (not \(mentioned.joined(separator: ", ")))"
     }
     func value(_ f: PacketField, _ atom: Int) -> UInt32? {
         guard case .values(let v) = domain(f), atom < v.count else { return nil }

@@ -170,7 +170,11 @@ public struct PacketTracer: Sendable {
     func describe(_ f: PacketField, _ set: AtomSet, within all: AtomSet, space: PacketSpace) -> String {
         let name = f.traceName
         let missing = all.subtracting(set)
-        let (shown, negated) = set.count <= missing.count ? (set, false) : (missing, true)
+        // "not eth+" or "not another name" would read as one name: an interface class is negated only when
+        // every atom left out is an exact name (`not lo`).
+        let classes = (f == .inInterface || f == .outInterface)
+            && missing.atoms.contains { a in space.name(f, a).map { !$0.isEmpty && !space.interfaceNames.contains($0) } ?? false }
+        let (shown, negated) = set.count <= missing.count || classes ? (set, false) : (missing, true)
         let values = shown.atoms.map { atomText(f, $0, space: space) }
         let list = values.count <= 4 ? values.joined(separator: ", ") : values.prefix(4).joined(separator: ", ") + ", …"
         if values.count == 1 { return "\(name) is \(negated ? "not " : "")\(list)" }
@@ -180,8 +184,7 @@ public struct PacketTracer: Sendable {
     func atomText(_ f: PacketField, _ atom: Int, space: PacketSpace) -> String {
         switch f {
         case .inInterface, .outInterface:
-            let n = space.name(f, atom) ?? "?"
-            return n.isEmpty ? "none" : n
+            return space.interfaceClass(f, atom) ?? "?"
         case .mark, .connmark:
             return space.value(f, atom).map { "0x" + String($0, radix: 16) } ?? "?"
         case .ctState:
