@@ -20,7 +20,8 @@ struct TraceCommand: ParsableCommand {
             pod itself); `in` is one arriving from the network (raw → mangle → nat PREROUTING). What you leave out \
             (uid, gid, source, interface, ports) is unknown, and every outcome it allows is shown with the condition \
             that leads to it. Without --oif a loopback destination, and on a live read one of the namespace's own \
-            addresses, goes out lo, and any other out an interface that is not lo. The conntrack state, mark and connmark default to a new connection's (NEW, 0, 0).
+            addresses, goes out lo, and any other out an interface that is not lo. The conntrack state, mark and \
+            connmark default to a new connection's (NEW, 0, 0).
 
             Exit codes: 0 traced (trace is informational), 2 could not read or parse the rules, 64 usage.
             """)

@@ -173,8 +173,6 @@ extension FamilyContext {
 
     // MARK: which rules are Istio's
 
-    /// Whether a step's rule is one Istio would not have installed, in a place where it pre-empts Istio:
-    /// a built-in chain or a non-Istio user chain.
     /// The first rule on the path that another component installed and that sets a mark or connmark.
     func foreignMarkStep(_ o: Outcome) -> TraceStep? {
         o.path.first { s in
@@ -186,6 +184,8 @@ extension FamilyContext {
         }
     }
 
+    /// Whether a step's rule is one Istio would not have installed, in a place where it pre-empts Istio:
+    /// a built-in chain or a non-Istio user chain.
     func isForeign(_ step: TraceStep) -> Bool {
         guard let rule = rule(at: step) else { return false }
         return !isIstioRule(rule, table: step.table, chain: step.chain)
