@@ -246,15 +246,18 @@ func readResolvConf(_ path: String) throws -> String {
 /// The text of a pod manifest (`-` is standard input; pipes such as `--pod <(kubectl get pod my-pod -o yaml)` work);
 /// a read failure exits 2 with the file named.
 func readManifestText(_ path: String) throws -> String {
-    do {
-        let limit = InputLimits.current.manifestBytes, variable = InputLimits.Variable.manifestBytes
-        let bytes = path == "-" ? try FileContents.readStandardInput(limit: limit, variable: variable)
-            : try FileContents.read(path: path, limit: limit, variable: variable)
-        return String(decoding: bytes, as: UTF8.self)
-    } catch {
+    do { return try manifestText(path) } catch {
         printError("iptaudit: \(path): cannot read the pod manifest: \(error.description)")
         throw ExitCodes.unreadable
     }
+}
+
+/// A manifest's (or pod list's) text, from a file or `-` (standard input), within the manifest size limit.
+func manifestText(_ path: String) throws(FileContents.Failure) -> String {
+    let limit = InputLimits.current.manifestBytes, variable = InputLimits.Variable.manifestBytes
+    let bytes = path == "-" ? try FileContents.readStandardInput(limit: limit, variable: variable)
+        : try FileContents.read(path: path, limit: limit, variable: variable)
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// What a live read can tell about the pod when the user did not say: its nameservers and whether it has IPv6.

@@ -119,10 +119,7 @@ struct NodeCommand: ParsableCommand {
         guard let pods else { return [] }
         let text: String
         do {
-            let limit = InputLimits.current.manifestBytes, variable = InputLimits.Variable.manifestBytes
-            let bytes = pods == "-" ? try FileContents.readStandardInput(limit: limit, variable: variable)
-                : try FileContents.read(path: pods, limit: limit, variable: variable)
-            text = String(decoding: bytes, as: UTF8.self)
+            text = try manifestText(pods)
         } catch {
             throw PodListUnreadable(description: "\(pods): cannot read the pod list: \(error.description)")
         }
