@@ -87,6 +87,14 @@ extension PacketSpace {
     static let otherIPv4 = ["10.0.0.2", "10.96.0.10", "1.2.3.4", "192.168.1.1", "172.16.0.1", "8.8.8.8", "127.0.0.1",
                             "127.0.0.6", "127.0.0.53"].compactMap { IPAddress($0)?.value }
     static let otherIPv6 = ["fd00::2", "2001:db8::1", "fd00:10:96::10", "::1", "::6", "::127.0.0.53"].compactMap { IPAddress($0)?.value }
+    /// A destination out an interface other than lo: a peer first, then the pod, then loopback addresses (the
+    /// last only when the class allows nothing else). Built once: a witness is chosen among many boxes.
+    static let toPeerIPv4 = preferringPeers(otherIPv4, family: .ipv4)
+    static let toPeerIPv6 = preferringPeers(otherIPv6, family: .ipv6)
+    private static func preferringPeers(_ others: [UInt128], family: Family) -> [UInt128] {
+        let loopback = { (v: UInt128) in IPAddress(family: family, value: v).isLoopback }
+        return others.filter { !loopback($0) } + [Packet.podAddress(family).value] + others.filter(loopback)
+    }
 
     /// A realistic member of a box: the example pod address, UID 1000 for "an application", ports such as
     /// 9080, `eth0` — whenever the box allows them; otherwise the first value of its first atom.
@@ -119,9 +127,8 @@ extension PacketSpace {
         // Out an interface other than lo, a packet goes to a peer: not to the pod itself or a loopback address,
         // which the kernel routes over lo. Over lo, and inbound, to the pod.
         let toPeer = !inbound && out != "lo"
-        let loopbacks = otherAddresses.filter { IPAddress(family: family, value: $0).isLoopback }
-        let peers = otherAddresses.filter { !IPAddress(family: family, value: $0).isLoopback }
-        let dst = numeric(.destination, toPeer ? peers + [pod.value] + loopbacks : [pod.value] + otherAddresses, fallback: niceAddress)
+        let peerFirst = family == .ipv4 ? PacketSpace.toPeerIPv4 : PacketSpace.toPeerIPv6
+        let dst = numeric(.destination, toPeer ? peerFirst : [pod.value] + otherAddresses, fallback: niceAddress)
         if toPeer, IPAddress(family: family, value: dst).isLoopback, outNames.contains("lo") { out = "lo" }
         let nicePort: (ClosedRange<UInt128>) -> UInt128 = { r in
             r.lowerBound == 0 ? min(r.upperBound, max(1024, r.lowerBound)) : r.lowerBound
