@@ -298,9 +298,9 @@ extension CaptureBundle {
                 result.populatedBackends[record.family] = backend == .auto ? populated : populated.filter { $0 == wanted }
                 for held in result.populatedBackends[record.family] ?? [] {
                     guard let d = rules.first(where: { $0.backend == held && $0.family == record.family }) else { continue }
-                    let held = (held == wanted ? tables : try Self.parse(d.saveText, family: d.family, file: "\(file) [\(d.backend.rawValue) \(d.family.rawValue)]"))
-                        .filter { $0.ruleCount > 0 }
-                    result.populatedTables[record.family, default: [:]][d.backend] = held
+                    let parsed = held == wanted ? tables
+                        : try Self.parse(d.saveText, family: d.family, file: "\(file) [\(d.backend.rawValue) \(d.family.rawValue)]")
+                    result.populatedTables[record.family, default: [:]][held] = parsed.filter { $0.ruleCount > 0 }
                 }
             }
         }

@@ -87,7 +87,7 @@ public struct LiveRulesetReader: RulesetReader {
             let all = try readNativeNftables()
             var native = all.filter { t in inventory.nativeTables.contains { $0.family == t.family && $0.name == t.name } }
             for (family, name) in hiddenTables {
-                guard var t = all.first(where: { $0.family == (family == .ipv4 ? .ip : .ip6) && $0.name == name.rawValue }) else { continue }
+                guard var t = all.first(where: { $0.family == NftFamily(family) && $0.name == name.rawValue }) else { continue }
                 let printed = Set(nft.tables.first { $0.family == family && $0.name == name }?.chains.map(\.name.rawValue) ?? [])
                 t.chains = t.chains.filter { !printed.contains($0.name) }
                 if !t.chains.isEmpty { native.append(t) }

@@ -125,7 +125,7 @@ struct NftNormalizer {
             case .dnat(let nat), .snat(let nat):
                 // `dnat to 10.9.9.9:8080`, `snat ip to 192.0.2.1`: one address and an optional port (range). The
                 // kernel skips a NAT statement of the other family and goes on with the rule's other statements.
-                if let f = nat.family, f != (family == .ipv4 ? "ip" : "ip6") { continue }
+                if let f = nat.family, !matchesFamily(f) { continue }
                 guard nat.typeFlags.isEmpty, let target = natTarget(nat) else { return unknownTarget() }
                 if let a = target.range?.minAddress, a.family != family { continue }
                 if case .dnat = statement { actions.append(.dnat(target)) } else { actions.append(.snat(target)) }

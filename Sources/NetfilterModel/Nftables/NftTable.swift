@@ -4,6 +4,9 @@
 /// An nf_tables family, spelled as `nft` spells it.
 public enum NftFamily: String, Hashable, Sendable, Codable, CaseIterable {
     case ip, ip6, inet, arp, bridge, netdev
+
+    /// The family of one IP family alone (`ip`, `ip6`): where iptables-nft keeps its tables.
+    public init(_ family: Family) { self = family == .ipv4 ? .ip : .ip6 }
 }
 
 /// A table of one family: its chains in the kernel's order, and its named sets and maps.

@@ -47,7 +47,7 @@ public struct NftablesInventory: Sendable, Hashable {
     /// iptables-nft's tables of a family (`ip filter`, `ip6 nat`, ...), in the kernel's order. Non-empty means
     /// `iptables-nft-save` (`ip6tables-nft-save`) has something to print; empty means there is no need to run it.
     public func iptablesNftTables(family: Family) -> [TableName] {
-        let nft: TableFamily = family == .ipv4 ? .ip : .ip6
+        let nft = TableFamily(family)
         return tables.filter { $0.family == nft && Self.iptablesTableNames.contains($0.name) }.map { TableName($0.name) }
     }
 
