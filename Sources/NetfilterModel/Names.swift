@@ -1,7 +1,11 @@
 /// The address family a table belongs to: iptables (IPv4) or ip6tables (IPv6).
-public enum Family: String, Sendable, Codable, CaseIterable, Hashable, Comparable {
+public enum Family: String, Sendable, Codable, CaseIterable, Hashable, Comparable, CustomStringConvertible {
     case ipv4
     case ipv6
+
+    /// Spelled out so that `"\(family)"` is a static call: without it, interpolation finds the case name at run
+    /// time, scanning every protocol conformance in the binary (a quarter of a healthy pod's `verify`).
+    public var description: String { rawValue }
 
     /// Bits in an address of this family.
     public var addressBits: Int { self == .ipv4 ? 32 : 128 }

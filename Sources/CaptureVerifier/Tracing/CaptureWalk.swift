@@ -6,8 +6,10 @@ import NetfilterModel
 /// inbound `PREROUTING → ISTIO_INBOUND → ISTIO_IN_REDIRECT → REDIRECT 15006`, or whatever the rules really say),
 /// with the rule where the proxy's own packet leaves that walk. Values only: the reporters print them.
 public struct CaptureWalk: Hashable, Sendable, Codable {
-    public enum Direction: String, Hashable, Sendable, Codable {
+    public enum Direction: String, Hashable, Sendable, Codable, CustomStringConvertible {
         case outbound, inbound
+        /// Static, as `Family.description` explains.
+        public var description: String { rawValue }
     }
 
     /// One rule on the walk.
