@@ -599,7 +599,15 @@ private struct BundleSchema: Codable {
             var table: String
             /// Written only when true; absent in bundles from before it was read.
             var inverted: Bool?
-            enum CodingKeys: String, CodingKey { case family, priority, fwmark, fwmask, table, inverted }
+            /// Selectors, written only when the rule has them; absent in bundles from before they were read.
+            var source: String?
+            var destination: String?
+            var inputInterface: String?
+            var outputInterface: String?
+            var suppressPrefixLength: Int?
+            enum CodingKeys: String, CodingKey {
+                case family, priority, fwmark, fwmask, table, inverted, source, destination, inputInterface, outputInterface, suppressPrefixLength
+            }
         }
         struct Route: Codable {
             var family: Family
@@ -651,7 +659,9 @@ private struct BundleSchema: Codable {
         rules = b.rules.map { DumpSchema(backend: $0.backend, family: $0.family, tables: $0.tables.map(\.rawValue), saveText: $0.saveText) }
         policyRouting = b.policyRouting.map { r in
             RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
-                                                    inverted: $0.inverted ? true : nil) },
+                                                    inverted: $0.inverted ? true : nil, source: $0.source, destination: $0.destination,
+                                                    inputInterface: $0.inputInterface, outputInterface: $0.outputInterface,
+                                                    suppressPrefixLength: $0.suppressPrefixLength) },
                           routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
         }
         runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6, groups: $0.groups) }
@@ -681,7 +691,9 @@ private struct BundleSchema: Codable {
             rules: rules.map { .init(backend: $0.backend, family: $0.family, tables: $0.tables.map(TableName.init(rawValue:)), saveText: $0.saveText) },
             policyRouting: policyRouting.map { r in
                 PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
-                                                         inverted: $0.inverted ?? false) },
+                                                         inverted: $0.inverted ?? false, source: $0.source, destination: $0.destination,
+                                                         inputInterface: $0.inputInterface, outputInterface: $0.outputInterface,
+                                                         suppressPrefixLength: $0.suppressPrefixLength) },
                               routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
             },
             runtime: runtimeInputs,

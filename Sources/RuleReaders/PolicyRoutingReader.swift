@@ -20,8 +20,10 @@ public struct PolicyRoutingReader: Sendable {
             // Rules without a table (blackhole, goto, ...) are not listed, as `ip -j rule` prints no table for them.
             let rules = try NetlinkRouting.rules(family: family).compactMap(\.routingRule)
             state.rules += rules
-            // Only tables named by a fwmark rule matter here; read each one.
-            let tables = Set(rules.filter { $0.fwmark != nil }.map(\.table))
+            // The tables fwmark rules look up matter here, and those of the rules the kernel consults before one
+            // (they may take the marked packets over); `local` routes only the namespace's own addresses.
+            let lastMarkRule = rules.filter { $0.fwmark != nil }.compactMap(\.priority).max() ?? 0
+            let tables = Set(rules.filter { $0.fwmark != nil || ($0.priority ?? 0) < lastMarkRule }.map(\.table)).subtracting(["local"])
             guard !tables.isEmpty else { continue }
             let routes = try NetlinkRouting.routes(family: family, table: nil)
             for table in tables.sorted() {

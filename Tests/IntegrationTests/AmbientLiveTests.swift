@@ -88,4 +88,57 @@ struct AmbientLiveTests {
         #expect(found.first?.message.contains(missing == "rule" ? "ip rule fwmark 0x111/0xfff lookup 100" : "`local default dev lo` route") == true)
         #expect(!report.ok)
     }
+
+    /// A rule the kernel consults before ztunnel's (wg-quick's `lookup main suppress_prefixlength 0`, a `from`
+    /// rule into a table with a default route) takes the application's marked replies out of the pod. Each case
+    /// is asked of the kernel itself (`ip route get <peer> mark 0x111 from <pod>`, a route query that sends
+    /// nothing) and iptaudit must agree: a return-path finding exactly when the kernel no longer answers with
+    /// table 100's local route, an error when every marked reply is taken, a warning when a selector may pick
+    /// some. The rule after it, one that skips the mark and one into an empty table take nothing.
+    struct Preempting: CustomTestStringConvertible, Sendable {
+        var rule: [String]
+        /// nil: no finding; else the severity of the one return-path finding.
+        var severity: Severity?
+        var testDescription: String { rule.joined(separator: " ") }
+    }
+
+    static let preempting: [Preempting] = [
+        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "0"], severity: .error),
+        Preempting(rule: ["pref", "100", "from", "10.0.0.1", "lookup", "200"], severity: .warning),
+        Preempting(rule: ["pref", "100", "lookup", "200"], severity: .error),
+        Preempting(rule: ["pref", "100", "not", "fwmark", "0x111/0xfff", "lookup", "main"], severity: nil),
+        Preempting(rule: ["pref", "100", "fwmark", "0x2/0x2", "lookup", "main"], severity: nil),
+        Preempting(rule: ["pref", "100", "lookup", "300"], severity: nil),
+        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "24"], severity: nil),
+        Preempting(rule: ["pref", "40000", "lookup", "200"], severity: nil),
+    ]
+
+    @Test(.enabled(if: TestNamespace.shouldRun, netnsSkip), arguments: preempting)
+    func aRuleBeforeZtunnelsThatTakesTheMarkedRepliesIsAFinding(_ case_: Preempting) throws {
+        let c = try #require(Corpus.ambientIPTablesCases.first { $0.name == "default" })
+        let ns = try TestNamespace()
+        let config = try Self.load(Load(corpusCase: c, backend: "legacy"), into: ns)
+        for cmd in [["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"], ["ip", "link", "set", "peer0", "up"], ["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
+                    ["ip", "link", "set", "eth0", "up"], ["ip", "route", "add", "default", "via", "10.0.0.254", "dev", "eth0"],
+                    ["ip", "route", "add", "default", "via", "10.0.0.253", "dev", "eth0", "table", "200"],
+                    ["ip", "rule", "add"] + case_.rule] {
+            try ns.mustRun(cmd)
+        }
+        // What the kernel does with a reply to a peer on the pod's subnet and to one beyond it.
+        let kernelTakesIt = try ["10.0.0.2", "192.0.2.7"].contains { peer in
+            let answer = try ns.mustRun(["ip", "route", "get", peer, "from", "10.0.0.1", "mark", "0x111"])
+            return !answer.hasPrefix("local ")
+        }
+        #expect(kernelTakesIt == (case_.severity != nil), "the kernel's answer and the expectation differ")
+        let report = verify(try LiveRulesetReader(namespacePath: ns.path).read(ReadRequest()), configuration: config)
+        let found = report.findings(ofKind: .returnPath)
+        if let severity = case_.severity {
+            #expect(found.count == 1 && found.first?.severity == severity, "\(found.map(\.message))")
+            #expect(found.first?.message.contains("The ip rule `100: ") == true, "\(found.map(\.message))")
+            #expect(report.ok == (severity != .error))
+        } else {
+            #expect(found.isEmpty, "\(found.map(\.message))")
+            #expect(report.obligations.first { $0.id == "ambient-return-path" }?.proven.contains { $0.contains("no rule before it") } == true)
+        }
+    }
 }

@@ -14,7 +14,9 @@ struct BundleTests {
         var bundle = try CaptureBundle.capture(from: .text(inputs: inputs, family: nil), toolVersion: "0.1.0",
                                                podManifest: .init(fileName: "pod.yaml", text: "kind: Pod\n"))
         bundle.policyRouting = PolicyRouting(
-            rules: [.init(family: .ipv4, priority: 32765, fwmark: 0x539, fwmask: 0xffff_ffff, table: "133")],
+            rules: [.init(family: .ipv4, priority: 100, table: "main", inverted: true, source: "10.0.0.0/8", destination: "10.1.0.0/16",
+                          inputInterface: "lo", outputInterface: "eth0", suppressPrefixLength: 0),
+                    .init(family: .ipv4, priority: 32765, fwmark: 0x539, fwmask: 0xffff_ffff, table: "133")],
             routes: [.init(family: .ipv4, type: "local", destination: "default", device: "lo", table: "133")])
         var runtime = RuntimeInputs()
         runtime.nameservers = ["10.96.0.10", "fd00::a"]

@@ -428,15 +428,28 @@ enum AmbientReturnPath: FamilyObligation {
             if ctx.family == .ipv6, !ctx.config.ipv6Enabled {
                 out.notes.append("IPv6 is off for the node agent: its IPv6 rules (1.28.0 wrote them regardless) come without IPv6 policy routing, which is not checked")
             } else if let rule = routing.markRule(family: ctx.family, mark: reply, mask: mask, table: table) {
-                if routing.hasLocalDefaultRoute(family: ctx.family, table: table) {
-                    out.proven.append("ip rule pref \(rule.priority.map(String.init) ?? "0") fwmark \(replyText) lookup \(table) and its local default route over lo exist")
-                } else {
+                // The application's replies are generated locally: the kernel looks their route up with iif lo.
+                let preemptions = routing.preemptions(of: rule, mark: reply, inputInterface: "lo")
+                for p in preemptions {
+                    let routes = p.routes.prefix(3).map { "`\($0.text)`" }.joined(separator: ", ") + (p.routes.count > 3 ? ", …" : "")
+                    out.findings.append(ctx.structural(.returnPath, p.reach == .all ? .error : .warning, table: nil, chain: nil,
+                        message: "The ip rule `\(p.rule.text)` is consulted before ztunnel's `\(rule.text)` (\(ctx.familyName)) and takes "
+                            + (p.reach == .all ? "" : "some of ")
+                            + "the replies marked \(replyText) on ztunnel-delivered connections: those to destinations table \(p.rule.table) routes (\(routes)) "
+                            + "leave by that route instead of going back to ztunnel.",
+                        fix: "Give that rule a priority after \(rule.priority ?? 0), or have it skip packets with mark \(replyText) "
+                            + "(`ip rule add not fwmark \(replyText) …`), so that ztunnel's replies reach table \(table). " + Fix.ambient,
+                        obligation: description.id))
+                }
+                if !routing.hasLocalDefaultRoute(family: ctx.family, table: table) {
                     // The node agent leaves the IPv6 route out when IPv6 is disabled on lo; then nothing IPv6 reaches ztunnel over lo either.
                     let v6 = ctx.family == .ipv6
                     out.findings.append(ctx.structural(.returnPath, v6 ? .warning : .error, table: nil, chain: nil,
                         message: "Table \(table) has no `local default dev lo` route (\(ctx.familyName)): replies marked \(replyText) on ztunnel-delivered connections are routed out of the pod instead of back to ztunnel."
                             + (v6 ? " The node agent leaves it out when IPv6 is disabled on lo (net.ipv6.conf.lo.disable_ipv6=1)." : ""),
                         fix: "The node agent adds it over netlink when it sets up the pod. " + Fix.ambient, obligation: description.id))
+                } else if preemptions.isEmpty {
+                    out.proven.append("ip rule pref \(rule.priority.map(String.init) ?? "0") fwmark \(replyText) lookup \(table) and its local default route over lo exist, and no rule before it takes the marked replies")
                 }
             } else {
                 let near = routing.rules.first { $0.family == ctx.family && $0.table == table && $0.fwmark != nil }

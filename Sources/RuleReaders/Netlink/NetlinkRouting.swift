@@ -108,13 +108,16 @@ public struct RoutingPolicyRule: Sendable, Hashable {
     public var destination: String
     public var inputInterface: String?
     public var outputInterface: String?
+    /// `suppress_prefixlength` (`FRA_SUPPRESS_PREFIXLEN`, which the kernel sends only when set).
+    public var suppressPrefixLength: Int?
 
-    /// The capture model's view (what `ip -j rule` reports as `priority`, `fwmark`, `fwmask`, `table`);
-    /// nil for rules without a table, which `ip` prints without one.
+    /// The capture model's view (what `ip -j rule` reports as `priority`, `fwmark`, `fwmask`, `table`, and the
+    /// selectors); nil for rules without a table, which `ip` prints without one.
     public var routingRule: PolicyRouting.RoutingRule? {
         guard table != 0 else { return nil }
         return .init(family: family, priority: priority, fwmark: fwmark, fwmask: fwmask, table: NetlinkRouting.tableName(table),
-                     inverted: inverted)
+                     inverted: inverted, source: source == "all" ? nil : source, destination: destination == "all" ? nil : destination,
+                     inputInterface: inputInterface, outputInterface: outputInterface, suppressPrefixLength: suppressPrefixLength)
     }
 
     init(family: Family, header: RuleHeader, attributes a: NetlinkAttributes) {
@@ -140,6 +143,8 @@ public struct RoutingPolicyRule: Sendable, Hashable {
         destination = NetlinkRouting.prefixText(family: family, address: a[KernelABI.fraDst], length: header.destinationLength, none: "all")
         inputInterface = a.string(KernelABI.fraIifname)
         outputInterface = a.string(KernelABI.fraOifname)
+        // The kernel stores "unset" as -1 (all ones) and leaves the attribute out then; an old kernel may not.
+        suppressPrefixLength = a.u32(KernelABI.fraSuppressPrefixlen).flatMap { $0 == UInt32.max ? nil : Int($0) }
     }
 }
 

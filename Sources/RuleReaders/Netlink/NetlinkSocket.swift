@@ -243,6 +243,7 @@ enum KernelABI {
     static let fraFwmask = UInt16(FRA_FWMASK)
     static let fraTable = UInt16(FRA_TABLE)
     static let fraGoto = UInt16(FRA_GOTO)
+    static let fraSuppressPrefixlen = UInt16(FRA_SUPPRESS_PREFIXLEN)
     static let fibRuleInvert = UInt32(FIB_RULE_INVERT)
     static let frActToTable = UInt8(FR_ACT_TO_TBL)
     static let frActGoto = UInt8(FR_ACT_GOTO)
