@@ -87,9 +87,10 @@ enum AnnotationsApplied: FamilyObligation {
         func cidrs(_ s: Selection<String>) -> [AddressMatch]? {
             s.isAll ? nil : s.items.compactMap { AddressMatch($0) }.filter { $0.address.family == ctx.family }
         }
-        // Application TCP the outbound rules could capture (DNS and loopback aside: other obligations own them).
+        // Application TCP the outbound rules could capture (DNS and the loopback destination aside: other
+        // obligations own them); out lo only when an included range holds loopback addresses, as in (4).
         let app = ctx.capturedGroups(ctx.application(ctx.localNew)).with(.l4Protocol, ctx.tcp)
-            .without(.outInterface, ctx.out(ctx.lo + c.excludeInterfaces))
+            .without(.outInterface, ctx.out((ctx.includesLoopback ? [] : ctx.lo) + c.excludeInterfaces))
             .without(.destination, ctx.destinations([ctx.loopback]))
             .without(.destinationPort, ctx.ports([53]))
         let included: PacketBox = ctx.includeCIDRs.map { app.with(.destination, ctx.destinations($0)) } ?? app

@@ -248,8 +248,11 @@ enum LoopbackDestination: FamilyObligation {
         kinds: [.exclusionLeak],
         examples: [
             ExampleRules.example("default pod", ExampleRules.pod, .passes),
-            ExampleRules.example("loopback RETURN removed", ExampleRules.pod, .fails(.exclusionLeak, .error)) {
-                $0.removingLine("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN")
+            // Removing `-d 127.0.0.1/32 -j RETURN` alone is no leak: every real packet to 127.0.0.1 goes out lo,
+            // where the owner rules above it return it already.
+            ExampleRules.example("self-call redirect without its loopback exclusion", ExampleRules.pod, .fails(.exclusionLeak, .error)) {
+                $0.replacingLine("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT",
+                                 with: "-A ISTIO_OUTPUT -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT")
             },
         ])
 
