@@ -57,7 +57,7 @@ extension FamilyContext {
                _ judge: (Outcome) -> Violation?) -> [Finding] {
         // Locally generated packets to a loopback address out another interface do not exist (routing never sends
         // them there): no obligation is shown failing by one.
-        let cls = pipeline.stages.first == .hook(.output) ? cls.subtracting(unroutable) : cls
+        let cls = pipeline.startsWithLocalOutput ? cls.subtracting(unroutable) : cls
         // The evaluation already holds only the outcomes the relevance admits: the judge sees no other.
         return check(evaluate(cls, pipeline, options.followsEveryBranch ? .all : relevance), pipeline, obligation: obligation, judge)
     }

@@ -249,7 +249,11 @@ enum LoopbackDestination: FamilyObligation {
         examples: [
             ExampleRules.example("default pod", ExampleRules.pod, .passes),
             // Removing `-d 127.0.0.1/32 -j RETURN` alone is no leak: every real packet to 127.0.0.1 goes out lo,
-            // where the owner rules above it return it already.
+            // where the owner rules above it return it already (only a packet to 127.0.0.1 out eth0, which no
+            // kernel sends, would reach the includes).
+            ExampleRules.example("loopback RETURN removed: redundant for real packets", ExampleRules.pod, .passes) {
+                $0.removingLine("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN")
+            },
             ExampleRules.example("self-call redirect without its loopback exclusion", ExampleRules.pod, .fails(.exclusionLeak, .error)) {
                 $0.replacingLine("-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT",
                                  with: "-A ISTIO_OUTPUT -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT")
