@@ -109,6 +109,20 @@ extension HookModelTests {
         #expect(Self.verdict([legacy, native]).0 == .redirect(ports: 15006...15006))
         #expect(Self.verdict([native, legacy]).0 == .redirect(ports: 15006...15006))
     }
+
+    @Test("a trace says which order it assumed for base chains of equal priority, and only then")
+    func traceSaysTheOrderItAssumed() {
+        let istioNat = Table(family: .ipv4, name: .nat, chains: [Chain(name: .output, policy: .accept, rules: [Self.redirect15001])])
+        let query = PacketQuery(direction: .outbound, family: .ipv4, protocolNumber: ProtocolMatch.tcp,
+                                destination: IPAddress("10.0.0.2")!, destinationPort: 80)
+        let tied = PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.nat, priority: -100, [])]).trace(query)
+        // Neither table holds Istio's chains: the order given decides, and the trace says it is an assumption.
+        #expect(tied.notes == ["nat OUTPUT, inet other out are registered at the OUTPUT hook with the same priority (-100): the kernel runs the one "
+                               + "registered last first, which no read shows; this trace assumes the order nat OUTPUT → inet other out"])
+        // Another priority, or a tie with a table that is not loaded (iptables' raw), is no assumption.
+        #expect(PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.nat, priority: -150, [])]).trace(query).notes.isEmpty)
+        #expect(PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.filter, priority: -300, [])]).trace(query).notes.isEmpty)
+    }
 }
 
 /// A configuration whose own native-nftables install fails (1.28.0, TPROXY, no inbound ports: nft rejects

@@ -28,6 +28,20 @@ import Testing
         return TraceText.render(PacketTracer(family: .ipv4, tables: tables).trace(q), source: "t.save")
     }
 
+    @Test("an assumed order of base chains is printed in the text and the JSON, and nothing when there is none")
+    func assumedOrder() throws {
+        let tables = try SaveTextParser(fileName: "t.save", family: .ipv4).parse(Self.save)
+        let q = PacketQuery(direction: .outbound, family: .ipv4, protocolNumber: ProtocolMatch.tcp, destination: IPAddress("10.0.0.1")!,
+                            destinationPort: 9080)
+        var result = PacketTracer(family: .ipv4, tables: tables).trace(q)
+        #expect(result.notes.isEmpty)
+        #expect(!TraceText.render(result, source: "t.save").contains("assumed:"))
+        #expect(!TraceJSON.render(result, source: "t.save").contains("\"assumed\""))
+        result.notes = ["nat OUTPUT, inet other out are registered at the OUTPUT hook with the same priority (-100)"]
+        #expect(TraceText.render(result, source: "t.save").contains("\n  assumed: nat OUTPUT, inet other out are registered at the OUTPUT hook"))
+        #expect(TraceJSON.render(result, source: "t.save").contains("\"assumed\" : [\n    \"nat OUTPUT, inet other out"))
+    }
+
     @Test("given values are stated; a rule that did not match names the conditions that failed")
     func givenValues() throws {
         let text = try Self.trace(PacketQuery(direction: .outbound, family: .ipv4, protocolNumber: ProtocolMatch.tcp,

@@ -296,6 +296,29 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         }
     }
 
+    /// The order the walk assumes where no read can tell: base chains of tables that exist, at the same hook and
+    /// priority, which the kernel runs latest registration first. One sentence per such group, for a trace to say.
+    func orderAssumptions(_ pipeline: Pipeline) -> [String] {
+        var seen: Set<Hook> = []
+        var notes: [String] = []
+        for case .hook(let h) in pipeline.stages where seen.insert(h).inserted {
+            let present = (hooks[h] ?? []).filter { tables[$0.table] != nil }
+            var i = 0
+            while i < present.count {
+                let priority = present[i].registration.priority
+                var j = i
+                while j + 1 < present.count, present[j + 1].registration.priority == priority { j += 1 }
+                if j > i {
+                    let names = present[i...j].map { "\($0.table) \($0.chain)" }
+                    notes.append("\(names.joined(separator: ", ")) are registered at the \(h.chainName) hook with the same priority (\(priority)): "
+                        + "the kernel runs the one registered last first, which no read shows; this trace assumes the order \(names.joined(separator: " → "))")
+                }
+                i = j + 1
+            }
+        }
+        return notes
+    }
+
     /// The pipeline with each hook replaced by its base chains; after a loopback hop nat chains are left out
     /// (the connection got its binding, possibly a null one, when it first went through nat).
     func resolve(_ pipeline: Pipeline) -> Pipeline {

@@ -22,6 +22,9 @@ struct SymbolicEvaluator: Sendable {
     /// The pipeline as walked: each hook replaced by the base chains registered there.
     func resolve(_ pipeline: Pipeline) -> Pipeline { walker.resolve(pipeline) }
 
+    /// Where the resolved order of base chains is assumed (`ChainWalker.orderAssumptions`).
+    func orderAssumptions(_ pipeline: Pipeline) -> [String] { walker.orderAssumptions(pipeline) }
+
     /// Every outcome the relevance admits (all of them by default), each exactly as the full walk gives it.
     func evaluate(_ set: PacketSet, pipeline: Pipeline, relevance: Relevance = .all) -> [Outcome] {
         let outcomes = walker.walk(set, pipeline: pipeline, relevance: relevance).map { s, c in

@@ -22,6 +22,7 @@ public struct PacketTracer: Sendable {
         let space = PacketSpace(family: family, tables: tables, hints: hints(query))
         let set = PacketSet([box(query, space)])
         let evaluator = SymbolicEvaluator(space: space, tables: tables)
+        let notes = evaluator.orderAssumptions(pipeline ?? query.pipeline)
         let pipeline = evaluator.resolve(pipeline ?? query.pipeline)
         let symbolic = evaluator.evaluate(set, pipeline: pipeline)
 
@@ -66,7 +67,7 @@ public struct PacketTracer: Sendable {
                 "\(a.table) \(a.position) (\(a.what.joined(separator: ", "))) \(a.matched ? "matches" : "does not match")"
             }
         }
-        return PacketTraceResult(query: query, pipeline: pipeline, outcomes: outcomes)
+        return PacketTraceResult(query: query, pipeline: pipeline, outcomes: outcomes, notes: notes)
     }
 
     /// One fully specified packet, concretely.

@@ -110,4 +110,6 @@ public struct PacketTraceResult: Hashable, Sendable {
     public var query: PacketQuery
     public var pipeline: Pipeline
     public var outcomes: [TracedOutcome]
+    /// What the trace assumes that no read can show (the order of base chains registered at one priority).
+    public var notes: [String] = []
 }
