@@ -96,6 +96,15 @@ public struct IstioDataPlane: Hashable, Sendable {
     public let families: [Family]
 
     public var capturesIPv6: Bool { families.contains(.ipv6) }
+    /// Istio's rules are native `inet` tables, which see the packets of both families.
+    public let inInetTables: Bool
+
+    /// The families whose packets meet Istio's rules under a configuration: those with Istio chains, and IPv6
+    /// when it is configured and the rules are `inet` tables, whether or not Istio wrote IPv6 rules into them
+    /// (IPv6 is then judged through them, its gaps named, rather than reported as having no rules).
+    public func familiesMet(configured: [Family]) -> [Family] {
+        Family.allCases.filter { families.contains($0) || ($0 == .ipv6 && inInetTables && configured.contains(.ipv6)) }
+    }
 
     public init(detectedIn ruleset: Ruleset) {
         // Native nftables mode's `inet istio-proxy-*` tables hook into both families, but Istio configured IPv6
@@ -110,6 +119,7 @@ public struct IstioDataPlane: Hashable, Sendable {
                 t.family == f && (t.hasIstioChains || (IstioLayout.isNativeIstioTable(t.name) && (f == .ipv4 || nativeIPv6)))
             }
         }
+        inInetTables = ruleset.tables.contains { $0.family == .ipv6 && $0.nativeFamily == .inet && IstioLayout.isNativeIstioTable($0.name) }
         let has = { (name: ChainName) in ruleset.tables.contains { $0.nativeFamily == nil && $0.chain(name) != nil } }
         let nativeSidecar = ruleset.tables.contains { IstioLayout.isNativeSidecarTable($0.name) }
         let nativeAmbient = ruleset.tables.contains { IstioLayout.isNativeAmbientTable($0.name) }

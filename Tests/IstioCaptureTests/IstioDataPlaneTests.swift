@@ -93,6 +93,25 @@ import Testing
         #expect(onlyIPv6.families == [.ipv6])
         let plainIPv6 = IstioDataPlane(detectedIn: try Corpus.ruleset(ipv4: Self.sidecar, ipv6: Self.kubeProxyOnly))
         #expect(!plainIPv6.capturesIPv6)
+        // iptables' tables are per family: IPv6 configured but without ip6tables rules meets no Istio rule.
+        #expect(plainIPv6.familiesMet(configured: [.ipv4, .ipv6]) == [.ipv4])
+        #expect(both.familiesMet(configured: [.ipv4]) == [.ipv4, .ipv6])
+    }
+
+    @Test func nativeInetTablesMeetIPv6WhenItIsConfigured() {
+        // The inet table as the reader gives it for IPv6: Istio wrote no IPv6 rule into it (an IPv4-only install).
+        var inet = Table(family: .ipv6, name: "inet istio-proxy-nat", chains: [Chain(name: "output", policy: .accept, rules: [])])
+        inet.nativeFamily = .inet
+        var ipv4 = inet
+        ipv4.family = .ipv4
+        ipv4.chains[0].rules = [Rule(target: .redirect(PortRewriteTarget(ports: 15001...15001)))]
+        let plane = IstioDataPlane(detectedIn: Ruleset(tables: [ipv4, inet]))
+        #expect(plane.families == [.ipv4], "no IPv6 rule: Istio did not configure IPv6")
+        #expect(plane.familiesMet(configured: [.ipv4]) == [.ipv4])
+        #expect(plane.familiesMet(configured: [.ipv4, .ipv6]) == [.ipv4, .ipv6], "IPv6 packets pass through the inet table")
+        var ip = inet
+        ip.nativeFamily = .ip6
+        #expect(IstioDataPlane(detectedIn: Ruleset(tables: [ipv4, ip])).familiesMet(configured: [.ipv4, .ipv6]) == [.ipv4])
     }
 
     @Test func istioChainNames() {

@@ -70,13 +70,7 @@ struct VerificationRun {
         self.options = options
         var contexts: [FamilyContext] = []
         var skipped: [(Family, String)] = []
-        var present = Set(IstioDataPlane(detectedIn: ruleset).families)
-        // Istio's native `inet` tables see IPv6 packets too, whether or not Istio wrote IPv6 rules into them: with
-        // IPv6 configured, IPv6 is judged through them (its gaps named) rather than reported as having no rules.
-        if config.families.contains(.ipv6),
-           ruleset.tables.contains(where: { $0.family == .ipv6 && $0.nativeFamily == .inet && IstioLayout.isNativeIstioTable($0.name) }) {
-            present.insert(.ipv6)
-        }
+        let present = Set(IstioDataPlane(detectedIn: ruleset).familiesMet(configured: config.families))
         let layout = IstioLayout.of(config)
         for family in Family.allCases {
             let configured = config.families.contains(family)
