@@ -413,33 +413,49 @@ extension CaptureConfiguration {
     /// Unparsable booleans are ignored, as istio-iptables ignores them. Variables that are absent leave the
     /// configuration unchanged; to let flags win over the environment, use `IstioArguments.parse(arguments:environment:)`.
     public mutating func applyEnvironment(_ environment: [String: String]) throws(IstioCaptureError) {
+        typealias E = IstioIptablesEnvironment
         func bool(_ name: String) -> Bool? { environment[name].flatMap(IstioArguments.parseBool) }
-        if let b = bool("ISTIO_META_DNS_CAPTURE") { redirectDNS = b }
-        if let b = bool("INVALID_DROP") { dropInvalid = b }
-        if let b = bool("ISTIO_DUAL_STACK") { dualStack = b }
-        if let b = bool("ISTIO_META_DNS_CONNTRACK_ZONE") { legacyDNSConntrackZones = b }
-        if let b = bool("NATIVE_NFTABLES") { nativeNftables = b }
-        if let include = environment["ISTIO_OUTBOUND_OWNER_GROUPS"] {
+        if let b = bool(E.dnsCapture) { redirectDNS = b }
+        if let b = bool(E.dropInvalid) { dropInvalid = b }
+        if let b = bool(E.dualStack) { dualStack = b }
+        if let b = bool(E.dnsConntrackZone) { legacyDNSConntrackZones = b }
+        if let b = bool(E.nativeNftables) { nativeNftables = b }
+        if let include = environment[E.ownerGroups] {
             if include == "*" {
                 ownerGroupsInclude = .all
             } else {
-                let groups = try IstioArguments.items(include, "ISTIO_OUTBOUND_OWNER_GROUPS")
+                let groups = try IstioArguments.items(include, E.ownerGroups)
                 guard groups.count <= 64 else {
-                    throw .invalidEnvironment(name: "ISTIO_OUTBOUND_OWNER_GROUPS", value: include,
+                    throw .invalidEnvironment(name: E.ownerGroups, value: include,
                                               reason: "at most 64 groups can be captured, got \(groups.count)")
                 }
                 ownerGroupsInclude = .some(groups)
             }
         }
-        if let exclude = environment["ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE"] {
-            ownerGroupsExclude = try IstioArguments.items(exclude, "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE")
+        if let exclude = environment[E.ownerGroupsExclude] {
+            ownerGroupsExclude = try IstioArguments.items(exclude, E.ownerGroupsExclude)
         }
-        if let cidr = environment["ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR"] {
+        if let cidr = environment[E.loopbackCIDR] {
             guard let c = CIDR(cidr), c.family == .ipv4, c.isLoopback, (8...32).contains(c.prefixLength) else {
-                throw .invalidEnvironment(name: "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", value: cidr,
+                throw .invalidEnvironment(name: E.loopbackCIDR, value: cidr,
                                           reason: "expected an IPv4 loopback CIDR with a prefix length of 8 to 32")
             }
             hostIPv4LoopbackCIDR = cidr
         }
     }
+}
+
+/// The environment variables istio-iptables reads (`CaptureConfiguration.applyEnvironment`), named once: the proxy
+/// container's view of its pod keeps exactly these of its environment, and a bundle carries no other.
+public enum IstioIptablesEnvironment {
+    public static let dnsCapture = "ISTIO_META_DNS_CAPTURE"
+    public static let dropInvalid = "INVALID_DROP"
+    public static let dualStack = "ISTIO_DUAL_STACK"
+    public static let dnsConntrackZone = "ISTIO_META_DNS_CONNTRACK_ZONE"
+    public static let nativeNftables = "NATIVE_NFTABLES"
+    public static let ownerGroups = "ISTIO_OUTBOUND_OWNER_GROUPS"
+    public static let ownerGroupsExclude = "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE"
+    public static let loopbackCIDR = "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR"
+
+    public static let all: [String] = [dnsCapture, dropInvalid, dualStack, dnsConntrackZone, nativeNftables, ownerGroups, ownerGroupsExclude, loopbackCIDR]
 }

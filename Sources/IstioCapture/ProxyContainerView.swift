@@ -37,10 +37,8 @@ public enum ProxyContainerView {
     /// (`CaptureConfiguration.applyEnvironment`), the injector's interception mode and version, whether Envoy is
     /// disabled, the pod's name and address. A bundle keeps these and nothing else of the proxy's environment, which
     /// can carry secrets (`ISTIO_KUBE_APP_PROBERS` holds the app's probe headers; `proxyMetadata` anything).
-    public static let configurationVariables: Set<String> = Set(interceptionModeVariables).union([
-        "ISTIO_META_DNS_CAPTURE", "INVALID_DROP", "ISTIO_DUAL_STACK", "ISTIO_META_DNS_CONNTRACK_ZONE", "ISTIO_OUTBOUND_OWNER_GROUPS",
-        "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE", "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", "NATIVE_NFTABLES", "DISABLE_ENVOY", versionVariable,
-        podIPVariable, podNameVariable, podNamespaceVariable,
+    public static let configurationVariables: Set<String> = Set(interceptionModeVariables).union(IstioIptablesEnvironment.all).union([
+        "DISABLE_ENVOY", versionVariable, podIPVariable, podNameVariable, podNamespaceVariable,
     ])
 
     /// The lines of a downward-API file that carry Istio's keys (`*.istio.io/*`), the only ones the configuration
