@@ -396,10 +396,10 @@ public struct PodManifest: Hashable, Sendable {
 
         // DNS capture in CNI mode always captures every port-53 packet (the pod's resolv.conf is not read).
         let env = proxy.environment
-        c.redirectDNS = env["ISTIO_META_DNS_CAPTURE"].flatMap(IstioArguments.parseBool) ?? false
+        c.redirectDNS = env[IstioIptablesEnvironment.dnsCapture].flatMap(IstioArguments.parseBool) ?? false
         c.captureAllDNS = c.redirectDNS
-        c.dualStack = env["ISTIO_DUAL_STACK"].flatMap(IstioArguments.parseBool) ?? false
-        c.dropInvalid = env["INVALID_DROP"].flatMap(IstioArguments.parseBool) ?? false
+        c.dualStack = env[IstioIptablesEnvironment.dualStack].flatMap(IstioArguments.parseBool) ?? false
+        c.dropInvalid = env[IstioIptablesEnvironment.dropInvalid].flatMap(IstioArguments.parseBool) ?? false
         c.nativeNftables = validationAsksForNativeNftables
         return c
     }
