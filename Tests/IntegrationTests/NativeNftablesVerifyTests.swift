@@ -62,4 +62,23 @@ struct NativeNftablesVerifyTests {
         #expect(v6.allSatisfy { $0.table?.rawValue == "inet istio-proxy-nat" }, "\(v6.map(\.location))")
         #expect(report.findings.filter { $0.family == .ipv4 && $0.severity == .error }.isEmpty)
     }
+
+    /// A native rule that is missing is named as nft prints it (the live rules are), not in iptables-save syntax.
+    @Test(.enabled(if: TestNamespace.shouldRun, netnsSkip))
+    func aMissingNativeRuleIsNamedInNftSyntax() throws {
+        // Inbound ports only, no outbound range: istio-redirect's REDIRECT is installed but no packet reaches it,
+        // so its absence is drift alone (a rule some packet needs is reported by the check that needs it).
+        let c = try #require(Corpus.nftablesCases.first { $0.golden == "inbound-ports-include" })
+        let ns = try TestNamespace()
+        let config = try Self.load(c, into: ns)
+        let listed = try ns.mustRun(["nft", "-a", "list", "chain", "inet", "istio-proxy-nat", "istio-redirect"])
+        let line = try #require(listed.split(separator: "\n").first { $0.contains("redirect to :15001") })
+        let handle = try #require(line.split(separator: " ").last.map(String.init))
+        try ns.mustRun(["nft", "delete", "rule", "inet", "istio-proxy-nat", "istio-redirect", "handle", handle])
+        let report = verify(try LiveRulesetReader(namespacePath: ns.path).read(ReadRequest()), configuration: config,
+                            options: VerifierOptions(groupIDs: Corpus.groupIDs))
+        let drift = report.findings.filter { $0.kind == .ruleDrift && $0.chain?.rawValue == "istio-redirect" }
+        #expect(drift.map(\.message) == ["istio-iptables installs `meta l4proto tcp counter packets 0 bytes 0 redirect to :15001`, which is absent."],
+                "\(c.testDescription)")
+    }
 }

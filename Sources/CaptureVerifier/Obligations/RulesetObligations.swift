@@ -111,7 +111,8 @@ enum ChainHygiene: Obligation {
                     }
                     for r in missing where !citedChains.contains(Cited(family: ctx.family, table: name, chain: chain.name)) {
                         out.findings.append(ctx.structural(.ruleDrift, .info, table: name, chain: chain.name,
-                            message: "istio-iptables installs `\(SaveSyntax.render(r, in: chain.name, family: ctx.family))`, which is absent.",
+                            // A native rule is named as nft prints it, as findings name live rules.
+                            message: "istio-iptables installs `\(r.native?.text ?? SaveSyntax.render(r, in: chain.name, family: ctx.family))`, which is absent.",
                             fix: Fix.reinstall, obligation: id))
                         drift += 1
                     }
@@ -168,7 +169,7 @@ enum ChainHygiene: Obligation {
             }
             for j in head..<endE where wanted[en[j], default: 0] > 0 {
                 wanted[en[j], default: 0] -= 1
-                missing.append(e[j].1)
+                missing.append(expected[e[j].0])
             }
             return (extra.sorted(), missing)
         }
@@ -183,7 +184,7 @@ enum ChainHygiene: Obligation {
             if i < rows, j < columns, an[head + i] == en[head + j] {
                 i += 1; j += 1
             } else if j < columns, i == rows || lcs[i][j + 1] >= lcs[i + 1][j] {
-                missing.append(e[head + j].1); j += 1
+                missing.append(expected[e[head + j].0]); j += 1
             } else {
                 extra.append(a[head + i].0); i += 1
             }
