@@ -24,15 +24,6 @@ public struct Pipeline: Hashable, Sendable, CustomStringConvertible {
     public static let localOutputThenLoopback = Pipeline([.hook(.output), .loopback, .hook(.prerouting)])
     public static func single(_ table: TableName, _ hook: ChainName) -> Pipeline { Pipeline([.table(table, hook)]) }
 
-    /// Whether the packets walked are locally generated: the first stage is the OUTPUT hook or a chain at it.
-    var startsWithLocalOutput: Bool {
-        switch stages.first {
-        case .hook(let h): h == .output
-        case .table(_, let chain): chain == Hook.output.chainName
-        case .loopback, nil: false
-        }
-    }
-
     public var description: String {
         stages.map { s in
             switch s {

@@ -55,11 +55,8 @@ extension FamilyContext {
     /// follow the others.
     func check(_ cls: PacketSet, _ pipeline: Pipeline, obligation: ObligationID, only relevance: Relevance = .all,
                _ judge: (Outcome) -> Violation?) -> [Finding] {
-        // Locally generated packets to a loopback address out another interface do not exist (routing never sends
-        // them there): no obligation is shown failing by one.
-        let cls = pipeline.startsWithLocalOutput ? cls.subtracting(unroutable) : cls
         // The evaluation already holds only the outcomes the relevance admits: the judge sees no other.
-        return check(evaluate(cls, pipeline, options.followsEveryBranch ? .all : relevance), pipeline, obligation: obligation, judge)
+        check(evaluate(cls, pipeline, options.followsEveryBranch ? .all : relevance), pipeline, obligation: obligation, judge)
     }
 
     /// Chains of this family's layout as a relevance names them (`nat` by default, as `entered` takes them).

@@ -248,10 +248,9 @@ enum LoopbackDestination: FamilyObligation {
         kinds: [.exclusionLeak],
         examples: [
             ExampleRules.example("default pod", ExampleRules.pod, .passes),
-            // Removing `-d 127.0.0.1/32 -j RETURN` alone is no leak: every real packet to 127.0.0.1 goes out lo,
-            // where the owner rules above it return it already (only a packet to 127.0.0.1 out eth0, which no
-            // kernel sends, would reach the includes).
-            ExampleRules.example("loopback RETURN removed: redundant for real packets", ExampleRules.pod, .passes) {
+            // Out lo the owner rules above it return traffic to 127.0.0.1 already; the RETURN is what keeps a
+            // device-bound socket's connection to 127.0.0.1 (out eth0) from the includes.
+            ExampleRules.example("loopback RETURN removed", ExampleRules.pod, .fails(.exclusionLeak, .error)) {
                 $0.removingLine("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN")
             },
             ExampleRules.example("self-call redirect without its loopback exclusion", ExampleRules.pod, .fails(.exclusionLeak, .error)) {

@@ -26,9 +26,11 @@ extension FamilyContext {
         return set.subtracting(dnsBound(space.universe)).subtracting(unroutable)
     }
 
-    /// Packets no kernel sends: to a loopback address (127.0.0.0/8, ::1) out an interface other than lo, which
-    /// routing never picks for them. No obligation may require capturing them, or a rule for 127/8 above Istio's
-    /// jump would be a gap shown by a packet that cannot exist.
+    /// Packets to a loopback address (127.0.0.0/8, ::1) out an interface other than lo. Routing picks lo for
+    /// them unless the socket is bound to a device (SO_BINDTODEVICE, `curl --interface eth0 127.0.0.1`), so the
+    /// must-capture classes leave them out: otherwise a rule for 127/8 above Istio's jump would be shown as a gap
+    /// by a packet only a device-bound socket sends (docs/capture-model.md §14). Other obligations keep
+    /// them: a device-bound connection to 127.0.0.1 that Istio captures is still a leak.
     var unroutable: PacketSet {
         PacketSet([space.universe.with(.destination, destinations([loopbackNet])).without(.outInterface, out(lo))])
     }
