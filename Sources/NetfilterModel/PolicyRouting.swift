@@ -19,6 +19,16 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
         /// `suppress_prefixlength N`: the table's routes with a prefix of N bits or fewer are ignored (wg-quick's
         /// `lookup main suppress_prefixlength 0` uses every route of main but its default).
         public var suppressPrefixLength: Int?
+        /// What a rule does other than look a table up (`table` is then empty); nil for a lookup.
+        public enum Action: String, Hashable, Sendable, Codable { case goto, nop, blackhole, unreachable, prohibit }
+        public var action: Action?
+        /// `goto`'s target priority.
+        public var gotoTarget: UInt32?
+        /// `ipproto`.
+        public var ipProtocol: UInt8?
+        /// Selectors iptaudit does not evaluate (and `suppress_ifgroup`), as `ip rule show` prints them:
+        /// `tos 0x10`, `sport 1000-2000`, `uidrange 1000-2000`, ...; nil when there are none.
+        public var otherSelectors: [String]?
         public init(family: Family, priority: UInt32? = nil, fwmark: UInt32? = nil, fwmask: UInt32? = nil, table: String,
                     inverted: Bool = false, source: String? = nil, destination: String? = nil, inputInterface: String? = nil,
                     outputInterface: String? = nil, suppressPrefixLength: Int? = nil) {
@@ -35,6 +45,16 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
             self.suppressPrefixLength = suppressPrefixLength
         }
 
+        /// The rule with what it does other than a lookup, and the selectors iptaudit does not evaluate.
+        public func with(action: Action?, gotoTarget: UInt32?, ipProtocol: UInt8?, otherSelectors: [String]?) -> RoutingRule {
+            var r = self
+            r.action = action
+            r.gotoTarget = gotoTarget
+            r.ipProtocol = ipProtocol
+            r.otherSelectors = otherSelectors
+            return r
+        }
+
         /// The rule as `ip rule show` prints it: `100: from all lookup main suppress_prefixlength 0`.
         public var text: String {
             var words = ["\(priority ?? 0):"]
@@ -46,8 +66,15 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
             }
             if let inputInterface { words += ["iif", inputInterface] }
             if let outputInterface { words += ["oif", outputInterface] }
-            words += ["lookup", table]
+            if let ipProtocol { words += ["ipproto", SaveSyntax.protocolName(UInt16(ipProtocol))] }
+            words += otherSelectors?.filter { !$0.hasPrefix("suppress_") } ?? []
+            switch action {
+            case nil: words += ["lookup", table]
+            case .goto: words += ["goto", gotoTarget.map(String.init) ?? "none"]
+            case let a?: words.append(a.rawValue)
+            }
             if let suppressPrefixLength { words += ["suppress_prefixlength", String(suppressPrefixLength)] }
+            words += otherSelectors?.filter { $0.hasPrefix("suppress_") } ?? []
             return words.joined(separator: " ")
         }
     }
@@ -74,6 +101,9 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
             return family.addressBits
         }
 
+        /// Route types whose lookup ends the walk with an error: the packet is dropped, whatever its prefix.
+        public static let errorTypes: Set<String> = ["unreachable", "blackhole", "prohibit"]
+
         /// As `ip route show table T` prints it: `10.0.0.0/24 dev eth0`, `local default dev lo`.
         public var text: String {
             ([type == "unicast" ? nil : type, destination] + (device.map { ["dev", $0] } ?? [])).compactMap { $0 }.joined(separator: " ")
@@ -81,9 +111,13 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
     }
     public var rules: [RoutingRule]
     public var routes: [Route]
-    public init(rules: [RoutingRule] = [], routes: [Route] = []) {
+    /// Per family, the tables whose routes were read (all of them are in `routes`); nil in bundles from before
+    /// it was recorded, which hold only the tables fwmark rules look up.
+    public var routeTablesRead: [Family: [String]]?
+    public init(rules: [RoutingRule] = [], routes: [Route] = [], routeTablesRead: [Family: [String]]? = nil) {
         self.rules = rules
         self.routes = routes
+        self.routeTablesRead = routeTablesRead
     }
 }
 
@@ -99,50 +133,74 @@ extension PolicyRouting {
     }
 
     /// How much of a set of packets a rule's selectors take.
-    public enum Reach: Sendable, Hashable { case none, some, all }
+    public enum Reach: Sendable, Hashable, Comparable { case none, some, all }
 
-    /// A rule consulted before `target` that routes some packets carrying `mark` (and received on
-    /// `inputInterface`) elsewhere, with the routes of its table those packets may take.
+    /// A rule consulted before `target` that keeps some packets carrying `mark` (and received on
+    /// `inputInterface`) from reaching it, and what it does with them.
     public struct Preemption: Sendable, Hashable {
+        public enum Effect: Sendable, Hashable {
+            /// Its table routes them (after `suppress_prefixlength`).
+            case routes([Route])
+            /// `blackhole`, `unreachable`, `prohibit`: a rule, or an error route in its table, drops them.
+            case drops(String)
+            /// `goto` past `target`.
+            case skips(to: UInt32)
+            /// Its table's routes were not captured (a bundle from before they were): no telling.
+            case routesNotRead
+        }
         public var rule: RoutingRule
-        /// `.all`: every such packet; `.some`: those its source, destination or interface selectors pick.
+        /// `.all`: every such packet; `.some`: those its other selectors pick.
         public var reach: Reach
-        /// The routes (after `suppress_prefixlength`) that answer instead of `target`'s table.
-        public var routes: [Route]
+        public var effect: Effect
     }
 
-    /// The rules before `target` that take over packets it is meant to route: the kernel walks rules by priority
-    /// and the first lookup whose table has a matching route decides. A rule reaches a packet with `mark` when its
-    /// fwmark selector (under its mask) agrees, `not` inverting its selectors; `iif` is compared with the packet's
-    /// input interface (`lo` for locally generated packets; nil: any); an `oif` rule reaches only sockets bound to
-    /// that device, which a proxy's are not. A lookup takes over only with a route its `suppress_prefixlength`
-    /// keeps and that is not `throw` (which goes on to the next rule); `local` (priority 0) routes only the
-    /// namespace's own addresses, which marked traffic to a peer never has.
+    /// The rules the kernel consults before `target` that take over packets it is meant to route. The kernel walks
+    /// a family's rules in dump order (by priority, a rule added later after those of its priority); a rule
+    /// reaches a packet when all its selectors do, `not` inverting that. The fwmark is compared under its mask;
+    /// `iif` with the packet's input interface (`lo` for a locally generated packet; nil: unknown); `oif` reaches
+    /// only sockets bound to that device, which the application's replies are not; `ipproto` must be TCP's (the
+    /// replies are TCP); source, destination and the selectors iptaudit does not evaluate may reach some. Then
+    /// `nop` goes on, `blackhole`/`unreachable`/`prohibit` drop, a `goto` past `target` skips it, and a lookup
+    /// takes over where its table has a route: an error route always, a unicast route that
+    /// `suppress_prefixlength` keeps, not a `throw` (the walk goes on) and not a `local` route (it delivers in
+    /// the pod). `local` at priority 0 routes only the namespace's own addresses, which replies to a peer never
+    /// have.
     public func preemptions(of target: RoutingRule, mark: UInt32, inputInterface: String?) -> [Preemption] {
-        let before = target.priority ?? 0
-        return rules.compactMap { r -> Preemption? in
-            guard r.family == target.family, r != target, (r.priority ?? 0) < before, r.table != target.table, r.table != "local"
-            else { return nil }
+        guard let position = rules.firstIndex(of: target) else { return [] }
+        return rules[..<position].compactMap { r -> Preemption? in
+            guard r.family == target.family, r.table != "local" || r.action != nil, r.action != .nop else { return nil }
+            if r.action == nil, r.table == target.table { return nil }
             var reach = Reach.all
             if let fwmark = r.fwmark, mark & (r.fwmask ?? 0xFFFF_FFFF) != fwmark & (r.fwmask ?? 0xFFFF_FFFF) { reach = .none }
             if r.outputInterface != nil { reach = .none }
-            if let iif = r.inputInterface, reach != .none {
-                if let inputInterface { if !Self.interface(iif, matches: inputInterface) { reach = .none } } else { reach = .some }
+            if let p = r.ipProtocol, p != 6 { reach = .none }
+            if let iif = r.inputInterface {
+                if let inputInterface { if iif != inputInterface { reach = .none } } else { reach = min(reach, .some) }
             }
-            if reach == .all, r.source != nil || r.destination != nil { reach = .some }
+            if r.source != nil || r.destination != nil || r.otherSelectors != nil { reach = min(reach, .some) }
             if r.inverted { reach = reach == .all ? .none : reach == .none ? .all : .some }
             guard reach != .none else { return nil }
-            let kept = routes.filter { route in
-                route.family == r.family && route.table == r.table && route.type != "throw"
-                    && route.prefixLength > (r.suppressPrefixLength ?? -1)
+            switch r.action {
+            case .goto:
+                guard let to = r.gotoTarget, to > (target.priority ?? 0) else { return nil }
+                return Preemption(rule: r, reach: reach, effect: .skips(to: to))
+            case .blackhole, .unreachable, .prohibit:
+                return Preemption(rule: r, reach: reach, effect: .drops(r.action?.rawValue ?? ""))
+            case .nop:
+                return nil
+            case nil:
+                let mine = routes.filter { $0.family == r.family && $0.table == r.table }
+                if mine.isEmpty, let read = routeTablesRead, !(read[r.family] ?? []).contains(r.table) {
+                    return Preemption(rule: r, reach: .some, effect: .routesNotRead)
+                }
+                if mine.isEmpty, routeTablesRead == nil { return Preemption(rule: r, reach: .some, effect: .routesNotRead) }
+                if let error = mine.first(where: { Route.errorTypes.contains($0.type) }) {
+                    return Preemption(rule: r, reach: reach, effect: .drops("\(error.text) in table \(r.table)"))
+                }
+                let kept = mine.filter { $0.type == "unicast" && $0.prefixLength > (r.suppressPrefixLength ?? -1) }
+                return kept.isEmpty ? nil : Preemption(rule: r, reach: reach, effect: .routes(kept))
             }
-            return kept.isEmpty ? nil : Preemption(rule: r, reach: reach, routes: kept)
         }
-    }
-
-    /// `ip rule`'s interface match: a name, or a prefix ending in `+`.
-    static func interface(_ pattern: String, matches name: String) -> Bool {
-        pattern.hasSuffix("+") ? name.hasPrefix(pattern.dropLast()) : pattern == name
     }
 
     /// Whether `table` holds a `local` default route over `lo` for the family: what delivers marked packets to

@@ -605,8 +605,14 @@ private struct BundleSchema: Codable {
             var inputInterface: String?
             var outputInterface: String?
             var suppressPrefixLength: Int?
+            /// Absent for a lookup (then `table` names the table; otherwise it is empty).
+            var action: PolicyRouting.RoutingRule.Action?
+            var gotoTarget: UInt32?
+            var ipProtocol: UInt8?
+            var otherSelectors: [String]?
             enum CodingKeys: String, CodingKey {
                 case family, priority, fwmark, fwmask, table, inverted, source, destination, inputInterface, outputInterface, suppressPrefixLength
+                case action, gotoTarget, ipProtocol, otherSelectors
             }
         }
         struct Route: Codable {
@@ -619,7 +625,9 @@ private struct BundleSchema: Codable {
         }
         var rules: [Rule]
         var routes: [Route]
-        enum CodingKeys: String, CodingKey { case rules, routes }
+        /// By family (`ipv4`, `ipv6`), the tables whose routes were read; absent in bundles from before it was.
+        var routeTablesRead: [String: [String]]?
+        enum CodingKeys: String, CodingKey { case rules, routes, routeTablesRead }
     }
     struct RuntimeSchema: Codable {
         /// Absent when the capture could not read the pod's resolv.conf (no `--pid`).
@@ -661,8 +669,10 @@ private struct BundleSchema: Codable {
             RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
                                                     inverted: $0.inverted ? true : nil, source: $0.source, destination: $0.destination,
                                                     inputInterface: $0.inputInterface, outputInterface: $0.outputInterface,
-                                                    suppressPrefixLength: $0.suppressPrefixLength) },
-                          routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
+                                                    suppressPrefixLength: $0.suppressPrefixLength, action: $0.action, gotoTarget: $0.gotoTarget,
+                                                    ipProtocol: $0.ipProtocol, otherSelectors: $0.otherSelectors) },
+                          routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) },
+                          routeTablesRead: r.routeTablesRead.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) })
         }
         runtime = b.runtime.map { RuntimeSchema(nameservers: $0.nameservers, hasGlobalIPv6: $0.hasGlobalIPv6, groups: $0.groups) }
         podManifest = b.podManifest.map { ManifestSchema(fileName: $0.fileName, text: $0.text) }
@@ -693,8 +703,12 @@ private struct BundleSchema: Codable {
                 PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
                                                          inverted: $0.inverted ?? false, source: $0.source, destination: $0.destination,
                                                          inputInterface: $0.inputInterface, outputInterface: $0.outputInterface,
-                                                         suppressPrefixLength: $0.suppressPrefixLength) },
-                              routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) })
+                                                         suppressPrefixLength: $0.suppressPrefixLength).with(action: $0.action, gotoTarget: $0.gotoTarget,
+                                                                                                             ipProtocol: $0.ipProtocol, otherSelectors: $0.otherSelectors) },
+                              routes: r.routes.map { .init(family: $0.family, type: $0.type, destination: $0.destination, device: $0.device, table: $0.table) },
+                              routeTablesRead: r.routeTablesRead.map { read in
+                                  Dictionary(uniqueKeysWithValues: Family.allCases.compactMap { f in read[f.rawValue].map { (f, $0) } })
+                              })
             },
             runtime: runtimeInputs,
             podManifest: podManifest.map { .init(fileName: $0.fileName, text: $0.text) })

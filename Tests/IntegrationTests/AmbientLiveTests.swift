@@ -89,28 +89,43 @@ struct AmbientLiveTests {
         #expect(!report.ok)
     }
 
-    /// A rule the kernel consults before ztunnel's (wg-quick's `lookup main suppress_prefixlength 0`, a `from`
-    /// rule into a table with a default route) takes the application's marked replies out of the pod. Each case
-    /// is asked of the kernel itself (`ip route get <peer> mark 0x111 from <pod>`, a route query that sends
-    /// nothing) and iptaudit must agree: a return-path finding exactly when the kernel no longer answers with
-    /// table 100's local route, an error when every marked reply is taken, a warning when a selector may pick
-    /// some. The rule after it, one that skips the mark and one into an empty table take nothing.
+    /// A rule the kernel consults before ztunnel's (wg-quick's `lookup main suppress_prefixlength 0`, a `goto`
+    /// past it, an `unreachable` rule or error route, a rule of its priority listed first) takes the application's
+    /// marked replies away from table 100. Each case is asked of the kernel itself (`ip route get <peer> from
+    /// <pod> mark 0x111`, a route query that sends nothing) and iptaudit must agree: an error exactly when the
+    /// kernel no longer answers with table 100's local route for every peer; a warning where a selector iptaudit
+    /// does not evaluate may pick some replies (the kernel's answer for this packet is then stated, not required);
+    /// nothing for a rule after it, one that skips the mark or another protocol, a throw-only or local-only table.
     struct Preempting: CustomTestStringConvertible, Sendable {
         var rule: [String]
         /// nil: no finding; else the severity of the one return-path finding.
         var severity: Severity?
-        var testDescription: String { rule.joined(separator: " ") }
+        /// Whether the kernel routes this reply elsewhere.
+        var kernelTakes: Bool
+        /// Add the rule before ztunnel's of the same priority (delete and re-add ztunnel's after it).
+        var listedFirst = false
+        var testDescription: String { rule.joined(separator: " ") + (listedFirst ? " (listed first)" : "") }
     }
 
     static let preempting: [Preempting] = [
-        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "0"], severity: .error),
-        Preempting(rule: ["pref", "100", "from", "10.0.0.1", "lookup", "200"], severity: .warning),
-        Preempting(rule: ["pref", "100", "lookup", "200"], severity: .error),
-        Preempting(rule: ["pref", "100", "not", "fwmark", "0x111/0xfff", "lookup", "main"], severity: nil),
-        Preempting(rule: ["pref", "100", "fwmark", "0x2/0x2", "lookup", "main"], severity: nil),
-        Preempting(rule: ["pref", "100", "lookup", "300"], severity: nil),
-        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "24"], severity: nil),
-        Preempting(rule: ["pref", "40000", "lookup", "200"], severity: nil),
+        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "from", "10.0.0.1", "lookup", "200"], severity: .warning, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "lookup", "200"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "goto", "32766"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "fwmark", "0x111/0xfff", "unreachable"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "lookup", "201", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "not", "ipproto", "udp", "lookup", "main", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "32764", "lookup", "main", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true, listedFirst: true),
+        Preempting(rule: ["pref", "100", "tos", "0x10", "lookup", "main"], severity: .warning, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "ipproto", "udp", "lookup", "main", "suppress_prefixlength", "0"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "iif", "l+", "lookup", "main", "suppress_prefixlength", "0"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "not", "fwmark", "0x111/0xfff", "lookup", "main"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "fwmark", "0x2/0x2", "lookup", "main"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "lookup", "300"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "lookup", "202"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "nop"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "24"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "40000", "lookup", "200"], severity: nil, kernelTakes: false),
     ]
 
     @Test(.enabled(if: TestNamespace.shouldRun, netnsSkip), arguments: preempting)
@@ -118,23 +133,30 @@ struct AmbientLiveTests {
         let c = try #require(Corpus.ambientIPTablesCases.first { $0.name == "default" })
         let ns = try TestNamespace()
         let config = try Self.load(Load(corpusCase: c, backend: "legacy"), into: ns)
-        for cmd in [["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"], ["ip", "link", "set", "peer0", "up"], ["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
-                    ["ip", "link", "set", "eth0", "up"], ["ip", "route", "add", "default", "via", "10.0.0.254", "dev", "eth0"],
-                    ["ip", "route", "add", "default", "via", "10.0.0.253", "dev", "eth0", "table", "200"],
-                    ["ip", "rule", "add"] + case_.rule] {
-            try ns.mustRun(cmd)
-        }
+        let ztunnels = ["fwmark", "0x111/0xfff", "lookup", "100", "pref", "32764"]
+        var commands = [["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"], ["ip", "link", "set", "peer0", "up"],
+                        ["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
+                        ["ip", "link", "set", "eth0", "up"], ["ip", "route", "add", "default", "via", "10.0.0.254", "dev", "eth0"],
+                        ["ip", "route", "add", "default", "via", "10.0.0.253", "dev", "eth0", "table", "200"],
+                        ["ip", "route", "add", "unreachable", "default", "table", "201"],
+                        ["ip", "route", "add", "local", "default", "dev", "lo", "table", "202"],
+                        ["ip", "route", "add", "throw", "default", "table", "300"]]
+        if case_.listedFirst { commands.append(["ip", "rule", "del"] + ztunnels) }
+        commands.append(["ip", "rule", "add"] + case_.rule)
+        if case_.listedFirst { commands.append(["ip", "rule", "add"] + ztunnels) }
+        for cmd in commands { try ns.mustRun(cmd) }
         // What the kernel does with a reply to a peer on the pod's subnet and to one beyond it.
-        let kernelTakesIt = try ["10.0.0.2", "192.0.2.7"].contains { peer in
-            let answer = try ns.mustRun(["ip", "route", "get", peer, "from", "10.0.0.1", "mark", "0x111"])
-            return !answer.hasPrefix("local ")
+        var kernelTakes = false
+        for peer in ["10.0.0.2", "192.0.2.7"] {
+            let answer = try ns.run(["ip", "route", "get", peer, "from", "10.0.0.1", "mark", "0x111", "ipproto", "tcp"])
+            if answer.status != 0 || !answer.stdout.hasPrefix("local ") { kernelTakes = true }
         }
-        #expect(kernelTakesIt == (case_.severity != nil), "the kernel's answer and the expectation differ")
+        #expect(kernelTakes == case_.kernelTakes, "the kernel's answer is not the one the case states")
         let report = verify(try LiveRulesetReader(namespacePath: ns.path).read(ReadRequest()), configuration: config)
         let found = report.findings(ofKind: .returnPath)
         if let severity = case_.severity {
             #expect(found.count == 1 && found.first?.severity == severity, "\(found.map(\.message))")
-            #expect(found.first?.message.contains("The ip rule `100: ") == true, "\(found.map(\.message))")
+            #expect(found.first?.message.hasPrefix("The ip rule `\(case_.rule[1]): ") == true, "\(found.map(\.message))")
             #expect(report.ok == (severity != .error))
         } else {
             #expect(found.isEmpty, "\(found.map(\.message))")

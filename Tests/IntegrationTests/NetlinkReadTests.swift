@@ -55,6 +55,23 @@ struct NetlinkReadTests {
             ["ip", "-6", "route", "add", "2001:db8:8::5/128", "dev", "nl0", "table", "300"],
             ["ip", "-6", "route", "add", "unreachable", "2001:db8:7::/48", "table", "300"],
         ]),
+        Setup(name: "every kind of rule before a fwmark rule (goto, nop, actions, selectors, suppressors)", commands: [
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "link", "add", "nl0", "type", "veth", "peer", "name", "nl1"],
+            ["ip", "-4", "rule", "add", "pref", "100", "goto", "32766"],
+            ["ip", "-4", "rule", "add", "pref", "101", "nop"],
+            ["ip", "-4", "rule", "add", "pref", "102", "ipproto", "udp", "sport", "1000-2000", "dport", "53", "tos", "0x10",
+             "uidrange", "1000-2000", "lookup", "main", "suppress_prefixlength", "0", "suppress_ifgroup", "3"],
+            ["ip", "-4", "rule", "add", "pref", "103", "to", "10.2.0.0/16", "oif", "nl0", "unreachable"],
+            ["ip", "-4", "rule", "add", "pref", "104", "not", "from", "10.3.0.1", "prohibit"],
+            ["ip", "-4", "rule", "add", "pref", "105", "tun_id", "7", "lookup", "200"],
+            ["ip", "-4", "rule", "add", "pref", "106", "l3mdev"],
+            ["ip", "-4", "rule", "add", "pref", "107", "iif", "lo", "lookup", "201"],
+            ["ip", "-4", "route", "add", "unreachable", "default", "table", "201"],
+            ["ip", "-4", "rule", "add", "fwmark", "0x111/0xfff", "pref", "32764", "lookup", "100"],
+            ["ip", "-4", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"],
+            ["ip", "-4", "rule", "add", "pref", "32764", "lookup", "202"],
+        ]),
     ]
 
     static func prepare(_ setup: Setup) throws -> TestNamespace {
@@ -68,23 +85,58 @@ struct NetlinkReadTests {
     /// What `ip -j rule` and `ip -j route show table T` report, decoded as the old `ip -j` reader did.
     static func policyRoutingFromIp(_ ns: TestNamespace) throws -> PolicyRouting {
         var state = PolicyRouting()
+        var read: [Family: [String]] = [:]
+        let protocols = ["tcp": 6, "udp": 17, "icmp": 1]
         for family in Family.allCases {
             let flag = family == .ipv4 ? "-4" : "-6"
             var rules: [PolicyRouting.RoutingRule] = []
             for r in try json(ns, ["ip", "-j", flag, "rule", "show"]) {
-                guard let table = r["table"].map({ "\($0)" }) else { continue }
-                rules.append(.init(family: family, priority: (r["priority"] as? NSNumber)?.uint32Value,
-                                   fwmark: (r["fwmark"] as? String).flatMap(hex), fwmask: (r["fwmask"] as? String).flatMap(hex),
-                                   table: table, inverted: r.keys.contains("not")))  // ip -j prints `"not": null`
+                func prefix(_ key: String) -> String? {
+                    guard let a = r[key] as? String, a != "all" else { return nil }
+                    return (r[key + "len"] as? NSNumber).map { "\(a)/\($0)" } ?? a
+                }
+                func range(_ key: String) -> String? {
+                    if let one = r[key] as? NSNumber { return "\(one)" }
+                    guard let start = r[key + "_start"] as? NSNumber, let end = r[key + "_end"] as? NSNumber else { return nil }
+                    return start == end ? "\(start)" : "\(start)-\(end)"
+                }
+                if r.keys.contains("l3mdev") { continue }  // a socket outside a VRF never matches it
+                let action: PolicyRouting.RoutingRule.Action? = r.keys.contains("goto") ? .goto : r.keys.contains("nop") ? .nop
+                    : (r["action"] as? String).flatMap(PolicyRouting.RoutingRule.Action.init(rawValue:))
+                guard let table = action == nil ? r["table"].map({ "\($0)" }) : "" else { continue }
+                var other: [String] = []
+                if let tos = r["tos"] as? String { other.append("tos \(tos)") }
+                if let v = range("sport") { other.append("sport \(v)") }
+                if let v = range("dport") { other.append("dport \(v)") }
+                if let v = range("uid") { other.append("uidrange \(v)") }
+                if let v = r["tun_id"] as? NSNumber { other.append("tun_id \(v)") }
+                if let v = r["suppress_ifgroup"] as? String { other.append("suppress_ifgroup \(v)") }
+                rules.append(PolicyRouting.RoutingRule(
+                    family: family, priority: (r["priority"] as? NSNumber)?.uint32Value,
+                    fwmark: (r["fwmark"] as? String).flatMap(hex), fwmask: (r["fwmask"] as? String).flatMap(hex),
+                    table: table, inverted: r.keys.contains("not"),  // ip -j prints `"not": null`
+                    source: prefix("src"), destination: prefix("dst"), inputInterface: r["iif"] as? String, outputInterface: r["oif"] as? String,
+                    suppressPrefixLength: (r["suppress_prefixlen"] as? NSNumber)?.intValue
+                ).with(action: action, gotoTarget: (r["goto"] as? NSNumber)?.uint32Value,
+                       ipProtocol: (r["ipproto"] as? String).flatMap { protocols[$0] }.map(UInt8.init), otherSelectors: other.isEmpty ? nil : other))
             }
             state.rules += rules
-            for table in Set(rules.filter { $0.fwmark != nil }.map(\.table)).sorted() {
+            // The tables iptaudit reads: fwmark lookups' and those of lookups listed before the last of them.
+            let last = rules.lastIndex { $0.fwmark != nil && $0.action == nil } ?? -1
+            let tables = Set(rules.enumerated().filter { i, r in r.action == nil && (r.fwmark != nil || i < last) }.map(\.element.table))
+                .subtracting(["local"]).sorted()
+            read[family] = tables
+            for table in tables {
+                // A table no route was ever added to does not exist for ip; it holds no route for iptaudit either.
+                let listed = try ns.run(["ip", "-j", flag, "route", "show", "table", table])
+                guard listed.status == 0 else { continue }
                 for route in try json(ns, ["ip", "-j", flag, "route", "show", "table", table]) {
                     state.routes.append(.init(family: family, type: route["type"] as? String ?? "unicast",
                                               destination: route["dst"] as? String ?? "", device: route["dev"] as? String, table: table))
                 }
             }
         }
+        state.routeTablesRead = read
         return state
     }
 
@@ -94,6 +146,7 @@ struct NetlinkReadTests {
         let ours = try PolicyRoutingReader(namespacePath: ns.path).read(families: [.ipv4, .ipv6])
         let ip = try Self.policyRoutingFromIp(ns)
         #expect(ours.rules == ip.rules)
+        #expect(ours.routeTablesRead == ip.routeTablesRead)
         #expect(Set(ours.routes) == Set(ip.routes))
         #expect(ours.routes.count == ip.routes.count)
         if setup.commands == Self.tproxy {

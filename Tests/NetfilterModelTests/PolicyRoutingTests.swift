@@ -14,10 +14,13 @@ struct PolicyRoutingTests {
         .init(family: .ipv4, type: "throw", destination: "default", device: nil, table: "300"),
         .init(family: .ipv4, type: "unicast", destination: "10.9.9.9", device: "eth1", table: "400"),
         .init(family: .ipv6, type: "unicast", destination: "default", device: "eth0", table: "600"),
+        .init(family: .ipv4, type: "unreachable", destination: "default", device: nil, table: "201"),
+        .init(family: .ipv4, type: "local", destination: "default", device: "lo", table: "202"),
     ]
+    static let read: [Family: [String]] = [.ipv4: ["100", "main", "201", "202", "300", "400", "500", "600"], .ipv6: ["600"]]
 
     func reach(_ rule: PolicyRouting.RoutingRule, iif: String? = "lo") -> PolicyRouting.Reach {
-        PolicyRouting(rules: [rule, Self.ztunnel], routes: Self.routes)
+        PolicyRouting(rules: [rule, Self.ztunnel], routes: Self.routes, routeTablesRead: Self.read)
             .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: iif).first?.reach ?? .none
     }
 
@@ -39,29 +42,74 @@ struct PolicyRoutingTests {
         #expect(reach(rule(inverted: true, source: "10.0.0.1")) == .some)
         #expect(reach(rule(iif: "lo")) == .all)
         #expect(reach(rule(iif: "eth0")) == .none)
-        #expect(reach(rule(iif: "eth+"), iif: "eth0") == .all)
+        #expect(reach(rule(iif: "eth+"), iif: "eth0") == .none, "ip rule names an interface exactly; + is iptables' syntax")
         #expect(reach(rule(iif: "eth0"), iif: nil) == .some)
         #expect(reach(rule(oif: "eth0")) == .none, "an oif rule reaches only sockets bound to the device")
+        #expect(reach(rule(oif: "eth0").with(action: nil, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil).inverting) == .all)
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 17, otherSelectors: nil)) == .none, "the replies are TCP")
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 6, otherSelectors: nil)) == .all)
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 17, otherSelectors: nil).inverting) == .all)
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: nil, otherSelectors: ["tos 0x10"])) == .some,
+                "a selector iptaudit does not evaluate may take some")
+    }
+
+    @Test func actionsAndErrorRoutes() {
+        func effect(_ r: PolicyRouting.RoutingRule) -> PolicyRouting.Preemption.Effect? {
+            PolicyRouting(rules: [r, Self.ztunnel], routes: Self.routes, routeTablesRead: Self.read)
+                .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo").first?.effect
+        }
+        let bare = rule(table: "")
+        #expect(effect(bare.with(action: .goto, gotoTarget: 32766, ipProtocol: nil, otherSelectors: nil)) == .skips(to: 32766))
+        #expect(effect(bare.with(action: .goto, gotoTarget: 32000, ipProtocol: nil, otherSelectors: nil)) == nil, "lands before ztunnel's rule")
+        #expect(effect(bare.with(action: .nop, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil)) == nil)
+        #expect(effect(bare.with(action: .unreachable, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil)) == .drops("unreachable"))
+        #expect(effect(rule(table: "201", suppress: 0)) == .drops("unreachable default in table 201"),
+                "suppress_prefixlength applies to routes found, not to an error route")
+        #expect(effect(rule(table: "202")) == nil, "a local route delivers in the pod")
+        #expect(effect(rule(table: "500")) == nil, "an empty table that was read")
+        #expect(PolicyRouting(rules: [rule(table: "500"), Self.ztunnel], routes: Self.routes)
+                    .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo").first?.effect == .routesNotRead,
+                "a bundle that did not record which tables it read")
+        // Dump order decides, not the priority alone: a rule of ztunnel's priority listed first is consulted first.
+        let same = rule(priority: 32764, suppress: 0)
+        #expect(PolicyRouting(rules: [same, Self.ztunnel], routes: Self.routes, routeTablesRead: Self.read)
+                    .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo").count == 1)
+        #expect(PolicyRouting(rules: [Self.ztunnel, same], routes: Self.routes, routeTablesRead: Self.read)
+                    .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo").isEmpty)
     }
 
     @Test func onlyRulesBeforeItWithARouteTakeOver() {
-        #expect(reach(rule(priority: 32765)) == .none, "after the fwmark rule")
+        #expect(PolicyRouting(rules: [Self.ztunnel, rule(priority: 32765)], routes: Self.routes, routeTablesRead: Self.read)
+                    .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo").isEmpty, "after the fwmark rule")
         #expect(reach(rule(priority: 0, table: "local")) == .none, "local routes only the namespace's own addresses")
         #expect(reach(rule(table: "300")) == .none, "a throw route goes on to the next rule")
         #expect(reach(rule(table: "500")) == .none, "an empty table: the lookup fails and the walk goes on")
         #expect(reach(rule(table: "100")) == .none, "the same table routes the same way")
         #expect(reach(rule(table: "600")) == .none, "another family's routes")
         #expect(reach(rule(family: .ipv6)) == .none, "another family's rule")
-        let p = PolicyRouting(rules: [rule(table: "400"), Self.ztunnel], routes: Self.routes).preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo")
-        #expect(p.map(\.routes) == [[Self.routes[4]]])
+        let p = PolicyRouting(rules: [rule(table: "400"), Self.ztunnel], routes: Self.routes, routeTablesRead: Self.read)
+            .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo")
+        #expect(p.map(\.effect) == [.routes([Self.routes[4]])])
     }
 
     @Test func rulesAndRoutesReadAsIpPrintsThem() {
         #expect(rule(fwmark: 0x111, fwmask: 0xfff, table: "100", inverted: true, source: "10.0.0.0/8", iif: "lo", suppress: 0).text
                 == "100: not from 10.0.0.0/8 fwmark 0x111/0xfff iif lo lookup 100 suppress_prefixlength 0")
         #expect(Self.ztunnel.text == "32764: from all fwmark 0x111/0xfff lookup 100")
+        #expect(rule(table: "").with(action: .goto, gotoTarget: 32766, ipProtocol: 17, otherSelectors: ["tos 0x10", "suppress_ifgroup 3"]).text
+                == "100: from all ipproto udp tos 0x10 goto 32766 suppress_ifgroup 3")
+        #expect(rule(table: "").with(action: .blackhole, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil).text == "100: from all blackhole")
         #expect(Self.routes.map(\.text) == ["local default dev lo", "default dev eth0", "10.0.0.0/24 dev eth0", "throw default",
-                                            "10.9.9.9 dev eth1", "default dev eth0"])
-        #expect(Self.routes.map(\.prefixLength) == [0, 0, 24, 0, 32, 0])
+                                            "10.9.9.9 dev eth1", "default dev eth0", "unreachable default", "local default dev lo"])
+        #expect(Self.routes.map(\.prefixLength) == [0, 0, 24, 0, 32, 0, 0, 0])
+    }
+}
+
+extension PolicyRouting.RoutingRule {
+    /// The rule with `not`.
+    var inverting: Self {
+        var r = self
+        r.inverted = true
+        return r
     }
 }

@@ -16,8 +16,11 @@ struct BundleTests {
         bundle.policyRouting = PolicyRouting(
             rules: [.init(family: .ipv4, priority: 100, table: "main", inverted: true, source: "10.0.0.0/8", destination: "10.1.0.0/16",
                           inputInterface: "lo", outputInterface: "eth0", suppressPrefixLength: 0),
+                    PolicyRouting.RoutingRule(family: .ipv4, priority: 101, table: "")
+                        .with(action: .goto, gotoTarget: 32766, ipProtocol: 17, otherSelectors: ["tos 0x10", "suppress_ifgroup 3"]),
                     .init(family: .ipv4, priority: 32765, fwmark: 0x539, fwmask: 0xffff_ffff, table: "133")],
-            routes: [.init(family: .ipv4, type: "local", destination: "default", device: "lo", table: "133")])
+            routes: [.init(family: .ipv4, type: "local", destination: "default", device: "lo", table: "133")],
+            routeTablesRead: [.ipv4: ["133", "main"], .ipv6: []])
         var runtime = RuntimeInputs()
         runtime.nameservers = ["10.96.0.10", "fd00::a"]
         runtime.hasGlobalIPv6 = true

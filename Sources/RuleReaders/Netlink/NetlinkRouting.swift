@@ -110,14 +110,39 @@ public struct RoutingPolicyRule: Sendable, Hashable {
     public var outputInterface: String?
     /// `suppress_prefixlength` (`FRA_SUPPRESS_PREFIXLEN`, which the kernel sends only when set).
     public var suppressPrefixLength: Int?
+    /// `goto`'s target priority (`FRA_GOTO`).
+    public var gotoTarget: UInt32?
+    /// `ipproto` (`FRA_IP_PROTO`).
+    public var ipProtocol: UInt8?
+    /// The other selectors (and `suppress_ifgroup`), as `ip rule show` prints them: `tos 0x10`, `sport 1000-2000`,
+    /// `dport 53`, `uidrange 1000-2000`, `tun_id 7`, `suppress_ifgroup 3`, `l3mdev`.
+    public var otherSelectors: [String]
 
-    /// The capture model's view (what `ip -j rule` reports as `priority`, `fwmark`, `fwmask`, `table`, and the
-    /// selectors); nil for rules without a table, which `ip` prints without one.
+    /// The capture model's view (what `ip -j rule` reports: priority, selectors, and the table looked up or the
+    /// action); nil for a lookup without a table (`l3mdev`, which a socket outside a VRF never matches).
     public var routingRule: PolicyRouting.RoutingRule? {
-        guard table != 0 else { return nil }
-        return .init(family: family, priority: priority, fwmark: fwmark, fwmask: fwmask, table: NetlinkRouting.tableName(table),
-                     inverted: inverted, source: source == "all" ? nil : source, destination: destination == "all" ? nil : destination,
-                     inputInterface: inputInterface, outputInterface: outputInterface, suppressPrefixLength: suppressPrefixLength)
+        let kind: PolicyRouting.RoutingRule.Action?
+        switch action {
+        case "lookup": kind = nil
+        case "goto": kind = .goto
+        case "nop": kind = .nop
+        case "blackhole": kind = .blackhole
+        case "unreachable": kind = .unreachable
+        case "prohibit": kind = .prohibit
+        default: return nil
+        }
+        guard kind != nil || table != 0 else { return nil }
+        var r = PolicyRouting.RoutingRule(family: family, priority: priority, fwmark: fwmark, fwmask: fwmask,
+                                          table: kind == nil ? NetlinkRouting.tableName(table) : "",
+                                          inverted: inverted, source: source == "all" ? nil : source,
+                                          destination: destination == "all" ? nil : destination,
+                                          inputInterface: inputInterface, outputInterface: outputInterface,
+                                          suppressPrefixLength: suppressPrefixLength)
+        r.action = kind
+        r.gotoTarget = kind == .goto ? gotoTarget : nil
+        r.ipProtocol = ipProtocol
+        r.otherSelectors = otherSelectors.isEmpty ? nil : otherSelectors
+        return r
     }
 
     init(family: Family, header: RuleHeader, attributes a: NetlinkAttributes) {
@@ -145,6 +170,23 @@ public struct RoutingPolicyRule: Sendable, Hashable {
         outputInterface = a.string(KernelABI.fraOifname)
         // The kernel stores "unset" as -1 (all ones) and leaves the attribute out then; an old kernel may not.
         suppressPrefixLength = a.u32(KernelABI.fraSuppressPrefixlen).flatMap { $0 == UInt32.max ? nil : Int($0) }
+        gotoTarget = a.u32(KernelABI.fraGoto)
+        ipProtocol = a.u8(KernelABI.fraIPProto)
+        var other: [String] = []
+        if header.tos != 0 { other.append("tos 0x" + String(header.tos, radix: 16)) }
+        // `struct fib_rule_port_range` and `fib_rule_uid_range`: start and end in host order.
+        func range<T: FixedWidthInteger>(_ bytes: [UInt8]?, _: T.Type) -> String? {
+            guard let bytes, bytes.count >= 2 * MemoryLayout<T>.size else { return nil }
+            let (start, end) = bytes.withUnsafeBytes { ($0.loadUnaligned(as: T.self), $0.loadUnaligned(fromByteOffset: MemoryLayout<T>.size, as: T.self)) }
+            return start == end ? String(start) : "\(start)-\(end)"
+        }
+        if let r = range(a[KernelABI.fraSportRange], UInt16.self) { other.append("sport " + r) }
+        if let r = range(a[KernelABI.fraDportRange], UInt16.self) { other.append("dport " + r) }
+        if let r = range(a[KernelABI.fraUIDRange], UInt32.self) { other.append("uidrange " + r) }
+        if let id = a.bigEndianU64(KernelABI.fraTunID) { other.append("tun_id \(id)") }
+        if let g = a.u32(KernelABI.fraSuppressIfgroup), g != UInt32.max { other.append("suppress_ifgroup \(g)") }
+        if a.u8(KernelABI.fraL3mdev).map({ $0 != 0 }) == true { other.append("l3mdev") }
+        otherSelectors = other
     }
 }
 

@@ -201,6 +201,7 @@ struct RuleHeader: Sendable {
     var table: UInt8
     var action: UInt8
     var flags: UInt32
+    var tos: UInt8 = 0
 }
 
 /// `struct rtmsg` of an RTM_NEWROUTE reply.
@@ -244,6 +245,13 @@ enum KernelABI {
     static let fraTable = UInt16(FRA_TABLE)
     static let fraGoto = UInt16(FRA_GOTO)
     static let fraSuppressPrefixlen = UInt16(FRA_SUPPRESS_PREFIXLEN)
+    static let fraSuppressIfgroup = UInt16(FRA_SUPPRESS_IFGROUP)
+    static let fraIPProto = UInt16(FRA_IP_PROTO)
+    static let fraSportRange = UInt16(FRA_SPORT_RANGE)
+    static let fraDportRange = UInt16(FRA_DPORT_RANGE)
+    static let fraUIDRange = UInt16(FRA_UID_RANGE)
+    static let fraTunID = UInt16(FRA_TUN_ID)
+    static let fraL3mdev = UInt16(FRA_L3MDEV)
     static let fibRuleInvert = UInt32(FIB_RULE_INVERT)
     static let frActToTable = UInt8(FR_ACT_TO_TBL)
     static let frActGoto = UInt8(FR_ACT_GOTO)
@@ -310,7 +318,7 @@ extension NetlinkSocket {
         return replies.filter { $0.type == UInt16(RTM_NEWRULE) }.map { m in
             let h = Self.load(fib_rule_hdr.self, from: m.header)
             return (RuleHeader(family: h.family, destinationLength: h.dst_len, sourceLength: h.src_len, table: h.table,
-                               action: h.action, flags: h.flags), m.attributes)
+                               action: h.action, flags: h.flags, tos: h.tos), m.attributes)
         }
     }
 
