@@ -27,7 +27,7 @@ public enum TraceText {
         } else {
             out.append("  path: \(walks.first?.0 ?? result.pipeline.description)")
         }
-        for n in result.notes { out.append("  assumed: \(n)") }
+        for a in result.assumedOrders { out.append("  assumed: \(a)") }
         let unknown = TraceText.unknownFields(q)
         if !unknown.isEmpty { out.append("  unknown: \(unknown.joined(separator: ", ")) — every outcome they allow is shown") }
         out.append("")
@@ -146,8 +146,9 @@ public enum TraceJSON {
         var query: QueryDoc
         var pipeline: [String]
         var unknown: [String]
-        /// What the trace assumes that no read shows (`PacketTraceResult.notes`); absent when nothing is.
-        var assumed: [String]?
+        /// The order assumed for base chains of one hook and priority (`PacketTraceResult.assumedOrders`); absent
+        /// when there is no such tie on the walk.
+        var assumed: [AssumedOrder]?
         var verdict: VerdictDoc?
         var steps: [StepDoc]
         var outcomes: [OutcomeDoc]
@@ -157,7 +158,7 @@ public enum TraceJSON {
             query = QueryDoc(r.query)
             pipeline = r.pipeline.stages.map { Pipeline([$0]).description }
             unknown = TraceText.unknownFields(r.query)
-            assumed = r.notes.isEmpty ? nil : r.notes
+            assumed = r.assumedOrders.isEmpty ? nil : r.assumedOrders
             outcomes = r.outcomes.map(OutcomeDoc.init)
             verdict = outcomes.first?.verdict
             steps = outcomes.first?.steps ?? []

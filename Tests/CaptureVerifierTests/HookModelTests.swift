@@ -117,11 +117,19 @@ extension HookModelTests {
                                 destination: IPAddress("10.0.0.2")!, destinationPort: 80)
         let tied = PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.nat, priority: -100, [])]).trace(query)
         // Neither table holds Istio's chains: the order given decides, and the trace says it is an assumption.
-        #expect(tied.notes == ["nat OUTPUT, inet other out are registered at the OUTPUT hook with the same priority (-100): the kernel runs the one "
-                               + "registered last first, which no read shows; this trace assumes the order nat OUTPUT → inet other out"])
+        #expect(tied.assumedOrders == [AssumedOrder(hook: .output, priority: -100, order: ["nat OUTPUT", "inet other out"])])
+        #expect(tied.assumedOrders.first?.description == "nat OUTPUT, inet other out are registered at the OUTPUT hook with the same priority "
+                + "(-100): the kernel runs the one registered last first, which no read shows; this trace assumes the order nat OUTPUT → inet other out")
         // Another priority, or a tie with a table that is not loaded (iptables' raw), is no assumption.
-        #expect(PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.nat, priority: -150, [])]).trace(query).notes.isEmpty)
-        #expect(PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.filter, priority: -300, [])]).trace(query).notes.isEmpty)
+        #expect(PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.nat, priority: -150, [])]).trace(query).assumedOrders.isEmpty)
+        #expect(PacketTracer(family: .ipv4, tables: [istioNat, Self.foreign(.filter, priority: -300, [])]).trace(query).assumedOrders.isEmpty)
+        // A tie at a hook the packet never meets: out eth0, it does not come back through PREROUTING.
+        let prerouting = Table(family: .ipv4, name: .nat, chains: [Chain(name: .output, policy: .accept, rules: [Self.redirect15001]),
+                                                                    Chain(name: .prerouting, policy: .accept, rules: [])])
+        var outEth0 = query
+        outEth0.outInterface = "eth0"
+        #expect(PacketTracer(family: .ipv4, tables: [prerouting, Self.foreign(.nat, priority: -100, hook: .prerouting, [])])
+                    .trace(outEth0).assumedOrders.isEmpty)
     }
 }
 

@@ -34,12 +34,13 @@ import Testing
         let q = PacketQuery(direction: .outbound, family: .ipv4, protocolNumber: ProtocolMatch.tcp, destination: IPAddress("10.0.0.1")!,
                             destinationPort: 9080)
         var result = PacketTracer(family: .ipv4, tables: tables).trace(q)
-        #expect(result.notes.isEmpty)
+        #expect(result.assumedOrders.isEmpty)
         #expect(!TraceText.render(result, source: "t.save").contains("assumed:"))
         #expect(!TraceJSON.render(result, source: "t.save").contains("\"assumed\""))
-        result.notes = ["nat OUTPUT, inet other out are registered at the OUTPUT hook with the same priority (-100)"]
+        result.assumedOrders = [AssumedOrder(hook: .output, priority: -100, order: ["nat OUTPUT", "inet other out"])]
         #expect(TraceText.render(result, source: "t.save").contains("\n  assumed: nat OUTPUT, inet other out are registered at the OUTPUT hook"))
-        #expect(TraceJSON.render(result, source: "t.save").contains("\"assumed\" : [\n    \"nat OUTPUT, inet other out"))
+        let json = TraceJSON.render(result, source: "t.save")
+        #expect(json.contains("\"assumed\" : [\n    {\n      \"hook\" : \"OUTPUT\",\n      \"order\" : [\n        \"nat OUTPUT\",\n        \"inet other out\"\n      ],\n      \"priority\" : -100\n    }\n  ]"), "\(json)")
     }
 
     @Test("given values are stated; a rule that did not match names the conditions that failed")

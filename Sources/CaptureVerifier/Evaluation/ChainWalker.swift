@@ -287,27 +287,22 @@ struct ChainWalker<Domain: WalkDomain>: Sendable {
         }
     }
 
-    /// The order the walk assumes where no read can tell: base chains of tables that exist, at the same hook and
-    /// priority, which the kernel runs latest registration first. One sentence per such group, for a trace to say.
-    func orderAssumptions(_ pipeline: Pipeline) -> [String] {
+    /// The order the walk assumes where no read can tell: base chains of loaded tables that the resolved pipeline
+    /// walks at the same hook and priority, which the kernel runs latest registration first.
+    func orderAssumptions(_ pipeline: Pipeline) -> [AssumedOrder] {
+        let walked = Set(resolve(pipeline).stages.compactMap { s -> String? in
+            if case .table(let t, let c) = s { "\(t) \(c)" } else { nil }
+        })
         var seen: Set<Hook> = []
-        var notes: [String] = []
+        var out: [AssumedOrder] = []
         for case .hook(let h) in pipeline.stages where seen.insert(h).inserted {
-            let present = (hooks[h] ?? []).filter { tables[$0.table] != nil }
-            var i = 0
-            while i < present.count {
-                let priority = present[i].registration.priority
-                var j = i
-                while j + 1 < present.count, present[j + 1].registration.priority == priority { j += 1 }
-                if j > i {
-                    let names = present[i...j].map { "\($0.table) \($0.chain)" }
-                    notes.append("\(names.joined(separator: ", ")) are registered at the \(h.chainName) hook with the same priority (\(priority)): "
-                        + "the kernel runs the one registered last first, which no read shows; this trace assumes the order \(names.joined(separator: " → "))")
-                }
-                i = j + 1
+            let present = (hooks[h] ?? []).filter { tables[$0.table] != nil && walked.contains("\($0.table) \($0.chain)") }
+            for priority in Set(present.map(\.registration.priority)).sorted() {
+                let tied = present.filter { $0.registration.priority == priority }.map { "\($0.table) \($0.chain)" }
+                if tied.count > 1 { out.append(AssumedOrder(hook: h.chainName, priority: priority, order: tied)) }
             }
         }
-        return notes
+        return out
     }
 
     /// The pipeline with each hook replaced by its base chains; after a loopback hop nat chains are left out

@@ -23,7 +23,7 @@ struct SymbolicEvaluator: Sendable {
     func resolve(_ pipeline: Pipeline) -> Pipeline { walker.resolve(pipeline) }
 
     /// Where the resolved order of base chains is assumed (`ChainWalker.orderAssumptions`).
-    func orderAssumptions(_ pipeline: Pipeline) -> [String] { walker.orderAssumptions(pipeline) }
+    func orderAssumptions(_ pipeline: Pipeline) -> [AssumedOrder] { walker.orderAssumptions(pipeline) }
 
     /// Every outcome the relevance admits (all of them by default), each exactly as the full walk gives it.
     func evaluate(_ set: PacketSet, pipeline: Pipeline, relevance: Relevance = .all) -> [Outcome] {

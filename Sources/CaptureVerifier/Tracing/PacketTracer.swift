@@ -22,7 +22,7 @@ public struct PacketTracer: Sendable {
         let space = PacketSpace(family: family, tables: tables, hints: hints(query))
         let set = PacketSet([box(query, space)])
         let evaluator = SymbolicEvaluator(space: space, tables: tables)
-        let notes = evaluator.orderAssumptions(pipeline ?? query.pipeline)
+        let assumed = evaluator.orderAssumptions(pipeline ?? query.pipeline)
         let pipeline = evaluator.resolve(pipeline ?? query.pipeline)
         let symbolic = evaluator.evaluate(set, pipeline: pipeline)
 
@@ -67,7 +67,11 @@ public struct PacketTracer: Sendable {
                 "\(a.table) \(a.position) (\(a.what.joined(separator: ", "))) \(a.matched ? "matches" : "does not match")"
             }
         }
-        return PacketTraceResult(query: query, pipeline: pipeline, outcomes: outcomes, notes: notes)
+        // Only ties at a hook some outcome reached (a packet out eth0 never meets PREROUTING). Reaching one of the
+        // tied chains is enough: the one walked first may have decided, which is the order's whole consequence.
+        let entered = Set(outcomes.flatMap { $0.steps.filter { $0.kind == .enter || $0.kind == .skipped }.map { "\($0.table) \($0.chain)" } })
+        let orders = assumed.filter { $0.order.contains(where: entered.contains) }
+        return PacketTraceResult(query: query, pipeline: pipeline, outcomes: outcomes, assumedOrders: orders)
     }
 
     /// One fully specified packet, concretely.

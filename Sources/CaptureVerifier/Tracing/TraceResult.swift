@@ -110,6 +110,26 @@ public struct PacketTraceResult: Hashable, Sendable {
     public var query: PacketQuery
     public var pipeline: Pipeline
     public var outcomes: [TracedOutcome]
-    /// What the trace assumes that no read can show (the order of base chains registered at one priority).
-    public var notes: [String] = []
+    /// What the trace assumes that no read can show: the order of base chains it walked at one hook and priority.
+    public var assumedOrders: [AssumedOrder] = []
+}
+
+/// Base chains registered at the same hook and priority, and the order a walk took them in: the kernel runs the
+/// one registered last first, which no read shows.
+public struct AssumedOrder: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var hook: ChainName
+    public var priority: Int
+    /// "table chain", in the order walked.
+    public var order: [String]
+
+    public init(hook: ChainName, priority: Int, order: [String]) {
+        self.hook = hook
+        self.priority = priority
+        self.order = order
+    }
+
+    public var description: String {
+        "\(order.joined(separator: ", ")) are registered at the \(hook) hook with the same priority (\(priority)): the kernel runs the one "
+            + "registered last first, which no read shows; this trace assumes the order \(order.joined(separator: " → "))"
+    }
 }
