@@ -430,29 +430,9 @@ enum AmbientReturnPath: FamilyObligation {
             } else if let rule = routing.markRule(family: ctx.family, mark: reply, mask: mask, table: table) {
                 // The application's replies are generated locally: the kernel looks their route up with iif lo.
                 let preemptions = routing.preemptions(of: rule, mark: reply, inputInterface: "lo")
-                for p in preemptions {
-                    let what: String
-                    var severity: Severity = p.reach == .all ? .error : .warning
-                    switch p.effect {
-                    case .routes(let routes):
-                        let listed = routes.prefix(3).map { "`\($0.text)`" }.joined(separator: ", ") + (routes.count > 3 ? ", …" : "")
-                        what = "those to destinations table \(p.rule.table) routes (\(listed)) leave by that route instead of going back to ztunnel"
-                    case .drops(let how):
-                        what = "they are dropped (\(how)) instead of going back to ztunnel"
-                    case .skips(let to):
-                        what = "it sends them past it (goto \(to)), to the tables after it, instead of back to ztunnel"
-                    case .routesNotRead:
-                        severity = .warning
-                        what = "the routes of table \(p.rule.table) were not captured (a bundle from before they were), so whether it routes them elsewhere is not known"
-                    }
-                    let takes = p.effect == .routesNotRead ? "may take" : p.reach == .all ? "takes" : "may take some of"
-                    out.findings.append(ctx.structural(.returnPath, severity, table: nil, chain: nil,
-                        message: "The ip rule `\(p.rule.text)` is consulted before ztunnel's `\(rule.text)` (\(ctx.familyName)) and \(takes) "
-                            + "the replies marked \(replyText) on ztunnel-delivered connections: \(what).",
-                        fix: "Give that rule a priority after \(rule.priority ?? 0), or have it skip packets with mark \(replyText) "
-                            + "(`ip rule add not fwmark \(replyText) …`), so that ztunnel's replies reach table \(table). " + Fix.ambient,
-                        obligation: description.id))
-                }
+                out.findings += ctx.preemptionFindings(preemptions, of: rule, kind: .returnPath, marked: replyText,
+                                                       on: "ztunnel-delivered connections", to: "ztunnel", table: table,
+                                                       fix: Fix.ambient, obligation: description.id)
                 if !routing.hasLocalDefaultRoute(family: ctx.family, table: table) {
                     // The node agent leaves the IPv6 route out when IPv6 is disabled on lo; then nothing IPv6 reaches ztunnel over lo either.
                     let v6 = ctx.family == .ipv6

@@ -262,3 +262,35 @@ extension Rule {
 extension Array {
     subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
 }
+
+extension FamilyContext {
+    /// One finding per `ip rule` that keeps marked replies from the table that routes them back to the proxy
+    /// (`PolicyRouting.preemptions`): an error when it takes every reply, a warning when it may take some.
+    func preemptionFindings(_ preemptions: [PolicyRouting.Preemption], of rule: PolicyRouting.RoutingRule, kind: FindingKind,
+                            marked mark: String, on connections: String, to proxy: String, table: String, fix: String,
+                            obligation: ObligationID) -> [Finding] {
+        preemptions.map { p in
+            let what: String
+            var severity: Severity = p.reach == .all ? .error : .warning
+            switch p.effect {
+            case .routes(let routes):
+                let listed = routes.prefix(3).map { "`\($0.text)`" }.joined(separator: ", ") + (routes.count > 3 ? ", …" : "")
+                what = "those to destinations table \(p.rule.table) routes (\(listed)) leave by that route instead of going back to \(proxy)"
+            case .drops(let how):
+                what = "they are dropped (\(how)) instead of going back to \(proxy)"
+            case .skips(let to):
+                what = "it sends them past it (goto \(to)), to the tables after it, instead of back to \(proxy)"
+            case .routesNotRead:
+                severity = .warning
+                what = "the routes of table \(p.rule.table) were not captured (a bundle from before they were), so whether it routes them elsewhere is not known"
+            }
+            let takes = p.effect == .routesNotRead ? "may take" : p.reach == .all ? "takes" : "may take some of"
+            return structural(kind, severity, table: nil, chain: nil,
+                message: "The ip rule `\(p.rule.text)` is consulted before `\(rule.text)` (\(familyName)) and \(takes) "
+                    + "the replies marked \(mark) on \(connections): \(what).",
+                fix: "Give that rule a priority after \(rule.priority ?? 0), or have it skip packets with mark \(mark) "
+                    + "(`ip rule add not fwmark \(mark) …`), so that the replies reach table \(table). " + fix,
+                obligation: obligation)
+        }
+    }
+}

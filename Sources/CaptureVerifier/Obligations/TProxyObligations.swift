@@ -74,8 +74,15 @@ enum TProxyConsistency: FamilyObligation {
         // (e) policy routing, when it was read.
         if let routing = ctx.policyRouting {
             let table = String(c.tproxyRouteTable)
-            let hasRule = routing.rules.contains { r in
-                r.family == ctx.family && !r.inverted && r.fwmark == m && (r.fwmask.map { $0 & m == m } ?? true) && r.table == table
+            let markRule = routing.rules.first { r in
+                r.family == ctx.family && !r.inverted && r.action == nil && r.fwmark == m && (r.fwmask.map { $0 & m == m } ?? true) && r.table == table
+            }
+            let hasRule = markRule != nil
+            // The proxy's replies get the mark back in mangle OUTPUT and are routed with iif lo, like ambient's.
+            let preemptions = markRule.map { routing.preemptions(of: $0, mark: m, inputInterface: "lo") } ?? []
+            if let markRule {
+                out.findings += ctx.preemptionFindings(preemptions, of: markRule, kind: .tproxy, marked: hex, on: "TPROXYed connections",
+                                                       to: "the proxy", table: table, fix: Fix.tproxy, obligation: description.id)
             }
             let hasRoute = routing.hasLocalDefaultRoute(family: ctx.family, table: table)
             let witnessOutcome = tproxied.first { if case .tproxy = $0.verdict { true } else { false } }
@@ -89,7 +96,9 @@ enum TProxyConsistency: FamilyObligation {
                                                        message: "The namespace has no \(what) for TPROXY mark \(hex).", fix: Fix.tproxy, obligation: description.id))
                 }
             }
-            if hasRule, hasRoute { out.proven.append("ip rule fwmark \(hex) lookup \(table) and its local route exist") }
+            if hasRule, hasRoute, preemptions.isEmpty {
+                out.proven.append("ip rule fwmark \(hex) lookup \(table) and its local route exist, and no rule before it takes the marked replies")
+            }
         } else {
             out.notes.append("policy routing was not read (saved dump): the ip rule and route for mark \(hex) were not checked")
         }
