@@ -96,9 +96,7 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
 
         /// The prefix length of `destination`: 0 for `default`, the family's width for a bare address.
         public var prefixLength: Int {
-            if destination == "default" { return 0 }
-            if let slash = destination.firstIndex(of: "/") { return Int(destination[destination.index(after: slash)...]) ?? 0 }
-            return family.addressBits
+            destination == "default" ? 0 : AddressMatch(destination)?.mask.prefixLength ?? 0
         }
 
         /// Route types whose lookup ends the walk with an error: the packet is dropped, whatever its prefix.
