@@ -55,14 +55,14 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
             return r
         }
 
-        /// The rule as `ip rule show` prints it: `100: from all lookup main suppress_prefixlength 0`.
+        /// The rule in `ip rule show`'s words: `100: from all lookup main suppress_prefixlength 0`.
         public var text: String {
             var words = ["\(priority ?? 0):"]
             if inverted { words.append("not") }
             words += ["from", source ?? "all"]
             if let destination { words += ["to", destination] }
             if let fwmark {
-                words += ["fwmark", "0x" + String(fwmark, radix: 16) + (fwmask.map { "/0x" + String($0, radix: 16) } ?? "")]
+                words += ["fwmark", (fwmark == 0 ? "0" : "0x" + String(fwmark, radix: 16)) + (fwmask.map { "/0x" + String($0, radix: 16) } ?? "")]
             }
             if let inputInterface { words += ["iif", inputInterface] }
             if let outputInterface { words += ["oif", outputInterface] }
@@ -102,7 +102,8 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
         /// Route types whose lookup ends the walk with an error: the packet is dropped, whatever its prefix.
         public static let errorTypes: Set<String> = ["unreachable", "blackhole", "prohibit"]
 
-        /// As `ip route show table T` prints it: `10.0.0.0/24 dev eth0`, `local default dev lo`.
+        /// In `ip route show table T`'s words, without the gateway the model does not keep: `10.0.0.0/24 dev eth0`,
+        /// `local default dev lo`.
         public var text: String {
             ([type == "unicast" ? nil : type, destination] + (device.map { ["dev", $0] } ?? [])).compactMap { $0 }.joined(separator: " ")
         }
@@ -139,15 +140,16 @@ extension PolicyRouting {
         public enum Effect: Sendable, Hashable {
             /// Its table routes them (after `suppress_prefixlength`).
             case routes([Route])
-            /// `blackhole`, `unreachable`, `prohibit`: a rule, or an error route in its table, drops them.
-            case drops(String)
+            /// Dropped: by the rule's own action (`blackhole`, `unreachable`, `prohibit`; nil route), or by an error
+            /// route of its table.
+            case dropped(by: Route?)
             /// `goto` past `target`.
             case skips(to: UInt32)
             /// Its table's routes were not captured (a bundle from before they were): no telling.
             case routesNotRead
         }
         public var rule: RoutingRule
-        /// `.all`: every such packet; `.some`: those its other selectors pick.
+        /// `.all`: every such packet; `.some`: those its selectors, or its table's routes, pick.
         public var reach: Reach
         public var effect: Effect
     }
@@ -155,50 +157,71 @@ extension PolicyRouting {
     /// The rules the kernel consults before `target` that take over packets it is meant to route. The kernel walks
     /// a family's rules in dump order (by priority, a rule added later after those of its priority); a rule
     /// reaches a packet when all its selectors do, `not` inverting that. The fwmark is compared under its mask;
-    /// `iif` with the packet's input interface (`lo` for a locally generated packet; nil: unknown); `oif` reaches
-    /// only sockets bound to that device, which the application's replies are not; `ipproto` must be TCP's (the
-    /// replies are TCP); source, destination and the selectors iptaudit does not evaluate may reach some. Then
-    /// `nop` goes on, `blackhole`/`unreachable`/`prohibit` drop, a `goto` past `target` skips it, and a lookup
-    /// takes over where its table has a route: an error route always, a unicast route that
-    /// `suppress_prefixlength` keeps, not a `throw` (the walk goes on) and not a `local` route (it delivers in
-    /// the pod). `local` at priority 0 routes only the namespace's own addresses, which replies to a peer never
-    /// have.
+    /// `iif` with the packet's input interface (`lo` for a locally generated packet; nil: unknown); `oif` and
+    /// `l3mdev` reach only sockets bound to a device or a VRF, which the application's replies are not. Source,
+    /// destination, `ipproto`, ports and the selectors iptaudit does not evaluate may reach some: a reply rerouted
+    /// after mangle OUTPUT carries its protocol and ports only when some rule needs them (`ip_route_me_harder`).
+    /// Then `nop` and a `goto` to a priority no rule has go on; a `goto` that takes every packet jumps (past
+    /// `target`: it skips it); `blackhole`/`unreachable`/`prohibit` drop; a lookup takes over where its table has
+    /// a route: an error route always, a unicast route that `suppress_prefixlength` keeps, not a `throw` (the walk
+    /// goes on) and not a `local` route (it delivers in the pod); every packet only through a default route.
+    /// `local` at priority 0 routes only the namespace's own addresses, which replies to a peer never have.
     public func preemptions(of target: RoutingRule, mark: UInt32, inputInterface: String?) -> [Preemption] {
         guard let position = rules.firstIndex(of: target) else { return [] }
-        return rules[..<position].compactMap { r -> Preemption? in
-            guard r.family == target.family, r.table != "local" || r.action != nil, r.action != .nop else { return nil }
-            if r.action == nil, r.table == target.table { return nil }
+        let family = rules.filter { $0.family == target.family }
+        var out: [Preemption] = []
+        var landing: UInt32?  // a goto taken by every packet: the rules before this priority are not consulted
+        for r in rules[..<position] where r.family == target.family {
+            if let l = landing {
+                guard (r.priority ?? 0) >= l else { continue }
+                landing = nil
+            }
+            guard r.table != "local" || r.action != nil, r.action != .nop else { continue }
+            if r.action == nil, r.table == target.table { continue }
             var reach = Reach.all
             if let fwmark = r.fwmark, mark & (r.fwmask ?? 0xFFFF_FFFF) != fwmark & (r.fwmask ?? 0xFFFF_FFFF) { reach = .none }
-            if r.outputInterface != nil { reach = .none }
-            if let p = r.ipProtocol, p != 6 { reach = .none }
+            if r.outputInterface != nil || r.otherSelectors?.contains("l3mdev") == true { reach = .none }
             if let iif = r.inputInterface {
                 if let inputInterface { if iif != inputInterface { reach = .none } } else { reach = min(reach, .some) }
             }
-            if r.source != nil || r.destination != nil || r.otherSelectors != nil { reach = min(reach, .some) }
+            let evaluated = (r.otherSelectors ?? []).filter { $0 != "l3mdev" }
+            if r.source != nil || r.destination != nil || r.ipProtocol != nil || !evaluated.isEmpty { reach = min(reach, .some) }
             if r.inverted { reach = reach == .all ? .none : reach == .none ? .all : .some }
-            guard reach != .none else { return nil }
+            guard reach != .none else { continue }
             switch r.action {
             case .goto:
-                guard let to = r.gotoTarget, to > (target.priority ?? 0) else { return nil }
-                return Preemption(rule: r, reach: reach, effect: .skips(to: to))
+                // The kernel resolves a goto to the first rule of that priority; without one it goes on.
+                guard let to = r.gotoTarget, family.contains(where: { ($0.priority ?? 0) == to }) else { continue }
+                if to > (target.priority ?? 0) {
+                    out.append(Preemption(rule: r, reach: reach, effect: .skips(to: to)))
+                } else if reach == .all {
+                    landing = to
+                }
             case .blackhole, .unreachable, .prohibit:
-                return Preemption(rule: r, reach: reach, effect: .drops(r.action?.rawValue ?? ""))
+                out.append(Preemption(rule: r, reach: reach, effect: .dropped(by: nil)))
             case .nop:
-                return nil
+                continue
             case nil:
                 let mine = routes.filter { $0.family == r.family && $0.table == r.table }
-                if mine.isEmpty, let read = routeTablesRead, !(read[r.family] ?? []).contains(r.table) {
-                    return Preemption(rule: r, reach: .some, effect: .routesNotRead)
+                if mine.isEmpty, !(routeTablesRead?[r.family] ?? []).contains(r.table) {
+                    out.append(Preemption(rule: r, reach: .some, effect: .routesNotRead))
+                    continue
                 }
-                if mine.isEmpty, routeTablesRead == nil { return Preemption(rule: r, reach: .some, effect: .routesNotRead) }
-                if let error = mine.first(where: { Route.errorTypes.contains($0.type) }) {
-                    return Preemption(rule: r, reach: reach, effect: .drops("\(error.text) in table \(r.table)"))
-                }
+                let errors = mine.filter { Route.errorTypes.contains($0.type) }
                 let kept = mine.filter { $0.type == "unicast" && $0.prefixLength > (r.suppressPrefixLength ?? -1) }
-                return kept.isEmpty ? nil : Preemption(rule: r, reach: reach, effect: .routes(kept))
+                // A default route takes every reply; a specific one the replies to its prefix only.
+                if let error = errors.first(where: { $0.prefixLength == 0 }) {
+                    out.append(Preemption(rule: r, reach: reach, effect: .dropped(by: error)))
+                } else if kept.contains(where: { $0.prefixLength == 0 }) {
+                    out.append(Preemption(rule: r, reach: reach, effect: .routes(kept)))
+                } else if let error = errors.first {
+                    out.append(Preemption(rule: r, reach: min(reach, .some), effect: .dropped(by: error)))
+                } else if !kept.isEmpty {
+                    out.append(Preemption(rule: r, reach: min(reach, .some), effect: .routes(kept)))
+                }
             }
         }
+        return out
     }
 
     /// Whether `table` holds a `local` default route over `lo` for the family: what delivers marked packets to

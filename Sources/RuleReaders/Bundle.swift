@@ -596,7 +596,9 @@ private struct BundleSchema: Codable {
             var priority: UInt32?
             var fwmark: UInt32?
             var fwmask: UInt32?
-            var table: String
+            /// Absent for a rule that looks no table up (`action`), so that an iptaudit from before actions were
+            /// recorded refuses the bundle instead of reading the rule as a lookup.
+            var table: String?
             /// Written only when true; absent in bundles from before it was read.
             var inverted: Bool?
             /// Selectors, written only when the rule has them; absent in bundles from before they were read.
@@ -666,7 +668,8 @@ private struct BundleSchema: Codable {
         families = b.families.map { FamilySchema(family: $0.family, chosenBackend: $0.chosenBackend, populatedBackends: $0.populatedBackends) }
         rules = b.rules.map { DumpSchema(backend: $0.backend, family: $0.family, tables: $0.tables.map(\.rawValue), saveText: $0.saveText) }
         policyRouting = b.policyRouting.map { r in
-            RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
+            RoutingSchema(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask,
+                                                    table: $0.action == nil ? $0.table : nil,
                                                     inverted: $0.inverted ? true : nil, source: $0.source, destination: $0.destination,
                                                     inputInterface: $0.inputInterface, outputInterface: $0.outputInterface,
                                                     suppressPrefixLength: $0.suppressPrefixLength, action: $0.action, gotoTarget: $0.gotoTarget,
@@ -700,7 +703,7 @@ private struct BundleSchema: Codable {
             families: families.map { .init(family: $0.family, chosenBackend: $0.chosenBackend, populatedBackends: $0.populatedBackends) },
             rules: rules.map { .init(backend: $0.backend, family: $0.family, tables: $0.tables.map(TableName.init(rawValue:)), saveText: $0.saveText) },
             policyRouting: policyRouting.map { r in
-                PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table,
+                PolicyRouting(rules: r.rules.map { .init(family: $0.family, priority: $0.priority, fwmark: $0.fwmark, fwmask: $0.fwmask, table: $0.table ?? "",
                                                          inverted: $0.inverted ?? false, source: $0.source, destination: $0.destination,
                                                          inputInterface: $0.inputInterface, outputInterface: $0.outputInterface,
                                                          suppressPrefixLength: $0.suppressPrefixLength).with(action: $0.action, gotoTarget: $0.gotoTarget,

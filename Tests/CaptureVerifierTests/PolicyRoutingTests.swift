@@ -46,16 +46,16 @@ struct PolicyRoutingTests {
 
     @Test("a rule before the TPROXY mark's that takes the marked replies is a finding, as in ambient")
     func preempted() throws {
-        let wg = PolicyRouting.RoutingRule(family: .ipv4, priority: 100, table: "main", suppressPrefixLength: 0)
-        let routing = PolicyRouting(rules: [wg] + Self.correct.rules,
-                                    routes: Self.correct.routes + [.init(family: .ipv4, type: "unicast", destination: "10.0.0.0/24", device: "eth0", table: "main")],
+        let early = PolicyRouting.RoutingRule(family: .ipv4, priority: 100, table: "main")
+        let routing = PolicyRouting(rules: [early] + Self.correct.rules,
+                                    routes: Self.correct.routes + [.init(family: .ipv4, type: "unicast", destination: "default", device: "eth0", table: "main")],
                                     routeTablesRead: [.ipv4: ["133", "main"]])
         let r = try verify(routing: routing)
         let result = try #require(r.result("tproxy"))
         #expect(result.status == .failed)
-        #expect(r.errors.map(\.message) == ["The ip rule `100: from all lookup main suppress_prefixlength 0` is consulted before "
+        #expect(r.errors.map(\.message) == ["The ip rule `100: from all lookup main` is consulted before "
             + "`32765: from all fwmark 0x539 lookup 133` (IPv4) and takes the replies marked 0x539 on TPROXYed connections: those to "
-            + "destinations table main routes (`10.0.0.0/24 dev eth0`) leave by that route instead of going back to the proxy."])
+            + "destinations table main routes (`default dev eth0`) leave by that route instead of going back to the proxy."])
         #expect(!result.proven.contains { $0.contains("lookup 133") })
         // The same rule after the mark's takes nothing.
         let after = PolicyRouting(rules: Self.correct.rules + [PolicyRouting.RoutingRule(family: .ipv4, priority: 32800, table: "main")],

@@ -92,32 +92,41 @@ struct AmbientLiveTests {
     /// A rule the kernel consults before ztunnel's (wg-quick's `lookup main suppress_prefixlength 0`, a `goto`
     /// past it, an `unreachable` rule or error route, a rule of its priority listed first) takes the application's
     /// marked replies away from table 100. Each case is asked of the kernel itself (`ip route get <peer> from
-    /// <pod> mark 0x111`, a route query that sends nothing) and iptaudit must agree: an error exactly when the
-    /// kernel no longer answers with table 100's local route for every peer; a warning where a selector iptaudit
-    /// does not evaluate may pick some replies (the kernel's answer for this packet is then stated, not required);
-    /// nothing for a rule after it, one that skips the mark or another protocol, a throw-only or local-only table.
+    /// <pod> mark 0x111 ipproto tcp`, a route query that sends nothing, for a peer on the pod's subnet and one
+    /// beyond it) and iptaudit must agree: an error when the kernel takes the replies to every peer through a
+    /// default route or the rule itself; a warning where only some may be taken (a selector iptaudit does not
+    /// evaluate, a table with specific routes only), the kernel's answer then stated per case; nothing for a rule
+    /// after it, one that skips the mark, a goto to nowhere or over a rule, a throw-only or local-only table.
     struct Preempting: CustomTestStringConvertible, Sendable {
         var rule: [String]
         /// nil: no finding; else the severity of the one return-path finding.
         var severity: Severity?
-        /// Whether the kernel routes this reply elsewhere.
+        /// Whether the kernel routes one of the two replies elsewhere.
         var kernelTakes: Bool
         /// Add the rule before ztunnel's of the same priority (delete and re-add ztunnel's after it).
         var listedFirst = false
-        var testDescription: String { rule.joined(separator: " ") + (listedFirst ? " (listed first)" : "") }
+        /// Rules added before it.
+        var others: [[String]] = []
+        var testDescription: String { (others.map { $0.joined(separator: " ") } + [rule.joined(separator: " ")]).joined(separator: "; ") + (listedFirst ? " (listed first)" : "") }
     }
 
     static let preempting: [Preempting] = [
-        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "lookup", "main", "suppress_prefixlength", "0"], severity: .warning, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "lookup", "main"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "not", "l3mdev"], severity: .error, kernelTakes: true),
+        Preempting(rule: ["pref", "100", "lookup", "203"], severity: .warning, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "goto", "40000"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "300", "nop"], severity: nil, kernelTakes: false,
+                   others: [["pref", "100", "goto", "300"], ["pref", "200", "lookup", "main"]]),
         Preempting(rule: ["pref", "100", "from", "10.0.0.1", "lookup", "200"], severity: .warning, kernelTakes: true),
         Preempting(rule: ["pref", "100", "lookup", "200"], severity: .error, kernelTakes: true),
         Preempting(rule: ["pref", "100", "goto", "32766"], severity: .error, kernelTakes: true),
         Preempting(rule: ["pref", "100", "fwmark", "0x111/0xfff", "unreachable"], severity: .error, kernelTakes: true),
         Preempting(rule: ["pref", "100", "lookup", "201", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true),
-        Preempting(rule: ["pref", "100", "not", "ipproto", "udp", "lookup", "main", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true),
-        Preempting(rule: ["pref", "32764", "lookup", "main", "suppress_prefixlength", "0"], severity: .error, kernelTakes: true, listedFirst: true),
+        Preempting(rule: ["pref", "100", "not", "ipproto", "udp", "lookup", "main"], severity: .warning, kernelTakes: true),
+        Preempting(rule: ["pref", "32764", "lookup", "main"], severity: .error, kernelTakes: true, listedFirst: true),
         Preempting(rule: ["pref", "100", "tos", "0x10", "lookup", "main"], severity: .warning, kernelTakes: false),
-        Preempting(rule: ["pref", "100", "ipproto", "udp", "lookup", "main", "suppress_prefixlength", "0"], severity: nil, kernelTakes: false),
+        Preempting(rule: ["pref", "100", "ipproto", "udp", "lookup", "main"], severity: .warning, kernelTakes: false),
         Preempting(rule: ["pref", "100", "iif", "l+", "lookup", "main", "suppress_prefixlength", "0"], severity: nil, kernelTakes: false),
         Preempting(rule: ["pref", "100", "not", "fwmark", "0x111/0xfff", "lookup", "main"], severity: nil, kernelTakes: false),
         Preempting(rule: ["pref", "100", "fwmark", "0x2/0x2", "lookup", "main"], severity: nil, kernelTakes: false),
@@ -140,8 +149,10 @@ struct AmbientLiveTests {
                         ["ip", "route", "add", "default", "via", "10.0.0.253", "dev", "eth0", "table", "200"],
                         ["ip", "route", "add", "unreachable", "default", "table", "201"],
                         ["ip", "route", "add", "local", "default", "dev", "lo", "table", "202"],
-                        ["ip", "route", "add", "throw", "default", "table", "300"]]
+                        ["ip", "route", "add", "throw", "default", "table", "300"],
+                        ["ip", "route", "add", "198.51.100.0/24", "via", "10.0.0.253", "dev", "eth0", "table", "203"]]
         if case_.listedFirst { commands.append(["ip", "rule", "del"] + ztunnels) }
+        commands += case_.others.map { ["ip", "rule", "add"] + $0 }
         commands.append(["ip", "rule", "add"] + case_.rule)
         if case_.listedFirst { commands.append(["ip", "rule", "add"] + ztunnels) }
         for cmd in commands { try ns.mustRun(cmd) }

@@ -66,6 +66,7 @@ struct NetlinkReadTests {
             ["ip", "-4", "rule", "add", "pref", "104", "not", "from", "10.3.0.1", "prohibit"],
             ["ip", "-4", "rule", "add", "pref", "105", "tun_id", "7", "lookup", "200"],
             ["ip", "-4", "rule", "add", "pref", "106", "l3mdev"],
+            ["ip", "-4", "rule", "add", "pref", "108", "not", "l3mdev"],
             ["ip", "-4", "rule", "add", "pref", "107", "iif", "lo", "lookup", "201"],
             ["ip", "-4", "route", "add", "unreachable", "default", "table", "201"],
             ["ip", "-4", "rule", "add", "fwmark", "0x111/0xfff", "pref", "32764", "lookup", "100"],
@@ -100,10 +101,12 @@ struct NetlinkReadTests {
                     guard let start = r[key + "_start"] as? NSNumber, let end = r[key + "_end"] as? NSNumber else { return nil }
                     return start == end ? "\(start)" : "\(start)-\(end)"
                 }
-                if r.keys.contains("l3mdev") { continue }  // a socket outside a VRF never matches it
+                // An l3mdev lookup names no table; under `not` the kernel looks up main.
+                let l3mdev = r.keys.contains("l3mdev")
+                if l3mdev, !r.keys.contains("not") { continue }
                 let action: PolicyRouting.RoutingRule.Action? = r.keys.contains("goto") ? .goto : r.keys.contains("nop") ? .nop
                     : (r["action"] as? String).flatMap(PolicyRouting.RoutingRule.Action.init(rawValue:))
-                guard let table = action == nil ? r["table"].map({ "\($0)" }) : "" else { continue }
+                guard let table = action == nil ? (l3mdev ? "main" : r["table"].map({ "\($0)" })) : "" else { continue }
                 var other: [String] = []
                 if let tos = r["tos"] as? String { other.append("tos \(tos)") }
                 if let v = range("sport") { other.append("sport \(v)") }
@@ -111,6 +114,7 @@ struct NetlinkReadTests {
                 if let v = range("uid") { other.append("uidrange \(v)") }
                 if let v = r["tun_id"] as? NSNumber { other.append("tun_id \(v)") }
                 if let v = r["suppress_ifgroup"] as? String { other.append("suppress_ifgroup \(v)") }
+                if l3mdev { other.append("l3mdev") }
                 rules.append(PolicyRouting.RoutingRule(
                     family: family, priority: (r["priority"] as? NSNumber)?.uint32Value,
                     fwmark: (r["fwmark"] as? String).flatMap(hex), fwmask: (r["fwmask"] as? String).flatMap(hex),
@@ -147,6 +151,10 @@ struct NetlinkReadTests {
         let ip = try Self.policyRoutingFromIp(ns)
         #expect(ours.rules == ip.rules)
         #expect(ours.routeTablesRead == ip.routeTablesRead)
+        if setup.name.hasPrefix("every kind") {
+            // Written out, not recomputed: the lookups listed before the last fwmark rule, and that rule's table.
+            #expect(ours.routeTablesRead == [.ipv4: ["100", "200", "201", "main"], .ipv6: []])
+        }
         #expect(Set(ours.routes) == Set(ip.routes))
         #expect(ours.routes.count == ip.routes.count)
         if setup.commands == Self.tproxy {

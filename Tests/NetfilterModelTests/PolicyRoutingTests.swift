@@ -32,7 +32,7 @@ struct PolicyRoutingTests {
 
     @Test func selectorsDecideHowMuchARuleTakes() {
         #expect(reach(rule()) == .all)
-        #expect(reach(rule(suppress: 0)) == .all, "main's 10.0.0.0/24 survives suppress_prefixlength 0")
+        #expect(reach(rule(suppress: 0)) == .some, "main's 10.0.0.0/24 survives suppress_prefixlength 0: the replies to that prefix")
         #expect(reach(rule(suppress: 24)) == .none, "every route of main has 24 bits or fewer")
         #expect(reach(rule(fwmark: 0x111, fwmask: 0xfff)) == .all)
         #expect(reach(rule(fwmark: 0x2, fwmask: 0x2)) == .none)
@@ -46,24 +46,36 @@ struct PolicyRoutingTests {
         #expect(reach(rule(iif: "eth0"), iif: nil) == .some)
         #expect(reach(rule(oif: "eth0")) == .none, "an oif rule reaches only sockets bound to the device")
         #expect(reach(rule(oif: "eth0").with(action: nil, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil).inverting) == .all)
-        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 17, otherSelectors: nil)) == .none, "the replies are TCP")
-        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 6, otherSelectors: nil)) == .all)
-        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 17, otherSelectors: nil).inverting) == .all)
+        // A reply rerouted after mangle OUTPUT carries its protocol only when some rule needs it: ipproto may go either way.
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 17, otherSelectors: nil)) == .some)
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 6, otherSelectors: nil)) == .some)
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: 17, otherSelectors: nil).inverting) == .some)
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: nil, otherSelectors: ["l3mdev"])) == .none, "outside a VRF")
+        #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: nil, otherSelectors: ["l3mdev"]).inverting) == .all)
         #expect(reach(rule().with(action: nil, gotoTarget: nil, ipProtocol: nil, otherSelectors: ["tos 0x10"])) == .some,
                 "a selector iptaudit does not evaluate may take some")
     }
 
     @Test func actionsAndErrorRoutes() {
+        let main = rule(priority: 32766)
         func effect(_ r: PolicyRouting.RoutingRule) -> PolicyRouting.Preemption.Effect? {
-            PolicyRouting(rules: [r, Self.ztunnel], routes: Self.routes, routeTablesRead: Self.read)
+            PolicyRouting(rules: [r, Self.ztunnel, main], routes: Self.routes, routeTablesRead: Self.read)
                 .preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo").first?.effect
         }
         let bare = rule(table: "")
         #expect(effect(bare.with(action: .goto, gotoTarget: 32766, ipProtocol: nil, otherSelectors: nil)) == .skips(to: 32766))
         #expect(effect(bare.with(action: .goto, gotoTarget: 32000, ipProtocol: nil, otherSelectors: nil)) == nil, "lands before ztunnel's rule")
+        #expect(effect(bare.with(action: .goto, gotoTarget: 40000, ipProtocol: nil, otherSelectors: nil)) == nil, "no rule of that priority: it goes on")
+        // A goto every reply takes skips the rules before the priority it lands on.
+        let over = PolicyRouting(rules: [bare.with(action: .goto, gotoTarget: 30000, ipProtocol: nil, otherSelectors: nil), rule(priority: 200),
+                                         rule(priority: 30000, table: "").with(action: .nop, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil),
+                                         rule(priority: 30001, table: "400"), Self.ztunnel],
+                                 routes: Self.routes, routeTablesRead: Self.read).preemptions(of: Self.ztunnel, mark: 0x111, inputInterface: "lo")
+        #expect(over.map(\.rule.priority) == [30001], "the lookup at 200 is jumped over; the one after the landing is consulted")
+        #expect(over.first?.reach == .some, "table 400 routes one host only")
         #expect(effect(bare.with(action: .nop, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil)) == nil)
-        #expect(effect(bare.with(action: .unreachable, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil)) == .drops("unreachable"))
-        #expect(effect(rule(table: "201", suppress: 0)) == .drops("unreachable default in table 201"),
+        #expect(effect(bare.with(action: .unreachable, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil)) == .dropped(by: nil))
+        #expect(effect(rule(table: "201", suppress: 0)) == .dropped(by: Self.routes[6]),
                 "suppress_prefixlength applies to routes found, not to an error route")
         #expect(effect(rule(table: "202")) == nil, "a local route delivers in the pod")
         #expect(effect(rule(table: "500")) == nil, "an empty table that was read")

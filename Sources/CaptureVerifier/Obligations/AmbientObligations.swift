@@ -440,6 +440,9 @@ enum AmbientReturnPath: FamilyObligation {
                         message: "Table \(table) has no `local default dev lo` route (\(ctx.familyName)): replies marked \(replyText) on ztunnel-delivered connections are routed out of the pod instead of back to ztunnel."
                             + (v6 ? " The node agent leaves it out when IPv6 is disabled on lo (net.ipv6.conf.lo.disable_ipv6=1)." : ""),
                         fix: "The node agent adds it over netlink when it sets up the pod. " + Fix.ambient, obligation: description.id))
+                } else if routing.routeTablesRead == nil {
+                    out.proven.append("ip rule pref \(rule.priority.map(String.init) ?? "0") fwmark \(replyText) lookup \(table) and its local default route over lo exist")
+                    out.notes.append(FamilyContext.routingRecordedWithoutActions)
                 } else if preemptions.isEmpty {
                     out.proven.append("ip rule pref \(rule.priority.map(String.init) ?? "0") fwmark \(replyText) lookup \(table) and its local default route over lo exist, and no rule before it takes the marked replies")
                 }

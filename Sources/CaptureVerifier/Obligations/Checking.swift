@@ -264,6 +264,12 @@ extension Array {
 }
 
 extension FamilyContext {
+    /// Said where `PolicyRouting.routeTablesRead` is nil: the routing came from a bundle written before rules were
+    /// recorded with their actions, selectors and consulted tables, so a rule before the mark's may go unseen.
+    static let routingRecordedWithoutActions = "the policy routing was captured by an iptaudit that did not record the ip rules' "
+        + "actions (goto, blackhole, ...), all their selectors or the routes of the tables they look up: whether a rule before the "
+        + "mark's takes the marked replies was not checked (capture the pod again)"
+
     /// One finding per `ip rule` that keeps marked replies from the table that routes them back to the proxy
     /// (`PolicyRouting.preemptions`): an error when it takes every reply, a warning when it may take some.
     func preemptionFindings(_ preemptions: [PolicyRouting.Preemption], of rule: PolicyRouting.RoutingRule, kind: FindingKind,
@@ -276,7 +282,8 @@ extension FamilyContext {
             case .routes(let routes):
                 let listed = routes.prefix(3).map { "`\($0.text)`" }.joined(separator: ", ") + (routes.count > 3 ? ", …" : "")
                 what = "those to destinations table \(p.rule.table) routes (\(listed)) leave by that route instead of going back to \(proxy)"
-            case .drops(let how):
+            case .dropped(let route):
+                let how = route.map { "`\($0.text)` in table \(p.rule.table)" } ?? p.rule.action?.rawValue ?? "dropped"
                 what = "they are dropped (\(how)) instead of going back to \(proxy)"
             case .skips(let to):
                 what = "it sends them past it (goto \(to)), to the tables after it, instead of back to \(proxy)"

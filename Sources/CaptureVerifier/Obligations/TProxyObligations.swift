@@ -96,7 +96,10 @@ enum TProxyConsistency: FamilyObligation {
                                                        message: "The namespace has no \(what) for TPROXY mark \(hex).", fix: Fix.tproxy, obligation: description.id))
                 }
             }
-            if hasRule, hasRoute, preemptions.isEmpty {
+            if hasRule, hasRoute, routing.routeTablesRead == nil {
+                out.proven.append("ip rule fwmark \(hex) lookup \(table) and its local route exist")
+                out.notes.append(FamilyContext.routingRecordedWithoutActions)
+            } else if hasRule, hasRoute, preemptions.isEmpty {
                 out.proven.append("ip rule fwmark \(hex) lookup \(table) and its local route exist, and no rule before it takes the marked replies")
             }
         } else {

@@ -131,9 +131,12 @@ public struct RoutingPolicyRule: Sendable, Hashable {
         case "prohibit": kind = .prohibit
         default: return nil
         }
-        guard kind != nil || table != 0 else { return nil }
+        // An `l3mdev` lookup names no table: a packet outside a VRF does not match it, but under `not` it does, and
+        // the kernel then looks up table 0, which is main.
+        let l3mdevMain = kind == nil && table == 0 && inverted && otherSelectors.contains("l3mdev")
+        guard kind != nil || table != 0 || l3mdevMain else { return nil }
         var r = PolicyRouting.RoutingRule(family: family, priority: priority, fwmark: fwmark, fwmask: fwmask,
-                                          table: kind == nil ? NetlinkRouting.tableName(table) : "",
+                                          table: kind != nil ? "" : l3mdevMain ? "main" : NetlinkRouting.tableName(table),
                                           inverted: inverted, source: source == "all" ? nil : source,
                                           destination: destination == "all" ? nil : destination,
                                           inputInterface: inputInterface, outputInterface: outputInterface,
