@@ -23,6 +23,14 @@ struct PolicyRoutingTests {
         let result = try #require(r.result("tproxy"))
         #expect(result.status == .passed)
         #expect(result.proven.contains { $0.contains("ip rule fwmark 0x539 lookup 133") })
+        // Routing without `routeTablesRead` is an older bundle's: the rules before the mark's were not all recorded.
+        #expect(!result.proven.contains { $0.contains("no rule before it") })
+        #expect(result.notes.contains { $0.contains("whether a rule before the mark's takes the marked replies was not checked") })
+        var read = Self.correct
+        read.routeTablesRead = [.ipv4: ["133"]]
+        let now = try #require(try verify(routing: read).result("tproxy"))
+        #expect(now.proven.contains { $0.contains("and no rule before it takes the marked replies") })
+        #expect(!now.notes.contains { $0.contains("was not checked") })
     }
 
     @Test("a missing ip rule or local route black-holes TPROXYed connections", arguments: [
