@@ -607,7 +607,7 @@ private struct BundleSchema: Codable {
             var inputInterface: String?
             var outputInterface: String?
             var suppressPrefixLength: Int?
-            /// Absent for a lookup (then `table` names the table; otherwise it is empty).
+            /// Absent for a lookup, which names its `table`; a rule with an action has no `table`.
             var action: PolicyRouting.RoutingRule.Action?
             var gotoTarget: UInt32?
             var ipProtocol: UInt8?
