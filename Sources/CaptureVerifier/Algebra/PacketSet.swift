@@ -26,6 +26,14 @@ struct PacketBox: Hashable, Sendable {
         for i in 0..<fields.count where fields[i].isEmpty { return true }
         return false
     }
+    /// One packet of the box, as a box: the first atom of every field.
+    var point: PacketBox {
+        var p = self
+        for i in 0..<fields.count {
+            if let a = fields[i].first { p.fields[i] = AtomSet(capacity: fields[i].capacity, atoms: [a]) }
+        }
+        return p
+    }
 
     func intersection(_ cube: PacketBox) -> PacketBox {
         var r = self
@@ -89,6 +97,18 @@ final class Cube: Sendable {
         return true
     }
 
+    /// How many pieces `b.subtracting(self)` leaves: -1 when the box and the cube are disjoint, 0 when the
+    /// box is inside the cube.
+    func piecesLeft(_ b: PacketBox) -> Int {
+        var outside = 0
+        for f in constrained {
+            let set = b.fields[f], c = box.fields[f]
+            if !set.intersects(c) { return -1 }
+            if !set.isSubset(of: c) { outside += 1 }
+        }
+        return outside
+    }
+
     enum Relation { case disjoint, inside, overlaps }
 
     /// How the box lies against the cube; splitting skips building pieces for boxes wholly on one side.
@@ -103,16 +123,147 @@ final class Cube: Sendable {
     }
 }
 
-/// A packet class: a union of disjoint boxes.
+/// Cubes taken out of a set without splitting its boxes yet, newest first. Immutable and shared: each rule of a
+/// long chain adds one to its remainder, and the matched and unmatched parts both keep the list before it.
+final class HoleList: Hashable, Sendable {
+    let cube: Cube
+    let next: HoleList?
+    let count: Int
+
+    init(_ cube: Cube, next: HoleList?) {
+        self.cube = cube
+        self.next = next
+        count = (next?.count ?? 0) + 1
+    }
+
+    /// The same cubes in the same order (two walks that took the same rules are equal).
+    static func == (a: HoleList, b: HoleList) -> Bool {
+        guard a.count == b.count else { return false }
+        var x: HoleList? = a, y: HoleList? = b
+        while let m = x, let n = y, m !== n {
+            guard m.cube.box == n.cube.box else { return false }
+            x = m.next
+            y = n.next
+        }
+        return true
+    }
+    func hash(into h: inout Hasher) {
+        h.combine(count)
+        h.combine(cube.box)
+    }
+}
+
+/// A packet class: a union of disjoint boxes, less the union of `holes` when it has any.
+///
+/// Subtracting eagerly cuts a box into a piece per constrained field, so a chain of rules that each test
+/// different fields leaves a remainder of tens of thousands of boxes after a few hundred rules
+/// (docs/benchmarks.md, the varied shape). A set past `SymbolicDomain.lazyAt` boxes keeps its remainder as
+/// "these boxes less these cubes" instead, with one member kept to say it is not empty; it is split into boxes
+/// only where a caller asks for them (`boxes`).
 struct PacketSet: Hashable, Sendable {
-    var boxes: [PacketBox]
+    /// Disjoint boxes.
+    private var base: [PacketBox]
+    /// What is taken out of `base`; nil for a plain union of boxes.
+    private(set) var holes: HoleList?
+    /// With holes, one member (one atom per field), nil when nothing is left.
+    private var member: PacketBox?
+
     /// The union of boxes the caller knows to be disjoint (use `union` to combine overlapping ones).
-    init(_ boxes: [PacketBox] = []) { self.boxes = boxes.filter { !$0.isEmpty } }
-    var isEmpty: Bool { boxes.isEmpty }
+    init(_ boxes: [PacketBox] = []) { base = boxes.filter { !$0.isEmpty } }
+
+    /// The disjoint boxes of the set (a set with holes is split into them here, which can be large).
+    var boxes: [PacketBox] {
+        get { holes == nil ? base : materialized().base }
+        set {
+            base = newValue
+            holes = nil
+            member = nil
+        }
+    }
+    var isLazy: Bool { holes != nil }
+    var isEmpty: Bool { holes == nil ? base.isEmpty : member == nil }
+    /// The boxes held before the holes are taken out (what a rule step splits).
+    var baseCount: Int { base.count }
+
+    /// `base` less the holes, kept unsplit, with a member found depth first.
+    static func lazy(_ base: [PacketBox], less holes: HoleList?, member known: PacketBox? = nil) -> PacketSet {
+        var s = PacketSet(base)
+        guard let holes, !s.base.isEmpty else { return s }
+        s.holes = holes
+        s.member = known ?? PacketSet.member(of: s.base, less: holes)
+        return s
+    }
+
+    /// A member of `base` less `holes`, as a box of one atom per field; nil when the holes cover it.
+    static func member(of base: [PacketBox], less holes: HoleList) -> PacketBox? {
+        pieces(of: base, less: holes, upTo: 1).first?.point
+    }
+
+    /// Up to `limit` disjoint boxes of `base` less `holes`, depth first: a box meets the holes in turn, a hole
+    /// that cuts it leaves pieces that meet only the holes after it, and a piece no hole touches is in the set.
+    /// A set with something left usually yields its first box on the first path.
+    ///
+    /// Every box met is a step of the run's `WalkBudget`: holes that overlap every which way can make the search
+    /// long, and past the budget it gives up (the run is void then, and says so).
+    static func pieces(of base: [PacketBox], less holes: HoleList, upTo limit: Int) -> [PacketBox] {
+        var found: [PacketBox] = []
+        var stack: [(box: PacketBox, hole: HoleList?)] = base.reversed().map { ($0, holes) }
+        let budget = WalkBudget.current
+        var met = 0
+        search: while found.count < limit, let (box, first) = stack.popLast() {
+            met += 1
+            if met == 1024 {
+                let more = budget?.take(met) ?? true
+                met = 0
+                if !more { break }
+            }
+            var node = first
+            while let n = node {
+                switch n.cube.relation(box) {
+                case .disjoint:
+                    node = n.next
+                case .inside:
+                    continue search
+                case .overlaps:
+                    for piece in box.subtracting(n.cube).reversed() { stack.append((piece, n.next)) }
+                    continue search
+                }
+            }
+            found.append(box)
+        }
+        _ = budget?.take(met)
+        return found
+    }
+
+    /// Some of the set's disjoint boxes, all of them for a set without holes: what a witness is chosen among
+    /// without cutting a large remainder into all its boxes.
+    func someBoxes(upTo limit: Int) -> [PacketBox] {
+        guard let holes else { return base }
+        return member == nil ? [] : PacketSet.pieces(of: base, less: holes, upTo: limit)
+    }
+
+    /// The set as disjoint boxes: the holes cut out, merging as the list grows.
+    func materialized() -> PacketSet {
+        guard holes != nil else { return self }
+        guard member != nil else { return PacketSet() }
+        var rest = PacketSet(base)
+        var compactAt = 16
+        var node = holes
+        while let n = node, !rest.base.isEmpty {
+            rest = rest.splitUncompacted(by: [n.cube]).remainder
+            if rest.base.count > compactAt {
+                rest = rest.compacted()
+                compactAt = max(16, rest.base.count * 2)
+            }
+            node = n.next
+        }
+        return rest.compacted()
+    }
 
     /// The part inside a union of cubes, and the disjoint remainder. Exact: the two are disjoint and their
     /// union is `self`.
     func split(by cubes: [PacketBox]) -> (matched: PacketSet, remainder: PacketSet) {
+        if isLazy { return splitLazily(by: cubes.map(Cube.init)) }
         let (m, r) = splitUncompacted(by: cubes)
         return (m.compacted(), r.compacted())
     }
@@ -123,8 +274,9 @@ struct PacketSet: Hashable, Sendable {
     }
 
     func splitUncompacted(by cubes: [Cube]) -> (matched: PacketSet, remainder: PacketSet) {
+        if isLazy { return splitLazily(by: cubes) }
         var matched: [PacketBox] = []
-        var rest = boxes
+        var rest = base
         for cube in cubes {
             var next: [PacketBox] = []
             next.reserveCapacity(rest.count)
@@ -141,17 +293,75 @@ struct PacketSet: Hashable, Sendable {
             rest = next
         }
         var m = PacketSet(), r = PacketSet()
-        m.boxes = matched
-        r.boxes = rest
+        m.base = matched
+        r.base = rest
         return (m, r)
+    }
+
+    /// Holes touching the matched part this many or fewer: it is cut into boxes at once (cheap, and the
+    /// checks then see plain boxes).
+    static let materializeMatchedAt = 16
+
+    /// `split` keeping the remainder unsplit: the cubes join the holes. The matched part is the base inside the
+    /// cubes less only the holes that touch them.
+    func splitLazily(by cubes: [Cube]) -> (matched: PacketSet, remainder: PacketSet) {
+        if isEmpty { return (PacketSet(), PacketSet()) }
+        var inside: [PacketBox] = []
+        var meeting: [Cube] = []
+        for cube in cubes {
+            var meets = false
+            for box in base {
+                switch cube.relation(box) {
+                case .disjoint: continue
+                case .inside: inside.append(box)
+                case .overlaps: inside.append(cube.intersection(box))
+                }
+                meets = true
+            }
+            if meets { meeting.append(cube) }
+        }
+        // A cube that meets none of the boxes takes nothing, and is no hole.
+        if meeting.isEmpty { return (PacketSet(), self) }
+        var touching: [Cube] = []
+        var node = holes
+        while let n = node {
+            if meeting.contains(where: { $0.touches(n.cube.box) }) { touching.append(n.cube) }
+            node = n.next
+        }
+        // Broad holes first: one that tests a single field cuts a box into at most one piece, so a proof that
+        // the matched part is empty (a shadowed rule) narrows instead of branching.
+        touching.sort { $0.constrained.count < $1.constrained.count }
+        var kept: HoleList?
+        for c in touching.reversed() { kept = HoleList(c, next: kept) }
+        // The member of the whole, when a cube took it, is a member of the matched part.
+        let taken = member.flatMap { m in meeting.contains { $0.touches(m) } ? m : nil }
+        var matched = PacketSet.lazy(inside, less: kept, member: taken)
+        if touching.count <= PacketSet.materializeMatchedAt { matched = matched.materialized() }
+        return (matched, subtractingLazily(meeting))
+    }
+
+    /// The set less the cubes, kept unsplit.
+    func subtractingLazily(_ cubes: [Cube]) -> PacketSet {
+        if isEmpty { return PacketSet() }
+        var all = holes
+        for c in cubes { all = HoleList(c, next: all) }
+        // The member stays one while no new hole takes it.
+        let stays = member.flatMap { m in cubes.contains { $0.touches(m) } ? nil : m }
+        return PacketSet.lazy(base, less: all, member: stays)
     }
 
     func intersection(_ cube: PacketBox) -> PacketSet { split(by: [cube]).matched }
     func intersection(_ other: PacketSet) -> PacketSet {
-        PacketSet(boxes.flatMap { b in other.boxes.map { b.intersection($0) } }).compacted()
+        if isLazy {
+            // The holes stay holes of every pairwise intersection.
+            let others = other.boxes
+            return PacketSet.lazy(base.flatMap { b in others.map { b.intersection($0) } }, less: holes)
+        }
+        return PacketSet(boxes.flatMap { b in other.boxes.map { b.intersection($0) } }).compacted()
     }
     func subtracting(_ cube: PacketBox) -> PacketSet { split(by: [cube]).remainder }
     func subtracting(_ other: PacketSet) -> PacketSet {
+        if isLazy { return subtractingLazily(other.boxes.map(Cube.init)) }
         var r = self
         for cube in other.boxes { r = r.subtracting(cube) }
         return r
@@ -165,8 +375,9 @@ struct PacketSet: Hashable, Sendable {
     /// other field (and in their shadows) are one box. Each pass groups the boxes by a fingerprint of all fields
     /// but one, so it stays linear in the number of boxes; equality settles fingerprint collisions.
     func compacted() -> PacketSet {
-        guard boxes.count > 1, let fieldCount = boxes.first?.fields.count else { return self }
-        var list = boxes
+        if isLazy { return materialized() }
+        guard base.count > 1, let fieldCount = base.first?.fields.count else { return self }
+        var list = base
         var prints = list.map(Fingerprint.init)
         var groups = FingerprintGroups(capacity: list.count)
         var next = [Int](repeating: -1, count: list.count)
@@ -217,7 +428,7 @@ struct PacketSet: Hashable, Sendable {
             }
         }
         var r = PacketSet()
-        r.boxes = list
+        r.base = list
         return r
     }
 }
@@ -378,3 +589,4 @@ struct ShadowSets: RandomAccessCollection, MutableCollection, Hashable, Sendable
         }
     }
 }
+

@@ -9,10 +9,11 @@ struct SymbolicEvaluator: Sendable {
 
     init(space: PacketSpace, tables: [Table]) { self.init(space: space, tables: tables, indexing: true) }
 
-    /// `indexing: false` walks every chain rule by rule (the reference the index is tested against).
-    init(space: PacketSpace, tables: [Table], indexing: Bool) {
+    /// `indexing: false` walks every chain rule by rule (the reference the index is tested against); `lazyAt`
+    /// is the size past which a remainder keeps its holes unsplit (`SymbolicDomain.lazyAt`; tests vary it).
+    init(space: PacketSpace, tables: [Table], indexing: Bool, lazyAt: Int = SymbolicDomain.lazyAt) {
         self.space = space
-        walker = ChainWalker(domain: SymbolicDomain(space: space), tables: tables, indexing: indexing)
+        walker = ChainWalker(domain: SymbolicDomain(space: space, lazyAt: lazyAt), tables: tables, indexing: indexing)
     }
 
     func evaluate(_ set: PacketSet, table: TableName, hook: ChainName) -> [Outcome] {
@@ -39,6 +40,11 @@ struct SymbolicEvaluator: Sendable {
 /// Packet sets as the walker's packets: a rule splits a set by its cubes; effects map marks atom to atom.
 struct SymbolicDomain: WalkDomain {
     let space: PacketSpace
+    /// A set of more boxes than this meets the rules after it as boxes less holes (`PacketSet.splitLazily`):
+    /// past it, cutting every box by every rule costs more than searching for a member. 16, 32, 64 and 256 were
+    /// measured (docs/benchmarks.md): the smaller, the faster on varied rules. Most Istio tables stay below it.
+    static let lazyAt = 16
+    var lazyAt = SymbolicDomain.lazyAt
     var family: Family { space.family }
     var records: Bool { false }
 
@@ -50,9 +56,13 @@ struct SymbolicDomain: WalkDomain {
 
     func index(_ rules: [CompiledRule]) -> ChainIndex? { ChainIndex(rules: rules, space: space) }
     func isEmpty(_ p: PacketSet) -> Bool { p.isEmpty }
-    func weight(_ p: PacketSet) -> Int { p.boxes.count }
+    func weight(_ p: PacketSet) -> Int { p.baseCount }
 
     func split(_ p: PacketSet, by rule: CompiledRule, compactAt: inout Int) -> (matched: PacketSet, rest: PacketSet) {
+        if p.isLazy || p.baseCount > lazyAt {
+            let (matched, rest) = p.splitLazily(by: rule.cubes)
+            return (matched, rest)
+        }
         var (matched, rest) = p.splitUncompacted(by: rule.cubes)
         if rest.boxes.count > compactAt {
             // Merge, then let the list double before merging again: amortized linear.

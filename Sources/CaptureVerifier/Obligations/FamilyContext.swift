@@ -334,14 +334,14 @@ struct FamilyContext {
     }
 
     /// The most realistic member of an outcome: TCP, port 9080, `eth0`, one identity, where the class allows;
-    /// among the `focus` packets when the outcome has any.
+    /// among the `focus` packets when the outcome has any. A set kept with holes offers its first 64 boxes.
     func witnessPacket(_ outcome: Outcome, within focus: PacketSet? = nil) -> Packet {
         var packets = outcome.packets
         if let focus {
             let focused = packets.intersection(focus)
             if !focused.isEmpty { packets = focused }
         }
-        return packets.boxes.map { space.representative(of: $0) }.max { realism($0) < realism($1) }
+        return packets.someBoxes(upTo: 64).map { space.representative(of: $0) }.max { realism($0) < realism($1) }
             ?? space.representative(of: space.universe)
     }
 }
