@@ -10,7 +10,12 @@ and prints medians and ratios to the reference. The floor under all of them, the
 (`IPT_SO_GET_INFO` + `IPT_SO_GET_ENTRIES`, timed inside benchmarks/getsockopt-floor.c), is printed beside.
 Needs root and a C compiler. Python 3 standard library only.
 
-Usage: benchmarks/bench.py [--runs N] [--binary PATH] [--services N] [--pod-only]
+With `--varied N ...`, each N is also a workload of its own: the pod's rules with N rules of varied matches in one
+chain before them (scripts/gen-varied-rules.py: addresses, ports, owners, marks and states mixed, MARKs and jumps
+that return; `--terminal` leaves out the MARKs and sub-chains, so every rule ends its packets; the kernel refuses
+DROP in nat, so those rules RETURN).
+
+Usage: benchmarks/bench.py [--runs N] [--binary PATH] [--services N] [--pod-only] [--varied N ...] [--terminal]
 """
 
 import argparse
@@ -25,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "Tests/Fixtures/istio/master/cni-sidecar-iptables/basic.txt.golden")
 LOADER = os.path.join(ROOT, "Tests/Fixtures/istio/load-golden.sh")
 GENERATOR = os.path.join(ROOT, "scripts/gen-kube-proxy-rules.py")
+VARIED = os.path.join(ROOT, "scripts/gen-varied-rules.py")
 FLOOR_SOURCE = os.path.join(ROOT, "benchmarks/getsockopt-floor.c")
 
 
@@ -33,8 +39,11 @@ def run(argv, **kw):
 
 
 class Namespace:
+    made = 0
+
     def __init__(self):
-        self.name = "iptaudit-bench-%d" % os.getpid()
+        Namespace.made += 1
+        self.name = "iptaudit-bench-%d-%d" % (os.getpid(), Namespace.made)
         self.lock = tempfile.NamedTemporaryFile(prefix="iptaudit-bench-lock-").name
         run(["ip", "netns", "add", self.name])
 
@@ -84,6 +93,8 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build/release/iptaudit"))
     ap.add_argument("--services", type=int, default=10000, help="kube-proxy services (3 endpoints each: ~10 rules per service)")
     ap.add_argument("--pod-only", action="store_true", help="time the pod's table only (start-up work: seconds, not minutes)")
+    ap.add_argument("--varied", type=int, nargs="*", default=[], help="also time the pod with this many varied rules before it")
+    ap.add_argument("--terminal", action="store_true", help="varied rules without MARKs and sub-chains")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py needs root (it creates a network namespace)")
@@ -98,6 +109,10 @@ def main():
         workloads.append(("pod (Istio default sidecar, nat)", rules, measure(ns, args.binary, args.runs), floor(ns, args.runs)))
         if args.pod_only:
             return report(workloads)
+        for n in args.varied:
+            workloads.append(varied(args, n))
+        if args.varied:
+            return report(workloads)
         restore = run([sys.executable, GENERATOR, "--services", str(args.services), "--endpoints", "3"]).stdout
         ns.exec(["iptables-legacy-restore", "--noflush"], input=restore)
         rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
@@ -105,6 +120,25 @@ def main():
     finally:
         ns.close()
     report(workloads)
+
+
+def varied(args, n):
+    """The pod with `n` varied rules, in a namespace of its own."""
+    shape = ["--subchains", "0"] if args.terminal else []
+    restore = run([sys.executable, VARIED, "--rules", str(n)] + shape).stdout
+    if args.terminal:
+        restore = "".join(line for line in restore.splitlines(True) if "-j MARK" not in line)
+    # The kernel refuses DROP in nat (the generator's rules are for `verify --input`): those rules RETURN instead.
+    restore = restore.replace(" -j DROP", " -j RETURN")
+    ns = Namespace()
+    try:
+        ns.exec(["sh", LOADER, GOLDEN, "4", "legacy"])
+        ns.exec(["iptables-legacy-restore", "--noflush"], input=restore)
+        rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
+        name = "pod + %s varied rules" % ("terminal" if args.terminal else "mixed")
+        return (name, rules, measure(ns, args.binary, max(3, args.runs // 2)), floor(ns, args.runs))
+    finally:
+        ns.close()
 
 
 def report(workloads):
