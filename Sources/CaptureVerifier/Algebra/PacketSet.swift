@@ -246,18 +246,44 @@ struct PacketSet: Hashable, Sendable {
     func materialized() -> PacketSet {
         guard holes != nil else { return self }
         guard member != nil else { return PacketSet() }
+        let (boxes, _) = cuttingHoles { _ in true }
+        return PacketSet(boxes).compacted()
+    }
+
+    /// The boxes with the holes `cut` picks cut out of them, and the other holes, in their order: an effect that
+    /// rewrites some fields may be applied box by box once the holes testing those fields are cut, and the holes
+    /// it leaves still hold after it. Each box a cut leaves is a step of the run's `WalkBudget` (a remainder can
+    /// be cut into hundreds of thousands); past the budget the cutting stops, and the run is void.
+    func cuttingHoles(_ cut: (Cube) -> Bool) -> (boxes: [PacketBox], kept: HoleList?) {
+        guard holes != nil else { return (base, nil) }
+        guard member != nil else { return ([], nil) }
+        let budget = WalkBudget.current
         var rest = PacketSet(base)
         var compactAt = 16
+        var kept: [Cube] = []
         var node = holes
-        while let n = node, !rest.base.isEmpty {
+        while let n = node {
+            node = n.next
+            guard cut(n.cube) else {
+                kept.append(n.cube)
+                continue
+            }
+            guard !rest.base.isEmpty else { continue }
             rest = rest.splitUncompacted(by: [n.cube]).remainder
             if rest.base.count > compactAt {
                 rest = rest.compacted()
                 compactAt = max(16, rest.base.count * 2)
             }
-            node = n.next
+            if let budget, !budget.take(rest.base.count) { break }
         }
-        return rest.compacted()
+        var list: HoleList?
+        for c in kept.reversed() { list = HoleList(c, next: list) }
+        return (rest.base, list)
+    }
+
+    /// The holes that test any of these fields cut out, the others kept (`cuttingHoles`).
+    func cuttingHoles(testing fields: [PacketField]) -> (boxes: [PacketBox], kept: HoleList?) {
+        cuttingHoles { cube in fields.contains { cube.constrained.contains($0.rawValue) } }
     }
 
     /// The part inside a union of cubes, and the disjoint remainder. Exact: the two are disjoint and their
@@ -357,7 +383,8 @@ struct PacketSet: Hashable, Sendable {
             let others = other.boxes
             return PacketSet.lazy(base.flatMap { b in others.map { b.intersection($0) } }, less: holes)
         }
-        return PacketSet(boxes.flatMap { b in other.boxes.map { b.intersection($0) } }).compacted()
+        let others = other.boxes
+        return PacketSet(base.flatMap { b in others.map { b.intersection($0) } }).compacted()
     }
     func subtracting(_ cube: PacketBox) -> PacketSet { split(by: [cube]).remainder }
     func subtracting(_ other: PacketSet) -> PacketSet {

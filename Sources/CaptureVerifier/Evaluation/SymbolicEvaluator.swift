@@ -56,7 +56,8 @@ struct SymbolicDomain: WalkDomain {
 
     func index(_ rules: [CompiledRule]) -> ChainIndex? { ChainIndex(rules: rules, space: space) }
     func isEmpty(_ p: PacketSet) -> Bool { p.isEmpty }
-    func weight(_ p: PacketSet) -> Int { p.baseCount }
+    /// A step over a set with holes also meets every hole (the split scans them all for the matched part).
+    func weight(_ p: PacketSet) -> Int { p.baseCount + (p.holes?.count ?? 0) }
 
     func split(_ p: PacketSet, by rule: CompiledRule, compactAt: inout Int) -> (matched: PacketSet, rest: PacketSet) {
         if p.isLazy || p.baseCount > lazyAt {
@@ -89,8 +90,10 @@ struct SymbolicDomain: WalkDomain {
 
     /// Boxes whose mark or connmark covers several atoms are split so effects stay exact per box.
     func prepare(_ set: PacketSet) -> PacketSet {
+        // Splitting boxes changes no value: every hole still holds.
+        let (input, kept) = set.cuttingHoles { _ in false }
         var boxes: [PacketBox] = []
-        for b in set.boxes {
+        for b in input {
             for m in b[.mark].atoms {
                 for k in b[.connmark].atoms {
                     var x = b
@@ -100,7 +103,7 @@ struct SymbolicDomain: WalkDomain {
                 }
             }
         }
-        return PacketSet(boxes)
+        return PacketSet.lazy(boxes, less: kept)
     }
 
     func cube(_ f: PacketField, _ atoms: AtomSet) -> PacketBox {
@@ -112,14 +115,15 @@ struct SymbolicDomain: WalkDomain {
     func receivedOnLoopback(_ set: PacketSet) -> PacketSet {
         let lo = space.atoms(.inInterface, interfaceNamed: "lo")
         let none = space.noInterface(.outInterface)
-        var boxes = set.boxes
+        // Holes that test the interfaces are cut before they change; the others still hold after.
+        var (boxes, kept) = set.cuttingHoles(testing: [.inInterface, .outInterface])
         for i in boxes.indices {
             for (f, value) in [(PacketField.inInterface, lo), (.outInterface, none)] where boxes[i][f] != value {
                 if let si = f.shadowIndex, boxes[i].shadows[si] == nil { boxes[i].shadows[si] = boxes[i][f] }
                 boxes[i][f] = value
             }
         }
-        return PacketSet(boxes)
+        return PacketSet.lazy(boxes, less: kept)
     }
 
     func indexStep(_ f: inout WalkFlow<PacketSet>, _ work: inout [WalkFlow<PacketSet>], index: ChainIndex, rules: [CompiledRule]) -> Bool {
@@ -147,10 +151,12 @@ struct SymbolicDomain: WalkDomain {
         return true
     }
 
-    /// Applies a mark rewrite, one box per source atom so each box's new mark is a function of its input.
+    /// Applies a mark rewrite, one box per source atom so each box's new mark is a function of its input. Holes
+    /// that test the mark are cut first; the others still hold after the rewrite.
     func mapMark(_ set: PacketSet, _ transform: (UInt32) -> UInt32) -> PacketSet {
+        let (input, kept) = set.cuttingHoles(testing: [.mark])
         var boxes: [PacketBox] = []
-        for b in set.boxes {
+        for b in input {
             for a in b[.mark].atoms {
                 // The closure of mark values holds every image; fall back to the old value rather than lose packets.
                 guard let v = space.value(.mark, a) else { continue }
@@ -161,12 +167,13 @@ struct SymbolicDomain: WalkDomain {
                 boxes.append(x)
             }
         }
-        return PacketSet(boxes)
+        return PacketSet.lazy(boxes, less: kept)
     }
 
     func mapConnmark(_ set: PacketSet, _ c: ConnmarkTarget) -> PacketSet {
+        let (input, kept) = set.cuttingHoles(testing: [.mark, .connmark])
         var boxes: [PacketBox] = []
-        for b in set.boxes {
+        for b in input {
             for m in b[.mark].atoms {
                 for k in b[.connmark].atoms {
                     guard let mv = space.value(.mark, m), let kv = space.value(.connmark, k) else { continue }
@@ -182,7 +189,7 @@ struct SymbolicDomain: WalkDomain {
                 }
             }
         }
-        return PacketSet(boxes)
+        return PacketSet.lazy(boxes, less: kept)
     }
 }
 

@@ -392,7 +392,7 @@ enum AmbientReturnPath: FamilyObligation {
         var proven: [String] = []
         let reply = AmbientNames.replyMark, mask = AmbientNames.markMask
         func carries(_ o: Outcome, _ field: PacketField) -> Bool {
-            o.packets.boxes.allSatisfy { b in b[field].atoms.allSatisfy { (ctx.space.value(field, $0) ?? 0) & mask == reply } }
+            o.packets.subtracting(ctx.space.universe.with(field, ctx.space.atoms(field, marks: { $0 & mask == reply }))).isEmpty
         }
         // (a) what ztunnel sends into the pod marks its connection.
         let ingressWithoutConnmark = ctx.ambientSettings.bypassInboundCapture && !AmbientShape(ctx.version).ingressKeepsConnmark

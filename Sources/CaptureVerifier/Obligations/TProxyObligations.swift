@@ -29,7 +29,7 @@ enum TProxyConsistency: FamilyObligation {
         let m = c.tproxyMark
         let hex = "0x" + String(m, radix: 16)
         func marked(_ o: Outcome, _ field: PacketField) -> Bool {
-            o.packets.boxes.allSatisfy { b in b[field].atoms.allSatisfy { ctx.space.value(field, $0) == m } }
+            o.packets.subtracting(ctx.space.universe.with(field, ctx.space.atoms(field, marks: { $0 == m }))).isEmpty
         }
         let inbound = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(c.excludeInterfaces))
         // (a) what TPROXY takes carries the mark the ip rule routes.
