@@ -182,7 +182,7 @@ func expectOneLineError(_ r: CommandResult, status: Int32 = 2, containing parts:
     }
 
     /// A table whose paths multiply (scripts/gen-varied-rules.py: 300 rules of mixed matches, MARKs and returning
-    /// jumps take about 470,000 walk steps) stops at the walk-step bound with one line and exit 2, and no
+    /// jumps take about a million walk steps) stops at the walk-step bound with one line and exit 2, and no
     /// report; the healthy pod's rules verify under the same bound; a bound that is not a number is a usage error.
     @Test func aTableWhosePathsMultiplyStopsAtTheWalkStepBound() throws {
         let varied = try runCommand(["python3", Fixtures.repositoryPath("scripts/gen-varied-rules.py"), "--rules", "300"])
