@@ -121,13 +121,18 @@ public struct PolicyRouting: Hashable, Sendable, Codable {
 }
 
 extension PolicyRouting {
-    /// The first rule of a family that sends packets marked `mark` (under `mask`) to `table`, if it is reached:
-    /// the kernel walks rules by priority and the `main` table (32766) answers every unicast packet first.
-    /// Rules naming another mask, or sitting after `main`, do not route what the marking rules produce.
+    /// The first rule of a family that looks up `table` for every packet whose mark is `mark` under `mask` (the
+    /// marking rules set those bits and leave the others as they were), if it is reached: the kernel walks rules
+    /// by priority and the `main` table (32766) answers every unicast packet first. The kernel's test is
+    /// `packet mark & fwmask == fwmark`, so the rule takes all such packets when its mask tests no bit outside
+    /// `mask` and its value is the mark's under its mask (`fwmark 0x539` for TPROXY's `0x539/0xffffffff`;
+    /// `fwmark 0x111/0xfff`, or `0x1/0x1`, for ambient's `0x111/0xfff`).
     public func markRule(family: Family, mark: UInt32, mask: UInt32, table: String) -> RoutingRule? {
         rules.first { r in
-            r.family == family && !r.inverted && r.table == table && r.fwmark.map { $0 & mask == mark & mask } == true
-                && (r.fwmask ?? 0xFFFF_FFFF) == mask && (r.priority ?? 0) < 32766
+            guard r.family == family, !r.inverted, r.action == nil, r.table == table, let value = r.fwmark,
+                  (r.priority ?? 0) < 32766 else { return false }
+            let tested = r.fwmask ?? 0xFFFF_FFFF
+            return tested & ~mask == 0 && mark & tested == value
         }
     }
 

@@ -115,6 +115,29 @@ struct PolicyRoutingTests {
                                             "10.9.9.9 dev eth1", "default dev eth0", "unreachable default", "local default dev lo"])
         #expect(Self.routes.map(\.prefixLength) == [0, 0, 24, 0, 32, 0, 0, 0])
     }
+
+    @Test("the mark's ip rule: one that tests only bits the marking sets, with the mark's value under its mask")
+    func markRuleMasks() {
+        func found(_ fwmark: UInt32, _ fwmask: UInt32?, mark: UInt32 = 0x111, mask: UInt32 = 0xfff, priority: UInt32 = 100,
+                   action: PolicyRouting.RoutingRule.Action? = nil) -> Bool {
+            let r = rule(priority: priority, fwmark: fwmark, fwmask: fwmask, table: "100").with(action: action, gotoTarget: nil, ipProtocol: nil, otherSelectors: nil)
+            return PolicyRouting(rules: [r]).markRule(family: .ipv4, mark: mark, mask: mask, table: "100") != nil
+        }
+        // Ambient's replies carry 0x111 under 0xfff, the other bits as they were.
+        #expect(found(0x111, 0xfff))
+        #expect(found(0x1, 0x1), "tests one bit the marking sets: every reply matches")
+        #expect(found(0x111, 0x111))
+        #expect(!found(0x111, nil), "tests all 32 bits: a reply whose upper bits are set does not match")
+        #expect(!found(0x111, 0xffff))
+        #expect(!found(0x011, 0xfff), "another value under the same mask")
+        // TPROXY sets the whole mark.
+        #expect(found(0x539, nil, mark: 0x539, mask: 0xffff_ffff))
+        #expect(found(0x539, 0x7ff, mark: 0x539, mask: 0xffff_ffff), "any mask: the mark is known whole")
+        #expect(!found(0x539, 0xff, mark: 0x539, mask: 0xffff_ffff), "0x539 & 0xff is 0x39, not 0x539")
+        // Not a lookup, or after main: it routes nothing the marks need.
+        #expect(!found(0x111, 0xfff, action: .blackhole))
+        #expect(!found(0x111, 0xfff, priority: 32767))
+    }
 }
 
 extension PolicyRouting.RoutingRule {

@@ -74,9 +74,8 @@ enum TProxyConsistency: FamilyObligation {
         // (e) policy routing, when it was read.
         if let routing = ctx.policyRouting {
             let table = String(c.tproxyRouteTable)
-            let markRule = routing.rules.first { r in
-                r.family == ctx.family && !r.inverted && r.action == nil && r.fwmark == m && (r.fwmask.map { $0 & m == m } ?? true) && r.table == table
-            }
+            // TPROXY's --tproxy-mark sets the whole mark (mask 0xffffffff).
+            let markRule = routing.markRule(family: ctx.family, mark: m, mask: 0xFFFF_FFFF, table: table)
             let hasRule = markRule != nil
             // The proxy's replies get the mark back in mangle OUTPUT and are routed with iif lo, like ambient's.
             let preemptions = markRule.map { routing.preemptions(of: $0, mark: m, inputInterface: "lo") } ?? []
