@@ -56,27 +56,6 @@ struct LazyRemainderTests {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// Outcomes keyed by everything but their packets, with the packets of equal keys joined.
-    func grouped(_ outcomes: [Outcome]) -> [String: PacketSet] {
-        var byKey: [String: PacketSet] = [:]
-        for o in outcomes {
-            let key = "\(o.verdict)|\(o.path.map(\.description))|\(String(describing: o.ctZone))|\(o.assumptions.map(\.description))"
-            byKey[key, default: PacketSet()].boxes += o.packets.boxes
-        }
-        return byKey
-    }
-
-    func inputs(_ space: PacketSpace) -> [(PacketBox, Pipeline)] {
-        var local = space.universe
-        local[.inInterface] = space.noInterface(.inInterface)
-        local[.mark] = space.atoms(.mark, marks: { $0 == 0 })
-        local[.connmark] = space.atoms(.connmark, marks: { $0 == 0 })
-        var inbound = local
-        inbound[.inInterface] = space.noInterface(.inInterface).complement
-        inbound[.outInterface] = space.noInterface(.outInterface)
-        return [(local, .localOutput), (inbound, .inbound), (space.universe, .single(.nat, .output))]
-    }
-
     @Test("a walk that keeps its remainders with holes gives the eager walk's outcomes (varied rules, fixed seeds)",
           arguments: [(1, 0), (2, 0), (3, 16), (4, 16)] as [(UInt64, Int)])
     func lazyWalkEqualsEagerWalk(_ seed: UInt64, _ lazyAt: Int) throws {
@@ -88,7 +67,7 @@ struct LazyRemainderTests {
             let lazy = SymbolicEvaluator(space: space, tables: tables, indexing: indexing, lazyAt: lazyAt)
             let eager = SymbolicEvaluator(space: space, tables: tables, indexing: indexing, lazyAt: .max)
             var lazyOutcomes = 0
-            for (box, pipeline) in inputs(space) {
+            for (box, pipeline) in walkInputs(space) {
                 let l = lazy.evaluate(PacketSet([box]), pipeline: pipeline)
                 let e = eager.evaluate(PacketSet([box]), pipeline: pipeline)
                 #expect(!e.contains { $0.packets.isLazy }, "the eager walk never keeps holes")
@@ -100,12 +79,7 @@ struct LazyRemainderTests {
                         #expect(PacketSet([piece]).subtracting(all).isEmpty, "seed \(seed): a witness piece outside its outcome")
                     }
                 }
-                let a = grouped(l), b = grouped(e)
-                #expect(Set(a.keys) == Set(b.keys), "seed \(seed), \(pipeline): the same paths, verdicts and assumptions")
-                for (key, set) in a {
-                    guard let other = b[key] else { continue }
-                    #expect(set.subtracting(other).isEmpty && other.subtracting(set).isEmpty, "seed \(seed), \(pipeline): \(key)")
-                }
+                expectSameOutcomes(l, e, "seed \(seed), \(pipeline)")
             }
             #expect(lazyOutcomes > 0, "seed \(seed): some outcome of the lazy walk must still hold holes, or nothing was tested")
         }
@@ -114,23 +88,15 @@ struct LazyRemainderTests {
     @Test("every corpus rule set: a walk that keeps holes from the first rule on gives the eager walk's outcomes",
           arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
     func corpus(_ c: CorpusCase) throws {
-        let ruleset = try c.ruleset()
-        for family in [Family.ipv4, .ipv6] {
-            let tables = ruleset.tables.filter { $0.family == family }
-            guard !tables.isEmpty else { continue }
+        for (family, tables) in tablesByFamily(try c.ruleset()) {
             let space = PacketSpace(family: family, tables: tables)
             let lazy = SymbolicEvaluator(space: space, tables: tables, indexing: true, lazyAt: 0)
             let eager = SymbolicEvaluator(space: space, tables: tables, indexing: true, lazyAt: .max)
-            var runs = inputs(space)
+            var runs = walkInputs(space)
             runs.append((runs[0].0, .localOutputThenLoopback))
             for (box, pipeline) in runs {
-                let a = grouped(lazy.evaluate(PacketSet([box]), pipeline: pipeline))
-                let b = grouped(eager.evaluate(PacketSet([box]), pipeline: pipeline))
-                #expect(Set(a.keys) == Set(b.keys), "\(c.testDescription) \(family), \(pipeline): the same paths, verdicts and assumptions")
-                for (key, set) in a {
-                    guard let other = b[key] else { continue }
-                    #expect(set.subtracting(other).isEmpty && other.subtracting(set).isEmpty, "\(c.testDescription) \(family), \(pipeline): \(key)")
-                }
+                expectSameOutcomes(lazy.evaluate(PacketSet([box]), pipeline: pipeline), eager.evaluate(PacketSet([box]), pipeline: pipeline),
+                                   "\(c.testDescription) \(family), \(pipeline)")
             }
         }
     }
@@ -239,7 +205,7 @@ struct LazyRemainderTests {
         let tracer = ConcreteEvaluator(family: .ipv4, tables: tables)
         var rng = SplitMix(state: 8)
         var checked = 0
-        for (box, pipeline) in inputs(space) where pipeline != .single(.nat, .output) {
+        for (box, pipeline) in walkInputs(space) where pipeline != .single(.nat, .output) {
             let outcomes = symbolic.evaluate(PacketSet([box]), pipeline: pipeline)
             #expect(outcomes.contains { $0.packets.isLazy }, "\(pipeline): the walk must keep holes")
             for _ in 0..<150 {

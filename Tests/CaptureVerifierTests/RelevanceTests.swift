@@ -50,12 +50,7 @@ struct RelevanceTests {
     @Test("every corpus rule set: the relevant walk gives exactly the full walk's admitted outcomes",
           arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
     func corpus(_ c: CorpusCase) throws {
-        let ruleset = try c.ruleset()
-        for family in [Family.ipv4, .ipv6] {
-            let tables = ruleset.tables.filter { $0.family == family }
-            guard !tables.isEmpty else { continue }
-            expectAdmittedOutcomes(tables, family, c.testDescription)
-        }
+        for (family, tables) in tablesByFamily(try c.ruleset()) { expectAdmittedOutcomes(tables, family, c.testDescription) }
     }
 
     @Test("random chains with jumps, gotos, RETURNs, marks and unknown matches (fixed seeds)", arguments: [1, 2, 3] as [UInt64])

@@ -32,3 +32,45 @@ extension Corpus {
     /// `VerifierOptions` takes the corpus' groups as a table.
     static var groups: [String: UInt32] { groupIDs }
 }
+
+/// Outcomes keyed by everything but their packets, with the packets of equal keys joined: two walks of the same
+/// packets compared as sets, whatever boxes each cut them into.
+func groupedOutcomes(_ outcomes: [Outcome]) -> [String: PacketSet] {
+    var byKey: [String: PacketSet] = [:]
+    for o in outcomes {
+        let key = "\(o.verdict)|\(o.path.map(\.description))|\(String(describing: o.ctZone))|\(o.assumptions.map(\.description))"
+        byKey[key, default: PacketSet()].boxes += o.packets.boxes
+    }
+    return byKey
+}
+
+/// Two walks gave the same paths, verdicts and assumptions, each with the same packets.
+func expectSameOutcomes(_ first: [Outcome], _ second: [Outcome], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let a = groupedOutcomes(first), b = groupedOutcomes(second)
+    #expect(Set(a.keys) == Set(b.keys), "\(what): the same paths, verdicts and assumptions", sourceLocation: sourceLocation)
+    for (key, set) in a {
+        guard let other = b[key] else { continue }
+        #expect(set.subtracting(other).isEmpty && other.subtracting(set).isEmpty, "\(what): \(key)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Locally generated packets (no input interface, no marks), the same received from outside, and every packet,
+/// each with the pipeline it is walked through.
+func walkInputs(_ space: PacketSpace) -> [(PacketBox, Pipeline)] {
+    var local = space.universe
+    local[.inInterface] = space.noInterface(.inInterface)
+    local[.mark] = space.atoms(.mark, marks: { $0 == 0 })
+    local[.connmark] = space.atoms(.connmark, marks: { $0 == 0 })
+    var inbound = local
+    inbound[.inInterface] = space.noInterface(.inInterface).complement
+    inbound[.outInterface] = space.noInterface(.outInterface)
+    return [(local, .localOutput), (inbound, .inbound), (space.universe, .single(.nat, .output))]
+}
+
+/// A rule set's tables by family, for the families it has.
+func tablesByFamily(_ ruleset: Ruleset) -> [(family: Family, tables: [Table])] {
+    [Family.ipv4, .ipv6].compactMap { family in
+        let tables = ruleset.tables.filter { $0.family == family }
+        return tables.isEmpty ? nil : (family, tables)
+    }
+}

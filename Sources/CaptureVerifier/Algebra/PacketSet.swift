@@ -286,8 +286,8 @@ struct PacketSet: Hashable, Sendable {
         cuttingHoles { cube in fields.contains { cube.constrained.contains($0.rawValue) } }
     }
 
-    /// The part inside a union of cubes, and the disjoint remainder. Exact: the two are disjoint and their
-    /// union is `self`.
+    /// The part inside a union of disjoint cubes (a rule's, or one), and the disjoint remainder. Exact: the two
+    /// are disjoint and their union is `self`.
     func split(by cubes: [PacketBox]) -> (matched: PacketSet, remainder: PacketSet) {
         if isLazy { return splitLazily(by: cubes.map(Cube.init)) }
         let (m, r) = splitUncompacted(by: cubes)
@@ -329,7 +329,7 @@ struct PacketSet: Hashable, Sendable {
     static let materializeMatchedAt = 16
 
     /// `split` keeping the remainder unsplit: the cubes join the holes. The matched part is the base inside the
-    /// cubes less only the holes that touch them.
+    /// cubes less only the holes that touch them (its boxes are disjoint because the cubes are).
     func splitLazily(by cubes: [Cube]) -> (matched: PacketSet, remainder: PacketSet) {
         if isEmpty { return (PacketSet(), PacketSet()) }
         var inside: [PacketBox] = []
