@@ -6,6 +6,20 @@ import PackageDescription
 // (~0.3 M instructions a first use), which was a quarter of a pod-sized `show` or `verify` (docs/benchmarks.md).
 let startUp: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]
 
+// The release link, for iptaudit and the start-up floor it is benchmarked against (benchmarks/StartupFloor).
+// Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
+// archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
+// Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
+// -static-libgcc: the unwinder from libgcc_eh.a instead of libgcc_s.so.1, so the release binary needs only
+// glibc's own files (libgcc_s is another package, absent from glibc-only images).
+// --no-export-dynamic: the static stdlib's link exports every symbol of our objects (16,500), and the
+// runtime's dladdr of itself at start-up walks them all (0.5 M instructions); nothing looks them up.
+// lld, not gold: gold's link asked glibc for 2.36's arc4random (from an archive member nothing calls), so
+// the binary would not start under glibc 2.35 (Ubuntu 22.04 images); lld's asks for 2.35 at most.
+let releaseLink: [LinkerSetting] = [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx",
+                                                  "-Xclang-linker", "-static-libgcc", "-Xlinker", "--no-export-dynamic",
+                                                  "-use-ld=lld"], .when(configuration: .release))]
+
 // Dependencies point at the pure model (NetfilterModel); libiptc, netlink, libnftables and libyaml are each imported by one file only.
 let package = Package(
     name: "iptaudit",
@@ -74,19 +88,10 @@ let package = Package(
             dependencies: ["IptauditCommands"],
             exclude: ["StaticLibstdcxx"],
             swiftSettings: startUp,
-            // Release links libstdc++ statically (StaticLibstdcxx/libstdc++.so is a linker script naming the
-            // archive): with the static Swift stdlib, libstdc++.so.6 was the largest library relocated at start-up.
-            // Only the static stdlib's link asks for -lstdc++; a dynamic-stdlib link never reads the script.
-            // -static-libgcc: the unwinder from libgcc_eh.a instead of libgcc_s.so.1, so the release binary needs only
-            // glibc's own files (libgcc_s is another package, absent from glibc-only images).
-            // --no-export-dynamic: the static stdlib's link exports every symbol of our objects (16,500), and the
-            // runtime's dladdr of itself at start-up walks them all (0.5 M instructions); nothing looks them up.
-            // lld, not gold: gold's link asked glibc for 2.36's arc4random (from an archive member nothing calls), so
-            // the binary would not start under glibc 2.35 (Ubuntu 22.04 images); lld's asks for 2.35 at most.
-            linkerSettings: [.unsafeFlags(["-L", Context.packageDirectory + "/Sources/iptaudit/StaticLibstdcxx",
-                                           "-Xclang-linker", "-static-libgcc", "-Xlinker", "--no-export-dynamic",
-                                           "-use-ld=lld"], .when(configuration: .release))]
+            linkerSettings: releaseLink
         ),
+        // A program that prints one line, linked as iptaudit: what starting any Swift tool costs (benchmarks/bench.py).
+        .executableTarget(name: "StartupFloor", path: "benchmarks/StartupFloor", linkerSettings: releaseLink),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .target(name: "CorpusSupport", dependencies: ["TestSupport", "IstioCapture", "NetfilterModel", "RuleReaders"], path: "Tests/CorpusSupport"),
         .testTarget(name: "NetfilterModelTests", dependencies: ["TestSupport", "NetfilterModel"]),

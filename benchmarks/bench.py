@@ -7,8 +7,10 @@ started the same way (`nsenter --net=/run/netns/NAME`, so every command pays the
   * `iptaudit show --format save --table nat` (libiptc read + render)
   * `iptaudit verify`                         (read + routing over netlink + symbolic verification + report)
 and prints medians and ratios to the reference. The floor under all of them, the kernel copying the table out
-(`IPT_SO_GET_INFO` + `IPT_SO_GET_ENTRIES`, timed inside benchmarks/getsockopt-floor.c), is printed beside.
-Needs root and a C compiler. Python 3 standard library only.
+(`IPT_SO_GET_INFO` + `IPT_SO_GET_ENTRIES`, timed inside benchmarks/getsockopt-floor.c), is printed beside. For the
+pod, two more floors are timed with the rest, entered the same way: starting a process (`/bin/true`) and starting
+a Swift program that prints one line, linked as iptaudit is (benchmarks/StartupFloor, built here with SwiftPM).
+Needs root, a C compiler and the Swift toolchain. Python 3 standard library only.
 
 With `--varied N ...`, each N is also a workload of its own: the pod's rules with N rules of varied matches in one
 chain before them (scripts/gen-varied-rules.py: addresses, ports, owners, marks and states mixed, MARKs and jumps
@@ -64,19 +66,34 @@ def timed(argv, env=None):
     return elapsed
 
 
-def measure(ns, binary, runs):
+def measure(ns, binary, runs, startup_floor=None):
     env = dict(os.environ, XTABLES_LOCKFILE=ns.lock)
     enter = ["nsenter", "--net=/run/netns/" + ns.name]
-    commands = {
+    commands = {}
+    if startup_floor:
+        commands[START_PROCESS] = enter + ["/bin/true"]
+        commands[START_SWIFT] = enter + [startup_floor]
+    commands.update({
         "iptables-legacy-save -t nat": enter + ["iptables-legacy-save", "-t", "nat"],
         "iptaudit show --format save": enter + [binary, "show", "--format", "save", "--table", "nat", "--family", "ipv4"],
         "iptaudit verify": enter + [binary, "verify", "--format", "json", "--no-ipv6"],
-    }
+    })
     samples = {k: [] for k in commands}
     for _ in range(runs):
         for name, argv in commands.items():  # interleaved, so drift hits every command alike
             samples[name].append(timed(argv, env))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+START_PROCESS = "floor: process start (/bin/true)"
+START_SWIFT = "floor: Swift start, print a line"
+
+
+def startup_floor():
+    """benchmarks/StartupFloor built as the release binary is (static Swift runtime, Package.swift's releaseLink)."""
+    build = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "StartupFloor"]
+    run(build, cwd=ROOT)
+    return os.path.join(run(build + ["--show-bin-path"], cwd=ROOT).stdout.strip(), "StartupFloor")
 
 
 def floor(ns, runs):
@@ -106,7 +123,8 @@ def main():
     try:
         ns.exec(["sh", LOADER, GOLDEN, "4", "legacy"])
         rules = ns.exec(["iptables-legacy-save", "-t", "nat"]).stdout.count("\n-A ")
-        workloads.append(("pod (Istio default sidecar, nat)", rules, measure(ns, args.binary, args.runs), floor(ns, args.runs)))
+        pod = measure(ns, args.binary, args.runs, startup_floor=startup_floor())
+        workloads.append(("pod (Istio default sidecar, nat)", rules, pod, floor(ns, args.runs)))
         if args.pod_only:
             return report(workloads)
         for n in args.varied:
