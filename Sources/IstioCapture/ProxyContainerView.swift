@@ -105,9 +105,10 @@ public enum ProxyContainerView {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The pod as the proxy container knows it: its annotations and labels, and one `istio-proxy` container with
-    /// this environment and identity. `PodManifest.captureConfiguration` then derives what istio-cni (or the
-    /// injector's istio-init, which reads the same annotations) installs.
+    /// The pod as the proxy container knows it: its annotations and labels, one `istio-proxy` container with this
+    /// environment and identity, and the init container the injector's status annotation names (istio-init with the
+    /// arguments the injector rendered from those annotations, or istio-validation). `PodManifest.captureConfiguration`
+    /// then derives what istio-init or the istio-cni plugin installs.
     public static func manifest(annotations: [String: String], labels: [String: String], environment: [String: String],
                                 proxyUID: UInt32?, proxyGID: UInt32?) -> PodManifest {
         var annotations = annotations
@@ -120,7 +121,18 @@ public enum ProxyContainerView {
                                           args: ["proxy", "sidecar"], environment: environment,
                                           runAsUser: proxyUID, runAsGroup: proxyGID)
         let ips = (environment[podIPVariable] ?? "").split(separator: ",").map(String.init).filter { IPAddress($0) != nil }
-        return PodManifest(kind: "Pod", name: environment["POD_NAME"] ?? "", annotations: annotations, labels: labels,
-                           containers: [proxy], podIPs: ips)
+        var pod = PodManifest(kind: "Pod", name: environment["POD_NAME"] ?? "", annotations: annotations, labels: labels,
+                              containers: [proxy], podIPs: ips)
+        // The init container the injector added, by the name its status annotation lists: istio-init's arguments are
+        // its template applied to the annotations; istio-validation only says the istio-cni plugin installed the rules.
+        let initNames = InjectorTemplate.initContainerNames(annotations: annotations) ?? []
+        if initNames.contains("istio-init") {
+            let args = InjectorTemplate.istioInitArguments(annotations: annotations, proxyUID: proxyUID,
+                                                           version: pod.istioVersion ?? .latest)
+            pod.initContainers = [PodManifest.Container(name: "istio-init", args: args)]
+        } else if initNames.contains("istio-validation") {
+            pod.initContainers = [PodManifest.Container(name: "istio-validation")]
+        }
+        return pod
     }
 }

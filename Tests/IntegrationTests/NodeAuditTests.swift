@@ -11,7 +11,7 @@ import TestSupport
 /// alone.
 @Suite(.serialized) struct NodeAuditTests {
     enum Kind: String, CaseIterable {
-        case healthyLegacy, healthyNft, dnsCapture, customUID, proxyUIDDrift, outboundHookMissing, ambient
+        case healthyLegacy, healthyNft, dnsCapture, customUID, proxyUIDDrift, outboundHookMissing, ambient, istioInit
         case ambientByRulesOnly, notMeshed, notMeshedUnheld, meshedNoRules, meshedNoRulesFromList
     }
 
@@ -25,7 +25,7 @@ import TestSupport
         var rules: (file: String, restore: String)? {
             let cni = "istio/master/live-save/cni-sidecar-iptables/"
             switch kind {
-            case .healthyLegacy, .proxyUIDDrift: return (cni + "basic.ipv4.save", "iptables-legacy-restore")
+            case .healthyLegacy, .proxyUIDDrift, .istioInit: return (cni + "basic.ipv4.save", "iptables-legacy-restore")
             case .healthyNft: return (cni + "basic.ipv4.save", "iptables-nft-restore")
             case .outboundHookMissing: return (cni + "basic.ipv4.save", index % 2 == 0 ? "iptables-legacy-restore" : "iptables-nft-restore")
             case .dnsCapture: return (cni + "dns.ipv4.save", "iptables-legacy-restore")
@@ -38,7 +38,7 @@ import TestSupport
         /// The proxy's UID and GID when the namespace has a pilot-agent.
         var proxy: (uid: Int, gid: Int)? {
             switch kind {
-            case .healthyLegacy, .healthyNft, .dnsCapture, .outboundHookMissing, .meshedNoRules: return (1337, 1337)
+            case .healthyLegacy, .healthyNft, .dnsCapture, .outboundHookMissing, .meshedNoRules, .istioInit: return (1337, 1337)
             case .customUID, .proxyUIDDrift: return (1000670000, 1000670001)
             default: return nil
             }
@@ -70,7 +70,7 @@ import TestSupport
 
         var expectedMode: String {
             switch kind {
-            case .healthyLegacy, .healthyNft, .dnsCapture, .customUID, .proxyUIDDrift, .outboundHookMissing: "sidecar"
+            case .healthyLegacy, .healthyNft, .dnsCapture, .customUID, .proxyUIDDrift, .outboundHookMissing, .istioInit: "sidecar"
             case .ambient, .ambientByRulesOnly: "ambient"
             case .notMeshed, .notMeshedUnheld: "not-meshed"
             case .meshedNoRules, .meshedNoRulesFromList: "meshed-no-rules"
@@ -85,7 +85,7 @@ import TestSupport
 
         var expectedVerdict: String {
             switch kind {
-            case .healthyLegacy, .healthyNft, .dnsCapture, .customUID, .ambient, .ambientByRulesOnly: "proven"
+            case .healthyLegacy, .healthyNft, .dnsCapture, .customUID, .ambient, .ambientByRulesOnly, .istioInit: "proven"
             case .proxyUIDDrift, .outboundHookMissing, .meshedNoRules, .meshedNoRulesFromList: "failed"
             case .notMeshed, .notMeshedUnheld: "not-meshed"
             }
@@ -98,7 +98,7 @@ import TestSupport
         .proxyUIDDrift, .proxyUIDDrift, .outboundHookMissing, .outboundHookMissing,
         .ambient, .ambient, .ambient, .ambientByRulesOnly,
         .notMeshed, .notMeshed, .notMeshed, .notMeshedUnheld,
-        .meshedNoRules, .meshedNoRules, .meshedNoRulesFromList, .healthyNft,
+        .meshedNoRules, .meshedNoRules, .meshedNoRulesFromList, .healthyNft, .istioInit, .istioInit,
     ]
 
     /// The simulated node: namespaces, the processes holding them, their private `/etc`s. Everything it made is
@@ -145,6 +145,7 @@ import TestSupport
                     if spec.kind == .outboundHookMissing {
                         text = text.replacingOccurrences(of: "-A OUTPUT -j ISTIO_OUTPUT\n", with: "")
                     }
+                    if spec.kind == .istioInit { text = NodeAuditTests.istioInitRules(fromPluginRules: text) }
                     try ns.mustRun([rules.restore], stdin: text)
                 }
                 if let item = spec.listItem {
@@ -175,7 +176,9 @@ import TestSupport
             if let proxy = spec.proxy {
                 binary = "pilot-agent"
                 identity = proxy
-                try "sidecar.istio.io/status=\"{\\\"containers\\\":[\\\"istio-proxy\\\"]}\"\nkubectl.kubernetes.io/default-container=\"app\"\n"
+                // The injector's status names the init container it added; istio-init's pods carry no traffic annotations.
+                let initContainers = spec.kind == .istioInit ? #"\"initContainers\":[\"istio-init\"],"# : ""
+                try "sidecar.istio.io/status=\"{\(initContainers)\\\"containers\\\":[\\\"istio-proxy\\\"]}\"\nkubectl.kubernetes.io/default-container=\"app\"\n"
                     .write(to: etc.appendingPathComponent("istio/pod/annotations"), atomically: true, encoding: .utf8)
                 try "app=\"\(spec.name)\"\nsecurity.istio.io/tlsMode=\"istio\"\n"
                     .write(to: etc.appendingPathComponent("istio/pod/labels"), atomically: true, encoding: .utf8)
@@ -228,6 +231,19 @@ import TestSupport
         }
     }
 
+    /// What istio-init installs with the injector's default arguments (`-b '*' -d 15090,15021,15020`, no `-o`), from
+    /// the istio-cni plugin's rules for the same pod: the plugin alone also exempts the status port outbound, and it
+    /// orders the inbound exemptions by port where istio-iptables keeps `-d`'s order.
+    static func istioInitRules(fromPluginRules text: String) -> String {
+        let statusPortOutbound = ["-A ISTIO_OUTPUT -p tcp -m tcp --dport 15020 -j RETURN\n", "-A ISTIO_OUTPUT -p udp -m udp --dport 15020 -j RETURN\n"]
+        let inbound = { (port: Int) in "-A ISTIO_INBOUND -p tcp -m tcp --dport \(port) -j RETURN\n" }
+        precondition(statusPortOutbound.allSatisfy(text.contains) && text.contains(inbound(15020) + inbound(15021) + inbound(15090)),
+                     "the plugin's rules changed shape")
+        var out = text
+        for line in statusPortOutbound { out = out.replacingOccurrences(of: line, with: "") }
+        return out.replacingOccurrences(of: inbound(15020) + inbound(15021) + inbound(15090), with: inbound(15090) + inbound(15021) + inbound(15020))
+    }
+
     static func specs() -> [PodSpec] {
         layout.enumerated().map { PodSpec(index: $0.offset, kind: $0.element, loUp: $0.offset % 2 == 0) }
     }
@@ -267,6 +283,11 @@ import TestSupport
             } else {
                 #expect(pod["pid"] == nil)
                 #expect(pod["netns"] as? String == node.namespaces[spec.index].path)
+            }
+            if spec.kind == .istioInit {
+                // Judged as istio-init's rules, which the proxy's view of the pod names (not as the plugin's).
+                let configuration = ((pod["verification"] as? [String: Any])?["configuration"] as? [String]) ?? []
+                #expect(configuration.first?.contains("rules by istio-init") == true, "\(spec.name): \(configuration)")
             }
             if let proxy = spec.proxy {
                 #expect((pod["proxyPid"] as? NSNumber)?.int32Value == node.pid(spec))

@@ -343,3 +343,37 @@ extension PodManifestTests {
         #expect(!keptAnnotations.contains("hunter2") && keptAnnotations.split(separator: "\n").count == 3)
     }
 }
+
+extension PodManifestTests {
+    /// From inside istio-proxy (`observe`, `verify --pid`, `node`) only the pod's annotations, labels and the proxy's
+    /// environment and identity are visible. They must lead to what the pod's spec leads to: the same installer and
+    /// the same expected rules, for istio-init pods (whose arguments the injector rendered from those annotations
+    /// and the proxy's identity) as for istio-cni ones.
+    @Test func theProxysViewExpectsWhatThePodSpecDoes() throws {
+        var seen: [Installer: Int] = [:]
+        for file in Self.injected where !file.hasPrefix("init-no-intercept") {
+            let m = try Self.manifest(file)
+            guard let proxy = m.proxyContainer else { continue }
+            let spec = try m.captureConfiguration()
+            // What the proxy process sees as its identity: the image's user (1337) when the spec sets none.
+            let view = ProxyContainerView.manifest(annotations: m.annotations, labels: m.labels, environment: proxy.environment,
+                                                   proxyUID: m.proxyRunAsUser ?? IstioNames.proxyID,
+                                                   proxyGID: m.proxyRunAsGroup ?? IstioNames.proxyID)
+            var derived = try view.captureConfiguration()
+            if Self.renderedWithStatusPort123.contains(file) {
+                // Istio's test values set global.proxy.statusPort to 123, which the pod does not carry: the view
+                // assumes the default, and nothing else differs.
+                #expect(spec.inboundPortsExclude == [15090, 15021, 123], "\(file)")
+                #expect(derived.inboundPortsExclude == [15090, 15021, 15020], "\(file)")
+                derived.inboundPortsExclude = spec.inboundPortsExclude
+            }
+            #expect(derived.installer == spec.installer, "\(file)")
+            #expect(ExpectedRules.tables(for: derived) == ExpectedRules.tables(for: spec), "\(file)")
+            #expect(derived.injectionDrift.isEmpty, "\(file)")
+            seen[spec.installer, default: 0] += 1
+        }
+        #expect(seen[.istioInit, default: 0] >= 6 && seen[.istioCNI, default: 0] >= 4, "\(seen)")
+    }
+
+    static let renderedWithStatusPort123: Set<String> = ["kubevirtInterfaces.yaml.injected", "reroute-virtual-interfaces.yaml.injected"]
+}
