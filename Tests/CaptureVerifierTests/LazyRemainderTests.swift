@@ -86,9 +86,11 @@ struct LazyRemainderTests {
     }
 
     @Test("every corpus rule set: a walk that keeps holes from the first rule on gives the eager walk's outcomes",
-          arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
+          arguments: Corpus.offlineCases)
     func corpus(_ c: CorpusCase) throws {
-        for (family, tables) in tablesByFamily(try c.ruleset()) {
+        let rules = try c.ruleset()
+        #expect(!rules.tables.isEmpty, "\(c.testDescription): no rules to walk")
+        for (family, tables) in tablesByFamily(rules) {
             let space = PacketSpace(family: family, tables: tables)
             let lazy = SymbolicEvaluator(space: space, tables: tables, indexing: true, lazyAt: 0)
             let eager = SymbolicEvaluator(space: space, tables: tables, indexing: true, lazyAt: .max)

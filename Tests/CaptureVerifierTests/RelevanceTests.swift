@@ -48,9 +48,11 @@ struct RelevanceTests {
     }
 
     @Test("every corpus rule set: the relevant walk gives exactly the full walk's admitted outcomes",
-          arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
+          arguments: Corpus.offlineCases)
     func corpus(_ c: CorpusCase) throws {
-        for (family, tables) in tablesByFamily(try c.ruleset()) { expectAdmittedOutcomes(tables, family, c.testDescription) }
+        let rules = try c.ruleset()
+        #expect(!rules.tables.isEmpty, "\(c.testDescription): no rules to walk")
+        for (family, tables) in tablesByFamily(rules) { expectAdmittedOutcomes(tables, family, c.testDescription) }
     }
 
     @Test("random chains with jumps, gotos, RETURNs, marks and unknown matches (fixed seeds)", arguments: [1, 2, 3] as [UInt64])
@@ -168,9 +170,11 @@ struct RelevanceTests {
     }
 
     @Test("every corpus rule set: the same findings as walking every branch with the judges unwrapped",
-          arguments: Corpus.cases + Corpus.nftablesCases + Corpus.ambientIPTablesCases + Corpus.ambientNftablesCases)
+          arguments: Corpus.offlineCases)
     func corpusFindings(_ c: CorpusCase) throws {
-        expectSameFindings(try c.ruleset(), try c.configuration(), c.testDescription, groups: Corpus.groupIDs)
+        let rules = try c.ruleset()
+        #expect(!rules.tables.isEmpty, "\(c.testDescription): no rules to judge")
+        expectSameFindings(rules, try c.configuration(), c.testDescription, groups: Corpus.groupIDs)
     }
 
     /// Rules around Istio's that only a walk through the call stack gets right: a chain ahead of Istio's jump that
