@@ -253,6 +253,24 @@ struct FamilyContext {
         o.entered(layout.chain(chain), in: layoutTable(table))
     }
 
+    /// A rule as a fix quotes it, in the syntax of the store holding Istio's rules: iptables-save's, or in native
+    /// nftables mode as `nft list ruleset` prints it (`tcp dport 15008 return`), so it can be compared with what is
+    /// there. Table and chain names in the surrounding prose are iptables' and are renamed with the rest of the report.
+    func ruleText(iptables: String, nft: String) -> String { layout.native ? nft : iptables }
+
+    /// An address match as nft lists it: `ip daddr 127.0.0.1` (a host without its prefix), `ip6 saddr ::6`,
+    /// `ip daddr 127.0.0.0/8`.
+    func nftAddress(_ a: AddressMatch, _ field: String) -> String {
+        let text = a.mask.prefixLength == family.addressBits ? a.address.description : a.cidrText
+        return "\(family == .ipv4 ? "ip" : "ip6") \(field)\(a.inverted ? " !=" : "") \(text)"
+    }
+
+    /// A mark as nft lists it: `0x00000539`.
+    static func nftMark(_ value: UInt32) -> String {
+        let hex = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: max(0, 8 - hex.count)) + hex
+    }
+
     /// iptables' raw, mangle or nat as this family's layout names it (a native table in nftables mode).
     func layoutTable(_ table: TableName) -> TableName {
         table == .raw ? layout.raw : table == .mangle ? layout.mangle : table == .nat ? layout.nat : table

@@ -140,8 +140,12 @@ enum InboundForwardSource: FamilyObligation {
             return Violation(kind: .unexpectedCapture, severity: legacy ? .warning : .error,
                              problem: "is Envoy forwarding an inbound connection to the app but is captured again (port \(port)): "
                                 + "requests loop back into the proxy" + (legacy ? " (Istio before 1.14 had no such exemption in TPROXY mode)" : ""),
-                             fix: "ISTIO_OUTPUT needs `-s \(ctx.passthroughSource.cidrText) -o lo -j RETURN` above the owner rules"
-                                + (ctx.tproxyMode ? " and mangle ISTIO_INBOUND `-s \(ctx.passthroughSource.cidrText) -i lo -p tcp -j RETURN`" : "")
+                             fix: "ISTIO_OUTPUT needs `"
+                                + ctx.ruleText(iptables: "-s \(ctx.passthroughSource.cidrText) -o lo -j RETURN",
+                                               nft: "oifname \"lo\" " + ctx.nftAddress(ctx.passthroughSource, "saddr") + " return")
+                                + "` above the owner rules"
+                                + (ctx.tproxyMode ? " and mangle ISTIO_INBOUND `" + ctx.ruleText(iptables: "-s \(ctx.passthroughSource.cidrText) -i lo -p tcp -j RETURN",
+                                                                                             nft: "iifname \"lo\" meta l4proto tcp " + ctx.nftAddress(ctx.passthroughSource, "saddr") + " return") + "`" : "")
                                 + ". " + Fix.reinstall)
         }
         out.proven.append("proxy traffic from \(ctx.passthroughSource.cidrText) over lo is not captured")
@@ -263,8 +267,11 @@ enum AppLocalTraffic: FamilyObligation {
             return Violation(kind: .unexpectedCapture, severity: legacy ? .warning : .error,
                              problem: "is an application talking to its own pod over lo but is captured (port \(port))"
                                 + (legacy ? " (Istio before 1.14 did not exempt lo in TPROXY mode)" : ""),
-                             fix: "ISTIO_OUTPUT needs `-o lo -m owner ! --uid-owner U -j RETURN` (and the GID twin)"
-                                + (ctx.tproxyMode ? ", mangle ISTIO_INBOUND `-i lo -p tcp -m mark ! --mark 0x53a -j RETURN`" : "") + ". " + Fix.reinstall)
+                             fix: "ISTIO_OUTPUT needs `" + ctx.ruleText(iptables: "-o lo -m owner ! --uid-owner U -j RETURN", nft: "oifname \"lo\" meta skuid != U return")
+                                + "` (and the GID twin)"
+                                + (ctx.tproxyMode ? ", mangle ISTIO_INBOUND `" + ctx.ruleText(iptables: "-i lo -p tcp -m mark ! --mark 0x53a -j RETURN",
+                                                                                             nft: "iifname \"lo\" meta l4proto tcp meta mark != \(FamilyContext.nftMark(IstioNames.selfCallMark)) return") + "`" : "")
+                                + ". " + Fix.reinstall)
         }
         out.proven.append("application traffic over lo" + (ctx.dnsOn ? " (port 53 aside)" : "") + " is not captured")
         return out

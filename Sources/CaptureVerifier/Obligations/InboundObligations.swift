@@ -127,7 +127,9 @@ enum InboundPorts: FamilyObligation {
             }
             return Violation(kind: .unexpectedCapture, severity: .error,
                              problem: "is HBONE to the tunnel port \(tunnel) but is captured (port \(port))",
-                             fix: "nat ISTIO_INBOUND must start with `-p tcp --dport \(tunnel) -j RETURN` (-e). " + Fix.reinstall)
+                             fix: "nat ISTIO_INBOUND must start with `"
+                                + ctx.ruleText(iptables: "-p tcp --dport \(tunnel) -j RETURN", nft: "tcp dport \(tunnel) return")
+                                + "` (-e). " + Fix.reinstall)
         }
         out.proven.append("inbound TCP to captured ports reaches \(mode) \(z); excluded ports" + (ctx.tproxyMode ? "" : " and the tunnel port \(tunnel)") + " are not captured")
         return out
@@ -168,7 +170,9 @@ enum InterfaceExclusions: FamilyObligation {
                     guard let port = o.verdict.capturePort else { return nil }
                     return Violation(kind: .exclusionLeak, severity: .error,
                                      problem: "goes \(dir) the excluded interface \(x) but is captured (port \(port))",
-                                     fix: "traffic.sidecar.istio.io/excludeInterfaces (-c) adds `-\(dir == "out" ? "o" : "i") \(x) -j RETURN` above Istio's jumps. " + Fix.reinstall)
+                                     fix: "traffic.sidecar.istio.io/excludeInterfaces (-c) adds `"
+                                        + ctx.ruleText(iptables: "-\(dir == "out" ? "o" : "i") \(x) -j RETURN", nft: "\(dir == "out" ? "oifname" : "iifname") \"\(x)\" return")
+                                        + "` above Istio's jumps. " + Fix.reinstall)
                 }
             }
         }
@@ -213,7 +217,10 @@ enum VirtualInterfaces: FamilyObligation {
                     return Violation(kind: .missingRedirect, severity: legacy ? .warning : .error,
                                      problem: "arrives on the virtual interface \(iface) but is not redirected to the outbound listener (\(p))"
                                         + (legacy ? " (Istio 1.10's IPv6 rules returned instead)" : ""),
-                                     fix: "istio.io/reroute-virtual-interfaces (-k) adds `-i \(iface) -j ISTIO_REDIRECT` above `-i \(iface) -j RETURN`. " + Fix.reinstall)
+                                     fix: "istio.io/reroute-virtual-interfaces (-k) adds `"
+                                        + ctx.ruleText(iptables: "-i \(iface) -j ISTIO_REDIRECT` above `-i \(iface) -j RETURN",
+                                                       nft: "iifname \"\(iface)\" jump istio-redirect` above `iifname \"\(iface)\" return")
+                                        + "`. " + Fix.reinstall)
                 }
             }
             out.findings += ctx.check(excluded, .inbound, obligation: description.id, only: .captured) { o in

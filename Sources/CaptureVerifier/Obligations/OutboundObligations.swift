@@ -266,7 +266,9 @@ enum LoopbackDestination: FamilyObligation {
             guard let port = o.verdict.capturePort else { return nil }
             return Violation(kind: .exclusionLeak, severity: .error,
                              problem: "goes to the loopback range \(ctx.loopback.cidrText) but is captured (port \(port))",
-                             fix: "ISTIO_OUTPUT needs `-d \(ctx.loopback.cidrText) -j RETURN` above its includes. " + Fix.reinstall)
+                             fix: "ISTIO_OUTPUT needs `"
+                                + ctx.ruleText(iptables: "-d \(ctx.loopback.cidrText) -j RETURN", nft: ctx.nftAddress(ctx.loopback, "daddr") + " return")
+                                + "` above its includes. " + Fix.reinstall)
         }
         out.proven.append("no packet to \(ctx.loopback.cidrText) is captured (DNS to the agent aside)")
         return out

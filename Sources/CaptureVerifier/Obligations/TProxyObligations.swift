@@ -58,7 +58,9 @@ enum TProxyConsistency: FamilyObligation {
             if marked(o, .mark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "is a reply on a TPROXYed connection (connmark \(hex)) but leaves mangle OUTPUT without mark \(hex): it is routed out instead of back to the proxy",
-                             fix: "mangle OUTPUT needs `-p tcp -m connmark --mark \(hex) -j CONNMARK --restore-mark`. " + Fix.tproxy)
+                             fix: "mangle OUTPUT needs `"
+                                + ctx.ruleText(iptables: "-p tcp -m connmark --mark \(hex) -j CONNMARK --restore-mark", nft: "meta l4proto tcp ct mark \(FamilyContext.nftMark(m)) meta mark set ct mark")
+                                + "`. " + Fix.tproxy)
         }
         // (d) marked inbound packets save the mark on the connection.
         let premarked = ctx.inboundNew.with(.l4Protocol, ctx.tcp).without(.inInterface, ctx.into(c.excludeInterfaces))
@@ -67,7 +69,9 @@ enum TProxyConsistency: FamilyObligation {
             if marked(o, .connmark) { return nil }
             return Violation(kind: .tproxy, severity: .error,
                              problem: "already carries mark \(hex) but its connection does not get connmark \(hex): replies will not find the proxy",
-                             fix: "mangle PREROUTING needs `-p tcp -m mark --mark \(hex) -j CONNMARK --save-mark` after an ISTIO_INBOUND that returns marked packets. " + Fix.tproxy)
+                             fix: "mangle PREROUTING needs `"
+                                + ctx.ruleText(iptables: "-p tcp -m mark --mark \(hex) -j CONNMARK --save-mark", nft: "meta l4proto tcp meta mark \(FamilyContext.nftMark(m)) ct mark set meta mark")
+                                + "` after an ISTIO_INBOUND that returns marked packets. " + Fix.tproxy)
         }
         out.proven.append("TPROXY and ISTIO_DIVERT mark \(hex); replies restore it from the connmark")
 
@@ -146,7 +150,9 @@ enum DropInvalid: FamilyObligation {
                 if o.verdict == .drop { return nil }
                 return Violation(kind: .dropInvalid, severity: .error,
                                  problem: "is conntrack INVALID but is not dropped: out-of-window packets of redirected connections draw resets from the host stack",
-                                 fix: "INVALID_DROP (--drop-invalid) adds `-m conntrack --ctstate INVALID -j ISTIO_DROP` to mangle PREROUTING. " + Fix.reinstall)
+                                 fix: "INVALID_DROP (--drop-invalid) adds `"
+                                    + ctx.ruleText(iptables: "-m conntrack --ctstate INVALID -j ISTIO_DROP", nft: "meta l4proto tcp ct state invalid jump istio-drop")
+                                    + "` to mangle PREROUTING. " + Fix.reinstall)
             }
             out.proven.append(ctx.layout.native ? "every conntrack-INVALID TCP packet is dropped in inet istio-proxy-mangle prerouting"
                 : "every conntrack-INVALID packet is dropped in mangle PREROUTING")
