@@ -24,7 +24,7 @@ public enum AmbientNames {
     public static let redirectionAnnotation = "ambient.istio.io/redirection"
     public static let bypassInboundAnnotation = "ambient.istio.io/bypass-inbound-capture"
     public static let dnsCaptureAnnotation = "ambient.istio.io/dns-capture"
-    public static let virtualInterfacesAnnotation = "istio.io/reroute-virtual-interfaces"
+    public static let virtualInterfacesAnnotation = IstioNames.rerouteVirtualInterfacesAnnotation
 
     /// The chain names of the `inet istio-ambient-*` tables (nftables backend).
     public static let nativePrerouting: ChainName = "istio-prerouting"

@@ -21,8 +21,10 @@ enum InjectorTemplate {
     /// istio-init's `args`, as the injector's template renders them from the pod's annotations.
     ///
     /// `-u` is the proxy's identity: the webhook writes the istio-proxy container's runAsUser there unless it is 0;
-    /// a proxy running as root (TPROXY, NET_BIND_SERVICE) got the template's 1337, or the runAsUser an override
-    /// (`proxy.istio.io/overrides`) gave istio-proxy, which the webhook still writes into `-u`.
+    /// a proxy running as root (TPROXY, NET_BIND_SERVICE) got the runAsUser an override (`proxy.istio.io/overrides`)
+    /// gave istio-proxy, which the webhook still writes into `-u` (1.21.3 and later), else the template's UID: 1337,
+    /// or on OpenShift the namespace's UID range (for TPROXY before 1.25.4 and 1.26.2, and for NET_BIND_SERVICE),
+    /// which the pod does not show; 1337 is assumed.
     static func istioInitArguments(annotations: [String: String], proxyUID: UInt32?, version: IstioVersion) -> [String] {
         func annotation(_ key: String, _ helmDefault: String) -> String { annotations[key] ?? helmDefault }
         let uid = proxyUID.flatMap { $0 == 0 ? nil : $0 } ?? overriddenProxyUID(annotations) ?? IstioNames.proxyID
@@ -39,7 +41,8 @@ enum InjectorTemplate {
         args += ["-d", excluded.isEmpty ? alwaysExcluded : alwaysExcluded + "," + excluded]
         if let ports = annotations["traffic.sidecar.istio.io/includeOutboundPorts"] { args += ["-q", ports] }
         if let ports = annotations["traffic.sidecar.istio.io/excludeOutboundPorts"] { args += ["-o", ports] }
-        let reroute = version >= IstioVersion(1, 26) ? annotations["istio.io/reroute-virtual-interfaces"] : nil
+        // From 1.25 the template passes both annotations as `-k`, the reroute one last, and istio-iptables keeps the last.
+        let reroute = version >= IstioNames.rerouteVirtualInterfacesSince ? annotations[IstioNames.rerouteVirtualInterfacesAnnotation] : nil
         if let interfaces = reroute ?? annotations["traffic.sidecar.istio.io/kubevirtInterfaces"] { args += ["-k", interfaces] }
         if let interfaces = annotations["traffic.sidecar.istio.io/excludeInterfaces"] { args += ["-c", interfaces] }
         return args

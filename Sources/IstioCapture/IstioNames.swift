@@ -13,6 +13,12 @@ public enum IstioNames {
     /// lets them through; istio-iptables hard-codes it.
     public static let selfCallMark: UInt32 = 1338
 
+    /// The annotation that names virtual interfaces whose inbound traffic is captured as outbound (`-k`), and the
+    /// release whose injector and istio-cni plugin first read it (preferring it to the deprecated
+    /// `traffic.sidecar.istio.io/kubevirtInterfaces`).
+    public static let rerouteVirtualInterfacesAnnotation = "istio.io/reroute-virtual-interfaces"
+    static let rerouteVirtualInterfacesSince = IstioVersion(1, 25)
+
     /// The DNS port whose traffic istio-iptables sends to the agent's DNS proxy.
     public static let dnsPort: UInt16 = 53
 

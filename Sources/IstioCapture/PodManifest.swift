@@ -390,9 +390,9 @@ public struct PodManifest: Hashable, Sendable {
                                               key: "traffic.sidecar.istio.io/includeOutboundPorts", wildcard: true)
         c.excludeInterfaces = try IstioArguments.items(annotation("traffic.sidecar.istio.io/excludeInterfaces") ?? "",
                                                        "traffic.sidecar.istio.io/excludeInterfaces")
-        let reroute = version >= IstioVersion(1, 26) ? annotation("istio.io/reroute-virtual-interfaces") : nil
+        let reroute = version >= IstioNames.rerouteVirtualInterfacesSince ? annotation(IstioNames.rerouteVirtualInterfacesAnnotation) : nil
         c.rerouteVirtualInterfaces = try IstioArguments.items(reroute ?? annotation("traffic.sidecar.istio.io/kubevirtInterfaces") ?? "",
-                                                              reroute == nil ? "traffic.sidecar.istio.io/kubevirtInterfaces" : "istio.io/reroute-virtual-interfaces")
+                                                              reroute == nil ? "traffic.sidecar.istio.io/kubevirtInterfaces" : IstioNames.rerouteVirtualInterfacesAnnotation)
 
         // DNS capture in CNI mode always captures every port-53 packet (the pod's resolv.conf is not read).
         let env = proxy.environment

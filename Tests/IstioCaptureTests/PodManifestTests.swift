@@ -377,3 +377,46 @@ extension PodManifestTests {
 
     static let renderedWithStatusPort123: Set<String> = ["kubevirtInterfaces.yaml.injected", "reroute-virtual-interfaces.yaml.injected"]
 }
+
+extension PodManifestTests {
+    /// istio-init's arguments rebuilt from annotations the injected fixtures do not carry, against what Istio's
+    /// template and webhook render for them (`excludeInboundPort`, `isset`, the `-u` rewrite, `-k`'s order).
+    @Test func istioInitArgumentsFromAnnotations() throws {
+        func view(_ annotations: [String: String], init name: String = "istio-init", version: String = "1.28.1", uid: UInt32? = 1337) -> PodManifest {
+            var a = annotations
+            a[ProxyContainerView.injectedAnnotation] = #"{"initContainers":["\#(name)","istio-proxy"],"containers":null}"#
+            return ProxyContainerView.manifest(annotations: a, labels: [:], environment: ["ISTIO_META_ISTIO_VERSION": version],
+                                               proxyUID: uid, proxyGID: uid)
+        }
+        func value(_ annotations: [String: String], _ flag: String, version: String = "1.28.1", uid: UInt32? = 1337) -> [String] {
+            let args = view(annotations, version: version, uid: uid).istioInitContainer?.args ?? []
+            return args.indices.dropLast().filter { args[$0] == flag }.map { args[$0 + 1] }
+        }
+        // -c and -q only when annotated, and -q's ports never as -o.
+        #expect(value([:], "-c").isEmpty && value([:], "-q").isEmpty && value([:], "-o").isEmpty)
+        let annotated = ["traffic.sidecar.istio.io/excludeInterfaces": "eth9", "traffic.sidecar.istio.io/includeOutboundPorts": "3306"]
+        #expect(value(annotated, "-c") == ["eth9"])
+        #expect(value(annotated, "-q") == ["3306"])
+        #expect(value(annotated, "-o").isEmpty)
+        // -d: the status port appended once; 0 appends nothing; a list that holds it already is passed as written.
+        #expect(value([:], "-d") == ["15090,15021,15020"])
+        #expect(value(["status.sidecar.istio.io/port": "0"], "-d") == ["15090,15021"])
+        #expect(value(["status.sidecar.istio.io/port": "0", "traffic.sidecar.istio.io/excludeInboundPorts": "8080"], "-d") == ["15090,15021,8080"])
+        #expect(value(["traffic.sidecar.istio.io/excludeInboundPorts": "15020, 8080"], "-d") == ["15090,15021,15020, 8080"])
+        #expect(value(["status.sidecar.istio.io/port": "15030", "traffic.sidecar.istio.io/excludeInboundPorts": "8080,"], "-d") == ["15090,15021,8080,15030"])
+        // -u: the proxy's UID; a root proxy's from an override, else 1337.
+        #expect(value([:], "-u", uid: 1000650000) == ["1000650000"])
+        #expect(value([:], "-u", uid: 0) == ["1337"])
+        let override = ["proxy.istio.io/overrides": #"{"containers":[{"name":"istio-proxy","securityContext":{"runAsUser":1234}}]}"#]
+        #expect(value(override, "-u", uid: 0) == ["1234"])
+        // -k: from 1.25 the reroute annotation wins over kubevirtInterfaces, for istio-init and the plugin alike.
+        let both = ["istio.io/reroute-virtual-interfaces": "net1", "traffic.sidecar.istio.io/kubevirtInterfaces": "net9"]
+        #expect(value(both, "-k", version: "1.24.3") == ["net9"])
+        #expect(value(both, "-k", version: "1.25.2") == ["net1"])
+        #expect(value(["istio.io/reroute-virtual-interfaces": "net1"], "-k", version: "1.24.3").isEmpty)
+        for name in ["istio-init", "istio-validation"] {
+            #expect(try view(both, init: name, version: "1.24.3").captureConfiguration().rerouteVirtualInterfaces == ["net9"], "\(name)")
+            #expect(try view(both, init: name, version: "1.25.2").captureConfiguration().rerouteVirtualInterfaces == ["net1"], "\(name)")
+        }
+    }
+}
